@@ -1,0 +1,118 @@
+# Activations and their derivatives, per element and per row.
+#
+# Backward passes take the derivative from the activation's *output* A rather
+# than its input Z (relu: A > 0, tanh: 1 - A^2, sigmoid: A (1 - A)), so a
+# forward pass only has to keep A.
+from cython cimport floating
+from libc.math cimport exp, expf, tanh, tanhf
+
+cdef enum:
+    ACT_LINEAR = 0
+    ACT_RELU = 1
+    ACT_TANH = 2
+    ACT_SIGMOID = 3
+    ACT_SOFTMAX = 4
+
+
+cdef inline floating fexp(floating x) noexcept nogil:
+    if floating is float:
+        return expf(x)
+    else:
+        return exp(x)
+
+
+cdef inline floating sigmoid(floating z) noexcept nogil:
+    # exp of a non-positive number only: no overflow for any z, and
+    # sigmoid(-1000) is 0 and sigmoid(1000) is 1 exactly, never NaN.
+    cdef floating e
+    if z >= 0:
+        e = fexp(-z)
+        return 1 / (1 + e)
+    e = fexp(z)
+    return e / (1 + e)
+
+
+cdef inline floating activate(floating z, int act) noexcept nogil:
+    if act == ACT_RELU:
+        return 0 if z < 0 else z
+    if act == ACT_TANH:
+        if floating is float:
+            return tanhf(z)
+        else:
+            return tanh(z)
+    if act == ACT_SIGMOID:
+        return sigmoid(z)
+    return z
+
+
+cdef inline floating derivative_from_output(floating a, int act) noexcept nogil:
+    if act == ACT_RELU:
+        return 1 if a > 0 else 0
+    if act == ACT_TANH:
+        return 1 - a * a
+    if act == ACT_SIGMOID:
+        return a * (1 - a)
+    return 1
+
+
+cdef inline void softmax_row(floating* z, Py_ssize_t m) noexcept nogil:
+    """In place: z <- exp(z - max z) / sum exp(z - max z)."""
+    cdef Py_ssize_t j
+    cdef floating zmax = z[0]
+    cdef floating total = 0
+    for j in range(1, m):
+        if z[j] > zmax:
+            zmax = z[j]
+    for j in range(m):
+        z[j] = fexp(z[j] - zmax)
+        total += z[j]
+    for j in range(m):
+        z[j] = z[j] / total
+
+
+cdef inline void bias_activate(floating* Z, const floating* b,
+                               Py_ssize_t n, Py_ssize_t m, int act) noexcept nogil:
+    """In place over the row-major (n x m) Z: Z <- act(Z + b), one pass."""
+    cdef Py_ssize_t i, j
+    cdef floating* row
+    for i in range(n):
+        row = Z + i * m
+        if act == ACT_SOFTMAX:
+            for j in range(m):
+                row[j] = row[j] + b[j]
+            softmax_row(row, m)
+        elif act == ACT_RELU:
+            for j in range(m):
+                row[j] = row[j] + b[j]
+                if row[j] < 0:   # NaN passes through, so divergence shows
+                    row[j] = 0
+        elif act == ACT_LINEAR:
+            for j in range(m):
+                row[j] = row[j] + b[j]
+        else:
+            for j in range(m):
+                row[j] = activate(row[j] + b[j], act)
+
+
+cdef inline void activation_backward(floating* dA, const floating* A,
+                                     Py_ssize_t n, Py_ssize_t m, int act) noexcept nogil:
+    """In place over (n x m): dA <- dL/dZ given dL/dA and the output A."""
+    cdef Py_ssize_t i, j
+    cdef floating dot
+    cdef floating* g
+    cdef const floating* a
+    if act == ACT_LINEAR:
+        return
+    for i in range(n):
+        g = dA + i * m
+        a = A + i * m
+        if act == ACT_SOFTMAX:
+            # Jacobian-vector product of softmax: a * (g - <g, a>).
+            dot = 0
+            for j in range(m):
+                dot += g[j] * a[j]
+            for j in range(m):
+                g[j] = a[j] * (g[j] - dot)
+        else:
+            for j in range(m):
+                g[j] = g[j] * derivative_from_output(a[j], act)

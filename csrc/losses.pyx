@@ -1,0 +1,16 @@
+# Python entry points to the loss kernels of loss_kernels.pxd.
+from cython cimport floating
+
+from loss_kernels cimport loss_and_grad
+
+
+def loss_value_grad(int code,
+                    const floating[:, ::1] P,   # IN  (n, m) outputs or logits
+                    const floating[:, ::1] Y,   # IN  (n, m) targets
+                    floating[:, ::1] G):        # OUT (n, m) dL/dP
+    """Mean loss of the batch; writes its gradient with respect to P into G."""
+    cdef Py_ssize_t n = P.shape[0], m = P.shape[1]
+    cdef double loss
+    with nogil:
+        loss = loss_and_grad(code, &P[0, 0], &Y[0, 0], n, m, &G[0, 0])
+    return loss

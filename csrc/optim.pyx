@@ -1,0 +1,20 @@
+# Python entry point to the optimizer kernels of optim_kernels.pxd.
+from cython cimport floating
+
+from optim_kernels cimport optimizer_step
+
+
+def step(int code,
+         floating[::1] params,          # IN/OUT
+         const floating[::1] grads,     # IN
+         floating[::1] state,           # IN/OUT optimizer state (may be empty)
+         const double[::1] hyper,       # IN settings, see optim_kernels.pxd
+         Py_ssize_t decay_end):
+    """One update of params from grads, in place."""
+    cdef int status
+    with nogil:
+        status = optimizer_step(code, &params[0], &grads[0],
+                                &state[0] if state.shape[0] else NULL,
+                                params.shape[0], decay_end, &hyper[0])
+    if status != 0:
+        raise ValueError(f"unknown optimizer code {code}")

@@ -1,0 +1,48 @@
+# Parameter updates over the flat parameter buffer, one fused pass.
+#
+# hyper holds the optimizer's settings as doubles, cast once to the storage
+# type so that a float32 model updates in float32 arithmetic, exactly as the
+# NumPy formula written with float32 arrays does:
+#   SGD:  hyper = [learning_rate, momentum, nesterov, weight_decay]
+from cython cimport floating
+
+cdef enum:
+    OPT_SGD = 0
+
+
+cdef inline void sgd_update(floating* w, const floating* g, floating* v,
+                            Py_ssize_t n_params, Py_ssize_t decay_end,
+                            const double* hyper) noexcept nogil:
+    # g += wd * w   (L2 weight decay, on entries [0, decay_end): the kernels)
+    # momentum 0:   w -= lr * g
+    # classic:      v = mu * v - lr * g;  w += v
+    # Nesterov:     v = mu * v - lr * g;  w += mu * v - lr * g
+    cdef floating lr = <floating>hyper[0]
+    cdef floating mu = <floating>hyper[1]
+    cdef bint nesterov = hyper[2] != 0
+    cdef floating wd = <floating>hyper[3]
+    cdef floating gi, vi
+    cdef Py_ssize_t i
+    for i in range(n_params):
+        gi = g[i]
+        if wd != 0 and i < decay_end:
+            gi = gi + wd * w[i]
+        if mu == 0:
+            w[i] = w[i] - lr * gi
+        else:
+            vi = mu * v[i] - lr * gi
+            v[i] = vi
+            if nesterov:
+                w[i] = w[i] + (mu * vi - lr * gi)
+            else:
+                w[i] = w[i] + vi
+
+
+cdef inline int optimizer_step(int code, floating* w, const floating* g,
+                               floating* state, Py_ssize_t n_params,
+                               Py_ssize_t decay_end,
+                               const double* hyper) noexcept nogil:
+    if code == OPT_SGD:
+        sgd_update(w, g, state, n_params, decay_end, hyper)
+        return 0
+    return -1

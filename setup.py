@@ -1,0 +1,45 @@
+"""Build the Cython kernels in csrc/ as extension modules of the pynn package.
+
+csrc/NAME.pyx becomes pynn._NAME.  PYNN_DEBUG=1 rebuilds with bounds,
+wraparound and initialisation checks on and without optimisation, for
+debugging a kernel that reads or writes out of bounds.
+"""
+import os
+from pathlib import Path
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+HERE = Path(__file__).parent
+DEBUG = os.environ.get("PYNN_DEBUG", "0") not in ("", "0")
+
+directives = {
+    "language_level": 3,
+    "boundscheck": DEBUG,
+    "wraparound": DEBUG,
+    "initializedcheck": DEBUG,
+    "cdivision": True,
+    "embedsignature": True,
+}
+# -O3 but never -march=native: a wheel must run on any x86-64.
+compile_args = ["-O0", "-g"] if DEBUG else ["-O3"]
+
+extensions = [
+    Extension(
+        f"pynn._{pyx.stem}",
+        [str(pyx.relative_to(HERE))],
+        extra_compile_args=compile_args,
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    )
+    for pyx in sorted((HERE / "csrc").glob("*.pyx"))
+]
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        compiler_directives=directives,
+        include_path=["csrc"],
+        build_dir="build/cython",
+        compile_time_env={"PYNN_DEBUG": DEBUG},
+    ),
+)
