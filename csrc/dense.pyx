@@ -18,7 +18,9 @@ from libc.string cimport memset, memcpy
 from _blas cimport gemm
 from activations cimport (ACT_LINEAR, activation_backward, bias_activate)
 from loss_kernels cimport loss_and_grad
-from optim_kernels cimport optimizer_step
+from libc.math cimport isfinite
+
+from optim_kernels cimport all_finite, optimizer_step
 
 cdef enum:
     N_COLS = 5
@@ -209,20 +211,43 @@ def train_step(floating[::1] params,             # IN/OUT flat parameters
                Py_ssize_t decay_end, bint update=True):
     """Forward, loss, backward and (if update) the optimizer step, in one call.
 
-    Returns the batch loss before the update.  With update=False only the
-    gradients are computed (into grads); params and state are untouched.
+    Returns (loss, finite): the batch loss before the update, and whether the
+    loss and every gradient were finite.  The update is applied only when
+    they were, so a diverging step never writes NaN or inf into params.
+    With update=False only the gradients are computed (into grads).
     """
     cdef Net net = _net(layout)
     cdef Py_ssize_t n = X.shape[0]
     cdef double loss
     cdef int status = 0
+    cdef bint finite
     with nogil:
         loss = _loss_and_backward(net, &params[0], &grads[0], &X[0, 0], &Y[0, 0],
                                   n, &work[0], loss_code, fused)
-        if update:
+        finite = isfinite(loss) and all_finite(&grads[0], grads.shape[0])
+        if update and finite:
             status = optimizer_step(opt_code, &params[0], &grads[0],
                                     &state[0] if state.shape[0] else NULL,
                                     params.shape[0], decay_end, &hyper[0])
     if status != 0:
         raise ValueError(f"unknown optimizer code {opt_code}")
+    return loss, finite
+
+
+def forward_loss(floating[::1] params,               # IN
+                 const Py_ssize_t[:, ::1] layout,    # IN  (n_layers, 5)
+                 const floating[:, ::1] X,           # IN  (n, n_in)
+                 const floating[:, ::1] Y,           # IN  (n, n_out)
+                 floating[::1] work,                 # SCRATCH work_size(layout, n)
+                 int loss_code, bint fused):
+    """Mean loss of the network on (X, Y), no gradient kept, nothing updated."""
+    cdef Net net = _net(layout)
+    cdef Py_ssize_t n = X.shape[0]
+    cdef floating* out
+    cdef double loss
+    with nogil:
+        out = _forward(net, &params[0], &X[0, 0], n, &work[0], fused)
+        loss = loss_and_grad(loss_code, out, &Y[0, 0], n,
+                             layout[net.n_layers - 1, 1],
+                             &work[0] + n * net.total_width)
     return loss

@@ -1,7 +1,7 @@
 # Python entry point to the optimizer kernels of optim_kernels.pxd.
 from cython cimport floating
 
-from optim_kernels cimport optimizer_step
+from optim_kernels cimport all_finite, optimizer_step
 
 
 def step(int code,
@@ -18,3 +18,11 @@ def step(int code,
                                 params.shape[0], decay_end, &hyper[0])
     if status != 0:
         raise ValueError(f"unknown optimizer code {code}")
+
+
+def is_finite(const floating[::1] x):
+    """True when no element of x is NaN or infinite."""
+    cdef bint result
+    with nogil:
+        result = all_finite(&x[0], x.shape[0]) if x.shape[0] else True
+    return result

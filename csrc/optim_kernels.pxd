@@ -46,3 +46,24 @@ cdef inline int optimizer_step(int code, floating* w, const floating* g,
         sgd_update(w, g, state, n_params, decay_end, hyper)
         return 0
     return -1
+
+
+cdef inline bint all_finite(const floating* x, Py_ssize_t n) noexcept nogil:
+    # Inf and NaN are exactly the values whose exponent bits are all ones, so
+    # the largest magnitude bit pattern tells: an integer max-reduction, which
+    # the compiler vectorises (a floating-point sum would not be).
+    cdef Py_ssize_t i
+    cdef unsigned int top32 = 0, bits32
+    cdef unsigned long long top64 = 0, bits64
+    if floating is float:
+        for i in range(n):
+            bits32 = (<const unsigned int*>x)[i] & 0x7fffffffU
+            if bits32 > top32:
+                top32 = bits32
+        return top32 < 0x7f800000U
+    else:
+        for i in range(n):
+            bits64 = (<const unsigned long long*>x)[i] & 0x7fffffffffffffffULL
+            if bits64 > top64:
+                top64 = bits64
+        return top64 < 0x7ff0000000000000ULL

@@ -48,3 +48,7 @@ def get(identifier):
 
 def make_generator(seed):
     return np.random.default_rng(seed)
+
+
+def serialize(init):
+    return {"class_name": type(init).__name__, "config": init.get_config()}

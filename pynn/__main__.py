@@ -1,0 +1,45 @@
+"""The command line: ``python -m pynn demo``."""
+import argparse
+import sys
+
+import numpy as np
+
+
+def demo(args):
+    """Train a small network on y = sin(x) and print the loss as it falls."""
+    import pynn
+
+    x = np.linspace(-np.pi, np.pi, 1024).reshape(-1, 1)
+    y = np.sin(x)
+    net = pynn.Sequential([
+        pynn.Dense(32, activation="tanh", input_dim=1),
+        pynn.Dense(32, activation="tanh"),
+        pynn.Dense(1),
+    ], seed=args.seed)
+    net.compile(loss="mse",
+                optimizer=pynn.SGD(learning_rate=0.05, momentum=0.9, nesterov=True))
+    print(f"pynn {pynn.__version__} demo: a 1-32-32-1 tanh network learns y = sin(x) "
+          f"on [-pi, pi] (1024 samples, batch 32)")
+    print(f"initial loss: {net.evaluate(x, y)['loss']:.6f}")
+    history = net.fit(x, y, epochs=args.epochs, batch_size=32, verbose=0)
+    for epoch, loss in enumerate(history.history["loss"], 1):
+        if epoch == 1 or epoch % max(1, args.epochs // 10) == 0:
+            print(f"epoch {epoch:4d}  loss {loss:.6f}")
+    final = net.evaluate(x, y)["loss"]
+    print(f"final loss: {final:.6f}")
+    return 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m pynn", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("demo", help="train a small network and print the loss as it falls")
+    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=demo)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""Checks shared by every public entry point, run before compiled code.
+
+Each raises ValueError or TypeError naming the argument and the value it got.
+Arrays are converted (never modified in place): the user's data stays theirs.
+"""
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+def as_dtype(dtype, argname="dtype"):
+    """np.float32 or np.float64 from a name, a type or a dtype."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{argname} must be 'float32' or 'float64', got {dtype!r}") from None
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"{argname} must be 'float32' or 'float64', got {dtype!r}")
+    return dt.type
+
+
+def as_float_array(x, dtype, argname):
+    """x as a C-contiguous float array of ``dtype`` (or its own float type).
+
+    Integers and booleans are converted; object, complex and string arrays
+    are refused.  A copy is made only when the input is not already usable.
+    """
+    if isinstance(x, (str, bytes)):
+        raise TypeError(f"{argname} must be an array of numbers, got a string: {x!r:.60}")
+    try:
+        arr = np.asarray(x)
+    except Exception as exc:  # ragged lists and the like
+        raise ValueError(f"{argname} could not be read as an array: {exc}") from None
+    kind = arr.dtype.kind
+    if kind not in "biuf":
+        raise TypeError(
+            f"{argname} must hold real numbers, got an array of dtype {arr.dtype}")
+    if dtype is None:
+        dtype = arr.dtype.type if kind == "f" and arr.dtype.itemsize in (4, 8) else np.float64
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def check_finite(arr, argname):
+    if not np.isfinite(arr).all():
+        n_bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+        raise ValueError(f"{argname} contains {n_bad} NaN or infinite value(s)")
+
+
+def check_positive_int(value, argname, allow_none=False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{argname} must be a positive integer, got {value!r}")
+    if value <= 0:
+        raise ValueError(f"{argname} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_nonneg_int(value, argname):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{argname} must be a non-negative integer, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{argname} must be a non-negative integer, got {value!r}")
+    return int(value)
+
+
+def check_real(value, argname, low=None, high=None, low_open=False, high_open=False):
+    """A finite real number within [low, high] (ends open if asked)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{argname} must be a real number, got {value!r}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{argname} must be finite, got {value!r}")
+    if low is not None and (value < low or (low_open and value == low)):
+        bound = f"> {low}" if low_open else f">= {low}"
+        raise ValueError(f"{argname} must be {bound}, got {value!r}")
+    if high is not None and (value > high or (high_open and value == high)):
+        bound = f"< {high}" if high_open else f"<= {high}"
+        raise ValueError(f"{argname} must be {bound}, got {value!r}")
+    return value

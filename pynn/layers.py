@@ -1,0 +1,115 @@
+"""Dense layers.
+
+A layer owns no memory of its own once built: its kernel ``W`` (units,
+inputs) and bias ``b`` (units,) are views into the model's flat parameter
+buffer, and ``dW``/``db`` views into the gradient buffer of the same layout.
+"""
+import numpy as np
+
+from . import _dense, activations, initializers
+from ._validation import as_float_array, check_positive_int
+
+
+class Dense:
+    """A fully connected layer: ``A = activation(X @ W.T + b)``.
+
+    Parameters
+    ----------
+    units : int
+        Number of outputs.
+    activation : str or None
+        One of ``pynn.activations.names()``; None means linear.
+    input_dim : int, optional
+        Number of inputs; needed on the first layer unless the model is
+        built from data.
+    kernel_initializer, bias_initializer : str or Initializer
+        How W and b are drawn (defaults glorot_uniform and zeros, as Keras;
+        he_* suits relu layers better).
+    name : str, optional
+    """
+
+    def __init__(self, units, activation=None, input_dim=None,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 name=None):
+        self.units = check_positive_int(units, "units")
+        self.activation = activations.get(activation)
+        self.input_dim = check_positive_int(input_dim, "input_dim", allow_none=True)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.name = name
+        self.W = self.b = self.dW = self.db = None
+
+    @property
+    def activation_code(self):
+        return activations.code(self.activation)
+
+    @property
+    def built(self):
+        return self.W is not None
+
+    def count_params(self, input_dim=None):
+        n_in = self.input_dim if input_dim is None else input_dim
+        return self.units * n_in + self.units
+
+    def _bind(self, input_dim, params, grads, w_offset, b_offset):
+        # Called by the model: make W, b, dW, db views of its flat buffers.
+        self.input_dim = input_dim
+        w_end = w_offset + self.units * input_dim
+        self.W = params[w_offset:w_end].reshape(self.units, input_dim)
+        self.b = params[b_offset:b_offset + self.units]
+        self.dW = grads[w_offset:w_end].reshape(self.units, input_dim)
+        self.db = grads[b_offset:b_offset + self.units]
+
+    def initialize(self, generator):
+        """Draw W and b in place from ``generator``."""
+        self.kernel_initializer(self.W, generator)
+        self.bias_initializer(self.b, generator)
+
+    # The Python-level path: one compiled call per layer.  Sequential trains
+    # through a single whole-network call instead; tests compare the two.
+
+    def forward(self, x):
+        """Output of the layer for a batch ``x`` (n, input_dim)."""
+        if not self.built:
+            raise RuntimeError("layer is not built: add it to a model first")
+        x = as_float_array(x, self.W.dtype, "x")
+        if x.ndim != 2 or x.shape[1] != self.input_dim:
+            raise ValueError(f"x must have shape (n_samples, {self.input_dim}), "
+                             f"got {x.shape}")
+        out = np.empty((x.shape[0], self.units), dtype=self.W.dtype)
+        _dense.dense_forward(x, self.W, self.b, self.activation_code, out)
+        return out
+
+    def backward(self, x, a, grad_a, need_grad_x=True, activation_code=None):
+        """Backpropagate through the layer.
+
+        Parameters
+        ----------
+        x : (n, input_dim) the layer's input
+        a : (n, units) the layer's output for x
+        grad_a : (n, units) dL/da; not modified
+        need_grad_x : bool
+            False for a first layer, whose input needs no gradient.
+
+        Returns
+        -------
+        grad_x : (n, input_dim) array or None.  dL/dW and dL/db are written
+        into ``self.dW`` and ``self.db``.
+        """
+        code = self.activation_code if activation_code is None else activation_code
+        grad_z = np.array(grad_a, dtype=self.W.dtype, order="C", copy=True)
+        grad_x = (np.empty((x.shape[0], self.input_dim), dtype=self.W.dtype)
+                  if need_grad_x else None)
+        _dense.dense_backward(x, self.W, a, grad_z, code, self.dW, self.db, grad_x)
+        return grad_x
+
+    def get_config(self):
+        return {"units": self.units, "activation": self.activation,
+                "input_dim": self.input_dim,
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer),
+                "name": self.name}
+
+    def __repr__(self):
+        return (f"Dense({self.units}, activation={self.activation!r}"
+                + (f", input_dim={self.input_dim}" if self.input_dim else "") + ")")

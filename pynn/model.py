@@ -1,0 +1,340 @@
+"""Sequential: a stack of Dense layers over one flat parameter buffer.
+
+Every parameter of the model lives in ``params`` (kernels first, then
+biases), every gradient in ``grads`` with the same layout, and the
+optimizer's state in a third buffer of that layout: a training step is one
+compiled call (forward, loss, backward, update), and an all-reduce of the
+gradients would be one call over one buffer.
+"""
+import threading
+
+import numpy as np
+
+from . import _dense, initializers, losses, optimizers
+from ._validation import (as_dtype, as_float_array, check_finite,
+                          check_nonneg_int, check_positive_int)
+from .callbacks import History
+from .errors import DivergenceError
+from .layers import Dense
+
+_PREDICT_CHUNK = 4096
+
+
+class Sequential:
+    """A feed-forward network of Dense layers.
+
+    Parameters
+    ----------
+    layers : list of Dense, optional
+    dtype : "float32" or "float64"
+        Storage and arithmetic type of parameters and data; inputs of other
+        types are converted (copied), never misread.
+    seed : int or None
+        Seeds the model's own generator, which draws the initial weights and
+        the shuffling order: the same seed gives the same weights.
+    """
+
+    def __init__(self, layers=None, dtype="float32", seed=None):
+        self.dtype = as_dtype(dtype)
+        self.seed = seed
+        self._generator = initializers.make_generator(seed)
+        self.layers = []
+        self.loss = None
+        self.optimizer = None
+        self.params = self.grads = None
+        self._layout = None
+        self._work = np.empty(0, dtype=self.dtype)
+        self._lock = threading.RLock()
+        self._trained = False
+        for layer in layers or []:
+            self.add(layer)
+
+    # ------------------------------------------------------------------ build
+
+    def add(self, layer):
+        """Append a Dense layer (before training starts)."""
+        if not isinstance(layer, Dense):
+            raise TypeError(f"layer must be a pynn.Dense, got {layer!r}")
+        if self._trained:
+            raise RuntimeError("cannot add a layer to a model that has been trained")
+        if not self.layers and layer.input_dim is None and self.built:
+            raise ValueError("the first layer needs input_dim")
+        self.layers.append(layer)
+        if self.layers[0].input_dim is not None:
+            self.build(self.layers[0].input_dim)
+
+    @property
+    def built(self):
+        return self.params is not None
+
+    @property
+    def input_dim(self):
+        return self.layers[0].input_dim if self.layers else None
+
+    @property
+    def output_dim(self):
+        return self.layers[-1].units
+
+    def build(self, input_dim):
+        """Allocate the flat buffers for ``input_dim`` inputs and draw the weights.
+
+        Rebuilding (after ``add``) redraws every weight from a generator
+        reset to the model's seed, so the result does not depend on how the
+        layers were added.
+        """
+        input_dim = check_positive_int(input_dim, "input_dim")
+        if not self.layers:
+            raise ValueError("the model has no layers")
+        sizes = [input_dim] + [layer.units for layer in self.layers]
+        n_weights = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+        n_params = n_weights + sum(sizes[1:])
+        self.params = np.zeros(n_params, dtype=self.dtype)
+        self.grads = np.zeros(n_params, dtype=self.dtype)
+        self._n_kernel_params = n_weights
+        layout = np.zeros((len(self.layers), 5), dtype=np.intp)
+        w_off, b_off = 0, n_weights
+        self._generator = initializers.make_generator(self.seed)
+        for i, layer in enumerate(self.layers):
+            n_in, n_out = sizes[i], sizes[i + 1]
+            layout[i] = (n_in, n_out, w_off, b_off, layer.activation_code)
+            layer._bind(n_in, self.params, self.grads, w_off, b_off)
+            layer.initialize(self._generator)
+            w_off += n_in * n_out
+            b_off += n_out
+        self._layout = layout
+        if self.optimizer is not None:
+            self.optimizer.build(n_params, self.dtype)
+
+    def count_params(self):
+        return 0 if self.params is None else self.params.shape[0]
+
+    # ---------------------------------------------------------------- compile
+
+    def compile(self, loss="mse", optimizer="sgd", metrics=None):
+        """Choose the loss and the optimizer (names or objects)."""
+        self.loss = losses.get(loss)
+        self.optimizer = optimizers.get(optimizer)
+        if metrics:
+            raise ValueError(f"no metrics are available yet, got metrics={metrics!r}")
+        self.metrics = []
+        if self.built:
+            self.optimizer.build(self.params.shape[0], self.dtype)
+
+    def _check_compiled(self, what):
+        if self.loss is None:
+            raise RuntimeError(f"call compile() before {what}()")
+
+    @property
+    def _fused(self):
+        return self.loss.fuses_with(self.layers[-1].activation)
+
+    # ------------------------------------------------------------- validation
+
+    def _check_x(self, x, argname="x"):
+        if not self.layers:
+            raise ValueError("the model has no layers")
+        x = as_float_array(x, self.dtype, argname)
+        if x.ndim == 1 and self.input_dim == 1:
+            x = x.reshape(-1, 1)
+        if x.ndim != 2:
+            raise ValueError(f"{argname} must be 2-D (n_samples, n_features), "
+                             f"got an array of shape {x.shape}")
+        if x.shape[0] == 0:
+            raise ValueError(f"{argname} is empty (shape {x.shape})")
+        if not self.built:
+            self.build(x.shape[1])
+        if x.shape[1] != self.input_dim:
+            raise ValueError(f"{argname} has {x.shape[1]} features, the model "
+                             f"expects {self.input_dim}")
+        check_finite(x, argname)
+        return x
+
+    def _check_xy(self, x, y):
+        x = self._check_x(x)
+        y = self.loss.prepare_targets(y, self.output_dim, self.dtype, "y")
+        if y.shape[0] != x.shape[0]:
+            raise ValueError(f"x and y have different numbers of samples: "
+                             f"{x.shape[0]} and {y.shape[0]}")
+        return x, y
+
+    def _workspace(self, n_samples):
+        size = _dense.work_size(self._layout, n_samples)
+        if self._work.shape[0] < size:
+            self._work = np.empty(size, dtype=self.dtype)
+        return self._work
+
+    # --------------------------------------------------------------- training
+
+    def _step(self, x, y, update=True):
+        # x, y already validated: C-contiguous arrays of the model's dtype.
+        opt = self.optimizer
+        loss, finite = _dense.train_step(
+            self.params, self.grads, opt.state, self._layout, x, y,
+            self._workspace(x.shape[0]), self.loss.code, self._fused,
+            opt.code, opt.hyper(), self._n_kernel_params, update)
+        if update and finite:
+            opt.iterations += 1
+            self._trained = True
+        return loss, finite
+
+    def train_on_batch(self, x, y):
+        """One forward pass, backward pass and update on a batch.
+
+        Returns
+        -------
+        float
+            The batch loss, computed before the update.
+        """
+        self._check_compiled("train_on_batch")
+        with self._lock:
+            x, y = self._check_xy(x, y)
+            loss, finite = self._step(x, y)
+        if not finite:
+            raise DivergenceError(
+                f"the loss or a gradient is not finite (loss={loss!r}); the update "
+                f"was not applied, the weights are those of the last finite step")
+        return float(loss)
+
+    def gradients(self, x, y):
+        """Loss and gradients on a batch, without updating anything.
+
+        Returns
+        -------
+        loss : float
+        grads : list of arrays, in ``get_weights()`` order (dW1, db1, ...)
+        """
+        self._check_compiled("gradients")
+        with self._lock:
+            x, y = self._check_xy(x, y)
+            loss, _ = self._step(x, y, update=False)
+            grads = []
+            for layer in self.layers:
+                grads += [layer.dW.copy(), layer.db.copy()]
+        return float(loss), grads
+
+    def fit(self, x, y, epochs=1, batch_size=32, shuffle=True, verbose=1):
+        """Train with mini-batch gradient descent.
+
+        Parameters
+        ----------
+        x : (n_samples, n_features) array
+        y : (n_samples, n_outputs) array (or 1-D for one output)
+        epochs : int >= 0
+        batch_size : int > 0
+            The last batch of an epoch may be smaller.
+        shuffle : bool
+            Reshuffle the samples before each epoch (drawn from the model's
+            generator, so a seeded model trains reproducibly).
+        verbose : 0 or 1
+            1 prints the loss after each epoch.
+
+        Returns
+        -------
+        History
+            ``history.history["loss"]`` holds the mean batch loss of each
+            epoch (weighted by batch size).
+        """
+        self._check_compiled("fit")
+        epochs = check_nonneg_int(epochs, "epochs")
+        batch_size = check_positive_int(batch_size, "batch_size")
+        history = History()
+        with self._lock:
+            x, y = self._check_xy(x, y)
+            n = x.shape[0]
+            bs = min(batch_size, n)
+            xb = np.empty((bs, x.shape[1]), dtype=self.dtype)
+            yb = np.empty((bs, y.shape[1]), dtype=self.dtype)
+            for epoch in range(epochs):
+                order = self._generator.permutation(n) if shuffle else None
+                total = 0.0
+                for batch, start in enumerate(range(0, n, bs)):
+                    stop = min(start + bs, n)
+                    if order is None:
+                        xs, ys = x[start:stop], y[start:stop]
+                    else:
+                        idx = order[start:stop]
+                        xs, ys = xb[:stop - start], yb[:stop - start]
+                        np.take(x, idx, axis=0, out=xs)
+                        np.take(y, idx, axis=0, out=ys)
+                    loss, finite = self._step(xs, ys)
+                    if not finite:
+                        raise DivergenceError(
+                            f"the loss or a gradient became non-finite at epoch "
+                            f"{epoch + 1}, batch {batch + 1} (loss={loss!r}); that "
+                            f"update was not applied, the weights are those of "
+                            f"the last finite step")
+                    total += loss * (stop - start)
+                logs = {"loss": total / n}
+                history.record(epoch, logs)
+                if verbose:
+                    print(f"epoch {epoch + 1}/{epochs} - loss: {logs['loss']:.6g}")
+        return history
+
+    # ------------------------------------------------------------- inference
+
+    def predict(self, x, batch_size=None):
+        """Outputs of the network for ``x``: an (n_samples, n_outputs) array."""
+        chunk = check_positive_int(batch_size or _PREDICT_CHUNK, "batch_size")
+        with self._lock:
+            x = self._check_x(x)
+            n = x.shape[0]
+            out = np.empty((n, self.output_dim), dtype=self.dtype)
+            for start in range(0, n, chunk):
+                xs = x[start:start + chunk]
+                res = _dense.forward(self.params, self._layout, xs,
+                                     self._workspace(xs.shape[0]))
+                out[start:start + xs.shape[0]] = np.asarray(res).reshape(xs.shape[0], -1)
+        return out
+
+    def evaluate(self, x, y, batch_size=None):
+        """Loss (and metrics) on (x, y), as a dict: ``{"loss": ...}``."""
+        self._check_compiled("evaluate")
+        chunk = check_positive_int(batch_size or _PREDICT_CHUNK, "batch_size")
+        with self._lock:
+            x, y = self._check_xy(x, y)
+            n = x.shape[0]
+            total = 0.0
+            for start in range(0, n, chunk):
+                xs, ys = x[start:start + chunk], y[start:start + chunk]
+                total += xs.shape[0] * _dense.forward_loss(
+                    self.params, self._layout, xs, ys, self._workspace(xs.shape[0]),
+                    self.loss.code, self._fused)
+        return {"loss": total / n}
+
+    # ---------------------------------------------------------------- weights
+
+    def get_weights(self):
+        """Copies of the parameters: [W1, b1, W2, b2, ...]."""
+        if not self.built:
+            raise RuntimeError("the model is not built: give the first layer an "
+                               "input_dim or call fit/predict first")
+        out = []
+        for layer in self.layers:
+            out += [layer.W.copy(), layer.b.copy()]
+        return out
+
+    def set_weights(self, weights):
+        """Copy [W1, b1, W2, b2, ...] into the model (shapes must match)."""
+        if not self.built:
+            raise RuntimeError("the model is not built")
+        targets = []
+        for layer in self.layers:
+            targets += [layer.W, layer.b]
+        weights = list(weights)
+        if len(weights) != len(targets):
+            raise ValueError(f"weights must hold {len(targets)} arrays, "
+                             f"got {len(weights)}")
+        checked = []
+        for i, (w, t) in enumerate(zip(weights, targets)):
+            w = as_float_array(w, self.dtype, f"weights[{i}]")
+            if w.shape != t.shape:
+                raise ValueError(f"weights[{i}] must have shape {t.shape}, "
+                                 f"got {w.shape}")
+            check_finite(w, f"weights[{i}]")
+            checked.append(w)
+        with self._lock:
+            for w, t in zip(checked, targets):
+                t[...] = w
+
+    def __repr__(self):
+        return f"Sequential({self.layers!r}, dtype={np.dtype(self.dtype).name!r})"

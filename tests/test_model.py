@@ -1,0 +1,191 @@
+"""Sequential: the public API contract, real learning, and bad input."""
+import numpy as np
+import pytest
+
+import pynn
+
+
+def make_net(dtype="float32", seed=0, optimizer=None):
+    net = pynn.Sequential([
+        pynn.Dense(32, activation="relu", input_dim=8),
+        pynn.Dense(3),
+    ], dtype=dtype, seed=seed)
+    net.compile(loss="mse", optimizer=optimizer or pynn.SGD(learning_rate=0.01, momentum=0.9))
+    return net
+
+
+@pytest.fixture
+def data(rng):
+    x = rng.standard_normal((100, 8))
+    y = rng.standard_normal((100, 3))
+    return x, y
+
+
+def test_parameters_are_views_of_one_flat_buffer():
+    net = make_net()
+    assert net.params.shape == (8 * 32 + 32 * 3 + 32 + 3,)
+    for layer in net.layers:
+        assert np.shares_memory(layer.W, net.params)
+        assert np.shares_memory(layer.b, net.params)
+        assert np.shares_memory(layer.dW, net.grads)
+    assert net.layers[0].W.shape == (32, 8)
+    assert net.layers[1].b.shape == (3,)
+    net.layers[0].W[0, 0] = 42.0
+    assert 42.0 in net.params
+
+
+def test_api_contract(data):
+    x, y = data
+    net = make_net()
+    history = net.fit(x, y, epochs=3, batch_size=32, verbose=0)
+    assert len(history.history["loss"]) == 3
+    loss = net.train_on_batch(x[:32], y[:32])
+    assert isinstance(loss, float) and np.isfinite(loss)
+    loss, grads = net.gradients(x[:32], y[:32])
+    assert [g.shape for g in grads] == [w.shape for w in net.get_weights()]
+    y_pred = net.predict(x)
+    assert y_pred.shape == (100, 3) and y_pred.dtype == np.float32
+    scores = net.evaluate(x, y)
+    assert set(scores) == {"loss"}
+    ws = net.get_weights()
+    assert len(ws) == 4
+    ws[0][...] = 0                    # copies: the model is not touched
+    assert not np.all(net.layers[0].W == 0)
+    net.set_weights(ws)
+    assert np.all(net.layers[0].W == 0)
+
+
+def test_gradients_do_not_update(data):
+    x, y = data
+    net = make_net()
+    before = net.params.copy()
+    net.gradients(x, y)
+    np.testing.assert_array_equal(net.params, before)
+
+
+def test_train_on_batch_reduces_the_loss(data):
+    x, y = data
+    net = make_net(optimizer=pynn.SGD(learning_rate=0.05))
+    first = net.train_on_batch(x, y)
+    for _ in range(20):
+        last = net.train_on_batch(x, y)
+    assert last < first
+
+
+def test_evaluate_matches_the_mean_of_predict(data):
+    x, y = data
+    net = make_net(dtype="float64")
+    expected = np.mean((net.predict(x) - y) ** 2)
+    assert net.evaluate(x, y)["loss"] == pytest.approx(expected, rel=1e-12)
+    assert net.evaluate(x, y, batch_size=7)["loss"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_predict_in_chunks_equals_predict_at_once(data):
+    x, _ = data
+    net = make_net(dtype="float64")
+    np.testing.assert_allclose(net.predict(x, batch_size=9), net.predict(x), rtol=1e-14)
+
+
+def test_learns_sine():
+    x = np.linspace(-np.pi, np.pi, 256).reshape(-1, 1)
+    y = np.sin(x)
+    net = pynn.Sequential([pynn.Dense(32, activation="tanh", input_dim=1),
+                           pynn.Dense(32, activation="tanh"),
+                           pynn.Dense(1)], seed=0)
+    net.compile(loss="mse", optimizer=pynn.SGD(learning_rate=0.05, momentum=0.9, nesterov=True))
+    first = net.evaluate(x, y)["loss"]
+    net.fit(x, y, epochs=300, batch_size=32, verbose=0)
+    final = net.evaluate(x, y)["loss"]
+    assert first > 0.1
+    assert final < 2e-3, final
+
+
+def test_same_seed_same_weights_and_training(data):
+    x, y = data
+    a, b = make_net(seed=5), make_net(seed=5)
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    a.fit(x, y, epochs=2, verbose=0)
+    b.fit(x, y, epochs=2, verbose=0)
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    c = make_net(seed=6)
+    assert not np.array_equal(a.layers[0].W, c.layers[0].W)
+
+
+def test_last_batch_may_be_smaller(data):
+    x, y = data
+    net = make_net()
+    # 100 samples at batch 64: one batch of 64 and one of 36
+    history = net.fit(x, y, epochs=1, batch_size=64, shuffle=False, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+
+def test_fit_is_the_sequence_of_train_on_batch(data):
+    x, y = data
+    a, b = make_net(dtype="float64"), make_net(dtype="float64")
+    a.fit(x, y, epochs=1, batch_size=30, shuffle=False, verbose=0)
+    for start in range(0, 100, 30):
+        b.train_on_batch(x[start:start + 30], y[start:start + 30])
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+
+
+def test_integer_and_float64_input_to_float32_model():
+    net = make_net()
+    x_int = np.arange(16).reshape(2, 8)
+    np.testing.assert_allclose(net.predict(x_int), net.predict(x_int.astype(np.float32)),
+                               rtol=1e-6)
+    x64 = np.random.default_rng(0).standard_normal((4, 8))
+    np.testing.assert_allclose(net.predict(x64), net.predict(x64.astype(np.float32)),
+                               rtol=1e-6)
+
+
+def test_user_arrays_never_modified(data):
+    x, y = data
+    x32 = x.astype(np.float32)
+    y32 = y.astype(np.float32)
+    copies = [a.copy() for a in (x, y, x32, y32)]
+    net = make_net()
+    net.fit(x32, y32, epochs=1, verbose=0)
+    net.fit(x, y, epochs=1, verbose=0)
+    net.train_on_batch(x32, y32)
+    net.gradients(x, y)
+    net.evaluate(x32, y32)
+    net.predict(x)
+    for a, c in zip((x, y, x32, y32), copies):
+        np.testing.assert_array_equal(a, c)
+
+
+def test_divergence_keeps_finite_weights(data):
+    x, y = data
+    net = make_net(optimizer=pynn.SGD(learning_rate=1e6))
+    with pytest.raises(pynn.DivergenceError, match="epoch .*batch"):
+        net.fit(x * 1e3, y, epochs=50, verbose=0)
+    assert np.all(np.isfinite(net.params))
+
+
+def test_builds_from_data_when_no_input_dim(data):
+    x, y = data
+    net = pynn.Sequential([pynn.Dense(4, activation="relu"), pynn.Dense(3)], seed=0)
+    net.compile(loss="mse")
+    net.fit(x, y, epochs=1, verbose=0)
+    assert net.layers[0].W.shape == (4, 8)
+
+
+def test_add_then_build_equals_list():
+    a = pynn.Sequential(seed=3)
+    a.add(pynn.Dense(5, activation="relu", input_dim=2))
+    a.add(pynn.Dense(1))
+    b = pynn.Sequential([pynn.Dense(5, activation="relu", input_dim=2), pynn.Dense(1)], seed=3)
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+
+
+def test_strings_and_objects_accepted():
+    for loss in ("mse", pynn.MeanSquaredError()):
+        for opt in ("sgd", pynn.SGD()):
+            net = make_net()
+            net.compile(loss=loss, optimizer=opt)
+            assert isinstance(net.loss, pynn.MeanSquaredError)
+            assert isinstance(net.optimizer, pynn.SGD)
