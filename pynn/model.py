@@ -44,6 +44,7 @@ class Sequential:
         self.params = self.grads = None
         self._layout = None
         self._work = np.empty(0, dtype=self.dtype)
+        self._batch_x = self._batch_y = None
         self._lock = threading.RLock()
         self._trained = False
         for layer in layers or []:
@@ -212,6 +213,36 @@ class Sequential:
                 grads += [layer.dW.copy(), layer.db.copy()]
         return float(loss), grads
 
+    def _train_batches(self, x, y, order, batch_size, first, stop, losses):
+        """Train on batches ``first``..``stop-1`` of an epoch.
+
+        Batch ``k`` holds samples ``order[k*batch_size:(k+1)*batch_size]`` (or
+        that slice of x and y itself when ``order`` is None); the last batch may
+        be smaller.  Each batch's loss goes to ``losses[k]``.  Stops at the
+        first batch whose loss or gradient is not finite, without applying
+        it, and returns the index of that batch (``stop`` when all ran).
+        """
+        n = x.shape[0]
+        if order is not None:
+            if self._batch_x is None or self._batch_x.shape[0] < batch_size or \
+                    self._batch_x.shape[1] != x.shape[1] or self._batch_y.shape[1] != y.shape[1]:
+                self._batch_x = np.empty((batch_size, x.shape[1]), dtype=self.dtype)
+                self._batch_y = np.empty((batch_size, y.shape[1]), dtype=self.dtype)
+        for k in range(first, stop):
+            start = k * batch_size
+            end = min(start + batch_size, n)
+            if order is None:
+                xs, ys = x[start:end], y[start:end]
+            else:
+                idx = order[start:end]
+                xs, ys = self._batch_x[:end - start], self._batch_y[:end - start]
+                np.take(x, idx, axis=0, out=xs)
+                np.take(y, idx, axis=0, out=ys)
+            losses[k], finite = self._step(xs, ys)
+            if not finite:
+                return k
+        return stop
+
     def fit(self, x, y, epochs=1, batch_size=32, shuffle=True, verbose=1):
         """Train with mini-batch gradient descent.
 
@@ -241,30 +272,20 @@ class Sequential:
         with self._lock:
             x, y = self._check_xy(x, y)
             n = x.shape[0]
-            bs = min(batch_size, n)
-            xb = np.empty((bs, x.shape[1]), dtype=self.dtype)
-            yb = np.empty((bs, y.shape[1]), dtype=self.dtype)
+            n_batches = -(-n // batch_size)
+            batch_losses = np.empty(n_batches, dtype=np.float64)
             for epoch in range(epochs):
                 order = self._generator.permutation(n) if shuffle else None
-                total = 0.0
-                for batch, start in enumerate(range(0, n, bs)):
-                    stop = min(start + bs, n)
-                    if order is None:
-                        xs, ys = x[start:stop], y[start:stop]
-                    else:
-                        idx = order[start:stop]
-                        xs, ys = xb[:stop - start], yb[:stop - start]
-                        np.take(x, idx, axis=0, out=xs)
-                        np.take(y, idx, axis=0, out=ys)
-                    loss, finite = self._step(xs, ys)
-                    if not finite:
-                        raise DivergenceError(
-                            f"the loss or a gradient became non-finite at epoch "
-                            f"{epoch + 1}, batch {batch + 1} (loss={loss!r}); that "
-                            f"update was not applied, the weights are those of "
-                            f"the last finite step")
-                    total += loss * (stop - start)
-                logs = {"loss": total / n}
+                done = self._train_batches(x, y, order, batch_size, 0, n_batches,
+                                           batch_losses)
+                if done < n_batches:
+                    raise DivergenceError(
+                        f"the loss or a gradient became non-finite at epoch "
+                        f"{epoch + 1}, batch {done + 1} (loss={batch_losses[done]!r}); "
+                        f"that update was not applied, the weights are those of "
+                        f"the last finite step")
+                sizes = np.minimum(batch_size, n - batch_size * np.arange(n_batches))
+                logs = {"loss": float(batch_losses @ sizes) / n}
                 history.record(epoch, logs)
                 if verbose:
                     print(f"epoch {epoch + 1}/{epochs} - loss: {logs['loss']:.6g}")
