@@ -7,6 +7,7 @@ debugging a kernel that reads or writes out of bounds.
 import os
 from pathlib import Path
 
+import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
@@ -28,6 +29,7 @@ extensions = [
     Extension(
         f"pynn._{pyx.stem}",
         [str(pyx.relative_to(HERE))],
+        include_dirs=[numpy.get_include()],
         extra_compile_args=compile_args,
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     )

@@ -13,7 +13,10 @@
 # The Python layer validates everything (shapes, dtypes, capacities) before
 # calling in; the kernels run without the GIL and do not check again.
 from cython cimport floating
-from libc.string cimport memset, memcpy
+from libc.string cimport memcpy, memset
+
+cimport numpy as cnp
+import numpy as np
 
 from _blas cimport gemm
 from activations cimport (ACT_LINEAR, activation_backward, bias_activate)
@@ -114,17 +117,11 @@ cdef inline Net _net(const Py_ssize_t[:, ::1] layout) noexcept:
     for l in range(net.n_layers):
         w = layout[l, 1]
         net.total_width += w
+        # deltas are (n x n_out) and, below the top, (n x n_in) = the
+        # previous layer's (n x n_out): the widest output bounds both
         if w > net.max_width:
             net.max_width = w
-        if layout[l, 0] > net.max_width:
-            net.max_width = layout[l, 0]
     return net
-
-
-def work_size(const Py_ssize_t[:, ::1] layout, Py_ssize_t n_samples):
-    """Number of elements of the `work` buffer a batch of n_samples needs."""
-    cdef Net net = _net(layout)
-    return n_samples * (net.total_width + 2 * net.max_width)
 
 
 cdef floating* _forward(Net net, const floating* params, const floating* X,
@@ -181,73 +178,325 @@ cdef double _loss_and_backward(Net net, const floating* params, floating* grads,
     return loss
 
 
-def forward(floating[::1] params,                # IN
-            const Py_ssize_t[:, ::1] layout,     # IN  (n_layers, 5)
-            const floating[:, ::1] X,            # IN  (n, n_in)
-            floating[::1] work,                  # SCRATCH work_size(layout, n)
-            bint logits_out=False):
-    """Run the network on X; returns a view into work of the output (n, n_out)."""
-    cdef Net net = _net(layout)
-    cdef Py_ssize_t n = X.shape[0]
-    cdef floating* out
-    cdef Py_ssize_t off
-    if n == 0:
-        return None
-    with nogil:
-        out = _forward(net, &params[0], &X[0, 0], n, &work[0], logits_out)
-    off = out - &work[0]
-    return work[off:off + n * layout[net.n_layers - 1, 1]]
+# --------------------------------------------------------------------------
+# Network: the model's buffers held once, so a step costs one cheap call
+# --------------------------------------------------------------------------
+#
+# Acquiring a typed memoryview costs a few hundred nanoseconds per argument,
+# which is much of a tiny network's step.  A Network keeps raw pointers to
+# the model's buffers (and references that keep those alive), checks each
+# batch with NumPy's C API in nanoseconds, and dispatches on its dtype to
+# the fused kernels above.
+
+cnp.import_array()
+
+cdef enum:
+    STATUS_OK = 0
+    STATUS_NONFINITE = 1        # loss or gradient not finite: step not applied
+    STATUS_X_NONFINITE = 2      # the input batch holds NaN or inf: nothing ran
+    STATUS_Y_NONFINITE = 3      # the targets hold NaN or inf: nothing ran
 
 
-def train_step(floating[::1] params,             # IN/OUT flat parameters
-               floating[::1] grads,              # OUT   same layout as params
-               floating[::1] state,              # IN/OUT optimizer state
-               const Py_ssize_t[:, ::1] layout,  # IN  (n_layers, 5)
-               const floating[:, ::1] X,         # IN  (n, n_in)
-               const floating[:, ::1] Y,         # IN  (n, n_out) targets
-               floating[::1] work,               # SCRATCH work_size(layout, n)
-               int loss_code, bint fused,
-               int opt_code, const double[::1] hyper,
-               Py_ssize_t decay_end, bint update=True):
-    """Forward, loss, backward and (if update) the optimizer step, in one call.
+cdef int _checked_step(Net net, floating* params, floating* grads, floating* state,
+                       const floating* X, const floating* Y, Py_ssize_t n,
+                       Py_ssize_t n_in, Py_ssize_t n_out, floating* work,
+                       int loss_code, bint fused, int opt_code, const double* hyper,
+                       Py_ssize_t n_params, Py_ssize_t decay_end, bint update,
+                       double* loss) noexcept nogil:
+    if not all_finite(X, n * n_in):
+        return STATUS_X_NONFINITE
+    if not all_finite(Y, n * n_out):
+        return STATUS_Y_NONFINITE
+    loss[0] = _loss_and_backward(net, params, grads, X, Y, n, work, loss_code, fused)
+    if not (isfinite(loss[0]) and all_finite(grads, n_params)):
+        return STATUS_NONFINITE
+    if update:
+        optimizer_step(opt_code, params, grads, state, n_params, decay_end, hyper)
+    return STATUS_OK
 
-    Returns (loss, finite): the batch loss before the update, and whether the
-    loss and every gradient were finite.  The update is applied only when
-    they were, so a diverging step never writes NaN or inf into params.
-    With update=False only the gradients are computed (into grads).
+
+cdef inline void _gather(const floating* src, const Py_ssize_t* rows, Py_ssize_t n_rows,
+                         Py_ssize_t width, floating* dst) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n_rows):
+        memcpy(dst + i * width, src + rows[i] * width, width * sizeof(floating))
+
+
+cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* state,
+                       const floating* X, const floating* Y, Py_ssize_t n_samples,
+                       Py_ssize_t n_in, Py_ssize_t n_out, const Py_ssize_t* order,
+                       Py_ssize_t batch_size, Py_ssize_t first, Py_ssize_t stop,
+                       floating* bx, floating* by, floating* work, int loss_code,
+                       bint fused, int opt_code, const double* hyper,
+                       Py_ssize_t n_params, Py_ssize_t decay_end,
+                       double* losses) noexcept nogil:
+    # Batches first..stop-1 of an epoch; returns the first batch whose step
+    # was not applied (stop when all were).  x and y were checked finite once.
+    cdef Py_ssize_t k, start, m
+    cdef const floating* xb
+    cdef const floating* yb
+    for k in range(first, stop):
+        start = k * batch_size
+        m = min(batch_size, n_samples - start)
+        if order == NULL:
+            xb = X + start * n_in
+            yb = Y + start * n_out
+        else:
+            _gather(X, order + start, m, n_in, bx)
+            _gather(Y, order + start, m, n_out, by)
+            xb = bx
+            yb = by
+        losses[k] = _loss_and_backward(net, params, grads, xb, yb, m, work,
+                                       loss_code, fused)
+        if not (isfinite(losses[k]) and all_finite(grads, n_params)):
+            return k
+        optimizer_step(opt_code, params, grads, state, n_params, decay_end, hyper)
+    return stop
+
+
+cdef class Network:
+    """The compiled side of a Sequential model.
+
+    Parameters
+    ----------
+    params, grads : 1-D C-contiguous float32 or float64 arrays of one size
+        The flat parameter and gradient buffers (not copied: the Network
+        reads and writes them in place).
+    layout : (n_layers, 5) intp array, see the top of this file.
     """
-    cdef Net net = _net(layout)
-    cdef Py_ssize_t n = X.shape[0]
-    cdef double loss
-    cdef int status = 0
-    cdef bint finite
-    with nogil:
-        loss = _loss_and_backward(net, &params[0], &grads[0], &X[0, 0], &Y[0, 0],
-                                  n, &work[0], loss_code, fused)
-        finite = isfinite(loss) and all_finite(&grads[0], grads.shape[0])
-        if update and finite:
-            status = optimizer_step(opt_code, &params[0], &grads[0],
-                                    &state[0] if state.shape[0] else NULL,
-                                    params.shape[0], decay_end, &hyper[0])
-    if status != 0:
-        raise ValueError(f"unknown optimizer code {opt_code}")
-    return loss, finite
+    cdef object _params, _grads, _layout, _work, _state, _bx, _by
+    cdef void* p_params
+    cdef void* p_grads
+    cdef void* p_state
+    cdef Net net
+    cdef bint is_double
+    cdef Py_ssize_t n_params, n_in, n_out, work_capacity, batch_capacity
+    cdef int loss_code, opt_code
+    cdef bint fused
+    cdef Py_ssize_t decay_end
+    cdef double hyper[16]
+    cdef readonly object dtype
 
+    def __init__(self, cnp.ndarray params not None, cnp.ndarray grads not None, layout):
+        if params.ndim != 1 or not params.flags.c_contiguous:
+            raise ValueError("params must be a 1-D C-contiguous array")
+        if params.dtype != np.float32 and params.dtype != np.float64:
+            raise TypeError(f"params must be float32 or float64, got {params.dtype}")
+        if grads.dtype != params.dtype or grads.ndim != 1 \
+                or grads.shape[0] != params.shape[0] or not grads.flags.c_contiguous:
+            raise ValueError("grads must be laid out like params")
+        self._layout = np.ascontiguousarray(layout, dtype=np.intp)
+        cdef const Py_ssize_t[:, ::1] lay = self._layout
+        if lay.shape[1] != N_COLS or lay.shape[0] < 1:
+            raise ValueError(f"layout must have shape (n_layers, {N_COLS})")
+        self._params = params
+        self._grads = grads
+        self.p_params = cnp.PyArray_DATA(params)
+        self.p_grads = cnp.PyArray_DATA(grads)
+        self.net = _net(lay)
+        self.dtype = params.dtype
+        self.is_double = params.dtype == np.float64
+        self.n_params = params.shape[0]
+        self.n_in = lay[0, 0]
+        self.n_out = lay[self.net.n_layers - 1, 1]
+        self.work_capacity = 0
+        self.batch_capacity = 0
+        self._state = np.zeros(1, dtype=self.dtype)
+        self.p_state = cnp.PyArray_DATA(self._state)
+        memset(self.hyper, 0, sizeof(self.hyper))
 
-def forward_loss(floating[::1] params,               # IN
-                 const Py_ssize_t[:, ::1] layout,    # IN  (n_layers, 5)
-                 const floating[:, ::1] X,           # IN  (n, n_in)
-                 const floating[:, ::1] Y,           # IN  (n, n_out)
-                 floating[::1] work,                 # SCRATCH work_size(layout, n)
-                 int loss_code, bint fused):
-    """Mean loss of the network on (X, Y), no gradient kept, nothing updated."""
-    cdef Net net = _net(layout)
-    cdef Py_ssize_t n = X.shape[0]
-    cdef floating* out
-    cdef double loss
-    with nogil:
-        out = _forward(net, &params[0], &X[0, 0], n, &work[0], fused)
-        loss = loss_and_grad(loss_code, out, &Y[0, 0], n,
-                             layout[net.n_layers - 1, 1],
-                             &work[0] + n * net.total_width)
-    return loss
+    def set_loss(self, int code, bint fused):
+        """The loss kernel's code, and whether it takes the last layer's logits."""
+        self.loss_code = code
+        self.fused = fused
+
+    def set_optimizer(self, int code, cnp.ndarray state not None, hyper,
+                      Py_ssize_t decay_end):
+        """The optimizer kernel's code, its state buffer (kept, updated in
+        place) and settings (copied; see set_hyper)."""
+        if state.dtype != self.dtype or state.ndim != 1 or not state.flags.c_contiguous:
+            raise ValueError("state must be a 1-D C-contiguous array of the model's dtype")
+        if state.shape[0] == 0:
+            state = np.zeros(1, dtype=self.dtype)  # never dereferenced; keeps a valid pointer
+        self.opt_code = code
+        self._state = state
+        self.p_state = cnp.PyArray_DATA(state)
+        self.decay_end = decay_end
+        self.set_hyper(hyper)
+
+    def set_hyper(self, hyper):
+        """Copy the optimizer's settings: a sequence of at most 16 floats."""
+        cdef Py_ssize_t i, n = len(hyper)
+        if n > 16:
+            raise ValueError("at most 16 optimizer settings")
+        for i in range(n):
+            self.hyper[i] = hyper[i]
+
+    cdef void* _work_for(self, Py_ssize_t n) except NULL:
+        cdef Py_ssize_t need = n * (self.net.total_width + 2 * self.net.max_width)
+        if need > self.work_capacity:
+            self._work = np.empty(need, dtype=self.dtype)
+            self.work_capacity = need
+        return cnp.PyArray_DATA(<cnp.ndarray>self._work)
+
+    cdef int _check(self, cnp.ndarray a, Py_ssize_t width, str name) except -1:
+        # The Python layer converts and explains; this makes sure that
+        # nothing it missed can be misread.
+        if a is None or cnp.PyArray_NDIM(a) != 2 or a.shape[1] != width or a.shape[0] < 1:
+            raise ValueError(f"{name} must be an array of shape (n_samples >= 1, {width})")
+        if a.dtype != self.dtype:
+            raise TypeError(f"{name} must be {self.dtype}, got {a.dtype}")
+        if not cnp.PyArray_IS_C_CONTIGUOUS(a):
+            raise ValueError(f"{name} must be C-contiguous")
+        return 0
+
+    def step(self, cnp.ndarray x, cnp.ndarray y, bint update=True):
+        """Forward, loss, backward and (if update) the optimizer step on a batch.
+
+        Returns (loss, status): status 0 when done, 1 when the loss or a
+        gradient was not finite (the update was not applied), 2 or 3 when x
+        or y holds NaN or inf (checked first: nothing ran).
+        """
+        self._check(x, self.n_in, "x")
+        self._check(y, self.n_out, "y")
+        cdef Py_ssize_t n = x.shape[0]
+        if y.shape[0] != n:
+            raise ValueError(f"x and y have different numbers of samples: {n} and {y.shape[0]}")
+        cdef void* work = self._work_for(n)
+        cdef void* px = cnp.PyArray_DATA(x)
+        cdef void* py = cnp.PyArray_DATA(y)
+        cdef double loss = 0
+        cdef int status
+        with nogil:
+            if self.is_double:
+                status = _checked_step(self.net, <double*>self.p_params, <double*>self.p_grads,
+                                       <double*>self.p_state, <const double*>px,
+                                       <const double*>py, n, self.n_in, self.n_out,
+                                       <double*>work, self.loss_code, self.fused,
+                                       self.opt_code, self.hyper, self.n_params,
+                                       self.decay_end, update, &loss)
+            else:
+                status = _checked_step(self.net, <float*>self.p_params, <float*>self.p_grads,
+                                       <float*>self.p_state, <const float*>px,
+                                       <const float*>py, n, self.n_in, self.n_out,
+                                       <float*>work, self.loss_code, self.fused,
+                                       self.opt_code, self.hyper, self.n_params,
+                                       self.decay_end, update, &loss)
+        return loss, status
+
+    def train_batches(self, cnp.ndarray x, cnp.ndarray y, order, Py_ssize_t batch_size,
+                      Py_ssize_t first, Py_ssize_t stop, double[::1] losses not None):
+        """Train on batches first..stop-1 of an epoch without coming back to Python.
+
+        Batch k holds rows order[k*batch_size : (k+1)*batch_size] of x and y
+        (gathered into a buffer allocated once), or that slice of x and y
+        itself when order is None; the last batch may be smaller.  x and y
+        must already be known finite.  losses[k] receives batch k's loss.
+        Returns the first batch not applied because its loss or gradient was
+        not finite, or stop.
+        """
+        self._check(x, self.n_in, "x")
+        self._check(y, self.n_out, "y")
+        cdef Py_ssize_t n = x.shape[0]
+        cdef const Py_ssize_t[::1] idx
+        cdef const Py_ssize_t* p_order = NULL
+        if y.shape[0] != n:
+            raise ValueError(f"x and y have different numbers of samples: {n} and {y.shape[0]}")
+        if batch_size < 1 or first < 0 or stop < first or (stop - 1) * batch_size >= n \
+                or losses.shape[0] < stop:
+            raise ValueError("batch range out of bounds")
+        if order is not None:
+            idx = order
+            if idx.shape[0] != n:
+                raise ValueError(f"order must have {n} entries, got {idx.shape[0]}")
+            p_order = &idx[0]
+            if batch_size > self.batch_capacity:
+                self._bx = np.empty(batch_size * self.n_in, dtype=self.dtype)
+                self._by = np.empty(batch_size * self.n_out, dtype=self.dtype)
+                self.batch_capacity = batch_size
+        cdef void* work = self._work_for(min(batch_size, n))
+        cdef void* px = cnp.PyArray_DATA(x)
+        cdef void* py = cnp.PyArray_DATA(y)
+        cdef void* bx = cnp.PyArray_DATA(<cnp.ndarray>self._bx) if order is not None else NULL
+        cdef void* by = cnp.PyArray_DATA(<cnp.ndarray>self._by) if order is not None else NULL
+        cdef Py_ssize_t done
+        with nogil:
+            if self.is_double:
+                done = _epoch(self.net, <double*>self.p_params, <double*>self.p_grads,
+                              <double*>self.p_state, <const double*>px, <const double*>py,
+                              n, self.n_in, self.n_out, p_order, batch_size, first, stop,
+                              <double*>bx, <double*>by, <double*>work, self.loss_code,
+                              self.fused, self.opt_code, self.hyper, self.n_params,
+                              self.decay_end, &losses[0])
+            else:
+                done = _epoch(self.net, <float*>self.p_params, <float*>self.p_grads,
+                              <float*>self.p_state, <const float*>px, <const float*>py,
+                              n, self.n_in, self.n_out, p_order, batch_size, first, stop,
+                              <float*>bx, <float*>by, <float*>work, self.loss_code,
+                              self.fused, self.opt_code, self.hyper, self.n_params,
+                              self.decay_end, &losses[0])
+        return done
+
+    def predict(self, cnp.ndarray x, cnp.ndarray out, Py_ssize_t chunk, bint logits=False):
+        """Network outputs for x, written to out (n, n_out), chunk rows at a time."""
+        self._check(x, self.n_in, "x")
+        self._check(out, self.n_out, "out")
+        cdef Py_ssize_t n = x.shape[0], start, m
+        if out.shape[0] != n:
+            raise ValueError("out must have one row per sample of x")
+        chunk = max(1, min(chunk, n))
+        cdef void* work = self._work_for(chunk)
+        cdef char* px = <char*>cnp.PyArray_DATA(x)
+        cdef char* pout = <char*>cnp.PyArray_DATA(out)
+        cdef Py_ssize_t item = 8 if self.is_double else 4
+        cdef void* res
+        with nogil:
+            start = 0
+            while start < n:
+                m = min(chunk, n - start)
+                if self.is_double:
+                    res = _forward(self.net, <const double*>self.p_params,
+                                   <const double*>(px + start * self.n_in * item), m,
+                                   <double*>work, logits)
+                else:
+                    res = _forward(self.net, <const float*>self.p_params,
+                                   <const float*>(px + start * self.n_in * item), m,
+                                   <float*>work, logits)
+                memcpy(pout + start * self.n_out * item, res, m * self.n_out * item)
+                start += m
+
+    def loss(self, cnp.ndarray x, cnp.ndarray y, Py_ssize_t chunk):
+        """Mean loss over (x, y), computed chunk rows at a time; nothing updated."""
+        self._check(x, self.n_in, "x")
+        self._check(y, self.n_out, "y")
+        cdef Py_ssize_t n = x.shape[0], start, m
+        if y.shape[0] != n:
+            raise ValueError(f"x and y have different numbers of samples: {n} and {y.shape[0]}")
+        chunk = max(1, min(chunk, n))
+        cdef void* work = self._work_for(chunk)
+        cdef char* px = <char*>cnp.PyArray_DATA(x)
+        cdef char* py = <char*>cnp.PyArray_DATA(y)
+        cdef Py_ssize_t item = 8 if self.is_double else 4
+        cdef Py_ssize_t off = self.net.total_width
+        cdef double total = 0
+        cdef void* res
+        with nogil:
+            start = 0
+            while start < n:
+                m = min(chunk, n - start)
+                if self.is_double:
+                    res = _forward(self.net, <const double*>self.p_params,
+                                   <const double*>(px + start * self.n_in * item), m,
+                                   <double*>work, self.fused)
+                    total += m * loss_and_grad(self.loss_code, <double*>res,
+                                               <const double*>(py + start * self.n_out * item),
+                                               m, self.n_out, <double*>work + m * off)
+                else:
+                    res = _forward(self.net, <const float*>self.p_params,
+                                   <const float*>(px + start * self.n_in * item), m,
+                                   <float*>work, self.fused)
+                    total += m * loss_and_grad(self.loss_code, <float*>res,
+                                               <const float*>(py + start * self.n_out * item),
+                                               m, self.n_out, <float*>work + m * off)
+                start += m
+        return total / n

@@ -27,6 +27,8 @@ def as_float_array(x, dtype, argname):
     Integers and booleans are converted; object, complex and string arrays
     are refused.  A copy is made only when the input is not already usable.
     """
+    if type(x) is np.ndarray and x.dtype.type is dtype and x.flags.c_contiguous:
+        return x  # the common case, and the hot one: nothing to convert
     if isinstance(x, (str, bytes)):
         raise TypeError(f"{argname} must be an array of numbers, got a string: {x!r:.60}")
     try:

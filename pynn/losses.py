@@ -26,8 +26,12 @@ class Loss:
         """True when this loss computes ``activation`` itself from logits."""
         return False
 
-    def prepare_targets(self, y, n_outputs, dtype, argname="y"):
-        """Check targets and return them as a C-contiguous (n, n_outputs) array."""
+    def prepare_targets(self, y, n_outputs, dtype, argname="y", finite=True):
+        """Check targets and return them as a C-contiguous (n, n_outputs) array.
+
+        With ``finite=False`` the check for NaN and inf is left to the caller
+        (the compiled train step makes it without a temporary array).
+        """
         y = as_float_array(y, dtype, argname)
         if y.ndim == 1 and n_outputs == 1:
             y = y.reshape(-1, 1)
@@ -35,7 +39,8 @@ class Loss:
             raise ValueError(
                 f"{argname} must have shape (n_samples, {n_outputs}) to match the "
                 f"model's {n_outputs} outputs, got shape {y.shape}")
-        check_finite(y, argname)
+        if finite:
+            check_finite(y, argname)
         return y
 
     def __call__(self, y_true, y_pred):

@@ -18,6 +18,8 @@ from .errors import DivergenceError
 from .layers import Dense
 
 _PREDICT_CHUNK = 4096
+# what Network.step reports (csrc/dense.pyx)
+_STATUS_OK, _STATUS_NONFINITE, _STATUS_X_NONFINITE, _STATUS_Y_NONFINITE = 0, 1, 2, 3
 
 
 class Sequential:
@@ -43,8 +45,7 @@ class Sequential:
         self.optimizer = None
         self.params = self.grads = None
         self._layout = None
-        self._work = np.empty(0, dtype=self.dtype)
-        self._batch_x = self._batch_y = None
+        self._net = None
         self._lock = threading.RLock()
         self._trained = False
         for layer in layers or []:
@@ -103,8 +104,9 @@ class Sequential:
             w_off += n_in * n_out
             b_off += n_out
         self._layout = layout
+        self._net = _dense.Network(self.params, self.grads, layout)
         if self.optimizer is not None:
-            self.optimizer.build(n_params, self.dtype)
+            self._prepare_training()
 
     def count_params(self):
         return 0 if self.params is None else self.params.shape[0]
@@ -119,7 +121,15 @@ class Sequential:
             raise ValueError(f"no metrics are available yet, got metrics={metrics!r}")
         self.metrics = []
         if self.built:
-            self.optimizer.build(self.params.shape[0], self.dtype)
+            self._prepare_training()
+
+    def _prepare_training(self):
+        # Hand the loss and the optimizer (state buffer, settings) to the
+        # compiled network; called when either changes and before training.
+        opt = self.optimizer
+        opt.build(self.params.shape[0], self.dtype)
+        self._net.set_loss(self.loss.code, self._fused)
+        self._net.set_optimizer(opt.code, opt.state, opt.hyper(), self._n_kernel_params)
 
     def _check_compiled(self, what):
         if self.loss is None:
@@ -131,7 +141,7 @@ class Sequential:
 
     # ------------------------------------------------------------- validation
 
-    def _check_x(self, x, argname="x"):
+    def _check_x(self, x, argname="x", finite=True):
         if not self.layers:
             raise ValueError("the model has no layers")
         x = as_float_array(x, self.dtype, argname)
@@ -147,36 +157,34 @@ class Sequential:
         if x.shape[1] != self.input_dim:
             raise ValueError(f"{argname} has {x.shape[1]} features, the model "
                              f"expects {self.input_dim}")
-        check_finite(x, argname)
+        if finite:
+            check_finite(x, argname)
         return x
 
-    def _check_xy(self, x, y):
-        x = self._check_x(x)
-        y = self.loss.prepare_targets(y, self.output_dim, self.dtype, "y")
+    def _check_xy(self, x, y, finite=True):
+        x = self._check_x(x, finite=finite)
+        y = self.loss.prepare_targets(y, self.output_dim, self.dtype, "y", finite=finite)
         if y.shape[0] != x.shape[0]:
             raise ValueError(f"x and y have different numbers of samples: "
                              f"{x.shape[0]} and {y.shape[0]}")
         return x, y
 
-    def _workspace(self, n_samples):
-        size = _dense.work_size(self._layout, n_samples)
-        if self._work.shape[0] < size:
-            self._work = np.empty(size, dtype=self.dtype)
-        return self._work
-
     # --------------------------------------------------------------- training
 
     def _step(self, x, y, update=True):
-        # x, y already validated: C-contiguous arrays of the model's dtype.
+        # x and y are C-contiguous arrays of the model's dtype; the compiled
+        # step checks them for NaN and inf before it computes anything.
         opt = self.optimizer
-        loss, finite = _dense.train_step(
-            self.params, self.grads, opt.state, self._layout, x, y,
-            self._workspace(x.shape[0]), self.loss.code, self._fused,
-            opt.code, opt.hyper(), self._n_kernel_params, update)
-        if update and finite:
+        self._net.set_hyper(opt.hyper())
+        loss, status = self._net.step(x, y, update)
+        if status == _STATUS_X_NONFINITE:
+            check_finite(x, "x")
+        if status == _STATUS_Y_NONFINITE:
+            check_finite(y, "y")
+        if update and status == _STATUS_OK:
             opt.iterations += 1
             self._trained = True
-        return loss, finite
+        return loss, status == _STATUS_OK
 
     def train_on_batch(self, x, y):
         """One forward pass, backward pass and update on a batch.
@@ -188,7 +196,7 @@ class Sequential:
         """
         self._check_compiled("train_on_batch")
         with self._lock:
-            x, y = self._check_xy(x, y)
+            x, y = self._check_xy(x, y, finite=False)
             loss, finite = self._step(x, y)
         if not finite:
             raise DivergenceError(
@@ -206,8 +214,10 @@ class Sequential:
         """
         self._check_compiled("gradients")
         with self._lock:
-            x, y = self._check_xy(x, y)
-            loss, _ = self._step(x, y, update=False)
+            x, y = self._check_xy(x, y, finite=False)
+            loss, finite = self._step(x, y, update=False)
+            if not finite:
+                raise DivergenceError(f"the loss or a gradient is not finite (loss={loss!r})")
             grads = []
             for layer in self.layers:
                 grads += [layer.dW.copy(), layer.db.copy()]
@@ -222,26 +232,11 @@ class Sequential:
         first batch whose loss or gradient is not finite, without applying
         it, and returns the index of that batch (``stop`` when all ran).
         """
-        n = x.shape[0]
-        if order is not None:
-            if self._batch_x is None or self._batch_x.shape[0] < batch_size or \
-                    self._batch_x.shape[1] != x.shape[1] or self._batch_y.shape[1] != y.shape[1]:
-                self._batch_x = np.empty((batch_size, x.shape[1]), dtype=self.dtype)
-                self._batch_y = np.empty((batch_size, y.shape[1]), dtype=self.dtype)
-        for k in range(first, stop):
-            start = k * batch_size
-            end = min(start + batch_size, n)
-            if order is None:
-                xs, ys = x[start:end], y[start:end]
-            else:
-                idx = order[start:end]
-                xs, ys = self._batch_x[:end - start], self._batch_y[:end - start]
-                np.take(x, idx, axis=0, out=xs)
-                np.take(y, idx, axis=0, out=ys)
-            losses[k], finite = self._step(xs, ys)
-            if not finite:
-                return k
-        return stop
+        self._net.set_hyper(self.optimizer.hyper())
+        done = self._net.train_batches(x, y, order, batch_size, first, stop, losses)
+        self.optimizer.iterations += done - first
+        self._trained = self._trained or done > first
+        return done
 
     def fit(self, x, y, epochs=1, batch_size=32, shuffle=True, verbose=1):
         """Train with mini-batch gradient descent.
@@ -300,11 +295,7 @@ class Sequential:
             x = self._check_x(x)
             n = x.shape[0]
             out = np.empty((n, self.output_dim), dtype=self.dtype)
-            for start in range(0, n, chunk):
-                xs = x[start:start + chunk]
-                res = _dense.forward(self.params, self._layout, xs,
-                                     self._workspace(xs.shape[0]))
-                out[start:start + xs.shape[0]] = np.asarray(res).reshape(xs.shape[0], -1)
+            self._net.predict(x, out, chunk)
         return out
 
     def evaluate(self, x, y, batch_size=None):
@@ -313,14 +304,8 @@ class Sequential:
         chunk = check_positive_int(batch_size or _PREDICT_CHUNK, "batch_size")
         with self._lock:
             x, y = self._check_xy(x, y)
-            n = x.shape[0]
-            total = 0.0
-            for start in range(0, n, chunk):
-                xs, ys = x[start:start + chunk], y[start:start + chunk]
-                total += xs.shape[0] * _dense.forward_loss(
-                    self.params, self._layout, xs, ys, self._workspace(xs.shape[0]),
-                    self.loss.code, self._fused)
-        return {"loss": total / n}
+            loss = self._net.loss(x, y, chunk)
+        return {"loss": loss}
 
     # ---------------------------------------------------------------- weights
 

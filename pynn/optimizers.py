@@ -32,11 +32,13 @@ class Optimizer:
             self.iterations = 0
 
     def hyper(self):
+        """The kernel's settings, as a list of floats (see optim_kernels.pxd)."""
         raise NotImplementedError
 
     def apply(self, params, grads, decay_end):
         """Update ``params`` in place from ``grads`` (both flat, same layout)."""
-        _optim.step(self.code, params, grads, self.state, self.hyper(), decay_end)
+        _optim.step(self.code, params, grads, self.state,
+                    np.array(self.hyper(), dtype=np.float64), decay_end)
         self.iterations += 1
 
 
@@ -80,8 +82,8 @@ class SGD(Optimizer):
         return n_params if self.momentum != 0 else 0
 
     def hyper(self):
-        return np.array([self.learning_rate, self.momentum, float(self.nesterov),
-                         self.weight_decay], dtype=np.float64)
+        return [self.learning_rate, self.momentum, float(self.nesterov),
+                self.weight_decay]
 
     def get_config(self):
         return {"learning_rate": self.learning_rate, "momentum": self.momentum,

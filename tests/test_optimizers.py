@@ -3,15 +3,14 @@ import numpy as np
 import pytest
 
 import pynn
-from pynn import _optim, reference
+from pynn import reference
 
 
 def _run(opt, w0, grads, dtype, decay_end=None):
     w = np.array(w0, dtype=dtype)
     opt.build(w.shape[0], dtype)
     for g in grads:
-        _optim.step(opt.code, w, np.array(g, dtype=dtype), opt.state, opt.hyper(),
-                    w.shape[0] if decay_end is None else decay_end)
+        opt.apply(w, np.array(g, dtype=dtype), w.shape[0] if decay_end is None else decay_end)
     return w
 
 
@@ -63,7 +62,7 @@ def test_matches_reference_on_random_values(dtype, rng, momentum, nesterov):
     opt.build(w.shape[0], dtype)
     for _ in range(5):
         g = rng.standard_normal(1000).astype(dtype)
-        _optim.step(opt.code, w, g, opt.state, opt.hyper(), w.shape[0])
+        opt.apply(w, g, w.shape[0])
         reference.sgd_update(w_ref, g, v_ref, 0.01, momentum, nesterov, 1e-3)
     # same operations in the same order and type: bit for bit
     np.testing.assert_array_equal(w, w_ref)

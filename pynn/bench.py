@@ -1,0 +1,238 @@
+"""Benchmark pynn against the NumPy baseline (pynn/reference.py) and PyTorch.
+
+Run as ``python -m pynn bench``.  Every comparison is timed side by side in
+one process on the same data, interleaving the contenders so that a noisy
+machine slows both alike; speedups are medians of paired ratios.
+"""
+import argparse
+import platform
+import time
+
+import numpy as np
+
+import pynn
+from pynn import reference
+
+CONFIGS = {
+    # name: (layer sizes, batch size)
+    "tiny": ((64, 32, 10), 16),
+    "mnist": ((784, 128, 10), 32),
+    "mid": ((784, 512, 512, 10), 128),
+    "wide": ((1024, 2048, 2048, 1024), 256),
+}
+
+
+def blas_info():
+    """One line per BLAS library loaded: its kernel and thread count."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return ["threadpoolctl not installed: BLAS kernel and threads unknown"]
+    import scipy.linalg  # noqa: F401  (load SciPy's BLAS, the one pynn calls)
+    lines = []
+    for lib in threadpool_info():
+        if lib.get("user_api") != "blas":
+            continue
+        owner = "scipy (pynn)" if "scipy.libs" in lib["filepath"] else \
+            "numpy (reference)" if "numpy" in lib["filepath"] else lib["filepath"].split("/")[-1]
+        lines.append(f"{owner}: {lib['internal_api']} {lib.get('version')} "
+                     f"kernel={lib.get('architecture')} threads={lib['num_threads']}")
+    return lines
+
+
+def step_flops(sizes, batch):
+    """Multiply-adds x2 of one train step: forward, dW, and dX past the first layer."""
+    flops = 0
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        flops += 2 * batch * n_in * n_out * (2 if i == 0 else 3)
+    return flops
+
+
+def gemm_ceiling(dtype, size=2048, repeats=5):
+    """GFLOP/s of a large square GEMM through SciPy's BLAS (pynn's BLAS)."""
+    from scipy.linalg import blas
+    gemm = blas.sgemm if dtype == np.float32 else blas.dgemm
+    a = np.asfortranarray(np.random.default_rng(0).standard_normal((size, size)).astype(dtype))
+    gemm(1.0, a, a)
+    best = np.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        gemm(1.0, a, a)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * size ** 3 / best / 1e9
+
+
+def build(sizes, batch, dtype, seed=0):
+    layers = [pynn.Dense(sizes[1], activation="relu", input_dim=sizes[0])]
+    layers += [pynn.Dense(u, activation="relu") for u in sizes[2:-1]]
+    layers += [pynn.Dense(sizes[-1])]
+    net = pynn.Sequential(layers, dtype=dtype, seed=seed)
+    net.compile(loss="mse", optimizer=pynn.SGD(learning_rate=1e-3, momentum=0.9))
+    ref = reference.ReferenceNetwork(net.get_weights(),
+                                     ["relu"] * (len(sizes) - 2) + ["linear"],
+                                     learning_rate=1e-3, momentum=0.9)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, sizes[0])).astype(dtype)
+    y = rng.standard_normal((batch, sizes[-1])).astype(dtype)
+    return net, ref, x, y
+
+
+def torch_step(sizes, net, dtype, threads):
+    """A PyTorch train step on the same network, or None without torch."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    if threads:
+        torch.set_num_threads(threads)
+    tdtype = torch.float32 if dtype == np.float32 else torch.float64
+    mods = []
+    ws = net.get_weights()
+    for i in range(len(sizes) - 1):
+        lin = torch.nn.Linear(sizes[i], sizes[i + 1]).to(tdtype)
+        with torch.no_grad():
+            lin.weight.copy_(torch.from_numpy(ws[2 * i]))
+            lin.bias.copy_(torch.from_numpy(ws[2 * i + 1]))
+        mods.append(lin)
+        if i < len(sizes) - 2:
+            mods.append(torch.nn.ReLU())
+    model = torch.nn.Sequential(*mods)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    loss_fn = torch.nn.MSELoss()
+
+    def step(x, y):
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    return step, (lambda a: torch.from_numpy(a))
+
+
+def time_calls(fn, n_calls):
+    t0 = time.perf_counter()
+    for _ in range(n_calls):
+        fn()
+    return (time.perf_counter() - t0) / n_calls
+
+
+def bench_config(name, dtype, rounds, threads):
+    sizes, batch = CONFIGS[name]
+    net, ref, x, y = build(sizes, batch, dtype)
+    flops = step_flops(sizes, batch)
+    # enough calls per round for ~20 ms, at least 1
+    t_one = time_calls(lambda: net.train_on_batch(x, y), 3)
+    n_calls = max(1, int(0.02 / max(t_one, 1e-7)))
+    contenders = {"pynn": lambda: net.train_on_batch(x, y),
+                  "numpy": lambda: ref.train_step(x, y)}
+    ts = torch_step(sizes, net, dtype, threads)
+    if ts is not None:
+        step, conv = ts
+        tx, ty = conv(x), conv(y)
+        contenders["torch"] = lambda: step(tx, ty)
+    times = {k: [] for k in contenders}
+    for fn in contenders.values():
+        fn()  # warm up
+    for _ in range(rounds):
+        for k, fn in contenders.items():
+            times[k].append(time_calls(fn, n_calls))
+    t = {k: np.array(v) for k, v in times.items()}
+    row = {"config": name, "dtype": np.dtype(dtype).name, "batch": batch,
+           "pynn_us": np.median(t["pynn"]) * 1e6, "numpy_us": np.median(t["numpy"]) * 1e6,
+           "speedup": float(np.median(t["numpy"] / t["pynn"])),
+           "gflops": flops / np.median(t["pynn"]) / 1e9}
+    if "torch" in t:
+        row["torch_us"] = np.median(t["torch"]) * 1e6
+        row["vs_torch"] = float(np.median(t["torch"] / t["pynn"]))
+    return row
+
+
+def bench_fit_epoch(dtype, n_samples=60000, batch=32, epochs=1, rounds=3):
+    """One fit epoch of the mnist shape against a NumPy loop that shuffles and slices."""
+    sizes, _ = CONFIGS["mnist"]
+    net, ref, _, _ = build(sizes, batch, dtype)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((n_samples, sizes[0])).astype(dtype)
+    y = rng.standard_normal((n_samples, sizes[-1])).astype(dtype)
+
+    def numpy_epoch():
+        order = rng.permutation(n_samples)
+        for start in range(0, n_samples, batch):
+            idx = order[start:start + batch]
+            ref.train_step(x[idx], y[idx])
+
+    def pynn_epoch():
+        net.fit(x, y, epochs=epochs, batch_size=batch, verbose=0)
+
+    tp, tn = [], []
+    for _ in range(rounds):
+        t0 = time.perf_counter(); pynn_epoch(); tp.append(time.perf_counter() - t0)
+        t0 = time.perf_counter(); numpy_epoch(); tn.append(time.perf_counter() - t0)
+    tp, tn = np.array(tp), np.array(tn)
+    return {"pynn_s": np.median(tp), "numpy_s": np.median(tn),
+            "speedup": float(np.median(tn / tp))}
+
+
+def header():
+    lines = [f"pynn {pynn.__version__}, numpy {np.__version__}, python {platform.python_version()}, "
+             f"{platform.machine()}"]
+    lines += blas_info()
+    try:
+        import torch
+        lines.append(f"torch {torch.__version__} threads={torch.get_num_threads()}")
+    except ImportError:
+        lines.append("torch not installed: no PyTorch column")
+    return lines
+
+
+def format_table(rows, ceilings):
+    has_torch = any("torch_us" in r for r in rows)
+    cols = ["config", "dtype", "batch", "pynn µs", "numpy µs", "speedup", "GFLOP/s", "% ceiling"]
+    if has_torch:
+        cols += ["torch µs", "vs torch"]
+    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        cells = [r["config"], r["dtype"], str(r["batch"]), f"{r['pynn_us']:.1f}",
+                 f"{r['numpy_us']:.1f}", f"{r['speedup']:.2f}x", f"{r['gflops']:.1f}",
+                 f"{100 * r['gflops'] / ceilings[r['dtype']]:.0f}%"]
+        if has_torch:
+            cells += [f"{r['torch_us']:.1f}" if "torch_us" in r else "-",
+                      f"{r['vs_torch']:.2f}x" if "vs_torch" in r else "-"]
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m pynn bench", description=__doc__)
+    parser.add_argument("--configs", default=",".join(CONFIGS),
+                        help="comma-separated subset of " + ",".join(CONFIGS))
+    parser.add_argument("--dtypes", default="float32,float64")
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    parser.add_argument("--no-fit", action="store_true", help="skip the fit-epoch timing")
+    args = parser.parse_args(argv)
+    for line in header():
+        print(line)
+    dtypes = [np.dtype(d).type for d in args.dtypes.split(",")]
+    ceilings = {}
+    for dt in dtypes:
+        ceilings[np.dtype(dt).name] = gemm_ceiling(dt)
+        print(f"GEMM ceiling ({np.dtype(dt).name}, 2048^3 through SciPy's BLAS): "
+              f"{ceilings[np.dtype(dt).name]:.1f} GFLOP/s")
+    rows = []
+    for name in args.configs.split(","):
+        for dt in dtypes:
+            rows.append(bench_config(name, dt, args.rounds, args.threads))
+    print()
+    print(format_table(rows, ceilings))
+    if not args.no_fit:
+        for dt in dtypes:
+            r = bench_fit_epoch(dt)
+            print(f"\nfit epoch, mnist shape, 60000 samples, batch 32, {np.dtype(dt).name}: "
+                  f"pynn {r['pynn_s']:.3f} s, numpy loop {r['numpy_s']:.3f} s, "
+                  f"speedup {r['speedup']:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
