@@ -254,6 +254,9 @@ cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* sta
     return stop
 
 
+ctypedef int (*set_threads_fn)(int) noexcept nogil
+
+
 cdef class Network:
     """The compiled side of a Sequential model.
 
@@ -276,6 +279,10 @@ cdef class Network:
     cdef Py_ssize_t decay_end
     cdef double hyper[16]
     cdef readonly object dtype
+    # BLAS thread policy: see set_thread_policy
+    cdef set_threads_fn set_local_threads
+    cdef int n_threads
+    cdef double flops_per_sample, min_parallel_flops
 
     def __init__(self, cnp.ndarray params not None, cnp.ndarray grads not None, layout):
         if params.ndim != 1 or not params.flags.c_contiguous:
@@ -304,6 +311,46 @@ cdef class Network:
         self._state = np.zeros(1, dtype=self.dtype)
         self.p_state = cnp.PyArray_DATA(self._state)
         memset(self.hyper, 0, sizeof(self.hyper))
+        self.set_local_threads = NULL
+        self.n_threads = 0
+        self.min_parallel_flops = 0
+        self.flops_per_sample = 0
+        cdef Py_ssize_t l
+        for l in range(lay.shape[0]):
+            # forward, dW and (above the first layer) dX products
+            self.flops_per_sample += 2.0 * lay[l, 0] * lay[l, 1] * (2 if l == 0 else 3)
+
+    def set_thread_policy(self, size_t set_local_threads, int n_threads,
+                          double min_parallel_flops):
+        """How many BLAS threads the kernels' products use.
+
+        set_local_threads is the address of OpenBLAS's
+        ``int openblas_set_num_threads_local(int)`` (0 when unavailable: the
+        BLAS then decides alone).  n_threads > 0 forces that many threads for
+        this network's calls; 0 lets the BLAS use its own count (which honours
+        threadpoolctl's limits) except for steps of fewer than
+        min_parallel_flops floating-point operations, run on one thread since
+        waking a second costs more than it saves there.
+        """
+        self.set_local_threads = <set_threads_fn>set_local_threads
+        self.n_threads = n_threads
+        self.min_parallel_flops = min_parallel_flops
+
+    cdef inline bint _threads_enter(self, Py_ssize_t n) noexcept nogil:
+        if self.set_local_threads == NULL:
+            return False
+        if self.n_threads > 0:
+            self.set_local_threads(self.n_threads)
+            return True
+        if n * self.flops_per_sample < self.min_parallel_flops:
+            self.set_local_threads(1)
+            return True
+        return False
+
+    cdef inline void _threads_exit(self, bint entered) noexcept nogil:
+        # 0 drops this thread's override: the global count (threadpoolctl's) rules again
+        if entered:
+            self.set_local_threads(0)
 
     def set_loss(self, int code, bint fused):
         """The loss kernel's code, and whether it takes the last layer's logits."""
@@ -367,7 +414,9 @@ cdef class Network:
         cdef void* py = cnp.PyArray_DATA(y)
         cdef double loss = 0
         cdef int status
+        cdef bint threads
         with nogil:
+            threads = self._threads_enter(n)
             if self.is_double:
                 status = _checked_step(self.net, <double*>self.p_params, <double*>self.p_grads,
                                        <double*>self.p_state, <const double*>px,
@@ -382,6 +431,7 @@ cdef class Network:
                                        <float*>work, self.loss_code, self.fused,
                                        self.opt_code, self.hyper, self.n_params,
                                        self.decay_end, update, &loss)
+            self._threads_exit(threads)
         return loss, status
 
     def train_batches(self, cnp.ndarray x, cnp.ndarray y, order, Py_ssize_t batch_size,
@@ -420,7 +470,9 @@ cdef class Network:
         cdef void* bx = cnp.PyArray_DATA(<cnp.ndarray>self._bx) if order is not None else NULL
         cdef void* by = cnp.PyArray_DATA(<cnp.ndarray>self._by) if order is not None else NULL
         cdef Py_ssize_t done
+        cdef bint threads
         with nogil:
+            threads = self._threads_enter(min(batch_size, n))
             if self.is_double:
                 done = _epoch(self.net, <double*>self.p_params, <double*>self.p_grads,
                               <double*>self.p_state, <const double*>px, <const double*>py,
@@ -435,6 +487,7 @@ cdef class Network:
                               <float*>bx, <float*>by, <float*>work, self.loss_code,
                               self.fused, self.opt_code, self.hyper, self.n_params,
                               self.decay_end, &losses[0])
+            self._threads_exit(threads)
         return done
 
     def predict(self, cnp.ndarray x, cnp.ndarray out, Py_ssize_t chunk, bint logits=False):
@@ -450,7 +503,9 @@ cdef class Network:
         cdef char* pout = <char*>cnp.PyArray_DATA(out)
         cdef Py_ssize_t item = 8 if self.is_double else 4
         cdef void* res
+        cdef bint threads
         with nogil:
+            threads = self._threads_enter(chunk)
             start = 0
             while start < n:
                 m = min(chunk, n - start)
@@ -464,6 +519,7 @@ cdef class Network:
                                    <float*>work, logits)
                 memcpy(pout + start * self.n_out * item, res, m * self.n_out * item)
                 start += m
+            self._threads_exit(threads)
 
     def loss(self, cnp.ndarray x, cnp.ndarray y, Py_ssize_t chunk):
         """Mean loss over (x, y), computed chunk rows at a time; nothing updated."""
@@ -480,7 +536,9 @@ cdef class Network:
         cdef Py_ssize_t off = self.net.total_width
         cdef double total = 0
         cdef void* res
+        cdef bint threads
         with nogil:
+            threads = self._threads_enter(chunk)
             start = 0
             while start < n:
                 m = min(chunk, n - start)
@@ -499,4 +557,5 @@ cdef class Network:
                                                <const float*>(py + start * self.n_out * item),
                                                m, self.n_out, <float*>work + m * off)
                 start += m
+            self._threads_exit(threads)
         return total / n

@@ -10,7 +10,7 @@ import threading
 
 import numpy as np
 
-from . import _dense, initializers, losses, optimizers
+from . import _dense, _threads, initializers, losses, optimizers
 from ._validation import (as_dtype, as_float_array, check_finite,
                           check_nonneg_int, check_positive_int)
 from .callbacks import History
@@ -34,10 +34,16 @@ class Sequential:
     seed : int or None
         Seeds the model's own generator, which draws the initial weights and
         the shuffling order: the same seed gives the same weights.
+    n_threads : int or None
+        BLAS threads for this model's products.  None: the BLAS's own count
+        (threadpoolctl's limit, if one is set), but one thread for steps too
+        small to gain from more.  Only SciPy builds on OpenBLAS >= 0.3.27 let
+        pynn set this per call; elsewhere the BLAS decides.
     """
 
-    def __init__(self, layers=None, dtype="float32", seed=None):
+    def __init__(self, layers=None, dtype="float32", seed=None, n_threads=None):
         self.dtype = as_dtype(dtype)
+        self.n_threads = check_positive_int(n_threads, "n_threads", allow_none=True)
         self.seed = seed
         self._generator = initializers.make_generator(seed)
         self.layers = []
@@ -105,6 +111,8 @@ class Sequential:
             b_off += n_out
         self._layout = layout
         self._net = _dense.Network(self.params, self.grads, layout)
+        self._net.set_thread_policy(_threads.local_thread_setter(), self.n_threads or 0,
+                                    _threads.MIN_PARALLEL_FLOPS)
         if self.optimizer is not None:
             self._prepare_training()
 

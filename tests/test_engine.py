@@ -1,0 +1,96 @@
+"""The compiled training path: same results as the Python-level path, no allocation."""
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import pynn
+from pynn import reference
+
+
+def make_net(dtype, seed=0):
+    net = pynn.Sequential([pynn.Dense(24, activation="relu", input_dim=10),
+                           pynn.Dense(16, activation="tanh"),
+                           pynn.Dense(3)], dtype=dtype, seed=seed)
+    net.compile(loss="mse", optimizer=pynn.SGD(learning_rate=0.01, momentum=0.9, nesterov=True))
+    return net
+
+
+def test_compiled_epoch_equals_train_on_batch_sequence(dtype, rng):
+    """train_batches (gather + steps in C) == gathering in NumPy + train_on_batch."""
+    x = rng.standard_normal((103, 10)).astype(dtype)
+    y = rng.standard_normal((103, 3)).astype(dtype)
+    order = rng.permutation(103).astype(np.intp)
+    a, b = make_net(dtype), make_net(dtype)
+    losses = np.empty(11)
+    assert a._train_batches(x, y, order, 10, 0, 11, losses) == 11
+    expected = [b.train_on_batch(x[order[k:k + 10]], y[order[k:k + 10]])
+                for k in range(0, 103, 10)]
+    np.testing.assert_array_equal(losses, expected)
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    assert a.optimizer.iterations == b.optimizer.iterations == 11
+
+
+def test_compiled_epoch_matches_reference(dtype, rng):
+    x = rng.standard_normal((64, 10)).astype(dtype)
+    y = rng.standard_normal((64, 3)).astype(dtype)
+    net = make_net(dtype)
+    ref = reference.ReferenceNetwork(net.get_weights(), ["relu", "tanh", "linear"],
+                                     learning_rate=0.01, momentum=0.9, nesterov=True)
+    net.fit(x, y, epochs=3, batch_size=16, shuffle=False, verbose=0)
+    for _ in range(3):
+        for k in range(0, 64, 16):
+            ref.train_step(x[k:k + 16], y[k:k + 16])
+    tol = 2e-5 if dtype == np.float32 else 1e-12
+    for a, b in zip(net.get_weights(), ref.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+
+
+def test_divergence_inside_compiled_epoch_stops_at_that_batch(rng):
+    x = rng.standard_normal((40, 10)) * 1e20
+    y = rng.standard_normal((40, 3))
+    net = make_net(np.float32)
+    net.compile(loss="mse", optimizer=pynn.SGD(learning_rate=1e10))
+    losses = np.empty(4)
+    done = net._train_batches(x.astype(np.float32), y.astype(np.float32), None, 10, 0, 4, losses)
+    assert done < 4
+    assert np.all(np.isfinite(net.params))
+
+
+def test_nan_in_batch_is_refused_before_any_update(rng):
+    net = make_net(np.float64)
+    x = rng.standard_normal((8, 10))
+    y = rng.standard_normal((8, 3))
+    x[2, 3] = np.nan
+    before = net.params.copy()
+    with pytest.raises(ValueError, match="x contains 1 NaN"):
+        net.train_on_batch(x, y)
+    x[2, 3] = 0
+    y[0, 0] = np.inf
+    with pytest.raises(ValueError, match="y contains 1 NaN"):
+        net.train_on_batch(x, y)
+    np.testing.assert_array_equal(net.params, before)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_steady_state_training_allocates_nothing(dtype, rng):
+    """1000 train steps (and a fit) after warm-up: no NumPy or Python memory held or churned."""
+    net = make_net(dtype)
+    x = rng.standard_normal((64, 10)).astype(dtype)   # 2.5-5 KiB: any copy would show
+    y = rng.standard_normal((64, 3)).astype(dtype)
+    xs = rng.standard_normal((640, 10)).astype(dtype)
+    ys = rng.standard_normal((640, 3)).astype(dtype)
+    net.train_on_batch(x, y)
+    net.fit(xs, ys, epochs=1, batch_size=64, verbose=0)
+    tracemalloc.start()
+    try:
+        base, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        for _ in range(1000):
+            net.train_on_batch(x, y)
+        current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert current - base < 512, current - base     # nothing kept
+    assert peak - base < 1024, peak - base          # no batch-sized temporary

@@ -1,0 +1,64 @@
+"""BLAS thread policy: per-call, thread-local, and never changing the results' meaning."""
+import ctypes
+
+import numpy as np
+import pytest
+
+import pynn
+from pynn import _threads
+
+needs_setter = pytest.mark.skipif(_threads.local_thread_setter() == 0,
+                                  reason="SciPy's BLAS has no openblas_set_num_threads_local")
+
+
+def blas_threads():
+    from scipy.linalg import cython_blas
+    lib = ctypes.CDLL(cython_blas.__file__)
+    for name in ("openblas_get_num_threads", "scipy_openblas_get_num_threads"):
+        fn = getattr(lib, name, None)
+        if fn is not None:
+            fn.restype = ctypes.c_int
+            return fn()
+    pytest.skip("no openblas_get_num_threads")
+
+
+def train(n_threads, dtype=np.float64):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((256, 300)).astype(dtype)
+    y = rng.standard_normal((256, 20)).astype(dtype)
+    net = pynn.Sequential([pynn.Dense(200, activation="relu", input_dim=300),
+                           pynn.Dense(20)], dtype=dtype, seed=0, n_threads=n_threads)
+    net.compile(loss="mse", optimizer=pynn.SGD(learning_rate=0.01, momentum=0.9))
+    net.fit(x, y, epochs=2, batch_size=128, verbose=0)
+    net.train_on_batch(x, y)
+    return net
+
+
+@needs_setter
+@pytest.mark.parametrize("n_threads", [None, 1, 2])
+def test_calls_leave_the_process_thread_count_alone(n_threads):
+    before = blas_threads()
+    train(n_threads)
+    assert blas_threads() == before
+
+
+@needs_setter
+def test_threadpoolctl_limit_is_respected_and_kept():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+        assert blas_threads() == 1
+        train(None)
+        assert blas_threads() == 1
+
+
+def test_thread_count_does_not_change_the_results():
+    a, b = train(1), train(2)
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_allclose(wa, wb, rtol=1e-12, atol=1e-12)
+
+
+def test_bad_n_threads():
+    with pytest.raises(ValueError, match="n_threads.*0"):
+        pynn.Sequential(n_threads=0)
+    with pytest.raises(TypeError, match="n_threads"):
+        pynn.Sequential(n_threads=1.5)
