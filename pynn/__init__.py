@@ -1,4 +1,12 @@
 """pynn: dense neural networks on the CPU, compiled kernels under a Keras-like API."""
+try:
+    from . import _dense  # noqa: F401
+except ImportError as exc:  # pragma: no cover - depends on how pynn was installed
+    raise ImportError(
+        "pynn's compiled kernels could not be imported. If this is a source "
+        "checkout, Python is importing it instead of the installed package: "
+        "build it in place (pip install -e .) or run from another directory."
+    ) from exc
 from . import activations, initializers, losses, optimizers
 from .callbacks import History
 from .errors import DivergenceError
