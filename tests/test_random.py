@@ -336,6 +336,11 @@ def test_normal_tails_frequency():
         k = np.count_nonzero(np.abs(x) > t)
         assert abs(k - n * p) < 5 * math.sqrt(n * p * (1 - p)) + 1, (t, k, n * p)
     assert np.count_nonzero(x > 0) == pytest.approx(n / 2, abs=5 * math.sqrt(n / 4))
+    # The shape of the tail itself (about 1000 values beyond R).
+    r = _ziggurat_r()
+    tail = np.abs(x[np.abs(x) > r])
+    assert tail.size > 500
+    assert stats.kstest(tail, stats.truncnorm(r, np.inf).cdf).pvalue > 1e-4
 
 
 def test_ziggurat_base_matches_published_value():
