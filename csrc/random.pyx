@@ -388,6 +388,12 @@ cdef class Generator:
 
     cdef pcg_t rng
 
+    def __cinit__(self):
+        # Keep the increment odd even for an instance made with __new__
+        # (copy() and unpickling set the real state right after).
+        self.rng.state = 0
+        self.rng.inc = 1
+
     def __init__(self, seed=None):
         cdef uint64_t x
         cdef uint64_t z[4]
