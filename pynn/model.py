@@ -72,6 +72,13 @@ class Sequential:
             self.build(self.layers[0].input_dim)
 
     @property
+    def generator(self):
+        """The model's random generator (pynn's PCG64): it drew the initial
+        weights and draws the shuffling order.  ``generator.get_state()`` and
+        ``set_state()`` save and restore it, to resume a run exactly."""
+        return self._generator
+
+    @property
     def built(self):
         return self.params is not None
 
