@@ -7,6 +7,7 @@ debugging a kernel that reads or writes out of bounds.
 import os
 from pathlib import Path
 
+import Cython
 import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
@@ -31,7 +32,13 @@ extensions = [
         [str(pyx.relative_to(HERE))],
         include_dirs=[numpy.get_include()],
         extra_compile_args=compile_args,
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        define_macros=[
+            ("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
+            # what `python -m pynn info` reports of the build
+            ("PYNN_BUILD_DEBUG", "1" if DEBUG else "0"),
+            ("PYNN_BUILD_CFLAGS", '"' + " ".join(compile_args) + '"'),
+            ("PYNN_BUILD_CYTHON", '"' + Cython.__version__ + '"'),
+        ],
     )
     for pyx in sorted((HERE / "csrc").glob("*.pyx"))
 ]
@@ -41,7 +48,7 @@ setup(
         extensions,
         compiler_directives=directives,
         include_path=["csrc"],
-        build_dir="build/cython",
-        compile_time_env={"PYNN_DEBUG": DEBUG},
+        # one folder per mode: switching PYNN_DEBUG regenerates the C code
+        build_dir="build/cython-debug" if DEBUG else "build/cython",
     ),
 )

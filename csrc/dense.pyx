@@ -14,6 +14,7 @@
 # calling in; the kernels run without the GIL and do not check again.
 from cython cimport floating
 from libc.string cimport memcpy, memset
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 cimport numpy as cnp
 import numpy as np
@@ -146,21 +147,18 @@ cdef floating* _forward(Net net, const floating* params, const floating* X,
     return <floating*>inp
 
 
-cdef double _loss_and_backward(Net net, const floating* params, floating* grads,
-                               const floating* X, const floating* Y,
-                               Py_ssize_t n, floating* work, int loss_code,
-                               bint fused) noexcept nogil:
+cdef void _backward(Net net, const floating* params, floating* grads,
+                    const floating* X, Py_ssize_t n, floating* work,
+                    bint fused) noexcept nogil:
+    # From dL/d(output) in the first delta buffer down to every layer's
+    # gradients.  dZ overwrites dA in place; dX goes to the other buffer.
     cdef Py_ssize_t l, n_in, n_out
     cdef const Py_ssize_t* row
-    cdef floating* output = _forward(net, params, X, n, work, fused)
     cdef floating* delta = work + n * net.total_width
     cdef floating* other = delta + n * net.max_width
     cdef floating* tmp
-    cdef floating* A = output
+    cdef floating* A = delta - n * net.layout[(net.n_layers - 1) * N_COLS + 1]
     cdef const floating* inp
-    cdef double loss
-    row = net.layout + (net.n_layers - 1) * N_COLS
-    loss = loss_and_grad(loss_code, output, Y, n, row[1], delta)
     for l in range(net.n_layers - 1, -1, -1):
         row = net.layout + l * N_COLS
         n_in = row[0]
@@ -175,6 +173,17 @@ cdef double _loss_and_backward(Net net, const floating* params, floating* grads,
         tmp = delta
         delta = other
         other = tmp
+
+
+cdef double _loss_and_backward(Net net, const floating* params, floating* grads,
+                               const floating* X, const floating* Y,
+                               Py_ssize_t n, floating* work, int loss_code,
+                               bint fused) noexcept nogil:
+    cdef floating* output = _forward(net, params, X, n, work, fused)
+    cdef double loss = loss_and_grad(loss_code, output, Y, n,
+                                     net.layout[(net.n_layers - 1) * N_COLS + 1],
+                                     work + n * net.total_width)
+    _backward(net, params, grads, X, n, work, fused)
     return loss
 
 
@@ -189,6 +198,24 @@ cdef double _loss_and_backward(Net net, const floating* params, floating* grads,
 # the fused kernels above.
 
 cnp.import_array()
+
+cdef extern from *:
+    """
+    #ifndef PYNN_BUILD_DEBUG
+    #define PYNN_BUILD_DEBUG 0
+    #define PYNN_BUILD_CFLAGS "unknown"
+    #define PYNN_BUILD_CYTHON "unknown"
+    #endif
+    """
+    int PYNN_BUILD_DEBUG
+    const char* PYNN_BUILD_CFLAGS
+    const char* PYNN_BUILD_CYTHON
+
+BUILD = {
+    "debug": bool(PYNN_BUILD_DEBUG),
+    "cflags": PYNN_BUILD_CFLAGS.decode(),
+    "cython": PYNN_BUILD_CYTHON.decode(),
+}
 
 cdef enum:
     STATUS_OK = 0
@@ -255,6 +282,40 @@ cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* sta
 
 
 ctypedef int (*set_threads_fn)(int) noexcept nogil
+
+
+cdef inline double _now() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec + 1e-9 * ts.tv_nsec
+
+
+cdef void _profiled_step(Net net, floating* params, floating* grads, floating* state,
+                         const floating* X, const floating* Y, const Py_ssize_t* rows,
+                         Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out,
+                         floating* bx, floating* by, floating* work, int loss_code,
+                         bint fused, int opt_code, const double* hyper,
+                         Py_ssize_t n_params, Py_ssize_t decay_end,
+                         double* seconds) noexcept nogil:
+    # The steps of _epoch, one batch, with a clock read between the phases:
+    # seconds = [gather, forward, loss, backward, update].
+    cdef double t0 = _now(), t1, t2, t3, t4, t5
+    _gather(X, rows, n, n_in, bx)
+    _gather(Y, rows, n, n_out, by)
+    t1 = _now()
+    cdef floating* output = _forward(net, params, bx, n, work, fused)
+    t2 = _now()
+    loss_and_grad(loss_code, output, by, n, n_out, work + n * net.total_width)
+    t3 = _now()
+    _backward(net, params, grads, bx, n, work, fused)
+    t4 = _now()
+    optimizer_step(opt_code, params, grads, state, n_params, decay_end, hyper)
+    t5 = _now()
+    seconds[0] = t1 - t0
+    seconds[1] = t2 - t1
+    seconds[2] = t3 - t2
+    seconds[3] = t4 - t3
+    seconds[4] = t5 - t4
 
 
 cdef class Network:
@@ -489,6 +550,48 @@ cdef class Network:
                               self.decay_end, &losses[0])
             self._threads_exit(threads)
         return done
+
+    def profile_step(self, cnp.ndarray x, cnp.ndarray y, const Py_ssize_t[::1] rows not None):
+        """One training step on rows of (x, y), timed phase by phase.
+
+        Returns the seconds spent in [gather, forward, loss, backward,
+        update], for the benchmark's --profile.
+        """
+        self._check(x, self.n_in, "x")
+        self._check(y, self.n_out, "y")
+        cdef Py_ssize_t i, n = rows.shape[0]
+        if n < 1 or y.shape[0] != x.shape[0]:
+            raise ValueError("rows must be non-empty and x, y of one length")
+        for i in range(n):
+            if not 0 <= rows[i] < x.shape[0]:
+                raise ValueError(f"rows[{i}] = {rows[i]} is out of range")
+        bx = np.empty(n * self.n_in, dtype=self.dtype)
+        by = np.empty(n * self.n_out, dtype=self.dtype)
+        cdef void* pbx = cnp.PyArray_DATA(<cnp.ndarray>bx)
+        cdef void* pby = cnp.PyArray_DATA(<cnp.ndarray>by)
+        cdef void* work = self._work_for(n)
+        cdef void* px = cnp.PyArray_DATA(x)
+        cdef void* py = cnp.PyArray_DATA(y)
+        cdef double seconds[5]
+        cdef bint threads
+        with nogil:
+            threads = self._threads_enter(n)
+            if self.is_double:
+                _profiled_step(self.net, <double*>self.p_params, <double*>self.p_grads,
+                               <double*>self.p_state, <const double*>px, <const double*>py,
+                               &rows[0], n, self.n_in, self.n_out, <double*>pbx,
+                               <double*>pby, <double*>work, self.loss_code, self.fused,
+                               self.opt_code, self.hyper, self.n_params, self.decay_end,
+                               seconds)
+            else:
+                _profiled_step(self.net, <float*>self.p_params, <float*>self.p_grads,
+                               <float*>self.p_state, <const float*>px, <const float*>py,
+                               &rows[0], n, self.n_in, self.n_out, <float*>pbx,
+                               <float*>pby, <float*>work, self.loss_code, self.fused,
+                               self.opt_code, self.hyper, self.n_params, self.decay_end,
+                               seconds)
+            self._threads_exit(threads)
+        return [seconds[i] for i in range(5)]
 
     def predict(self, cnp.ndarray x, cnp.ndarray out, Py_ssize_t chunk, bint logits=False):
         """Network outputs for x, written to out (n, n_out), chunk rows at a time."""

@@ -10,6 +10,35 @@ cdef enum:
     OPT_SGD = 0
 
 
+cdef inline void _sgd_range(floating* w, const floating* g, floating* v,
+                            Py_ssize_t start, Py_ssize_t stop, floating lr,
+                            floating mu, bint nesterov, floating wd) noexcept nogil:
+    # One loop per case, so that each is branch-free and the compiler can
+    # vectorise it; the arithmetic is the same in every case:
+    #   g' = g + wd w;  v = mu v - lr g';  w = w + v  or  w + (mu v - lr g')
+    cdef Py_ssize_t i
+    cdef floating gi, vi
+    if mu == 0:
+        if wd == 0:
+            for i in range(start, stop):
+                w[i] = w[i] - lr * g[i]
+        else:
+            for i in range(start, stop):
+                w[i] = w[i] - lr * (g[i] + wd * w[i])
+    elif nesterov:
+        for i in range(start, stop):
+            gi = g[i] + wd * w[i] if wd != 0 else g[i]
+            vi = mu * v[i] - lr * gi
+            v[i] = vi
+            w[i] = w[i] + (mu * vi - lr * gi)
+    else:
+        for i in range(start, stop):
+            gi = g[i] + wd * w[i] if wd != 0 else g[i]
+            vi = mu * v[i] - lr * gi
+            v[i] = vi
+            w[i] = w[i] + vi
+
+
 cdef inline void sgd_update(floating* w, const floating* g, floating* v,
                             Py_ssize_t n_params, Py_ssize_t decay_end,
                             const double* hyper) noexcept nogil:
@@ -21,21 +50,8 @@ cdef inline void sgd_update(floating* w, const floating* g, floating* v,
     cdef floating mu = <floating>hyper[1]
     cdef bint nesterov = hyper[2] != 0
     cdef floating wd = <floating>hyper[3]
-    cdef floating gi, vi
-    cdef Py_ssize_t i
-    for i in range(n_params):
-        gi = g[i]
-        if wd != 0 and i < decay_end:
-            gi = gi + wd * w[i]
-        if mu == 0:
-            w[i] = w[i] - lr * gi
-        else:
-            vi = mu * v[i] - lr * gi
-            v[i] = vi
-            if nesterov:
-                w[i] = w[i] + (mu * vi - lr * gi)
-            else:
-                w[i] = w[i] + vi
+    _sgd_range(w, g, v, 0, decay_end, lr, mu, nesterov, wd)
+    _sgd_range(w, g, v, decay_end, n_params, lr, mu, nesterov, 0)
 
 
 cdef inline int optimizer_step(int code, floating* w, const floating* g,

@@ -30,6 +30,32 @@ def demo(args):
     return 0
 
 
+def info(args):
+    """Versions, the BLAS pynn multiplies with and its threads, the build."""
+    import platform
+
+    import scipy
+
+    import pynn
+    from pynn import _dense, _threads, bench
+
+    print(f"pynn {pynn.__version__}")
+    print(f"python {platform.python_version()} ({platform.machine()}, {platform.system()})")
+    print(f"numpy {np.__version__}, scipy {scipy.__version__}")
+    build = _dense.BUILD
+    print(f"build: Cython {build['cython']}, flags {build['cflags']}, "
+          f"bounds checks {'on (PYNN_DEBUG)' if build['debug'] else 'off'}")
+    print("float types: float32, float64")
+    for line in bench.blas_info():
+        print(f"BLAS {line}")
+    setter = _threads.local_thread_setter()
+    print("per-call BLAS thread control: " + (
+        f"yes (openblas_set_num_threads_local); one thread below "
+        f"{_threads.MIN_PARALLEL_FLOPS:.3g} flops per step" if setter else
+        "no (this BLAS decides its threads alone)"))
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m pynn", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -37,7 +63,17 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=demo)
-    args = parser.parse_args(argv)
+    p = sub.add_parser("info", help="versions, BLAS and threads, build flags")
+    p.set_defaults(func=info)
+    p = sub.add_parser("bench", help="time pynn against the NumPy baseline (and PyTorch)",
+                       add_help=False)
+    p.set_defaults(func=None)
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "bench":
+        from . import bench
+        return bench.main(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     return args.func(args)
 
 

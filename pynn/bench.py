@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 import pynn
-from pynn import reference
+from pynn import _threads, reference
 
 CONFIGS = {
     # name: (layer sizes, batch size)
@@ -173,6 +173,60 @@ def bench_fit_epoch(dtype, n_samples=60000, batch=32, epochs=1, rounds=3):
             "speedup": float(np.median(tn / tp))}
 
 
+PHASES = ["data", "forward", "loss", "backward", "update"]
+
+
+def profile_config(name, dtype, rounds):
+    """Median seconds per phase of one step, for pynn and the NumPy baseline.
+
+    The batch is gathered from a 4096-sample set by shuffled indices (the
+    "data" phase), as fit does.
+    """
+    sizes, batch = CONFIGS[name]
+    net, ref, _, _ = build(sizes, batch, dtype)
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((4096, sizes[0])).astype(dtype)
+    y = rng.standard_normal((4096, sizes[-1])).astype(dtype)
+    net._prepare_training()
+    ours, theirs = [], []
+    for _ in range(rounds):
+        rows = rng.permutation(4096)[:batch].astype(np.intp)
+        ours.append(net._net.profile_step(x, y, rows))
+        t = [time.perf_counter()]
+        xb, yb = x[rows], y[rows]
+        t.append(time.perf_counter())
+        outputs = ref.forward(xb)
+        t.append(time.perf_counter())
+        _, grad = ref.loss(outputs[-1], yb)
+        t.append(time.perf_counter())
+        grads = ref.backward(outputs, grad)
+        t.append(time.perf_counter())
+        ref.apply(grads)
+        t.append(time.perf_counter())
+        theirs.append(np.diff(t))
+    return np.median(ours, axis=0), np.median(theirs, axis=0)
+
+
+def threads_sweep(dtype, rounds):
+    """pynn's step on one thread against two, per configuration."""
+    rows = []
+    for name, (sizes, batch) in CONFIGS.items():
+        nets = {}
+        for k in (1, 2):
+            net, _, x, y = build(sizes, batch, dtype)
+            net.n_threads = k
+            net._net.set_thread_policy(_threads.local_thread_setter(), k, 0)
+            nets[k] = net
+        n_calls = max(1, int(0.02 / max(time_calls(lambda: nets[1].train_on_batch(x, y), 2), 1e-7)))
+        times = {1: [], 2: []}
+        for _ in range(rounds):
+            for k in (1, 2):
+                times[k].append(time_calls(lambda: nets[k].train_on_batch(x, y), n_calls))
+        rows.append((name, step_flops(sizes, batch), np.median(times[1]), np.median(times[2]),
+                     float(np.median(np.array(times[1]) / np.array(times[2])))))
+    return rows
+
+
 def header():
     lines = [f"pynn {pynn.__version__}, numpy {np.__version__}, python {platform.python_version()}, "
              f"{platform.machine()}"]
@@ -208,11 +262,36 @@ def main(argv=None):
                         help="comma-separated subset of " + ",".join(CONFIGS))
     parser.add_argument("--dtypes", default="float32,float64")
     parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    parser.add_argument("--torch-threads", type=int, default=None,
+                        help="PyTorch's intra-op threads (default: its own)")
     parser.add_argument("--no-fit", action="store_true", help="skip the fit-epoch timing")
+    parser.add_argument("--profile", action="store_true",
+                        help="split each step into data, forward, loss, backward, update")
+    parser.add_argument("--threads-sweep", action="store_true",
+                        help="time pynn on one BLAS thread against two, per configuration")
     args = parser.parse_args(argv)
     for line in header():
         print(line)
+    if args.threads_sweep:
+        for dt in [np.dtype(d).type for d in args.dtypes.split(",")]:
+            print(f"\n{np.dtype(dt).name}: pynn step, 1 BLAS thread vs 2 "
+                  f"(policy threshold now {_threads.MIN_PARALLEL_FLOPS:.3g} flops)")
+            print("| config | flops/step | 1 thread µs | 2 threads µs | 1-thread time / 2-thread time |")
+            print("|---|---|---|---|---|")
+            for name, flops, t1, t2, ratio in threads_sweep(dt, args.rounds):
+                print(f"| {name} | {flops:.3g} | {t1 * 1e6:.1f} | {t2 * 1e6:.1f} | {ratio:.2f} |")
+        return 0
+    if args.profile:
+        for name in args.configs.split(","):
+            for dt in [np.dtype(d).type for d in args.dtypes.split(",")]:
+                ours, theirs = profile_config(name, dt, args.rounds * 4)
+                print(f"\n{name} {np.dtype(dt).name}: median µs per phase")
+                print("| phase | pynn | numpy |")
+                print("|---|---|---|")
+                for phase, a, b in zip(PHASES, ours, theirs):
+                    print(f"| {phase} | {a * 1e6:.1f} | {b * 1e6:.1f} |")
+                print(f"| total | {ours.sum() * 1e6:.1f} | {theirs.sum() * 1e6:.1f} |")
+        return 0
     dtypes = [np.dtype(d).type for d in args.dtypes.split(",")]
     ceilings = {}
     for dt in dtypes:
@@ -222,7 +301,7 @@ def main(argv=None):
     rows = []
     for name in args.configs.split(","):
         for dt in dtypes:
-            rows.append(bench_config(name, dt, args.rounds, args.threads))
+            rows.append(bench_config(name, dt, args.rounds, args.torch_threads))
     print()
     print(format_table(rows, ceilings))
     if not args.no_fit:

@@ -140,24 +140,32 @@ class ReferenceNetwork:
     def predict(self, x):
         return self.forward(x)[-1]
 
-    def gradients(self, x, y):
-        """(loss, [dW1, db1, ...]) on a batch."""
-        outputs = self.forward(x)
-        loss, grad = self.loss(outputs[-1], y)
+    def backward(self, outputs, grad):
+        """[dW1, db1, ...] from every layer's output and dL/d(last output)."""
         grads = [None] * (2 * len(self.W))
         for i in range(len(self.W) - 1, -1, -1):
             gW, gb, grad = dense_backward(outputs[i], self.W[i], outputs[i + 1], grad,
                                           self.activations[i], need_grad_x=i > 0)
             grads[2 * i], grads[2 * i + 1] = gW, gb
-        return loss, grads
+        return grads
 
-    def train_step(self, x, y):
-        """Forward, loss, backward and SGD update; returns the batch loss."""
-        loss, grads = self.gradients(x, y)
+    def gradients(self, x, y):
+        """(loss, [dW1, db1, ...]) on a batch."""
+        outputs = self.forward(x)
+        loss, grad = self.loss(outputs[-1], y)
+        return loss, self.backward(outputs, grad)
+
+    def apply(self, grads):
+        """The SGD update of every parameter array from its gradient."""
         for i in range(len(self.W)):
             # biases are not decayed, as in pynn.SGD
             sgd_update(self.W[i], grads[2 * i], self.vW[i], self.learning_rate,
                        self.momentum, self.nesterov, self.weight_decay)
             sgd_update(self.b[i], grads[2 * i + 1], self.vb[i], self.learning_rate,
                        self.momentum, self.nesterov)
+
+    def train_step(self, x, y):
+        """Forward, loss, backward and SGD update; returns the batch loss."""
+        loss, grads = self.gradients(x, y)
+        self.apply(grads)
         return loss
