@@ -127,6 +127,16 @@ def work_size(const Py_ssize_t[:, ::1] layout, Py_ssize_t n_samples):
     return n_samples * (net.total_width + 2 * net.max_width)
 
 
+def output_offset(const Py_ssize_t[:, ::1] layout, Py_ssize_t n_samples):
+    """Where, in `work`, a pass over n_samples leaves the last layer's output.
+
+    After train_step or forward_loss, work[off:off + n_samples * n_out] holds
+    the network's output for that batch (logits when the loss was fused).
+    """
+    cdef Net net = _net(layout)
+    return n_samples * (net.total_width - layout[net.n_layers - 1, 1])
+
+
 cdef floating* _forward(Net net, const floating* params, const floating* X,
                         Py_ssize_t n, floating* work, bint logits_out) noexcept nogil:
     # Every layer's output lands in work, one after the other; returns the
