@@ -80,10 +80,10 @@ class Metric:
         ``activation`` when that is not None."""
         if activation is None:
             return self.fn(y, out)
-        if self.fn is binary_accuracy:
-            return binary_accuracy(y, out, threshold=0.0)
         if self.fn in (categorical_accuracy, sparse_categorical_accuracy):
-            return self.fn(y, out)
+            return self.fn(y, out)      # sigmoid and softmax keep the argmax
+        if self.fn is binary_accuracy and activation == "sigmoid":
+            return binary_accuracy(y, out, threshold=0.0)
         return self.fn(y, _ACTIVATE[activation](out))
 
     def __repr__(self):
