@@ -121,7 +121,8 @@ class _CrossEntropy(Loss):
     """
 
     activation = None          # the output activation this loss implies
-    logits_code = None         # the fused kernel
+    probabilities_code = None  # the kernel reading probabilities
+    logits_code = None         # the fused kernel, reading logits
 
     def __init__(self, from_logits=False):
         if not isinstance(from_logits, (bool, np.bool_)):
