@@ -226,13 +226,13 @@ cdef enum:
 
 cdef int _checked_step(Net net, floating* params, floating* grads, floating* state,
                        const floating* X, const floating* Y, Py_ssize_t n,
-                       Py_ssize_t n_in, Py_ssize_t n_out, floating* work,
+                       Py_ssize_t n_in, Py_ssize_t n_y, floating* work,
                        int loss_code, bint fused, int opt_code, const double* hyper,
                        Py_ssize_t n_params, Py_ssize_t decay_end, bint update,
                        double* loss) noexcept nogil:
     if not all_finite(X, n * n_in):
         return STATUS_X_NONFINITE
-    if not all_finite(Y, n * n_out):
+    if not all_finite(Y, n * n_y):
         return STATUS_Y_NONFINITE
     loss[0] = _loss_and_backward(net, params, grads, X, Y, n, work, loss_code, fused)
     if not (isfinite(loss[0]) and all_finite(grads, n_params)):
@@ -251,7 +251,7 @@ cdef inline void _gather(const floating* src, const Py_ssize_t* rows, Py_ssize_t
 
 cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* state,
                        const floating* X, const floating* Y, Py_ssize_t n_samples,
-                       Py_ssize_t n_in, Py_ssize_t n_out, const Py_ssize_t* order,
+                       Py_ssize_t n_in, Py_ssize_t n_y, const Py_ssize_t* order,
                        Py_ssize_t batch_size, Py_ssize_t first, Py_ssize_t stop,
                        floating* bx, floating* by, floating* work, int loss_code,
                        bint fused, int opt_code, const double* hyper,
@@ -267,10 +267,10 @@ cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* sta
         m = min(batch_size, n_samples - start)
         if order == NULL:
             xb = X + start * n_in
-            yb = Y + start * n_out
+            yb = Y + start * n_y
         else:
             _gather(X, order + start, m, n_in, bx)
-            _gather(Y, order + start, m, n_out, by)
+            _gather(Y, order + start, m, n_y, by)
             xb = bx
             yb = by
         losses[k] = _loss_and_backward(net, params, grads, xb, yb, m, work,
@@ -334,7 +334,7 @@ cdef class Network:
     cdef void* p_state
     cdef Net net
     cdef bint is_double
-    cdef Py_ssize_t n_params, n_in, n_out, work_capacity, batch_capacity
+    cdef Py_ssize_t n_params, n_in, n_out, n_y, work_capacity, batch_capacity
     cdef int loss_code, opt_code
     cdef bint fused
     cdef Py_ssize_t decay_end
@@ -367,6 +367,7 @@ cdef class Network:
         self.n_params = params.shape[0]
         self.n_in = lay[0, 0]
         self.n_out = lay[self.net.n_layers - 1, 1]
+        self.n_y = self.n_out
         self.work_capacity = 0
         self.batch_capacity = 0
         self._state = np.zeros(1, dtype=self.dtype)
@@ -413,10 +414,15 @@ cdef class Network:
         if entered:
             self.set_local_threads(0)
 
-    def set_loss(self, int code, bint fused):
-        """The loss kernel's code, and whether it takes the last layer's logits."""
+    def set_loss(self, int code, bint fused, Py_ssize_t target_width):
+        """The loss kernel's code, whether it takes the last layer's logits,
+        and the width of its targets (the output width, or 1 for labels)."""
+        if target_width < 1:
+            raise ValueError(f"target_width must be >= 1, got {target_width}")
         self.loss_code = code
         self.fused = fused
+        self.n_y = target_width
+        self.batch_capacity = 0  # the target buffer's width may have changed
 
     def set_optimizer(self, int code, cnp.ndarray state not None, hyper,
                       Py_ssize_t decay_end):
@@ -466,7 +472,7 @@ cdef class Network:
         or y holds NaN or inf (checked first: nothing ran).
         """
         self._check(x, self.n_in, "x")
-        self._check(y, self.n_out, "y")
+        self._check(y, self.n_y, "y")
         cdef Py_ssize_t n = x.shape[0]
         if y.shape[0] != n:
             raise ValueError(f"x and y have different numbers of samples: {n} and {y.shape[0]}")
@@ -481,14 +487,14 @@ cdef class Network:
             if self.is_double:
                 status = _checked_step(self.net, <double*>self.p_params, <double*>self.p_grads,
                                        <double*>self.p_state, <const double*>px,
-                                       <const double*>py, n, self.n_in, self.n_out,
+                                       <const double*>py, n, self.n_in, self.n_y,
                                        <double*>work, self.loss_code, self.fused,
                                        self.opt_code, self.hyper, self.n_params,
                                        self.decay_end, update, &loss)
             else:
                 status = _checked_step(self.net, <float*>self.p_params, <float*>self.p_grads,
                                        <float*>self.p_state, <const float*>px,
-                                       <const float*>py, n, self.n_in, self.n_out,
+                                       <const float*>py, n, self.n_in, self.n_y,
                                        <float*>work, self.loss_code, self.fused,
                                        self.opt_code, self.hyper, self.n_params,
                                        self.decay_end, update, &loss)
@@ -507,7 +513,7 @@ cdef class Network:
         not finite, or stop.
         """
         self._check(x, self.n_in, "x")
-        self._check(y, self.n_out, "y")
+        self._check(y, self.n_y, "y")
         cdef Py_ssize_t n = x.shape[0]
         cdef const Py_ssize_t[::1] idx
         cdef const Py_ssize_t* p_order = NULL
@@ -523,7 +529,7 @@ cdef class Network:
             p_order = &idx[0]
             if batch_size > self.batch_capacity:
                 self._bx = np.empty(batch_size * self.n_in, dtype=self.dtype)
-                self._by = np.empty(batch_size * self.n_out, dtype=self.dtype)
+                self._by = np.empty(batch_size * self.n_y, dtype=self.dtype)
                 self.batch_capacity = batch_size
         cdef void* work = self._work_for(min(batch_size, n))
         cdef void* px = cnp.PyArray_DATA(x)
@@ -537,19 +543,28 @@ cdef class Network:
             if self.is_double:
                 done = _epoch(self.net, <double*>self.p_params, <double*>self.p_grads,
                               <double*>self.p_state, <const double*>px, <const double*>py,
-                              n, self.n_in, self.n_out, p_order, batch_size, first, stop,
+                              n, self.n_in, self.n_y, p_order, batch_size, first, stop,
                               <double*>bx, <double*>by, <double*>work, self.loss_code,
                               self.fused, self.opt_code, self.hyper, self.n_params,
                               self.decay_end, &losses[0])
             else:
                 done = _epoch(self.net, <float*>self.p_params, <float*>self.p_grads,
                               <float*>self.p_state, <const float*>px, <const float*>py,
-                              n, self.n_in, self.n_out, p_order, batch_size, first, stop,
+                              n, self.n_in, self.n_y, p_order, batch_size, first, stop,
                               <float*>bx, <float*>by, <float*>work, self.loss_code,
                               self.fused, self.opt_code, self.hyper, self.n_params,
                               self.decay_end, &losses[0])
             self._threads_exit(threads)
         return done
+
+    def last_output(self, Py_ssize_t n):
+        """A view of the last layer's output for the batch of n samples that
+        the last call (step, train_batches, loss, predict) ran last: logits
+        when the loss reads logits."""
+        if n < 1 or n * (self.net.total_width + 2 * self.net.max_width) > self.work_capacity:
+            raise ValueError(f"no output of {n} samples is held")
+        off = n * (self.net.total_width - self.n_out)
+        return self._work[off:off + n * self.n_out].reshape(n, self.n_out)
 
     def profile_step(self, cnp.ndarray x, cnp.ndarray y, const Py_ssize_t[::1] rows not None):
         """One training step on rows of (x, y), timed phase by phase.
@@ -558,7 +573,7 @@ cdef class Network:
         update], for the benchmark's --profile.
         """
         self._check(x, self.n_in, "x")
-        self._check(y, self.n_out, "y")
+        self._check(y, self.n_y, "y")
         cdef Py_ssize_t i, n = rows.shape[0]
         if n < 1 or y.shape[0] != x.shape[0]:
             raise ValueError("rows must be non-empty and x, y of one length")
@@ -566,7 +581,7 @@ cdef class Network:
             if not 0 <= rows[i] < x.shape[0]:
                 raise ValueError(f"rows[{i}] = {rows[i]} is out of range")
         bx = np.empty(n * self.n_in, dtype=self.dtype)
-        by = np.empty(n * self.n_out, dtype=self.dtype)
+        by = np.empty(n * self.n_y, dtype=self.dtype)
         cdef void* pbx = cnp.PyArray_DATA(<cnp.ndarray>bx)
         cdef void* pby = cnp.PyArray_DATA(<cnp.ndarray>by)
         cdef void* work = self._work_for(n)
@@ -579,14 +594,14 @@ cdef class Network:
             if self.is_double:
                 _profiled_step(self.net, <double*>self.p_params, <double*>self.p_grads,
                                <double*>self.p_state, <const double*>px, <const double*>py,
-                               &rows[0], n, self.n_in, self.n_out, <double*>pbx,
+                               &rows[0], n, self.n_in, self.n_y, <double*>pbx,
                                <double*>pby, <double*>work, self.loss_code, self.fused,
                                self.opt_code, self.hyper, self.n_params, self.decay_end,
                                seconds)
             else:
                 _profiled_step(self.net, <float*>self.p_params, <float*>self.p_grads,
                                <float*>self.p_state, <const float*>px, <const float*>py,
-                               &rows[0], n, self.n_in, self.n_out, <float*>pbx,
+                               &rows[0], n, self.n_in, self.n_y, <float*>pbx,
                                <float*>pby, <float*>work, self.loss_code, self.fused,
                                self.opt_code, self.hyper, self.n_params, self.decay_end,
                                seconds)
@@ -627,7 +642,7 @@ cdef class Network:
     def loss(self, cnp.ndarray x, cnp.ndarray y, Py_ssize_t chunk):
         """Mean loss over (x, y), computed chunk rows at a time; nothing updated."""
         self._check(x, self.n_in, "x")
-        self._check(y, self.n_out, "y")
+        self._check(y, self.n_y, "y")
         cdef Py_ssize_t n = x.shape[0], start, m
         if y.shape[0] != n:
             raise ValueError(f"x and y have different numbers of samples: {n} and {y.shape[0]}")
@@ -650,14 +665,14 @@ cdef class Network:
                                    <const double*>(px + start * self.n_in * item), m,
                                    <double*>work, self.fused)
                     total += m * loss_and_grad(self.loss_code, <double*>res,
-                                               <const double*>(py + start * self.n_out * item),
+                                               <const double*>(py + start * self.n_y * item),
                                                m, self.n_out, <double*>work + m * off)
                 else:
                     res = _forward(self.net, <const float*>self.p_params,
                                    <const float*>(px + start * self.n_in * item), m,
                                    <float*>work, self.fused)
                     total += m * loss_and_grad(self.loss_code, <float*>res,
-                                               <const float*>(py + start * self.n_out * item),
+                                               <const float*>(py + start * self.n_y * item),
                                                m, self.n_out, <float*>work + m * off)
                 start += m
             self._threads_exit(threads)

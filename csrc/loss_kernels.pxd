@@ -4,10 +4,36 @@
 # writes G = dL/dP, where P is the network's output as the loss sees it:
 # activations for the plain losses, logits for the fused ones.  Values are
 # accumulated in double whatever the storage type.
+#
+# Averaging, as Keras does it:
+# - MSE and binary cross-entropy: the mean over all n * m elements;
+# - categorical and sparse categorical cross-entropy: the sum over the m
+#   classes, the mean over the n samples.
+#
+# The *_LOGITS kernels take logits x and apply sigmoid / softmax themselves:
+# the loss is written so that no exp overflows and no log sees 0 (finite and
+# exact at |x| = 1e4).  The plain kernels take probabilities p and must take
+# log p: there, and only where p is within the machine epsilon of the
+# storage type from 0 (or, for binary cross-entropy, from 1), p is clipped to
+# that epsilon, and the gradient is the loss's derivative at the clipped p
+# (not the zero a clip's derivative would give, so a saturated wrong output
+# is still pushed back).
+#
+# Sparse labels arrive as floats, one per row (Y is (n, 1)); the Python side
+# checks they are integers in [0, m).  A label outside that range makes the
+# kernel return NaN rather than read out of bounds.
 from cython cimport floating
+from libc.float cimport DBL_EPSILON, FLT_EPSILON
+from libc.math cimport NAN, exp, fabs, log, log1p
 
 cdef enum:
     LOSS_MSE = 0
+    LOSS_BCE = 1                  # binary cross-entropy, from probabilities
+    LOSS_BCE_LOGITS = 2           # ... from logits (sigmoid fused in)
+    LOSS_CCE = 3                  # categorical cross-entropy, from probabilities
+    LOSS_CCE_LOGITS = 4           # ... from logits (softmax fused in)
+    LOSS_SPARSE_CCE = 5           # sparse categorical, from probabilities
+    LOSS_SPARSE_CCE_LOGITS = 6    # ... from logits (softmax fused in)
 
 
 cdef inline double mse_and_grad(const floating* P, const floating* Y,
@@ -26,9 +52,194 @@ cdef inline double mse_and_grad(const floating* P, const floating* Y,
     return total / <double>size
 
 
+cdef inline double _eps(const floating* dtype_of) noexcept nogil:
+    # The clip of the probability kernels: the storage type's epsilon, so
+    # 1 - eps is representable and every p in [eps, 1 - eps] is left alone.
+    if floating is float:
+        return FLT_EPSILON
+    else:
+        return DBL_EPSILON
+
+
+# ------------------------------------------------------ binary cross-entropy
+
+cdef inline double bce_logits_and_grad(const floating* X, const floating* Y,
+                                       Py_ssize_t n, Py_ssize_t m,
+                                       floating* G) noexcept nogil:
+    # l = max(x, 0) - x z + log1p(exp(-|x|)),  dl/dx = sigmoid(x) - z.
+    # max(x, 0) - x z is written x (1 - z) or -x z by the sign of x, so no
+    # two large terms cancel; exp(-|x|) never overflows and serves both the
+    # loss and the sigmoid (taken on the branch of the sign of x).
+    cdef Py_ssize_t i, size = n * m
+    cdef double x, z, e, sig, total = 0
+    cdef double scale = 1.0 / <double>size
+    for i in range(size):
+        x = X[i]
+        z = Y[i]
+        e = exp(-fabs(x))
+        if x > 0:
+            total += x * (1 - z) + log1p(e)
+            sig = 1 / (1 + e)
+        else:
+            total += -x * z + log1p(e)
+            sig = e / (1 + e)
+        G[i] = <floating>((sig - z) * scale)
+    return total * scale
+
+
+cdef inline double bce_and_grad(const floating* P, const floating* Y,
+                                Py_ssize_t n, Py_ssize_t m,
+                                floating* G) noexcept nogil:
+    # l = -(z log p + (1 - z) log(1 - p)),  dl/dp = (p - z) / (p (1 - p)).
+    cdef Py_ssize_t i, size = n * m
+    cdef double p, z, total = 0
+    cdef double scale = 1.0 / <double>size
+    cdef double eps = _eps(P)
+    for i in range(size):
+        p = P[i]
+        z = Y[i]
+        if p < eps:           # NaN passes through, so divergence shows
+            p = eps
+        elif p > 1 - eps:
+            p = 1 - eps
+        total -= z * log(p) + (1 - z) * log1p(-p)
+        G[i] = <floating>((p - z) / (p * (1 - p)) * scale)
+    return total * scale
+
+
+# ------------------------------------------------- categorical cross-entropy
+
+cdef inline double _row_max(const floating* x, Py_ssize_t m) noexcept nogil:
+    cdef Py_ssize_t k
+    cdef double best = x[0]
+    for k in range(1, m):
+        if x[k] > best:
+            best = x[k]
+    return best
+
+
+cdef inline double _exp_shifted(const floating* x, Py_ssize_t m, double xmax,
+                                floating* out) noexcept nogil:
+    # out <- exp(x - max), each in (0, 1]; returns their sum, in [1, m].
+    cdef Py_ssize_t k
+    cdef double e, total = 0
+    for k in range(m):
+        e = exp(<double>x[k] - xmax)
+        out[k] = <floating>e
+        total += e
+    return total
+
+
+cdef inline double cce_logits_and_grad(const floating* X, const floating* Y,
+                                       Py_ssize_t n, Py_ssize_t m,
+                                       floating* G) noexcept nogil:
+    # l = sum_k y_k (lse(x) - x_k),  dl/dx = softmax(x) sum_k y_k - y.
+    # lse(x) - x_k is taken as log(sum exp(x - max)) - (x_k - max): the
+    # difference x_k - max is exact, so huge logits lose nothing.  Targets
+    # need not sum to 1 (probability targets, label smoothing): the
+    # gradient's sum_k y_k keeps it the exact derivative anyway.
+    cdef Py_ssize_t i, k
+    cdef const floating* x
+    cdef const floating* y
+    cdef floating* g
+    cdef double xmax, lse0, sum_e, ysum, row_loss, total = 0
+    cdef double scale = 1.0 / <double>n
+    for i in range(n):
+        x = X + i * m
+        y = Y + i * m
+        g = G + i * m
+        xmax = _row_max(x, m)
+        sum_e = _exp_shifted(x, m, xmax, g)
+        lse0 = log(sum_e)     # lse(x) - max
+        ysum = 0
+        row_loss = 0
+        for k in range(m):
+            ysum += y[k]
+            row_loss += y[k] * (lse0 - (<double>x[k] - xmax))
+        total += row_loss
+        for k in range(m):
+            g[k] = <floating>((g[k] / sum_e * ysum - y[k]) * scale)
+    return total * scale
+
+
+cdef inline double cce_and_grad(const floating* P, const floating* Y,
+                                Py_ssize_t n, Py_ssize_t m,
+                                floating* G) noexcept nogil:
+    # l = -sum_k y_k log p_k,  dl/dp_k = -y_k / p_k.  p is taken as given
+    # (not renormalised to sum 1, unlike Keras): it should be a softmax.
+    cdef Py_ssize_t i, size = n * m
+    cdef double p, total = 0
+    cdef double scale = 1.0 / <double>n
+    cdef double eps = _eps(P)
+    for i in range(size):
+        p = P[i]
+        if p < eps:
+            p = eps
+        total -= Y[i] * log(p)
+        G[i] = <floating>(-Y[i] / p * scale)
+    return total * scale
+
+
+cdef inline double sparse_cce_logits_and_grad(const floating* X, const floating* labels,
+                                              Py_ssize_t n, Py_ssize_t m,
+                                              floating* G) noexcept nogil:
+    # l = lse(x) - x_label,  dl/dx = softmax(x) - onehot(label).
+    cdef Py_ssize_t i, k, label
+    cdef const floating* x
+    cdef floating* g
+    cdef double xmax, sum_e, total = 0
+    cdef double scale = 1.0 / <double>n
+    for i in range(n):
+        if not (labels[i] >= 0 and labels[i] < m):
+            return NAN
+        label = <Py_ssize_t>labels[i]
+        x = X + i * m
+        g = G + i * m
+        xmax = _row_max(x, m)
+        sum_e = _exp_shifted(x, m, xmax, g)
+        total += log(sum_e) - (<double>x[label] - xmax)
+        for k in range(m):
+            g[k] = <floating>((g[k] / sum_e - (k == label)) * scale)
+    return total * scale
+
+
+cdef inline double sparse_cce_and_grad(const floating* P, const floating* labels,
+                                       Py_ssize_t n, Py_ssize_t m,
+                                       floating* G) noexcept nogil:
+    # l = -log p_label,  dl/dp_label = -1 / p_label, 0 for the other classes.
+    cdef Py_ssize_t i, k, label
+    cdef double p, total = 0
+    cdef double scale = 1.0 / <double>n
+    cdef double eps = _eps(P)
+    for i in range(n):
+        if not (labels[i] >= 0 and labels[i] < m):
+            return NAN
+        label = <Py_ssize_t>labels[i]
+        for k in range(m):
+            G[i * m + k] = 0
+        p = P[i * m + label]
+        if p < eps:
+            p = eps
+        total -= log(p)
+        G[i * m + label] = <floating>(-scale / p)
+    return total * scale
+
+
 cdef inline double loss_and_grad(int code, const floating* P, const floating* Y,
                                  Py_ssize_t n, Py_ssize_t m,
                                  floating* G) noexcept nogil:
     if code == LOSS_MSE:
         return mse_and_grad(P, Y, n, m, G)
+    if code == LOSS_BCE_LOGITS:
+        return bce_logits_and_grad(P, Y, n, m, G)
+    if code == LOSS_BCE:
+        return bce_and_grad(P, Y, n, m, G)
+    if code == LOSS_CCE_LOGITS:
+        return cce_logits_and_grad(P, Y, n, m, G)
+    if code == LOSS_CCE:
+        return cce_and_grad(P, Y, n, m, G)
+    if code == LOSS_SPARSE_CCE_LOGITS:
+        return sparse_cce_logits_and_grad(P, Y, n, m, G)
+    if code == LOSS_SPARSE_CCE:
+        return sparse_cce_and_grad(P, Y, n, m, G)
     return -1.0

@@ -8,7 +8,14 @@ import numpy as np
 from . import _losses
 from ._validation import as_float_array, check_finite
 
+# Kernel codes, as in csrc/loss_kernels.pxd.
 MSE = 0
+BCE = 1
+BCE_LOGITS = 2
+CCE = 3
+CCE_LOGITS = 4
+SPARSE_CCE = 5
+SPARSE_CCE_LOGITS = 6
 
 
 class Loss:
@@ -17,6 +24,8 @@ class Loss:
     A loss may *fuse* with the output layer's activation (softmax with a
     categorical cross-entropy, say): the network then hands it logits and the
     loss applies the activation itself, the numerically stable way.
+    ``code`` is the kernel for outputs taken as they are (what ``__call__``
+    uses); a model asks ``kernel_code(activation)`` instead.
     """
 
     name = None
@@ -25,6 +34,23 @@ class Loss:
     def fuses_with(self, activation):
         """True when this loss computes ``activation`` itself from logits."""
         return False
+
+    def output_activation(self, activation):
+        """The activation this loss applies to the network's output, if any.
+
+        None when the loss takes the output as it is (MSE always does); the
+        cross-entropies return "sigmoid" or "softmax" when they are handed
+        logits.  Metrics read the output the same way.
+        """
+        return None
+
+    def target_width(self, n_outputs):
+        """Columns of the targets array the kernel reads."""
+        return n_outputs
+
+    def kernel_code(self, activation):
+        """The kernel code for a network whose last activation is ``activation``."""
+        return self.code
 
     def prepare_targets(self, y, n_outputs, dtype, argname="y", finite=True):
         """Check targets and return them as a C-contiguous (n, n_outputs) array.
@@ -48,8 +74,9 @@ class Loss:
         y_pred = as_float_array(y_pred, None, "y_pred")
         if y_pred.ndim == 1:
             y_pred = y_pred.reshape(-1, 1)
-        if y_pred.ndim != 2:
-            raise ValueError(f"y_pred must be 1-D or 2-D, got shape {y_pred.shape}")
+        if y_pred.ndim != 2 or y_pred.size == 0:
+            raise ValueError(f"y_pred must be a non-empty 1-D or 2-D array, "
+                             f"got shape {y_pred.shape}")
         check_finite(y_pred, "y_pred")
         y_true = self.prepare_targets(y_true, y_pred.shape[1], y_pred.dtype, "y_true")
         if y_true.shape[0] != y_pred.shape[0]:
@@ -63,7 +90,8 @@ class Loss:
         return {}
 
     def __repr__(self):
-        return f"{type(self).__name__}()"
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
 
 
 class MeanSquaredError(Loss):
@@ -73,7 +101,186 @@ class MeanSquaredError(Loss):
     code = MSE
 
 
-_CLASSES = {"mse": MeanSquaredError, "mean_squared_error": MeanSquaredError}
+def _first_bad(y, bad):
+    # (index, value) of the first entry flagged by the boolean array ``bad``
+    idx = np.unravel_index(int(np.argmax(bad)), y.shape)
+    idx = idx[0] if len(idx) == 1 else tuple(int(i) for i in idx)
+    return idx, float(y[idx])
+
+
+class _CrossEntropy(Loss):
+    """Shared by the cross-entropies: ``from_logits`` and the fusing rule.
+
+    The network's output reaches the loss as follows (``activation`` is
+    the last layer's):
+
+    - ``activation`` is the one the loss implies (sigmoid / softmax) and
+      ``from_logits=False``: *fused*.  The last layer runs linear and the
+      loss kernel applies the activation to the logits, in one stable pass;
+      ``predict`` still returns probabilities.
+    - ``activation`` is linear and ``from_logits=True``: the same fused
+      kernel on the same logits.
+    - another activation and ``from_logits=True``: as in Keras, the
+      activation's output is taken as logits (a sigmoid output, say, goes
+      through a second sigmoid inside the loss).  Rarely what is wanted, but
+      well defined and differentiable.
+    - another activation and ``from_logits=False``: the output is taken as
+      probabilities, and the log is clipped at the storage type's machine
+      epsilon as a last resort (see csrc/loss_kernels.pxd).
+    """
+
+    activation = None          # the output activation this loss implies
+    probabilities_code = None  # the kernel reading probabilities
+    logits_code = None         # the fused kernel, reading logits
+
+    def __init__(self, from_logits=False):
+        if not isinstance(from_logits, (bool, np.bool_)):
+            raise TypeError(f"from_logits must be True or False, got {from_logits!r}")
+        self.from_logits = bool(from_logits)
+
+    def fuses_with(self, activation):
+        if self.from_logits:
+            return activation == "linear"
+        return activation == self.activation
+
+    def output_activation(self, activation):
+        if self.from_logits or self.fuses_with(activation):
+            return self.activation
+        return None
+
+    def kernel_code(self, activation):
+        return self.logits_code if self.output_activation(activation) else self.code
+
+    @property
+    def code(self):
+        # Loss.__call__ path: y_pred is logits exactly when from_logits.
+        return self.logits_code if self.from_logits else self.probabilities_code
+
+    def get_config(self):
+        return {"from_logits": self.from_logits}
+
+
+class BinaryCrossentropy(_CrossEntropy):
+    """Binary cross-entropy, the mean over every element (as Keras).
+
+    ``l = -(z log p + (1 - z) log(1 - p))`` with ``p = sigmoid(x)``; from
+    logits it is computed as ``max(x, 0) - x z + log1p(exp(-|x|))``, finite
+    and exact for any x.  Targets z lie in [0, 1]; the output may have any
+    number of columns (independent binary labels).
+
+    Parameters
+    ----------
+    from_logits : bool
+        False: the network's output is a probability (or a sigmoid layer,
+        which is then fused).  True: it is a logit.
+    """
+
+    name = "binary_crossentropy"
+    activation = "sigmoid"
+    probabilities_code = BCE
+    logits_code = BCE_LOGITS
+
+    def prepare_targets(self, y, n_outputs, dtype, argname="y", finite=True):
+        y = super().prepare_targets(y, n_outputs, dtype, argname, finite)
+        bad = (y < 0) | (y > 1)
+        if bad.any():
+            idx, value = _first_bad(y, bad)
+            raise ValueError(
+                f"{argname} holds {value!r} at index {idx}: binary_crossentropy "
+                f"targets must lie in [0, 1]")
+        return y
+
+
+class CategoricalCrossentropy(_CrossEntropy):
+    """Categorical cross-entropy: summed over classes, averaged over samples.
+
+    ``l = -sum_k y_k log p_k`` with ``p = softmax(x)``; from logits it is
+    ``sum_k y_k (logsumexp(x) - x_k)``, finite and exact for any x.
+    Targets are one-hot rows or probability rows (n, n_classes),
+    non-negative; rows need not sum to 1 (label smoothing, weights): the
+    gradient ``softmax(x) sum_k y_k - y`` is the exact one either way.
+    From probabilities, ``p`` is used as given (not renormalised).
+
+    Parameters
+    ----------
+    from_logits : bool
+    """
+
+    name = "categorical_crossentropy"
+    activation = "softmax"
+    probabilities_code = CCE
+    logits_code = CCE_LOGITS
+
+    def prepare_targets(self, y, n_outputs, dtype, argname="y", finite=True):
+        arr = as_float_array(y, dtype, argname)
+        if arr.ndim == 1 and n_outputs > 1:
+            raise ValueError(
+                f"{argname} must be one-hot rows of shape (n_samples, {n_outputs}), "
+                f"got a 1-D array of shape {arr.shape}; for integer class labels "
+                f"use sparse_categorical_crossentropy")
+        y = super().prepare_targets(arr, n_outputs, dtype, argname, finite)
+        bad = y < 0
+        if bad.any():
+            idx, value = _first_bad(y, bad)
+            raise ValueError(
+                f"{argname} holds {value!r} at index {idx}: categorical_crossentropy "
+                f"targets must be non-negative (one-hot or probabilities)")
+        return y
+
+
+class SparseCategoricalCrossentropy(_CrossEntropy):
+    """Categorical cross-entropy with integer class labels.
+
+    ``l = -log p_label`` with ``p = softmax(x)``, averaged over samples;
+    from logits ``logsumexp(x) - x_label``.  Targets are integer labels in
+    [0, n_classes), as a 1-D array or an (n, 1) column, of any numeric type;
+    they are stored as an (n, 1) array of the model's float type for the
+    kernel.
+
+    Parameters
+    ----------
+    from_logits : bool
+    """
+
+    name = "sparse_categorical_crossentropy"
+    activation = "softmax"
+    probabilities_code = SPARSE_CCE
+    logits_code = SPARSE_CCE_LOGITS
+
+    def target_width(self, n_outputs):
+        return 1
+
+    def prepare_targets(self, y, n_outputs, dtype, argname="y", finite=True):
+        # labels are always checked finite: a NaN is not an integer
+        labels = as_float_array(y, np.float64, argname)
+        if labels.ndim == 2 and labels.shape[1] == 1:
+            labels = labels[:, 0]
+        if labels.ndim != 1:
+            raise ValueError(
+                f"{argname} must hold integer class labels, as a 1-D array or an "
+                f"(n_samples, 1) column, got shape {np.shape(y)}")
+        bad = ~np.isfinite(labels) | (labels != np.floor(labels))
+        if bad.any():
+            idx, value = _first_bad(labels, bad)
+            raise ValueError(
+                f"{argname} holds {value!r} at index {idx}: sparse "
+                f"categorical labels must be integers")
+        bad = (labels < 0) | (labels >= n_outputs)
+        if bad.any():
+            idx, value = _first_bad(labels, bad)
+            raise ValueError(
+                f"{argname} holds label {value:g} at index {idx}: labels must lie "
+                f"in [0, {n_outputs}) for {n_outputs} classes")
+        return np.ascontiguousarray(labels.reshape(-1, 1), dtype=dtype)
+
+
+_CLASSES = {
+    "mse": MeanSquaredError,
+    "mean_squared_error": MeanSquaredError,
+    "binary_crossentropy": BinaryCrossentropy,
+    "categorical_crossentropy": CategoricalCrossentropy,
+    "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
+}
 
 
 def names():

@@ -11,6 +11,7 @@ import threading
 import numpy as np
 
 from . import _dense, _threads, initializers, losses, optimizers
+from . import metrics as metrics_module
 from ._validation import (as_dtype, as_float_array, check_finite,
                           check_nonneg_int, check_positive_int)
 from .callbacks import History
@@ -129,12 +130,12 @@ class Sequential:
     # ---------------------------------------------------------------- compile
 
     def compile(self, loss="mse", optimizer="sgd", metrics=None):
-        """Choose the loss and the optimizer (names or objects)."""
+        """Choose the loss, the optimizer (names or objects) and the metrics
+        (a list of names, see pynn.metrics) that fit and evaluate report."""
         self.loss = losses.get(loss)
         self.optimizer = optimizers.get(optimizer)
-        if metrics:
-            raise ValueError(f"no metrics are available yet, got metrics={metrics!r}")
-        self.metrics = []
+        self.metrics = metrics_module.get_list(
+            metrics, self.loss, self.output_dim if self.layers else None)
         if self.built:
             self._prepare_training()
 
@@ -143,8 +144,22 @@ class Sequential:
         # compiled network; called when either changes and before training.
         opt = self.optimizer
         opt.build(self.params.shape[0], self.dtype)
-        self._net.set_loss(self.loss.code, self._fused)
+        self._net.set_loss(self._loss_code, self._fused,
+                           self.loss.target_width(self.output_dim))
         self._net.set_optimizer(opt.code, opt.state, opt.hyper(), self._n_kernel_params)
+
+    @property
+    def _loss_code(self):
+        return self.loss.kernel_code(self.layers[-1].activation)
+
+    def _batch_metrics(self, y, values):
+        # values[j] <- metric j on the batch whose output the last compiled
+        # pass left in the network's work buffer: logits when the loss reads
+        # logits, which the metrics allow for.
+        out = self._net.last_output(y.shape[0])
+        act = self.loss.output_activation(self.layers[-1].activation)
+        for j, metric in enumerate(self.metrics):
+            values[j] = metric.from_outputs(y, out, act)
 
     def _check_compiled(self, what):
         if self.loss is None:
@@ -238,17 +253,33 @@ class Sequential:
                 grads += [layer.dW.copy(), layer.db.copy()]
         return float(loss), grads
 
-    def _train_batches(self, x, y, order, batch_size, first, stop, losses):
+    def _train_batches(self, x, y, order, batch_size, first, stop, losses,
+                       metric_values=None):
         """Train on batches ``first``..``stop-1`` of an epoch.
 
         Batch ``k`` holds samples ``order[k*batch_size:(k+1)*batch_size]`` (or
         that slice of x and y itself when ``order`` is None); the last batch may
-        be smaller.  Each batch's loss goes to ``losses[k]``.  Stops at the
-        first batch whose loss or gradient is not finite, without applying
+        be smaller.  Each batch's loss goes to ``losses[k]``, and, when
+        ``metric_values`` (n_metrics, n_batches) is given, each metric on the
+        batch's outputs before the update to ``metric_values[:, k]``.  Stops at
+        the first batch whose loss or gradient is not finite, without applying
         it, and returns the index of that batch (``stop`` when all ran).
         """
         self._net.set_hyper(self.optimizer.hyper())
-        done = self._net.train_batches(x, y, order, batch_size, first, stop, losses)
+        if metric_values is None:
+            # the whole range in one compiled call
+            done = self._net.train_batches(x, y, order, batch_size, first, stop, losses)
+        else:
+            # metrics read each batch's outputs: one compiled call per batch
+            done = first
+            while done < stop:
+                if self._net.train_batches(x, y, order, batch_size, done, done + 1,
+                                           losses) == done:
+                    break
+                rows = slice(done * batch_size, (done + 1) * batch_size)
+                ys = y[rows] if order is None else y[order[rows]]
+                self._batch_metrics(ys, metric_values[:, done])
+                done += 1
         self.optimizer.iterations += done - first
         self._trained = self._trained or done > first
         return done
@@ -273,7 +304,9 @@ class Sequential:
         -------
         History
             ``history.history["loss"]`` holds the mean batch loss of each
-            epoch (weighted by batch size).
+            epoch (weighted by batch size), and ``history.history[name]``
+            the same running mean of each compiled metric, taken on each
+            batch's outputs before its update (as Keras reports them).
         """
         self._check_compiled("fit")
         epochs = check_nonneg_int(epochs, "epochs")
@@ -284,10 +317,12 @@ class Sequential:
             n = x.shape[0]
             n_batches = -(-n // batch_size)
             batch_losses = np.empty(n_batches, dtype=np.float64)
+            batch_metrics = (np.empty((len(self.metrics), n_batches))
+                             if self.metrics else None)
             for epoch in range(epochs):
                 order = self._generator.permutation(n) if shuffle else None
                 done = self._train_batches(x, y, order, batch_size, 0, n_batches,
-                                           batch_losses)
+                                           batch_losses, batch_metrics)
                 if done < n_batches:
                     raise DivergenceError(
                         f"the loss or a gradient became non-finite at epoch "
@@ -296,9 +331,12 @@ class Sequential:
                         f"the last finite step")
                 sizes = np.minimum(batch_size, n - batch_size * np.arange(n_batches))
                 logs = {"loss": float(batch_losses @ sizes) / n}
+                for j, metric in enumerate(self.metrics):
+                    logs[metric.name] = float(batch_metrics[j] @ sizes) / n
                 history.record(epoch, logs)
                 if verbose:
-                    print(f"epoch {epoch + 1}/{epochs} - loss: {logs['loss']:.6g}")
+                    print(f"epoch {epoch + 1}/{epochs} - " +
+                          " - ".join(f"{k}: {v:.6g}" for k, v in logs.items()))
         return history
 
     # ------------------------------------------------------------- inference
@@ -314,13 +352,25 @@ class Sequential:
         return out
 
     def evaluate(self, x, y, batch_size=None):
-        """Loss (and metrics) on (x, y), as a dict: ``{"loss": ...}``."""
+        """Loss and metrics on (x, y), as a dict: ``{"loss": ..., name: ...}``."""
         self._check_compiled("evaluate")
         chunk = check_positive_int(batch_size or _PREDICT_CHUNK, "batch_size")
         with self._lock:
             x, y = self._check_xy(x, y)
-            loss = self._net.loss(x, y, chunk)
-        return {"loss": loss}
+            if not self.metrics:
+                return {"loss": self._net.loss(x, y, chunk)}
+            n = x.shape[0]
+            total = 0.0
+            totals = np.zeros(len(self.metrics))
+            values = np.empty(len(self.metrics))
+            for start in range(0, n, chunk):
+                xs, ys = x[start:start + chunk], y[start:start + chunk]
+                total += xs.shape[0] * self._net.loss(xs, ys, chunk)
+                self._batch_metrics(ys, values)
+                totals += xs.shape[0] * values
+        scores = {"loss": total / n}
+        scores.update((m.name, float(t) / n) for m, t in zip(self.metrics, totals))
+        return scores
 
     # ---------------------------------------------------------------- weights
 

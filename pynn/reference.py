@@ -80,7 +80,85 @@ def mse(y_pred, y_true):
     return float(np.mean(diff * diff)), (2 / diff.size) * diff
 
 
-LOSSES = {"mse": mse}
+def _eps(x):
+    # The kernels' last-resort clip: the machine epsilon of the storage type.
+    return np.finfo(x.dtype).eps
+
+
+def binary_crossentropy(p, z):
+    """From probabilities: mean over every element of
+    -(z log p + (1-z) log(1-p)), p clipped to [eps, 1-eps]; and its gradient."""
+    eps = _eps(p)
+    p = np.clip(p.astype(np.float64), eps, 1 - eps)
+    z = z.astype(np.float64)
+    loss = -np.mean(z * np.log(p) + (1 - z) * np.log1p(-p))
+    return float(loss), ((p - z) / (p * (1 - p)) / p.size)
+
+
+def binary_crossentropy_from_logits(x, z):
+    """From logits: mean over every element of max(x,0) - x z + log1p(exp(-|x|)),
+    and its gradient (sigmoid(x) - z) / size."""
+    x64 = x.astype(np.float64)
+    loss = np.where(x64 > 0, x64 * (1 - z), -x64 * z) + np.log1p(np.exp(-np.abs(x64)))
+    return float(np.mean(loss)), (sigmoid(x64) - z) / x.size
+
+
+def categorical_crossentropy(p, y):
+    """From probabilities: -sum_k y_k log p_k, mean over samples (p clipped
+    below at eps), and its gradient."""
+    p = np.maximum(p.astype(np.float64), _eps(p))
+    return float(-np.sum(y * np.log(p)) / p.shape[0]), -y / p / p.shape[0]
+
+
+def _log_softmax(x):
+    # log softmax(x) = (x - max) - log(sum exp(x - max)), exact for huge x
+    shifted = x.astype(np.float64) - x.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def categorical_crossentropy_from_logits(x, y):
+    """From logits: sum_k y_k (logsumexp(x) - x_k), mean over samples, and its
+    gradient (softmax(x) sum_k y_k - y) / n."""
+    log_p = _log_softmax(x)
+    n = x.shape[0]
+    grad = np.exp(log_p) * y.sum(axis=1, keepdims=True) - y
+    return float(-np.sum(y * log_p) / n), grad / n
+
+
+def _onehot(labels, n_classes):
+    labels = np.asarray(labels).reshape(-1).astype(np.intp)
+    return np.eye(n_classes)[labels]
+
+
+def sparse_categorical_crossentropy(p, labels):
+    """From probabilities and integer labels (n,) or (n, 1): -log p_label,
+    mean over samples, and its gradient."""
+    return categorical_crossentropy(p, _onehot(labels, p.shape[1]))
+
+
+def sparse_categorical_crossentropy_from_logits(x, labels):
+    """From logits and integer labels: logsumexp(x) - x_label, mean over
+    samples, and its gradient (softmax(x) - onehot) / n."""
+    return categorical_crossentropy_from_logits(x, _onehot(labels, x.shape[1]))
+
+
+LOSSES = {
+    "mse": mse,
+    "binary_crossentropy": binary_crossentropy,
+    "categorical_crossentropy": categorical_crossentropy,
+    "sparse_categorical_crossentropy": sparse_categorical_crossentropy,
+}
+LOSSES_FROM_LOGITS = {
+    "binary_crossentropy": binary_crossentropy_from_logits,
+    "categorical_crossentropy": categorical_crossentropy_from_logits,
+    "sparse_categorical_crossentropy": sparse_categorical_crossentropy_from_logits,
+}
+# The output activation each cross-entropy takes over when fed logits.
+LOSS_ACTIVATION = {
+    "binary_crossentropy": "sigmoid",
+    "categorical_crossentropy": "softmax",
+    "sparse_categorical_crossentropy": "softmax",
+}
 
 # -------------------------------------------------------------- optimizer
 
@@ -110,16 +188,29 @@ class ReferenceNetwork:
     ----------
     weights : list of arrays [W1, b1, W2, b2, ...] (copied)
     activations : list of activation names, one per layer
-    loss : "mse"
+    loss : "mse", "binary_crossentropy", "categorical_crossentropy" or
+        "sparse_categorical_crossentropy"
+    from_logits : bool
+        As in pynn's cross-entropies.  As there, a cross-entropy fuses with
+        the output activation it implies (sigmoid / softmax, or linear when
+        from_logits): the last layer then yields logits and the loss applies
+        the activation, so no derivative of it is taken.
     learning_rate, momentum, nesterov, weight_decay : as pynn.SGD
     """
 
     def __init__(self, weights, activations, loss="mse", learning_rate=0.01,
-                 momentum=0.0, nesterov=False, weight_decay=0.0):
+                 momentum=0.0, nesterov=False, weight_decay=0.0, from_logits=False):
         self.W = [np.array(w) for w in weights[0::2]]
         self.b = [np.array(b) for b in weights[1::2]]
         self.activations = list(activations)
-        self.loss = LOSSES[loss]
+        last = self.activations[-1]
+        implied = LOSS_ACTIVATION.get(loss)
+        self.fused = implied is not None and (
+            (last == implied and not from_logits) or (last == "linear" and from_logits))
+        if self.fused or (from_logits and implied is not None):
+            self.loss = LOSSES_FROM_LOGITS[loss]
+        else:
+            self.loss = LOSSES[loss]
         self.learning_rate = learning_rate
         self.momentum = momentum
         self.nesterov = nesterov
@@ -130,10 +221,11 @@ class ReferenceNetwork:
     def get_weights(self):
         return [p for pair in zip(self.W, self.b) for p in pair]
 
-    def forward(self, x):
-        """Outputs of every layer, the input first."""
+    def forward(self, x, logits_out=False):
+        """Outputs of every layer, the input first (the last as logits if asked)."""
         outputs = [x]
-        for W, b, act in zip(self.W, self.b, self.activations):
+        acts = self.activations[:-1] + ["linear" if logits_out else self.activations[-1]]
+        for W, b, act in zip(self.W, self.b, acts):
             outputs.append(dense_forward(outputs[-1], W, b, act))
         return outputs
 
@@ -144,15 +236,19 @@ class ReferenceNetwork:
         """[dW1, db1, ...] from every layer's output and dL/d(last output)."""
         grads = [None] * (2 * len(self.W))
         for i in range(len(self.W) - 1, -1, -1):
+            act = self.activations[i]
+            if self.fused and i == len(self.W) - 1:
+                act = "linear"
             gW, gb, grad = dense_backward(outputs[i], self.W[i], outputs[i + 1], grad,
-                                          self.activations[i], need_grad_x=i > 0)
+                                          act, need_grad_x=i > 0)
             grads[2 * i], grads[2 * i + 1] = gW, gb
         return grads
 
     def gradients(self, x, y):
         """(loss, [dW1, db1, ...]) on a batch."""
-        outputs = self.forward(x)
+        outputs = self.forward(x, logits_out=self.fused)
         loss, grad = self.loss(outputs[-1], y)
+        grad = grad.astype(outputs[-1].dtype, copy=False)
         return loss, self.backward(outputs, grad)
 
     def apply(self, grads):

@@ -46,3 +46,300 @@ def test_get_by_name_and_object():
         losses.get("nope")
     with pytest.raises(TypeError, match="42"):
         losses.get(42)
+
+
+# ------------------------------------------------------------ cross-entropies
+#
+# Each kernel (by code) with the NumPy twin it must match, and how to draw
+# its targets and its input (logits, or probabilities strictly inside (0, 1)).
+
+KERNELS = {
+    "bce": (losses.BCE, reference.binary_crossentropy, "binary", "prob_sigmoid"),
+    "bce_logits": (losses.BCE_LOGITS, reference.binary_crossentropy_from_logits,
+                   "binary", "logits"),
+    "cce": (losses.CCE, reference.categorical_crossentropy, "onehot", "prob_softmax"),
+    "cce_logits": (losses.CCE_LOGITS, reference.categorical_crossentropy_from_logits,
+                   "onehot", "logits"),
+    "cce_soft": (losses.CCE, reference.categorical_crossentropy, "soft", "prob_softmax"),
+    "cce_soft_logits": (losses.CCE_LOGITS, reference.categorical_crossentropy_from_logits,
+                        "soft", "logits"),
+    "sparse": (losses.SPARSE_CCE, reference.sparse_categorical_crossentropy,
+               "labels", "prob_softmax"),
+    "sparse_logits": (losses.SPARSE_CCE_LOGITS,
+                      reference.sparse_categorical_crossentropy_from_logits,
+                      "labels", "logits"),
+}
+
+
+def draw(kind_y, kind_p, n, m, dtype, rng):
+    x = (2 * rng.standard_normal((n, m))).astype(dtype)
+    if kind_p == "prob_sigmoid":
+        p = reference.sigmoid(x)
+    elif kind_p == "prob_softmax":
+        p = reference.softmax(x)
+    else:
+        p = x
+    labels = rng.integers(0, m, size=n)
+    if kind_y == "binary":
+        y = rng.uniform(0, 1, size=(n, m))
+        y[: n // 2] = np.round(y[: n // 2])     # hard and soft targets
+    elif kind_y == "onehot":
+        y = np.eye(m)[labels]
+    elif kind_y == "soft":
+        # probability rows, plus one row not summing to 1
+        y = rng.dirichlet(np.ones(m), size=n)
+        y[0] *= 0.7
+    else:
+        y = labels.reshape(-1, 1)
+    return np.ascontiguousarray(p, dtype=dtype), np.ascontiguousarray(y, dtype=dtype)
+
+
+def kernel(code, p, y):
+    g = np.empty_like(p)
+    return _losses.loss_value_grad(code, p, y, g), g
+
+
+@pytest.mark.parametrize("name", KERNELS)
+def test_cross_entropy_kernels_match_reference(name, dtype, rng):
+    code, twin, kind_y, kind_p = KERNELS[name]
+    p, y = draw(kind_y, kind_p, 23, 4, dtype, rng)
+    value, grad = kernel(code, p, y)
+    ref_value, ref_grad = twin(p, y)
+    assert value == pytest.approx(ref_value, rel=1e-6 if dtype == np.float32 else 1e-13)
+    assert_close(grad, ref_grad, dtype)
+
+
+@pytest.mark.parametrize("name", KERNELS)
+def test_cross_entropy_gradients_match_central_differences(name, rng):
+    code, _, kind_y, kind_p = KERNELS[name]
+    p, y = draw(kind_y, kind_p, 6, 3, np.float64, rng)
+    _, grad = kernel(code, p, y)
+    for idx in np.ndindex(p.shape):
+        # a step relative to p: small probabilities have large curvature
+        eps = 1e-5 * max(abs(p[idx]), 1e-3)
+        pp, pm = p.copy(), p.copy()
+        pp[idx] += eps
+        pm[idx] -= eps
+        numeric = (kernel(code, pp, y)[0] - kernel(code, pm, y)[0]) / (2 * eps)
+        assert grad[idx] == pytest.approx(numeric, rel=1e-6, abs=1e-9)
+
+
+@pytest.mark.parametrize("plain, fused, activation, kind_y", [
+    ("bce", "bce_logits", "sigmoid", "binary"),
+    ("cce", "cce_logits", "softmax", "onehot"),
+    ("cce_soft", "cce_soft_logits", "softmax", "soft"),
+    ("sparse", "sparse_logits", "softmax", "labels"),
+])
+def test_fused_and_unfused_agree_on_moderate_logits(plain, fused, activation, kind_y, rng):
+    """loss(act(x)) = fused_loss(x), and the chain rule through act links
+    the two gradients."""
+    x, y = draw(kind_y, "logits", 9, 3, np.float64, rng)
+    a = reference.activate(x, activation)
+    value, grad_a = kernel(KERNELS[plain][0], a, y)
+    fused_value, grad_x = kernel(KERNELS[fused][0], x, y)
+    assert fused_value == pytest.approx(value, rel=1e-12)
+    np.testing.assert_allclose(grad_x, reference.activation_backward(grad_a, a, activation),
+                               rtol=1e-10, atol=1e-13)
+
+
+def test_binary_from_logits_is_exact_at_extreme_logits(dtype):
+    x = np.array([[1e4, -1e4], [-1e4, 1e4], [1e4, -1e4]], dtype=dtype)
+    z = np.array([[1, 0], [1, 0], [0.5, 0.5]], dtype=dtype)
+    value, grad = kernel(losses.BCE_LOGITS, x, z)
+    # per element: 0, 0 | 1e4, 1e4 | 5e3, 5e3 ; the mean over 6
+    assert value == pytest.approx(3e4 / 6, rel=1e-12)
+    np.testing.assert_allclose(grad, np.array([[0, 0], [-1, 1], [0.5, -0.5]]) / 6,
+                               rtol=1e-6)
+    # what sigmoid-then-log gives: inf
+    with np.errstate(all="ignore"):
+        p = 1 / (1 + np.exp(-x.astype(np.float64)))
+        naive = -(z * np.log(p) + (1 - z) * np.log(1 - p))
+    assert not np.isfinite(naive).all()
+
+
+@pytest.mark.parametrize("code, y", [
+    (losses.CCE_LOGITS, [[0, 1, 0], [1, 0, 0]]),
+    (losses.SPARSE_CCE_LOGITS, [[1], [0]]),
+])
+def test_categorical_from_logits_is_exact_at_extreme_logits(code, y, dtype):
+    x = np.array([[1e4, -1e4, 0], [1e4, 1e4, -1e4]], dtype=dtype)
+    value, grad = kernel(code, x, np.array(y, dtype=dtype))
+    # row 0: lse = 1e4, label logit -1e4 -> 2e4; row 1: lse = 1e4 + log 2, label 1e4
+    assert value == pytest.approx((2e4 + np.log(2)) / 2, rel=1e-12)
+    expected = np.array([[1, -1, 0], [-0.5, 0.5, 0]]) / 2
+    np.testing.assert_allclose(grad, expected, rtol=1e-6, atol=1e-30)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        e = np.exp(x.astype(np.float64))
+        naive = -np.log(e / e.sum(axis=1, keepdims=True))
+    assert not np.isfinite(naive).all()
+
+
+def test_probability_kernels_clip_only_at_machine_epsilon(dtype):
+    eps = np.finfo(dtype).eps
+    # inside [eps, 1 - eps]: no clip, the exact log
+    p = np.array([[2 * eps, 1 - 2 * eps]], dtype=dtype)
+    value, _ = kernel(losses.BCE, p, np.array([[1, 0]], dtype=dtype))
+    assert value == pytest.approx(-np.log(2 * eps), rel=1e-4)
+    # at 0 and 1: clipped, finite, and the gradient still points back
+    p = np.array([[0.0, 1.0]], dtype=dtype)
+    value, grad = kernel(losses.BCE, p, np.array([[1, 0]], dtype=dtype))
+    assert np.isfinite(value) and np.isfinite(grad).all()
+    assert grad[0, 0] < 0 < grad[0, 1]
+    value, grad = kernel(losses.SPARSE_CCE, np.array([[0.0, 1.0]], dtype=dtype),
+                         np.array([[0]], dtype=dtype))
+    assert value == pytest.approx(-np.log(eps), rel=1e-6)
+    assert grad[0, 0] < 0 and grad[0, 1] == 0
+
+
+def test_out_of_range_label_gives_nan_not_a_stray_read():
+    value, _ = kernel(losses.SPARSE_CCE_LOGITS, np.zeros((2, 3)), np.array([[0.0], [3.0]]))
+    assert np.isnan(value)
+
+
+# --------------------------------------------------------- the Loss objects
+
+CE_CLASSES = [pynn.BinaryCrossentropy, pynn.CategoricalCrossentropy,
+              pynn.SparseCategoricalCrossentropy]
+
+
+def test_cross_entropies_by_name():
+    for cls in CE_CLASSES:
+        loss = losses.get(cls.name)
+        assert isinstance(loss, cls) and loss.from_logits is False
+    assert losses.get(pynn.BinaryCrossentropy(from_logits=True)).from_logits
+    with pytest.raises(TypeError, match="from_logits.*'yes'"):
+        pynn.CategoricalCrossentropy(from_logits="yes")
+
+
+@pytest.mark.parametrize("cls", CE_CLASSES)
+def test_fusing_rule_and_kernel_codes(cls):
+    act = cls.activation
+    plain, fused = cls(), cls(from_logits=True)
+    assert plain.fuses_with(act) and not plain.fuses_with("linear")
+    assert fused.fuses_with("linear") and not fused.fuses_with(act)
+    assert plain.kernel_code(act) == fused.kernel_code("linear") == cls.logits_code
+    assert plain.kernel_code("linear") == plain.kernel_code("relu") == cls.probabilities_code
+    # from_logits with another activation: its output is read as logits (Keras)
+    assert fused.kernel_code(act) == fused.kernel_code("tanh") == cls.logits_code
+    assert not pynn.MeanSquaredError().fuses_with("linear")
+
+
+def test_call_takes_probabilities_or_logits():
+    x = np.array([[0.3, -1.2, 2.0], [1.0, 0.5, -0.5]])
+    labels = np.array([2, 0])
+    onehot = np.eye(3)[labels]
+    p = reference.softmax(x)
+    expected = reference.categorical_crossentropy_from_logits(x, onehot)[0]
+    assert pynn.CategoricalCrossentropy()(onehot, p) == pytest.approx(expected)
+    assert pynn.CategoricalCrossentropy(from_logits=True)(onehot, x) == pytest.approx(expected)
+    assert pynn.SparseCategoricalCrossentropy()(labels, p) == pytest.approx(expected)
+    assert pynn.SparseCategoricalCrossentropy(from_logits=True)(labels.reshape(-1, 1), x) \
+        == pytest.approx(expected)
+    z = np.array([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
+    expected = reference.binary_crossentropy_from_logits(x, z)[0]
+    assert pynn.BinaryCrossentropy()(z, reference.sigmoid(x)) == pytest.approx(expected)
+    assert pynn.BinaryCrossentropy(from_logits=True)(z, x) == pytest.approx(expected)
+
+
+# (loss, last activation, from_logits): fused and unfused networks
+NETWORK_CASES = [
+    ("binary_crossentropy", "sigmoid", False),      # fused
+    ("binary_crossentropy", "linear", True),        # fused
+    ("binary_crossentropy", "softmax", False),      # probabilities
+    ("binary_crossentropy", "sigmoid", True),       # sigmoid output read as logits
+    ("categorical_crossentropy", "softmax", False),
+    ("categorical_crossentropy", "linear", True),
+    ("categorical_crossentropy", "sigmoid", False),
+    ("sparse_categorical_crossentropy", "softmax", False),
+    ("sparse_categorical_crossentropy", "linear", True),
+    ("sparse_categorical_crossentropy", "sigmoid", False),
+]
+
+
+@pytest.mark.parametrize("loss, activation, from_logits", NETWORK_CASES)
+def test_network_gradients_with_each_loss_match_reference(loss, activation, from_logits,
+                                                          dtype, rng):
+    net = pynn.Sequential([pynn.Dense(10, activation="tanh", input_dim=5),
+                           pynn.Dense(3, activation=activation)], dtype=dtype, seed=2)
+    net.compile(loss=losses.get(loss).__class__(from_logits=from_logits))
+    x = rng.standard_normal((11, 5)).astype(dtype)
+    kind_y = {"binary_crossentropy": "binary", "categorical_crossentropy": "soft",
+              "sparse_categorical_crossentropy": "labels"}[loss]
+    _, y = draw(kind_y, "logits", 11, 3, dtype, rng)
+    value, grads = net.gradients(x, y)
+    ref = reference.ReferenceNetwork(net.get_weights(), ["tanh", activation], loss=loss,
+                                     from_logits=from_logits)
+    assert ref.fused == net._fused
+    ref_value, ref_grads = ref.gradients(x, y)
+    assert value == pytest.approx(ref_value, rel=1e-5 if dtype == np.float32 else 1e-12)
+    for g, r in zip(grads, ref_grads):
+        assert_close(g, r, dtype, scale=10)
+
+
+def test_network_gradient_matches_central_differences_fused(rng):
+    """The whole fused path (softmax left to the loss) is the true gradient."""
+    net = pynn.Sequential([pynn.Dense(4, activation="tanh", input_dim=3),
+                           pynn.Dense(3, activation="softmax")], dtype="float64", seed=5)
+    net.compile(loss="sparse_categorical_crossentropy")
+    x = rng.standard_normal((7, 3))
+    y = rng.integers(0, 3, size=7)
+    _, grads = net.gradients(x, y)
+    eps = 1e-6
+    for layer, (gW, gb) in zip(net.layers, zip(grads[0::2], grads[1::2])):
+        for param, grad in ((layer.W, gW), (layer.b, gb)):
+            for idx in np.ndindex(param.shape):
+                old = param[idx]
+                param[idx] = old + eps
+                plus = net.evaluate(x, y)["loss"]
+                param[idx] = old - eps
+                minus = net.evaluate(x, y)["loss"]
+                param[idx] = old
+                assert grad[idx] == pytest.approx((plus - minus) / (2 * eps),
+                                                  rel=1e-6, abs=1e-9)
+
+
+def test_fused_training_stays_finite_at_extreme_logits():
+    net = pynn.Sequential([pynn.Dense(2, activation="sigmoid", input_dim=1)],
+                          dtype="float32", seed=0)
+    net.compile(loss="binary_crossentropy", optimizer=pynn.SGD(learning_rate=1e-6))
+    net.set_weights([np.array([[1e4], [-1e4]]), np.zeros(2)])
+    loss, grads = net.gradients(np.ones((2, 1)), np.array([[0.0, 1.0], [1.0, 0.0]]))
+    # per element: 1e4, 1e4 | 0, 0 ; the mean over 4
+    assert loss == pytest.approx(5e3, rel=1e-6)
+    np.testing.assert_allclose(grads[1], [0.25, -0.25], rtol=1e-6)
+    assert np.isfinite(net.train_on_batch(np.ones((2, 1)), np.array([[0, 1], [1, 0]])))
+
+
+# -------------------------------------------------------------- bad targets
+
+@pytest.mark.parametrize("loss, y, match", [
+    ("sparse_categorical_crossentropy", [0, 1, 3], r"label 3 at index 2.*\[0, 3\)"),
+    ("sparse_categorical_crossentropy", [0, -1, 2], r"label -1 at index 1"),
+    ("sparse_categorical_crossentropy", [0, 1.5, 2], r"1\.5 at index 1.*integers"),
+    ("sparse_categorical_crossentropy", [0, np.nan, 2], r"nan at index 1.*integers"),
+    ("sparse_categorical_crossentropy", np.zeros((3, 3)), r"1-D.*\(3, 3\)"),
+    ("categorical_crossentropy", np.eye(4)[:3], r"\(n_samples, 3\).*\(3, 4\)"),
+    ("categorical_crossentropy", [0, 1, 2], r"one-hot.*sparse_categorical"),
+    ("categorical_crossentropy", [[1, 0, 0], [0, 1, 0], [0, 2, -1]], r"-1\.0 at index \(2, 2\)"),
+    ("binary_crossentropy", [[1, 0, 0], [0, 1.5, 0], [0, 0, 1]], r"1\.5 at index \(1, 1\).*\[0, 1\]"),
+    ("binary_crossentropy", [[1, 0, 0], [0, 1, 0], [0, 0, -0.5]], r"-0\.5 at index \(2, 2\)"),
+])
+def test_bad_targets_are_refused_by_name(loss, y, match):
+    net = pynn.Sequential([pynn.Dense(3, activation="softmax", input_dim=2)], seed=0)
+    net.compile(loss=loss)
+    x = np.zeros((3, 2))
+    before = net.get_weights()
+    for call in (lambda: net.fit(x, y, verbose=0), lambda: net.evaluate(x, y),
+                 lambda: net.gradients(x, y)):
+        with pytest.raises(ValueError, match=match):
+            call()
+    for w, b in zip(net.get_weights(), before):
+        np.testing.assert_array_equal(w, b)
+
+
+def test_sparse_labels_stored_as_a_float_column():
+    labels = np.array([2, 0, 1], dtype=np.int64)
+    y = pynn.SparseCategoricalCrossentropy().prepare_targets(labels, 3, np.float32)
+    assert y.dtype == np.float32 and y.shape == (3, 1) and y.flags.c_contiguous
+    np.testing.assert_array_equal(y[:, 0], labels)
+    np.testing.assert_array_equal(labels, [2, 0, 1])      # not modified
