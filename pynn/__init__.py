@@ -1,7 +1,10 @@
 """pynn: dense neural networks on the CPU, compiled kernels under a Keras-like API."""
-from . import activations, initializers, losses, optimizers, schedules
-from .callbacks import History
+from . import activations, callbacks, initializers, losses, optimizers, schedules
+from .callbacks import (Callback, EarlyStopping, History, LambdaCallback, ModelCheckpoint,
+                        ReduceLROnPlateau)
 from .errors import DivergenceError
+from .gradcheck import check_gradients
+from .io import load
 from .layers import Dense
 from .losses import MeanSquaredError
 from .model import Sequential
@@ -11,7 +14,8 @@ from .schedules import ExponentialDecay, InverseScaling, StepDecay
 __version__ = "0.1.0"
 
 __all__ = [
-    "Adam", "Dense", "DivergenceError", "ExponentialDecay", "History", "InverseScaling",
-    "MeanSquaredError", "SGD", "Sequential", "StepDecay", "activations", "initializers",
-    "losses", "optimizers", "schedules",
+    "Adam", "Callback", "Dense", "DivergenceError", "EarlyStopping", "ExponentialDecay",
+    "History", "InverseScaling", "LambdaCallback", "MeanSquaredError", "ModelCheckpoint",
+    "ReduceLROnPlateau", "SGD", "Sequential", "StepDecay", "activations", "callbacks",
+    "check_gradients", "initializers", "load", "losses", "optimizers", "schedules",
 ]
