@@ -126,6 +126,9 @@ def _read(path):
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, KeyError, ValueError) as exc:
         if isinstance(exc, _Invalid):
             raise
+        if isinstance(exc, ValueError) and "pickle" in str(exc):
+            # np.load's own advice (allow_pickle=True) is not one to pass on
+            raise _Invalid("it is not an .npz archive (pynn never unpickles)") from None
         raise _Invalid(f"it is not a readable .npz archive ({type(exc).__name__}: {exc})") \
             from None
 

@@ -36,7 +36,7 @@ def layer_names(model):
 def summary_table(model):
     """The summary as a string (see Sequential.summary)."""
     line = "_" * sum(_WIDTHS)
-    rows = [f'Model: "sequential"', line,
+    rows = ['Model: "sequential"', line,
             _row(("Layer (type)", "Output Shape", "Param #")), "=" * sum(_WIDTHS)]
     n_in = model.input_dim
     total = 0
