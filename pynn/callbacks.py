@@ -18,6 +18,7 @@ by setting ``self.model.stop_training = True``) and fit's settings through
 ``self.params`` (epochs, steps, samples, batch_size, verbose, do_validation).
 """
 import math
+import os
 import sys
 import time
 
@@ -347,9 +348,7 @@ class ModelCheckpoint(_Monitor):
     def __init__(self, path, monitor="val_loss", save_best_only=False, mode="auto",
                  include_optimizer=True):
         super().__init__(monitor, mode, 0.0)
-        if not isinstance(path, str):
-            path = str(path)
-        self.path = path
+        self.path = os.fspath(path)
         self.save_best_only = bool(save_best_only)
         self.include_optimizer = bool(include_optimizer)
 

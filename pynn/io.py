@@ -178,6 +178,7 @@ def _build(config, arrays):
     except (TypeError, ValueError) as exc:
         raise _Invalid(f"its config describes no valid model ({exc})") from None
 
+    _require(model.built, "its config gives no input size (input_dim)")
     params = arrays.get("params")
     _require(params is not None, "it has no 'params' entry")
     _require(params.dtype == model.params.dtype and params.shape == model.params.shape,

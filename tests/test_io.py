@@ -141,6 +141,7 @@ def test_bad_files_raise_value_error(saved, tmp_path):
         "state size": lambda: _rewrite(saved, bad, optimizer_state=np.zeros(3, np.float32)),
         "unknown loss": lambda: _rewrite(saved, bad, config=_config_bytes(
             saved, loss={"class_name": "os.system", "config": {}})),
+        "no input_dim": lambda: _rewrite(saved, bad, config=_config_bytes(saved, input_dim=None)),
         "bad layer": lambda: _rewrite(saved, bad, config=_config_bytes(
             saved, layers=[{"units": -1, "activation": "relu", "name": None}])),
     }
