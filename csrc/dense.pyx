@@ -24,7 +24,7 @@ from activations cimport (ACT_LINEAR, activation_backward, bias_activate)
 from loss_kernels cimport loss_and_grad
 from libc.math cimport isfinite
 
-from optim_kernels cimport all_finite, optimizer_step
+from optim_kernels cimport HYPER_STEP, all_finite, optimizer_step
 
 cdef enum:
     N_COLS = 5
@@ -254,7 +254,7 @@ cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* sta
                        Py_ssize_t n_in, Py_ssize_t n_y, const Py_ssize_t* order,
                        Py_ssize_t batch_size, Py_ssize_t first, Py_ssize_t stop,
                        floating* bx, floating* by, floating* work, int loss_code,
-                       bint fused, int opt_code, const double* hyper,
+                       bint fused, int opt_code, double* hyper,
                        Py_ssize_t n_params, Py_ssize_t decay_end,
                        double* losses) noexcept nogil:
     # Batches first..stop-1 of an epoch; returns the first batch whose step
@@ -278,6 +278,7 @@ cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* sta
         if not (isfinite(losses[k]) and all_finite(grads, n_params)):
             return k
         optimizer_step(opt_code, params, grads, state, n_params, decay_end, hyper)
+        hyper[HYPER_STEP] += 1
     return stop
 
 
@@ -424,10 +425,9 @@ cdef class Network:
         self.n_y = target_width
         self.batch_capacity = 0  # the target buffer's width may have changed
 
-    def set_optimizer(self, int code, cnp.ndarray state not None, hyper,
-                      Py_ssize_t decay_end):
-        """The optimizer kernel's code, its state buffer (kept, updated in
-        place) and settings (copied; see set_hyper)."""
+    def set_optimizer(self, int code, cnp.ndarray state not None, Py_ssize_t decay_end):
+        """The optimizer kernel's code and its state buffer (kept, updated in
+        place); its settings come before each call through set_hyper."""
         if state.dtype != self.dtype or state.ndim != 1 or not state.flags.c_contiguous:
             raise ValueError("state must be a 1-D C-contiguous array of the model's dtype")
         if state.shape[0] == 0:
@@ -436,15 +436,17 @@ cdef class Network:
         self._state = state
         self.p_state = cnp.PyArray_DATA(state)
         self.decay_end = decay_end
-        self.set_hyper(hyper)
 
     def set_hyper(self, hyper):
-        """Copy the optimizer's settings: a sequence of at most 16 floats."""
+        """Copy the optimizer's settings: a sequence of at most 16 floats
+        (the slots it leaves out are zero)."""
         cdef Py_ssize_t i, n = len(hyper)
         if n > 16:
             raise ValueError("at most 16 optimizer settings")
         for i in range(n):
             self.hyper[i] = hyper[i]
+        for i in range(n, 16):
+            self.hyper[i] = 0
 
     cdef void* _work_for(self, Py_ssize_t n) except NULL:
         cdef Py_ssize_t need = n * (self.net.total_width + 2 * self.net.max_width)

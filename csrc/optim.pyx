@@ -1,6 +1,8 @@
 # Python entry point to the optimizer kernels of optim_kernels.pxd.
 from cython cimport floating
 
+import numpy as np
+
 from optim_kernels cimport all_finite, optimizer_step
 
 
@@ -8,14 +10,21 @@ def step(int code,
          floating[::1] params,          # IN/OUT
          const floating[::1] grads,     # IN
          floating[::1] state,           # IN/OUT optimizer state (may be empty)
-         const double[::1] hyper,       # IN settings, see optim_kernels.pxd
+         hyper,                         # IN settings (floats), see optim_kernels.pxd
          Py_ssize_t decay_end):
     """One update of params from grads, in place."""
     cdef int status
+    values = np.asarray(hyper, dtype=np.float64).ravel()
+    if values.shape[0] > 16:
+        raise ValueError(f"at most 16 optimizer settings, got {values.shape[0]}")
+    cdef double[::1] settings = np.zeros(16)
+    settings[:values.shape[0]] = values
+    if params.shape[0] != grads.shape[0] or not 0 <= decay_end <= params.shape[0]:
+        raise ValueError("params and grads must have one size, decay_end within it")
     with nogil:
         status = optimizer_step(code, &params[0], &grads[0],
                                 &state[0] if state.shape[0] else NULL,
-                                params.shape[0], decay_end, &hyper[0])
+                                params.shape[0], decay_end, &settings[0])
     if status != 0:
         raise ValueError(f"unknown optimizer code {code}")
 

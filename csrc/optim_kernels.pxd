@@ -4,10 +4,19 @@
 # type so that a float32 model updates in float32 arithmetic, exactly as the
 # NumPy formula written with float32 arrays does:
 #   SGD:  hyper = [learning_rate, momentum, nesterov, weight_decay]
+#   Adam: hyper = [learning_rate, beta_1, beta_2, epsilon, weight_decay, t]
+#         (t = the 1-based number of this step, for the bias corrections)
 from cython cimport floating
+from libc.math cimport pow, sqrt
 
 cdef enum:
     OPT_SGD = 0
+    OPT_ADAM = 1
+    # hyper[HYPER_STEP] is the number of updates applied before this one:
+    # the compiled epoch loop advances it after each update it applies, so
+    # step-dependent settings (Adam's bias corrections) stay right in a loop
+    # that never returns to Python.
+    HYPER_STEP = 15
 
 
 cdef inline void _sgd_range(floating* w, const floating* g, floating* v,
@@ -54,12 +63,52 @@ cdef inline void sgd_update(floating* w, const floating* g, floating* v,
     _sgd_range(w, g, v, decay_end, n_params, lr, mu, nesterov, 0)
 
 
+cdef inline void adam_update(floating* w, const floating* g, floating* state,
+                             Py_ssize_t n_params, Py_ssize_t decay_end,
+                             const double* hyper) noexcept nogil:
+    # Kingma & Ba, Algorithm 1, with state = [m (n_params), v (n_params)]:
+    #   g += wd * w                                (kernels only, as SGD)
+    #   m = b1 * m + (1 - b1) * g;  v = b2 * v + (1 - b2) * g * g
+    #   w -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+    # The bias corrections are computed in double, then everything runs in
+    # the storage type, in the order pynn/reference.py adam_update writes it.
+    cdef floating lr = <floating>hyper[0]
+    cdef floating b1 = <floating>hyper[1]
+    cdef floating b2 = <floating>hyper[2]
+    cdef floating eps = <floating>hyper[3]
+    cdef floating wd = <floating>hyper[4]
+    cdef floating c1 = <floating>(1.0 - hyper[1])
+    cdef floating c2 = <floating>(1.0 - hyper[2])
+    cdef double t = hyper[HYPER_STEP] + 1
+    cdef floating bc1 = <floating>(1.0 - pow(hyper[1], t))
+    cdef floating bc2 = <floating>(1.0 - pow(hyper[2], t))
+    cdef floating* m = state
+    cdef floating* v = state + n_params
+    cdef floating gi, mi, vi, root
+    cdef Py_ssize_t i
+    for i in range(n_params):
+        gi = g[i]
+        if wd != 0 and i < decay_end:
+            gi = gi + wd * w[i]
+        mi = b1 * m[i] + c1 * gi
+        vi = b2 * v[i] + c2 * gi * gi
+        m[i] = mi
+        v[i] = vi
+        # sqrt in double, rounded once to float: the correctly rounded
+        # float square root, so float32 matches NumPy's np.sqrt exactly
+        root = <floating>sqrt(<double>(vi / bc2))
+        w[i] = w[i] - lr * (mi / bc1) / (root + eps)
+
+
 cdef inline int optimizer_step(int code, floating* w, const floating* g,
                                floating* state, Py_ssize_t n_params,
                                Py_ssize_t decay_end,
                                const double* hyper) noexcept nogil:
     if code == OPT_SGD:
         sgd_update(w, g, state, n_params, decay_end, hyper)
+        return 0
+    if code == OPT_ADAM:
+        adam_update(w, g, state, n_params, decay_end, hyper)
         return 0
     return -1
 

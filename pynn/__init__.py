@@ -7,20 +7,26 @@ except ImportError as exc:  # pragma: no cover - depends on how pynn was install
         "checkout, Python is importing it instead of the installed package: "
         "build it in place (pip install -e .) or run from another directory."
     ) from exc
-from . import activations, initializers, losses, metrics, optimizers
-from .callbacks import History
+from . import activations, callbacks, initializers, losses, metrics, optimizers, schedules
+from .callbacks import (Callback, EarlyStopping, History, LambdaCallback, ModelCheckpoint,
+                        ReduceLROnPlateau)
 from .errors import DivergenceError
+from .gradcheck import check_gradients
+from .io import load
 from .layers import Dense
 from .losses import (BinaryCrossentropy, CategoricalCrossentropy, MeanSquaredError,
                      SparseCategoricalCrossentropy)
 from .model import Sequential
-from .optimizers import SGD
+from .optimizers import SGD, Adam
+from .schedules import ExponentialDecay, InverseScaling, StepDecay
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "BinaryCrossentropy", "CategoricalCrossentropy", "Dense", "DivergenceError",
-    "History", "MeanSquaredError", "SGD", "Sequential",
-    "SparseCategoricalCrossentropy", "activations", "initializers", "losses",
-    "metrics", "optimizers",
+    "Adam", "BinaryCrossentropy", "Callback", "CategoricalCrossentropy", "Dense",
+    "DivergenceError", "EarlyStopping", "ExponentialDecay", "History", "InverseScaling",
+    "LambdaCallback", "MeanSquaredError", "ModelCheckpoint", "ReduceLROnPlateau", "SGD",
+    "Sequential", "SparseCategoricalCrossentropy", "StepDecay", "activations", "callbacks",
+    "check_gradients", "initializers", "load", "losses", "metrics", "optimizers",
+    "schedules",
 ]

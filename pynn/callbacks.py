@@ -1,18 +1,475 @@
-"""Training callbacks.  ``History`` records what fit reports, epoch by epoch."""
+"""Training callbacks: hooks ``fit`` calls around epochs and batches.
+
+``fit`` calls, in this order::
+
+    on_train_begin(logs={})
+    for each epoch:
+        on_epoch_begin(epoch, logs={})
+        on_batch_end(batch, logs={"batch", "size", "loss"})   # each batch
+        on_epoch_end(epoch, logs)    # logs: loss, val_loss, learning_rate, ...
+    on_train_end(logs)               # logs of the last epoch
+
+Epochs and batches are counted from 0.  ``on_batch_end`` costs a return
+to Python after every batch, so ``fit`` only makes it when some callback
+overrides it; otherwise an epoch's batches run in one compiled pass.
+
+A callback reaches the model through ``self.model`` (and can stop training
+by setting ``self.model.stop_training = True``) and fit's settings through
+``self.params`` (epochs, steps, samples, batch_size, verbose, do_validation).
+"""
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+from ._validation import check_nonneg_int, check_real
 
 
-class History:
-    """``history`` maps each reported quantity ("loss", ...) to its per-epoch
-    values; ``epoch`` lists the epoch indices they belong to."""
+class Callback:
+    """Base class: override the hooks you need; each receives ``logs``, a dict."""
 
     def __init__(self):
+        self.model = None
+        self.params = {}
+
+    def set_model(self, model):
+        self.model = model
+
+    def set_params(self, params):
+        self.params = params
+
+    def on_train_begin(self, logs=None):
+        pass
+
+    def on_train_end(self, logs=None):
+        pass
+
+    def on_epoch_begin(self, epoch, logs=None):
+        pass
+
+    def on_epoch_end(self, epoch, logs=None):
+        pass
+
+    def on_batch_end(self, batch, logs=None):
+        pass
+
+    @property
+    def wants_batches(self):
+        """True when ``on_batch_end`` does something (fit then calls it)."""
+        return type(self).on_batch_end is not Callback.on_batch_end
+
+
+class LambdaCallback(Callback):
+    """A callback made of functions, each optional::
+
+        LambdaCallback(on_epoch_end=lambda epoch, logs: print(epoch, logs["loss"]))
+
+    Parameters
+    ----------
+    on_train_begin, on_train_end : callable(logs)
+    on_epoch_begin, on_epoch_end : callable(epoch, logs)
+    on_batch_end : callable(batch, logs)
+    """
+
+    def __init__(self, on_train_begin=None, on_train_end=None, on_epoch_begin=None,
+                 on_epoch_end=None, on_batch_end=None):
+        super().__init__()
+        hooks = dict(on_train_begin=on_train_begin, on_train_end=on_train_end,
+                     on_epoch_begin=on_epoch_begin, on_epoch_end=on_epoch_end,
+                     on_batch_end=on_batch_end)
+        for name, fn in hooks.items():
+            if fn is not None and not callable(fn):
+                raise TypeError(f"{name} must be callable or None, got {fn!r}")
+        self._hooks = hooks
+
+    def on_train_begin(self, logs=None):
+        if self._hooks["on_train_begin"]:
+            self._hooks["on_train_begin"](logs)
+
+    def on_train_end(self, logs=None):
+        if self._hooks["on_train_end"]:
+            self._hooks["on_train_end"](logs)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._hooks["on_epoch_begin"]:
+            self._hooks["on_epoch_begin"](epoch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._hooks["on_epoch_end"]:
+            self._hooks["on_epoch_end"](epoch, logs)
+
+    def on_batch_end(self, batch, logs=None):
+        if self._hooks["on_batch_end"]:
+            self._hooks["on_batch_end"](batch, logs)
+
+    @property
+    def wants_batches(self):
+        return self._hooks["on_batch_end"] is not None
+
+
+class History(Callback):
+    """What fit reports, epoch by epoch (``fit`` returns it).
+
+    Attributes
+    ----------
+    history : dict
+        Each logged quantity ("loss", "val_loss", "learning_rate", metrics)
+        mapped to its list of per-epoch values.
+    epoch : list of int
+        The epoch indices those values belong to.
+    """
+
+    def __init__(self):
+        super().__init__()
         self.history = {}
         self.epoch = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.record(epoch, logs or {})
 
     def record(self, epoch, logs):
         self.epoch.append(epoch)
         for key, value in logs.items():
             self.history.setdefault(key, []).append(value)
 
+    def plot(self, path, keys=None, log_scale=True):
+        """Draw the loss curves (training and validation) to an image file.
+
+        Needs matplotlib (``pip install "pynn[plot]"``).  Does not touch
+        pyplot's global state: safe inside notebooks and scripts alike.
+
+        Parameters
+        ----------
+        path : str or path-like
+            Where to write; the format follows the extension (".png", ...).
+        keys : list of str, optional
+            The logged quantities to draw; default "loss" and "val_loss".
+        log_scale : bool
+            A logarithmic loss axis (when every value is positive).
+
+        Returns
+        -------
+        path
+        """
+        try:
+            from matplotlib.figure import Figure
+        except ImportError:
+            raise ImportError('History.plot needs matplotlib: pip install "pynn[plot]" '
+                              '(or pip install matplotlib)') from None
+        keys = [k for k in (keys or ("loss", "val_loss")) if k in self.history]
+        if not keys:
+            raise ValueError(f"nothing to plot: the history holds {sorted(self.history)}")
+        fig = Figure(figsize=(6, 4))
+        ax = fig.add_subplot()
+        epochs = [e + 1 for e in self.epoch]
+        for key in keys:
+            ax.plot(epochs, self.history[key], label=key, marker="." if len(epochs) < 30 else None)
+        if log_scale and all(v > 0 for k in keys for v in self.history[k]):
+            ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("loss")
+        ax.legend()
+        ax.grid(True, alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(path)
+        return path
+
     def __repr__(self):
         return f"History(epochs={len(self.epoch)}, keys={sorted(self.history)})"
+
+
+# ------------------------------------------------------- monitoring a value
+
+
+def _check_mode(mode, monitor):
+    if mode not in ("auto", "min", "max"):
+        raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+    if mode == "auto":
+        name = monitor[4:] if monitor.startswith("val_") else monitor
+        higher_is_better = ("acc", "auc", "precision", "recall", "f1")
+        mode = "max" if any(word in name for word in higher_is_better) else "min"
+    return mode
+
+
+class _Monitor(Callback):
+    """Shared by the callbacks that watch one logged value for improvement."""
+
+    def __init__(self, monitor, mode, min_delta):
+        super().__init__()
+        if not isinstance(monitor, str):
+            raise TypeError(f"monitor must be the name of a logged value, got {monitor!r}")
+        self.monitor = monitor
+        self.mode = _check_mode(mode, monitor)
+        self.min_delta = abs(check_real(min_delta, "min_delta"))
+        self.best = math.inf if self.mode == "min" else -math.inf
+
+    def _check_available(self):
+        # Fail before the first epoch rather than silently never acting.
+        if self.monitor.startswith("val_") and not self.params.get("do_validation", True):
+            raise ValueError(
+                f"{type(self).__name__} monitors {self.monitor!r}, but fit has no "
+                f"validation data: pass validation_data or validation_split, or "
+                f"monitor='{self.monitor[4:]}'")
+
+    def _current(self, logs):
+        if self.monitor not in logs:
+            raise ValueError(f"{type(self).__name__} monitors {self.monitor!r}, which "
+                             f"is not logged; logged values: {sorted(logs)}")
+        return logs[self.monitor]
+
+    def _improved(self, current):
+        if self.mode == "min":
+            return current < self.best - self.min_delta
+        return current > self.best + self.min_delta
+
+
+class EarlyStopping(_Monitor):
+    """Stop training when a logged value stops improving.
+
+    Parameters
+    ----------
+    monitor : str
+        A logged value ("val_loss", "loss", a metric, ...).
+    patience : int >= 0
+        Training stops after ``patience`` epochs in a row without
+        improvement (after the first such epoch when 0), as in Keras.
+    min_delta : float
+        A change smaller than this is no improvement.
+    mode : "auto", "min" or "max"
+        Whether lower or higher is better; "auto" takes "max" for accuracy-
+        like names and "min" otherwise.
+    restore_best_weights : bool
+        At the end of training, put back the weights of the best epoch.
+
+    Attributes
+    ----------
+    stopped_epoch : int or None
+        The epoch after which it stopped training (None if it did not).
+    best_epoch : int or None
+    """
+
+    def __init__(self, monitor="val_loss", patience=0, min_delta=0, mode="auto",
+                 restore_best_weights=False):
+        super().__init__(monitor, mode, min_delta)
+        self.patience = check_nonneg_int(patience, "patience")
+        if not isinstance(restore_best_weights, bool):
+            raise TypeError(f"restore_best_weights must be True or False, "
+                            f"got {restore_best_weights!r}")
+        self.restore_best_weights = restore_best_weights
+
+    def on_train_begin(self, logs=None):
+        self._check_available()
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.wait = 0
+        self.best_epoch = self.stopped_epoch = None
+        self.best_weights = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        current = self._current(logs)
+        if self._improved(current):
+            self.best, self.best_epoch, self.wait = current, epoch, 0
+            if self.restore_best_weights:
+                self.best_weights = self.model.get_weights()
+            return
+        self.wait += 1
+        if self.wait >= max(self.patience, 1):
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.restore_best_weights and self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+
+class ReduceLROnPlateau(_Monitor):
+    """Multiply the learning rate by ``factor`` when a value stops improving.
+
+    Parameters
+    ----------
+    monitor : str
+    factor : float in (0, 1)
+    patience : int >= 0
+        The rate is reduced after ``patience`` epochs in a row without
+        improvement (after each such epoch when 0).
+    min_delta : float
+    min_lr : float >= 0
+        The rate never goes below this.
+    mode : "auto", "min" or "max"
+
+    Needs a constant learning rate (a schedule already decides the rate).
+    """
+
+    def __init__(self, monitor="val_loss", factor=0.1, patience=10, min_delta=1e-4,
+                 min_lr=0.0, mode="auto"):
+        super().__init__(monitor, mode, min_delta)
+        self.factor = check_real(factor, "factor", low=0, high=1, low_open=True, high_open=True)
+        self.patience = check_nonneg_int(patience, "patience")
+        self.min_lr = check_real(min_lr, "min_lr", low=0)
+
+    def on_train_begin(self, logs=None):
+        self._check_available()
+        if callable(self.model.optimizer.learning_rate):
+            raise TypeError("ReduceLROnPlateau needs a constant learning rate, but the "
+                            f"optimizer's is a schedule: {self.model.optimizer.learning_rate!r}")
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.wait = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        current = self._current(logs)
+        if self._improved(current):
+            self.best, self.wait = current, 0
+            return
+        self.wait += 1
+        opt = self.model.optimizer
+        if self.wait >= max(self.patience, 1) and opt.learning_rate > self.min_lr:
+            opt.learning_rate = max(opt.learning_rate * self.factor, self.min_lr)
+            self.wait = 0
+
+
+class ModelCheckpoint(_Monitor):
+    """Save the model (``model.save``) after each epoch.
+
+    Parameters
+    ----------
+    path : str
+        May hold ``str.format`` fields filled from the epoch's logs and the
+        1-based epoch number: ``"ckpt-{epoch:03d}-{val_loss:.4f}.npz"``.
+    monitor : str
+        The value compared when ``save_best_only``.
+    save_best_only : bool
+        Save only when ``monitor`` improved on the best value so far.
+    mode : "auto", "min" or "max"
+    include_optimizer : bool
+        Passed to ``model.save``.
+    """
+
+    def __init__(self, path, monitor="val_loss", save_best_only=False, mode="auto",
+                 include_optimizer=True):
+        super().__init__(monitor, mode, 0.0)
+        self.path = os.fspath(path)
+        self.save_best_only = bool(save_best_only)
+        self.include_optimizer = bool(include_optimizer)
+
+    def on_train_begin(self, logs=None):
+        if self.save_best_only:
+            self._check_available()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.save_best_only:
+            current = self._current(logs)
+            if not self._improved(current):
+                return
+            self.best = current
+        try:
+            path = self.path.format(epoch=epoch + 1, **logs)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"ModelCheckpoint path {self.path!r} cannot be filled from "
+                             f"epoch and the logs {sorted(logs)}: {exc!r}") from None
+        self.model.save(path, include_optimizer=self.include_optimizer)
+
+
+# ------------------------------------------------------------ progress bar
+
+
+def _fmt(value):
+    return f"{value:.4g}" if isinstance(value, (float, np.floating)) else str(value)
+
+
+def _fmt_time(seconds):
+    if seconds >= 3600:
+        return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
+    if seconds >= 60:
+        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+    return f"{seconds:.1f}s" if seconds < 10 else f"{seconds:.0f}s"
+
+
+class ProgressLogger(Callback):
+    """What fit prints: ``verbose=1`` a bar per epoch, ``verbose=2`` one line.
+
+    The bar (batches done/total, samples/s, ETA, running loss) is redrawn
+    in place with ``\\r`` at most ``refresh`` times a second, and only when
+    sys.stdout is a terminal; elsewhere (a log file, a pipe) each epoch
+    prints just its final line.  fit reports progress through ``update``
+    between chunks of batches, never per batch on its own account.
+    """
+
+    REFRESH_SECONDS = 0.1
+
+    def __init__(self, verbose=1):
+        super().__init__()
+        self.verbose = verbose
+
+    @property
+    def live(self):
+        """True when intermediate updates are drawn (verbose=1 on a terminal)."""
+        return self._live
+
+    def on_train_begin(self, logs=None):
+        isatty = getattr(sys.stdout, "isatty", None)
+        try:
+            self._live = self.verbose == 1 and bool(isatty and isatty())
+        except ValueError:               # a closed stream
+            self._live = False
+        self._width = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = self._last_draw = time.perf_counter()
+        self._epoch = epoch
+        if self.verbose == 1:
+            self._write(f"Epoch {epoch + 1}/{self.params['epochs']}\n")
+
+    def update(self, batches_done, samples_done, loss):
+        """Redraw the bar (if live and at least REFRESH_SECONDS passed)."""
+        if not self._live:
+            return
+        now = time.perf_counter()
+        if now - self._last_draw < self.REFRESH_SECONDS:
+            return
+        self._last_draw = now
+        elapsed = now - self._start
+        steps = self.params["steps"]
+        eta = elapsed / batches_done * (steps - batches_done) if batches_done else 0.0
+        self._draw(f"{self._bar(batches_done, steps)} - "
+                   f"{samples_done / max(elapsed, 1e-9):,.0f} samples/s - "
+                   f"ETA {_fmt_time(eta)} - loss: {_fmt(loss)}")
+
+    def _bar(self, done, total, width=20):
+        filled = width * done // total
+        head = ">" if 0 < filled < width else ""
+        return (f"{done:{len(str(total))}d}/{total} "
+                f"[{'=' * (filled - bool(head))}{head}{'.' * (width - filled)}]")
+
+    def _draw(self, line):
+        # Pad with spaces so a shorter line fully covers the previous one.
+        self._write("\r" + line.ljust(self._width))
+        self._width = len(line)
+
+    def _write(self, text):
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    def on_epoch_end(self, epoch, logs=None):
+        elapsed = time.perf_counter() - self._start
+        values = " - ".join(f"{k}: {_fmt(v)}" for k, v in logs.items())
+        rate = self.params["samples"] / max(elapsed, 1e-9)
+        if self.verbose == 1:
+            steps = self.params["steps"]
+            line = (f"{self._bar(steps, steps)} - {_fmt_time(elapsed)} "
+                    f"{rate:,.0f} samples/s - {values}")
+            if self._live:
+                self._draw(line)
+                self._write("\n")
+            else:
+                self._write(line + "\n")
+        else:
+            self._write(f"Epoch {epoch + 1}/{self.params['epochs']} - "
+                        f"{_fmt_time(elapsed)} - {values}\n")
+        self._width = 0
+
+    def interrupt(self):
+        """End a half-drawn bar line (training stopped mid-epoch)."""
+        if self._live and self._width:
+            self._write("\n")
+            self._width = 0

@@ -292,6 +292,8 @@ def get(identifier):
     """Return a Loss from a name or a Loss instance."""
     if isinstance(identifier, Loss):
         return identifier
+    if isinstance(identifier, dict):
+        return deserialize(identifier)
     if isinstance(identifier, type) and issubclass(identifier, Loss):
         return identifier()
     if isinstance(identifier, str):
@@ -301,3 +303,15 @@ def get(identifier):
         raise ValueError(f"unknown loss {identifier!r}; valid names: {names()}")
     raise TypeError(f"loss must be a name or a pynn Loss, got {identifier!r} "
                     f"(type {type(identifier).__name__})")
+
+
+def serialize(loss):
+    """``{"class_name": ..., "config": ...}`` for a Loss."""
+    return {"class_name": type(loss).__name__, "config": loss.get_config()}
+
+
+def deserialize(config):
+    """The Loss described by ``serialize``'s output (pynn classes only)."""
+    from ._registry import from_config
+    classes = {cls.__name__: cls for cls in set(_CLASSES.values())}
+    return from_config(config, classes, "loss")

@@ -7,14 +7,16 @@ compiled call (forward, loss, backward, update), and an all-reduce of the
 gradients would be one call over one buffer.
 """
 import threading
+import time
+import warnings
 
 import numpy as np
 
 from . import _dense, _threads, initializers, losses, optimizers
 from . import metrics as metrics_module
 from ._validation import (as_dtype, as_float_array, check_finite,
-                          check_nonneg_int, check_positive_int)
-from .callbacks import History
+                          check_nonneg_int, check_positive_int, check_real)
+from .callbacks import Callback, History, ProgressLogger
 from .errors import DivergenceError
 from .layers import Dense
 
@@ -55,6 +57,8 @@ class Sequential:
         self._net = None
         self._lock = threading.RLock()
         self._trained = False
+        self.stop_training = False          # a callback may set it to end fit
+        self.history = None                 # the History of the last fit
         for layer in layers or []:
             self.add(layer)
 
@@ -146,7 +150,7 @@ class Sequential:
         opt.build(self.params.shape[0], self.dtype)
         self._net.set_loss(self._loss_code, self._fused,
                            self.loss.target_width(self.output_dim))
-        self._net.set_optimizer(opt.code, opt.state, opt.hyper(), self._n_kernel_params)
+        self._net.set_optimizer(opt.code, opt.state, self._n_kernel_params)
 
     @property
     def _loss_code(self):
@@ -265,79 +269,230 @@ class Sequential:
         the first batch whose loss or gradient is not finite, without applying
         it, and returns the index of that batch (``stop`` when all ran).
         """
-        self._net.set_hyper(self.optimizer.hyper())
-        if metric_values is None:
+        opt = self.optimizer
+        if metric_values is None and not opt.scheduled:
             # the whole range in one compiled call
+            self._net.set_hyper(opt.hyper())
             done = self._net.train_batches(x, y, order, batch_size, first, stop, losses)
+            opt.iterations += done - first
         else:
-            # metrics read each batch's outputs: one compiled call per batch
+            # metrics read each batch's outputs, and a schedule is evaluated
+            # for each step: one compiled call per batch
             done = first
             while done < stop:
+                self._net.set_hyper(opt.hyper())
                 if self._net.train_batches(x, y, order, batch_size, done, done + 1,
                                            losses) == done:
                     break
-                rows = slice(done * batch_size, (done + 1) * batch_size)
-                ys = y[rows] if order is None else y[order[rows]]
-                self._batch_metrics(ys, metric_values[:, done])
+                opt.iterations += 1
+                if metric_values is not None:
+                    rows = slice(done * batch_size, (done + 1) * batch_size)
+                    ys = y[rows] if order is None else y[order[rows]]
+                    self._batch_metrics(ys, metric_values[:, done])
                 done += 1
-        self.optimizer.iterations += done - first
         self._trained = self._trained or done > first
         return done
 
-    def fit(self, x, y, epochs=1, batch_size=32, shuffle=True, verbose=1):
+    def fit(self, x, y, epochs=1, batch_size=32, shuffle=True, validation_data=None,
+            validation_split=0.0, callbacks=None, verbose=1, initial_epoch=0,
+            target_loss=None, on_divergence="raise"):
         """Train with mini-batch gradient descent.
+
+        Calling fit again continues from where training stopped: weights,
+        optimizer state (velocities, moments, step count) and the shuffling
+        generator carry over.
 
         Parameters
         ----------
         x : (n_samples, n_features) array
         y : (n_samples, n_outputs) array (or 1-D for one output)
         epochs : int >= 0
+            Index of the epoch to stop at (as Keras): training runs epochs
+            ``initial_epoch`` .. ``epochs - 1``.
         batch_size : int > 0
             The last batch of an epoch may be smaller.
         shuffle : bool
             Reshuffle the samples before each epoch (drawn from the model's
             generator, so a seeded model trains reproducibly).
-        verbose : 0 or 1
-            1 prints the loss after each epoch.
+        validation_data : (x_val, y_val), optional
+            Evaluated after each epoch; logged as ``val_loss`` (and
+            ``val_`` + each metric).
+        validation_split : float in [0, 1)
+            Hold out this fraction of the samples, taken from the END of x
+            and y before any shuffling (as Keras), as validation data.
+            Not with ``validation_data``.
+        callbacks : list of pynn.callbacks.Callback, optional
+        verbose : 0, 1 or 2
+            0 silent, 1 a progress bar per epoch, 2 one line per epoch.
+        initial_epoch : int >= 0
+            Epoch to start counting from, to resume a previous fit.
+        target_loss : float, optional
+            Stop after the first epoch whose training loss is below it.
+        on_divergence : "raise" or "stop"
+            When a loss or gradient becomes NaN or infinite (the step is
+            then not applied, so the weights stay those of the last finite
+            step): raise DivergenceError, or stop with a RuntimeWarning and
+            return the history of the complete epochs.
 
         Returns
         -------
         History
-            ``history.history["loss"]`` holds the mean batch loss of each
-            epoch (weighted by batch size), and ``history.history[name]``
-            the same running mean of each compiled metric, taken on each
-            batch's outputs before its update (as Keras reports them).
+            ``history.history`` maps "loss" (the mean batch loss of each
+            epoch, weighted by batch size and taken before each update),
+            each compiled metric (the same running mean, on each batch's
+            outputs before its update, as Keras reports them),
+            "learning_rate" (the rate of the epoch's last update), and the
+            "val_" twins of the loss and metrics to per-epoch lists.  Also
+            kept as ``model.history``.
         """
         self._check_compiled("fit")
         epochs = check_nonneg_int(epochs, "epochs")
+        initial_epoch = check_nonneg_int(initial_epoch, "initial_epoch")
+        if initial_epoch > epochs:
+            raise ValueError(f"initial_epoch ({initial_epoch}) must not exceed "
+                             f"epochs ({epochs})")
         batch_size = check_positive_int(batch_size, "batch_size")
-        history = History()
+        if not isinstance(shuffle, (bool, np.bool_)):
+            raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
+        if isinstance(verbose, (bool, np.bool_)) or verbose not in (0, 1, 2):
+            raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
+        if target_loss is not None:
+            target_loss = check_real(target_loss, "target_loss")
+        if on_divergence not in ("raise", "stop"):
+            raise ValueError(f"on_divergence must be 'raise' or 'stop', "
+                             f"got {on_divergence!r}")
+        validation_split = check_real(validation_split, "validation_split",
+                                      low=0, high=1, high_open=True)
+        callbacks = list(callbacks or [])
+        for cb in callbacks:
+            if not isinstance(cb, Callback):
+                raise TypeError(f"callbacks must be pynn.callbacks.Callback instances, "
+                                f"got {cb!r}")
         with self._lock:
             x, y = self._check_xy(x, y)
+            x, y, val = self._validation_sets(x, y, validation_data, validation_split)
+            progress = ProgressLogger(verbose) if verbose else None
+            self.history = History()
+            # progress first (it prints the logs as fit made them), History
+            # last (it records what the callbacks may have added), as Keras
+            cbs = ([progress] if progress else []) + callbacks + [self.history]
             n = x.shape[0]
             n_batches = -(-n // batch_size)
+            params = {"epochs": epochs, "steps": n_batches, "samples": n,
+                      "batch_size": batch_size, "verbose": verbose,
+                      "do_validation": val is not None}
+            for cb in cbs:
+                cb.set_model(self)
+                cb.set_params(params)
+            self.stop_training = False
+            for cb in cbs:
+                cb.on_train_begin({})
+            sizes = np.minimum(batch_size, n - batch_size * np.arange(n_batches))
             batch_losses = np.empty(n_batches, dtype=np.float64)
             batch_metrics = (np.empty((len(self.metrics), n_batches))
                              if self.metrics else None)
-            for epoch in range(epochs):
+            batch_cbs = [cb for cb in callbacks if cb.wants_batches]
+            logs = {}
+            for epoch in range(initial_epoch, epochs):
+                for cb in cbs:
+                    cb.on_epoch_begin(epoch, {})
                 order = self._generator.permutation(n) if shuffle else None
-                done = self._train_batches(x, y, order, batch_size, 0, n_batches,
-                                           batch_losses, batch_metrics)
-                if done < n_batches:
-                    raise DivergenceError(
-                        f"the loss or a gradient became non-finite at epoch "
-                        f"{epoch + 1}, batch {done + 1} (loss={batch_losses[done]!r}); "
-                        f"that update was not applied, the weights are those of "
-                        f"the last finite step")
-                sizes = np.minimum(batch_size, n - batch_size * np.arange(n_batches))
-                logs = {"loss": float(batch_losses @ sizes) / n}
+                done, diverged = self._fit_epoch(x, y, order, batch_size, sizes,
+                                                 batch_losses, batch_metrics,
+                                                 batch_cbs, progress)
+                if diverged:
+                    if progress:
+                        progress.interrupt()
+                    message = (f"the loss or a gradient became non-finite at epoch "
+                               f"{epoch + 1}, batch {done + 1} "
+                               f"(loss={batch_losses[done]!r}); that update was not "
+                               f"applied, the weights are those of the last finite step")
+                    if on_divergence == "raise":
+                        raise DivergenceError(message)
+                    warnings.warn(f"training stopped: {message}", RuntimeWarning,
+                                  stacklevel=2)
+                    break
+                n_seen = float(sizes[:done].sum())
+                logs = {"loss": float(batch_losses[:done] @ sizes[:done]) / n_seen}
                 for j, metric in enumerate(self.metrics):
-                    logs[metric.name] = float(batch_metrics[j] @ sizes) / n
-                history.record(epoch, logs)
-                if verbose:
-                    print(f"epoch {epoch + 1}/{epochs} - " +
-                          " - ".join(f"{k}: {v:.6g}" for k, v in logs.items()))
-        return history
+                    logs[metric.name] = float(batch_metrics[j, :done] @ sizes[:done]) / n_seen
+                if val is not None:
+                    logs.update({"val_" + k: v for k, v in self.evaluate(*val).items()})
+                opt = self.optimizer
+                logs["learning_rate"] = opt.learning_rate_at(max(opt.iterations - 1, 0))
+                if target_loss is not None and logs["loss"] < target_loss:
+                    self.stop_training = True
+                for cb in cbs:
+                    cb.on_epoch_end(epoch, logs)
+                if self.stop_training:
+                    break
+            for cb in cbs:
+                cb.on_train_end(logs)
+        return self.history
+
+    def _validation_sets(self, x, y, validation_data, validation_split):
+        """(x_train, y_train, (x_val, y_val) or None), all checked."""
+        if validation_data is not None:
+            if validation_split:
+                raise ValueError("give validation_data or validation_split, not both "
+                                 f"(got validation_split={validation_split!r})")
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("validation_data must be a pair (x_val, y_val), got "
+                                 f"{type(validation_data).__name__} of length "
+                                 f"{len(validation_data) if hasattr(validation_data, '__len__') else '?'}")
+            xv = self._check_x(validation_data[0], "validation_data[0]")
+            yv = self.loss.prepare_targets(validation_data[1], self.output_dim, self.dtype,
+                                           "validation_data[1]")
+            if xv.shape[0] != yv.shape[0]:
+                raise ValueError(f"validation_data's x and y have different numbers of "
+                                 f"samples: {xv.shape[0]} and {yv.shape[0]}")
+            return x, y, (xv, yv)
+        if not validation_split:
+            return x, y, None
+        split_at = int(x.shape[0] * (1.0 - validation_split))
+        if split_at == 0 or split_at == x.shape[0]:
+            raise ValueError(f"validation_split={validation_split!r} of {x.shape[0]} "
+                             f"samples leaves {split_at} for training and "
+                             f"{x.shape[0] - split_at} for validation; both need some")
+        return x[:split_at], y[:split_at], (x[split_at:], y[split_at:])
+
+    def _fit_epoch(self, x, y, order, batch_size, sizes, losses, metric_values,
+                   batch_cbs, progress):
+        """Run one epoch's batches; returns (batches done, diverged).
+
+        Without per-batch callbacks or a live progress bar the whole epoch
+        is one ``_train_batches`` call.  Otherwise batches run in chunks:
+        of one batch for ``on_batch_end`` callbacks, or sized to take about
+        ``ProgressLogger.REFRESH_SECONDS`` each for the bar.
+        """
+        n_batches = sizes.shape[0]
+        live = progress is not None and progress.live
+        if not batch_cbs and not live:
+            done = self._train_batches(x, y, order, batch_size, 0, n_batches, losses,
+                                       metric_values)
+            return done, done < n_batches
+        first, chunk = 0, 1
+        while first < n_batches:
+            stop = min(n_batches, first + chunk)
+            start_time = time.perf_counter()
+            done = self._train_batches(x, y, order, batch_size, first, stop, losses,
+                                       metric_values)
+            if done < stop:
+                return done, True
+            for k in range(first, stop):
+                for cb in batch_cbs:
+                    cb.on_batch_end(k, {"batch": k, "size": int(sizes[k]),
+                                        "loss": float(losses[k])})
+            if live:
+                n_done = int(sizes[:stop].sum())
+                progress.update(stop, n_done, float(losses[:stop] @ sizes[:stop]) / n_done)
+                if not batch_cbs:
+                    per_batch = (time.perf_counter() - start_time) / (stop - first)
+                    chunk = max(1, int(ProgressLogger.REFRESH_SECONDS / max(per_batch, 1e-9)))
+            first = stop
+            if self.stop_training:
+                break
+        return first, False
 
     # ------------------------------------------------------------- inference
 
@@ -406,6 +561,30 @@ class Sequential:
         with self._lock:
             for w, t in zip(checked, targets):
                 t[...] = w
+
+    # ------------------------------------------------------ saving, summary
+
+    def save(self, path, include_optimizer=True):
+        """Save architecture, weights, loss, optimizer (and its state) to one
+        file; read it back with ``pynn.load``.  See pynn.io.save."""
+        from . import io
+        return io.save(self, path, include_optimizer=include_optimizer)
+
+    def summary(self, print_fn=print):
+        """The layers, their output shapes and parameter counts, as Keras
+        prints them.
+
+        Parameters
+        ----------
+        print_fn : callable or None
+            Called with the table; None returns it instead of printing.
+        """
+        from .summary import summary_table
+        text = summary_table(self)
+        if print_fn is None:
+            return text
+        print_fn(text)
+        return None
 
     def __repr__(self):
         return f"Sequential({self.layers!r}, dtype={np.dtype(self.dtype).name!r})"

@@ -178,6 +178,23 @@ def sgd_update(w, g, v, learning_rate, momentum=0.0, nesterov=False, weight_deca
         w += v
 
 
+def adam_update(w, g, m, v, t, learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                weight_decay=0.0):
+    """One Adam step (t = 1-based step number) on arrays w, m, v, in place.
+
+    See pynn.Adam.  Scalars are cast to the arrays' type first, and the
+    bias corrections computed in double, as the compiled kernel does.
+    """
+    dt = w.dtype.type
+    if weight_decay:
+        g = g + dt(weight_decay) * w
+    m[...] = dt(beta_1) * m + dt(1.0 - beta_1) * g
+    v[...] = dt(beta_2) * v + dt(1.0 - beta_2) * g * g
+    m_hat = m / dt(1.0 - beta_1 ** t)
+    v_hat = v / dt(1.0 - beta_2 ** t)
+    w -= dt(learning_rate) * m_hat / (np.sqrt(v_hat) + dt(epsilon))
+
+
 # ---------------------------------------------------------------- network
 
 

@@ -3,7 +3,6 @@ import re
 import subprocess
 import sys
 
-import pytest
 
 
 def run(*args):

@@ -94,3 +94,22 @@ def test_steady_state_training_allocates_nothing(dtype, rng):
         tracemalloc.stop()
     assert current - base < 512, current - base     # nothing kept
     assert peak - base < 1024, peak - base          # no batch-sized temporary
+
+
+@pytest.mark.parametrize("make_opt", [lambda: pynn.Adam(0.01),
+                                      lambda: pynn.SGD(pynn.InverseScaling(0.05, power_t=0.5),
+                                                       momentum=0.9)])
+def test_step_dependent_optimizers_in_the_compiled_epoch(dtype, rng, make_opt):
+    """Adam's bias correction and a schedule advance inside one compiled epoch
+    exactly as they do across train_on_batch calls."""
+    x = rng.standard_normal((50, 10)).astype(dtype)
+    y = rng.standard_normal((50, 3)).astype(dtype)
+    a, b = make_net(dtype), make_net(dtype)
+    a.compile(loss="mse", optimizer=make_opt())
+    b.compile(loss="mse", optimizer=make_opt())
+    a.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0)
+    for _ in range(2):
+        for k in range(0, 50, 8):
+            b.train_on_batch(x[k:k + 8], y[k:k + 8])
+    np.testing.assert_array_equal(a.params, b.params)
+    assert a.optimizer.iterations == b.optimizer.iterations == 14

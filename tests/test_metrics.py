@@ -126,7 +126,7 @@ def test_fit_records_the_running_mean_before_each_update(loss, activation, units
     net = make_model(loss, activation, units, metric_names=names)
     twin = make_model(loss, activation, units)
     history = net.fit(x, y, epochs=2, batch_size=20, shuffle=False, verbose=0)
-    assert set(history.history) == {"loss", *names}
+    assert set(history.history) == {"loss", "learning_rate", *names}
     assert all(len(v) == 2 for v in history.history.values())
     for epoch in range(2):
         sums = dict.fromkeys(names, 0.0)
@@ -150,7 +150,7 @@ def test_no_metrics_no_keys(rng):
     net = make_model("binary_crossentropy", "sigmoid", 1)
     x = rng.standard_normal((20, 4))
     y = targets("binary", rng, n=20)
-    assert set(net.fit(x, y, epochs=1, verbose=0).history) == {"loss"}
+    assert set(net.fit(x, y, epochs=1, verbose=0).history) == {"loss", "learning_rate"}
     assert set(net.evaluate(x, y)) == {"loss"}
 
 

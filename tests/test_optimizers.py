@@ -99,3 +99,71 @@ def test_bad_settings_raise_value_error(kwargs):
 def test_bad_types_raise_type_error(kwargs):
     with pytest.raises(TypeError, match=next(iter(kwargs))):
         pynn.SGD(**kwargs)
+
+
+# ------------------------------------------------------------------- Adam
+
+
+def test_adam_first_steps_by_hand():
+    # t=1: m = 0.1 g, v = 0.001 g^2, m_hat = g, v_hat = g^2: w -= lr * g/(|g| + eps)
+    opt = pynn.Adam(learning_rate=0.5, epsilon=1e-12)
+    w = _run(opt, W0, G[:1], np.float64)
+    np.testing.assert_allclose(w, [1.0 - 0.5, -2.0 - 0.5], rtol=1e-11)
+    np.testing.assert_allclose(opt.state, [0.05, 0.1, 0.00025, 0.001], rtol=1e-14)
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 1e-2])
+def test_adam_matches_its_formula_step_for_step(dtype, rng, weight_decay):
+    n = 1000
+    w = rng.standard_normal(n).astype(dtype)
+    w_ref, m_ref, v_ref = w.copy(), np.zeros_like(w), np.zeros_like(w)
+    opt = pynn.Adam(learning_rate=0.01, beta_1=0.8, beta_2=0.99, epsilon=1e-6,
+                    weight_decay=weight_decay)
+    opt.build(n, dtype)
+    decay_end = 600                      # the kernels' share of the buffer
+    for t in range(1, 8):
+        g = rng.standard_normal(n).astype(dtype)
+        opt.apply(w, g, decay_end)
+        reference.adam_update(w_ref[:decay_end], g[:decay_end], m_ref[:decay_end],
+                              v_ref[:decay_end], t, 0.01, 0.8, 0.99, 1e-6, weight_decay)
+        reference.adam_update(w_ref[decay_end:], g[decay_end:], m_ref[decay_end:],
+                              v_ref[decay_end:], t, 0.01, 0.8, 0.99, 1e-6)
+        # same operations in the same order and type: bit for bit
+        np.testing.assert_array_equal(w, w_ref)
+        np.testing.assert_array_equal(opt.state[:n], m_ref)
+        np.testing.assert_array_equal(opt.state[n:], v_ref)
+    assert opt.iterations == 7
+
+
+def test_adam_trains_a_network(rng):
+    x = rng.standard_normal((64, 4))
+    y = x @ rng.standard_normal((4, 2))
+    net = pynn.Sequential([pynn.Dense(2, input_dim=4)], dtype="float64", seed=0)
+    net.compile(loss="mse", optimizer=pynn.Adam(learning_rate=0.05))
+    first = net.evaluate(x, y)["loss"]
+    net.fit(x, y, epochs=40, batch_size=16, verbose=0)
+    assert net.evaluate(x, y)["loss"] < 1e-2 * first
+
+
+@pytest.mark.parametrize("kwargs", [dict(learning_rate=0), dict(beta_1=1.0), dict(beta_2=-0.1),
+                                    dict(epsilon=0), dict(weight_decay=-1)])
+def test_adam_bad_settings(kwargs):
+    with pytest.raises(ValueError, match=next(iter(kwargs))):
+        pynn.Adam(**kwargs)
+
+
+def test_optimizer_config_round_trip():
+    for opt in (pynn.SGD(0.1, momentum=0.5, nesterov=True, weight_decay=1e-3),
+                pynn.Adam(0.002, beta_1=0.8, epsilon=1e-6),
+                pynn.SGD(pynn.ExponentialDecay(0.1, 10, 0.9, staircase=True)),
+                pynn.Adam(pynn.InverseScaling(0.01, 0.3))):
+        again = pynn.optimizers.get(pynn.optimizers.serialize(opt))
+        assert type(again) is type(opt)
+        assert again.get_config() == opt.get_config()
+        assert repr(again) == repr(opt)
+    with pytest.raises(ValueError, match="unknown optimizer 'Nope'"):
+        pynn.optimizers.get({"class_name": "Nope", "config": {}})
+    with pytest.raises(ValueError, match="invalid optimizer config"):
+        pynn.optimizers.get({"class_name": "SGD", "config": {"lr": 1}})
+    with pytest.raises(ValueError, match="schedules can be saved"):
+        pynn.SGD(learning_rate=lambda t: 0.1).get_config()

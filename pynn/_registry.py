@@ -1,0 +1,34 @@
+"""Rebuild pynn objects from ``{"class_name": ..., "config": {...}}``.
+
+Used when loading a saved model: the class is looked up by name among a
+fixed set of pynn classes, and called with the config as keyword
+arguments.  Nothing else is ever imported, evaluated or unpickled.
+"""
+
+
+def from_config(config, classes, what):
+    """An instance of ``classes[config["class_name"]](**config["config"])``.
+
+    Parameters
+    ----------
+    config : dict with exactly the keys "class_name" (str) and "config" (dict)
+    classes : dict mapping class names to classes
+    what : str
+        What is being rebuilt, for error messages ("loss", "optimizer", ...).
+
+    Raises
+    ------
+    ValueError
+        On an unknown class name or a config its class refuses.
+    """
+    if not isinstance(config, dict) or set(config) != {"class_name", "config"} \
+            or not isinstance(config["config"], dict):
+        raise ValueError(f"a {what} config must be a dict "
+                         f"{{'class_name': str, 'config': dict}}, got {config!r:.200}")
+    name = config["class_name"]
+    if not isinstance(name, str) or name not in classes:
+        raise ValueError(f"unknown {what} {name!r}; known: {sorted(classes)}")
+    try:
+        return classes[name](**config["config"])
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"invalid {what} config for {name}: {exc}") from None

@@ -1,0 +1,77 @@
+"""``check_gradients``: backpropagation against central finite differences."""
+import numpy as np
+
+from ._validation import check_real
+
+
+def check_gradients(model, x, y, epsilon=1e-5, atol=1e-8):
+    """Compare the model's backpropagated gradients with finite differences.
+
+    Works on a float64 copy of the model (the model itself is untouched):
+    for every parameter ``w``, the numerical derivative
+    ``(L(w + epsilon) - L(w - epsilon)) / (2 * epsilon)`` of the loss on
+    (x, y) is compared with the gradient backpropagation gives.  That costs
+    two forward passes per parameter: use a small batch and model.
+
+    Parameters
+    ----------
+    model : Sequential
+        Compiled (its loss is the one checked).
+    x : (n_samples, n_features) array
+    y : (n_samples, n_outputs) array
+    epsilon : float > 0
+        The finite-difference step.
+    atol : float >= 0
+        Gradients smaller than this in magnitude are compared absolutely:
+        the error of each entry is ``|backprop - numeric| /
+        max(|backprop|, |numeric|, atol)``, so that the rounding noise of the
+        difference quotient (about 1e-16 * loss / epsilon) does not pass for
+        a relative error where the true gradient is 0.
+
+    Returns
+    -------
+    dict
+        ``"<layer name>/W"`` and ``"<layer name>/b"`` -> the largest error
+        over that array, in ``get_weights()`` order.  Correct backprop gives
+        values around 1e-7 or below (with smooth activations); a wrong one,
+        values near 1.
+    """
+    from .model import Sequential
+    from .layers import Dense
+    from .summary import layer_names
+
+    if not isinstance(model, Sequential):
+        raise TypeError(f"model must be a pynn.Sequential, got {model!r}")
+    model._check_compiled("check_gradients")
+    epsilon = check_real(epsilon, "epsilon", low=0, low_open=True)
+    atol = check_real(atol, "atol", low=0)
+    x = model._check_x(x)                       # builds the model if needed
+    twin = Sequential([Dense(layer.units, activation=layer.activation)
+                       for layer in model.layers], dtype="float64")
+    twin.build(model.input_dim)
+    twin.params[...] = model.params
+    twin.compile(loss=model.loss, optimizer="sgd")
+    x, y = twin._check_xy(x, y)
+    _, grads = twin.gradients(x, y)
+
+    def loss():
+        return twin._net.loss(x, y, x.shape[0])
+
+    errors = {}
+    arrays = [a for layer in twin.layers for a in (layer.W, layer.b)]
+    keys = [f"{name}/{part}" for name in layer_names(model) for part in ("W", "b")]
+    for key, values, backprop in zip(keys, arrays, grads):
+        flat = values.reshape(-1)             # a view into twin.params
+        numeric = np.empty(flat.shape[0])
+        for i in range(flat.shape[0]):
+            saved = flat[i]
+            flat[i] = saved + epsilon
+            up = loss()
+            flat[i] = saved - epsilon
+            down = loss()
+            flat[i] = saved
+            numeric[i] = (up - down) / (2 * epsilon)
+        backprop = backprop.reshape(-1)
+        scale = np.maximum(np.maximum(np.abs(backprop), np.abs(numeric)), atol)
+        errors[key] = float(np.max(np.abs(backprop - numeric) / scale)) if flat.size else 0.0
+    return errors

@@ -1,0 +1,74 @@
+"""check_gradients and summary."""
+import numpy as np
+import pytest
+
+import pynn
+
+
+def make_net(dtype="float32"):
+    net = pynn.Sequential([pynn.Dense(6, activation="tanh", input_dim=4),
+                           pynn.Dense(5, activation="sigmoid"),
+                           pynn.Dense(3)], dtype=dtype, seed=2)
+    net.compile(loss="mse")
+    return net
+
+
+@pytest.fixture
+def batch():
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((10, 4)), rng.standard_normal((10, 3))
+
+
+def test_backprop_agrees_with_finite_differences(batch, dtype):
+    net = make_net(dtype)
+    before = net.params.copy()
+    errors = pynn.check_gradients(net, *batch)
+    assert list(errors) == ["dense/W", "dense/b", "dense_1/W", "dense_1/b",
+                            "dense_2/W", "dense_2/b"]
+    assert max(errors.values()) < 1e-6, errors
+    np.testing.assert_array_equal(net.params, before)        # the model is untouched
+
+
+def test_a_wrong_gradient_is_caught(batch, monkeypatch):
+    net = make_net("float64")
+    original = pynn.Sequential.gradients
+
+    def off_by_one_percent(self, x, y):
+        loss, grads = original(self, x, y)
+        grads[2] = grads[2] * 1.01
+        return loss, grads
+
+    monkeypatch.setattr(pynn.Sequential, "gradients", off_by_one_percent)
+    errors = pynn.check_gradients(net, *batch)
+    assert errors["dense_1/W"] == pytest.approx(0.01 / 1.01, rel=1e-4)   # |1.01g - g| / |1.01g|
+    assert errors["dense/W"] < 1e-6
+
+
+def test_check_gradients_needs_a_compiled_model(batch):
+    net = pynn.Sequential([pynn.Dense(2, input_dim=4)])
+    with pytest.raises(RuntimeError, match="compile"):
+        pynn.check_gradients(net, *batch)
+    with pytest.raises(TypeError, match="Sequential"):
+        pynn.check_gradients("net", *batch)
+
+
+def test_summary_as_keras_prints_it(capsys):
+    net = make_net()
+    assert net.summary() is None
+    text = capsys.readouterr().out
+    assert text == net.summary(print_fn=None) + "\n"
+    lines = text.splitlines()
+    assert lines[0] == 'Model: "sequential"'
+    assert lines[2].split() == ["Layer", "(type)", "Output", "Shape", "Param", "#"]
+    rows = [line.split() for line in lines if "(Dense)" in line]
+    assert rows == [["dense", "(Dense)", "(None,", "6)", "30"],
+                    ["dense_1", "(Dense)", "(None,", "5)", "35"],
+                    ["dense_2", "(Dense)", "(None,", "3)", "18"]]
+    assert "Total params: 83 (332 B)" in text
+    assert "Non-trainable params: 0" in text
+
+
+def test_summary_of_an_unbuilt_model():
+    net = pynn.Sequential([pynn.Dense(4), pynn.Dense(2, name="head")])
+    text = net.summary(print_fn=None)
+    assert "0 (unbuilt)" in text and "head (Dense)" in text and "unknown" in text
