@@ -17,8 +17,9 @@ def step(int code,
     values = np.asarray(hyper, dtype=np.float64).ravel()
     if values.shape[0] > 16:
         raise ValueError(f"at most 16 optimizer settings, got {values.shape[0]}")
-    cdef double[::1] settings = np.zeros(16)
-    settings[:values.shape[0]] = values
+    padded = np.zeros(16)
+    padded[:values.shape[0]] = values
+    cdef const double[::1] settings = padded
     if params.shape[0] != grads.shape[0] or not 0 <= decay_end <= params.shape[0]:
         raise ValueError("params and grads must have one size, decay_end within it")
     with nogil:
