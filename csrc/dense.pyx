@@ -459,7 +459,8 @@ cdef class Network:
         # The Python layer converts and explains; this makes sure that
         # nothing it missed can be misread.
         if a is None or cnp.PyArray_NDIM(a) != 2 or a.shape[1] != width or a.shape[0] < 1:
-            raise ValueError(f"{name} must be an array of shape (n_samples >= 1, {width})")
+            raise ValueError(f"{name} must be an array of shape (n_samples >= 1, {width}), "
+                             f"got {'None' if a is None else (<object>a).shape}")
         if a.dtype != self.dtype:
             raise TypeError(f"{name} must be {self.dtype}, got {a.dtype}")
         if not cnp.PyArray_IS_C_CONTIGUOUS(a):

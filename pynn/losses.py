@@ -30,6 +30,10 @@ class Loss:
 
     name = None
     code = None
+    # True when any finite real target is valid, so that targets already of
+    # the right type, shape and layout need no check in Python at all (the
+    # compiled step checks them for NaN and inf).
+    accepts_any_real_targets = False
 
     def fuses_with(self, activation):
         """True when this loss computes ``activation`` itself from logits."""
@@ -99,6 +103,7 @@ class MeanSquaredError(Loss):
 
     name = "mse"
     code = MSE
+    accepts_any_real_targets = True
 
 
 def _first_bad(y, bad):

@@ -230,7 +230,15 @@ class Sequential:
         """
         self._check_compiled("train_on_batch")
         with self._lock:
-            x, y = self._check_xy(x, y, finite=False)
+            dtype = self.dtype
+            # The hot path: arrays ready as they are skip the Python checks;
+            # the compiled step checks their shapes, layout and values itself.
+            if not (self.loss.accepts_any_real_targets and self.built
+                    and type(x) is np.ndarray and type(y) is np.ndarray
+                    and x.dtype.type is dtype and y.dtype.type is dtype
+                    and x.ndim == 2 and y.ndim == 2
+                    and x.flags.c_contiguous and y.flags.c_contiguous):
+                x, y = self._check_xy(x, y, finite=False)
             loss, finite = self._step(x, y)
         if not finite:
             raise DivergenceError(
