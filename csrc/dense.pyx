@@ -285,6 +285,39 @@ cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* sta
 ctypedef int (*set_threads_fn)(int) noexcept nogil
 
 
+cdef void _predict_rows(Net net, const floating* params, const floating* X,
+                        Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out,
+                        Py_ssize_t chunk, floating* work, bint logits,
+                        floating* out) noexcept nogil:
+    # The network's outputs for n rows, chunk rows at a time through work.
+    cdef Py_ssize_t start = 0, m
+    cdef floating* res
+    while start < n:
+        m = min(chunk, n - start)
+        res = _forward(net, params, X + start * n_in, m, work, logits)
+        memcpy(out + start * n_out, res, m * n_out * sizeof(floating))
+        start += m
+
+
+cdef double _mean_loss(Net net, const floating* params, const floating* X,
+                       const floating* Y, Py_ssize_t n, Py_ssize_t n_in,
+                       Py_ssize_t n_y, Py_ssize_t chunk, floating* work,
+                       int loss_code, bint fused) noexcept nogil:
+    # The loss over n rows, chunk rows at a time; every loss is a mean over
+    # rows (and columns), so chunk means weighted by their rows give it.
+    cdef Py_ssize_t start = 0, m
+    cdef Py_ssize_t n_out = net.layout[(net.n_layers - 1) * N_COLS + 1]
+    cdef double total = 0
+    cdef floating* res
+    while start < n:
+        m = min(chunk, n - start)
+        res = _forward(net, params, X + start * n_in, m, work, fused)
+        total += m * loss_and_grad(loss_code, res, Y + start * n_y, m, n_out,
+                                   work + m * net.total_width)
+        start += m
+    return total / n
+
+
 cdef inline double _now() noexcept nogil:
     cdef timespec ts
     clock_gettime(CLOCK_MONOTONIC, &ts)
@@ -615,68 +648,48 @@ cdef class Network:
         """Network outputs for x, written to out (n, n_out), chunk rows at a time."""
         self._check(x, self.n_in, "x")
         self._check(out, self.n_out, "out")
-        cdef Py_ssize_t n = x.shape[0], start, m
+        cdef Py_ssize_t n = x.shape[0]
         if out.shape[0] != n:
             raise ValueError("out must have one row per sample of x")
         chunk = max(1, min(chunk, n))
         cdef void* work = self._work_for(chunk)
-        cdef char* px = <char*>cnp.PyArray_DATA(x)
-        cdef char* pout = <char*>cnp.PyArray_DATA(out)
-        cdef Py_ssize_t item = 8 if self.is_double else 4
-        cdef void* res
+        cdef void* px = cnp.PyArray_DATA(x)
+        cdef void* pout = cnp.PyArray_DATA(out)
         cdef bint threads
         with nogil:
             threads = self._threads_enter(chunk)
-            start = 0
-            while start < n:
-                m = min(chunk, n - start)
-                if self.is_double:
-                    res = _forward(self.net, <const double*>self.p_params,
-                                   <const double*>(px + start * self.n_in * item), m,
-                                   <double*>work, logits)
-                else:
-                    res = _forward(self.net, <const float*>self.p_params,
-                                   <const float*>(px + start * self.n_in * item), m,
-                                   <float*>work, logits)
-                memcpy(pout + start * self.n_out * item, res, m * self.n_out * item)
-                start += m
+            if self.is_double:
+                _predict_rows(self.net, <const double*>self.p_params, <const double*>px, n,
+                              self.n_in, self.n_out, chunk, <double*>work, logits,
+                              <double*>pout)
+            else:
+                _predict_rows(self.net, <const float*>self.p_params, <const float*>px, n,
+                              self.n_in, self.n_out, chunk, <float*>work, logits,
+                              <float*>pout)
             self._threads_exit(threads)
 
     def loss(self, cnp.ndarray x, cnp.ndarray y, Py_ssize_t chunk):
         """Mean loss over (x, y), computed chunk rows at a time; nothing updated."""
         self._check(x, self.n_in, "x")
         self._check(y, self.n_y, "y")
-        cdef Py_ssize_t n = x.shape[0], start, m
+        cdef Py_ssize_t n = x.shape[0]
         if y.shape[0] != n:
             raise ValueError(f"x and y have different numbers of samples: {n} and {y.shape[0]}")
         chunk = max(1, min(chunk, n))
         cdef void* work = self._work_for(chunk)
-        cdef char* px = <char*>cnp.PyArray_DATA(x)
-        cdef char* py = <char*>cnp.PyArray_DATA(y)
-        cdef Py_ssize_t item = 8 if self.is_double else 4
-        cdef Py_ssize_t off = self.net.total_width
-        cdef double total = 0
-        cdef void* res
+        cdef void* px = cnp.PyArray_DATA(x)
+        cdef void* py = cnp.PyArray_DATA(y)
+        cdef double loss
         cdef bint threads
         with nogil:
             threads = self._threads_enter(chunk)
-            start = 0
-            while start < n:
-                m = min(chunk, n - start)
-                if self.is_double:
-                    res = _forward(self.net, <const double*>self.p_params,
-                                   <const double*>(px + start * self.n_in * item), m,
-                                   <double*>work, self.fused)
-                    total += m * loss_and_grad(self.loss_code, <double*>res,
-                                               <const double*>(py + start * self.n_y * item),
-                                               m, self.n_out, <double*>work + m * off)
-                else:
-                    res = _forward(self.net, <const float*>self.p_params,
-                                   <const float*>(px + start * self.n_in * item), m,
-                                   <float*>work, self.fused)
-                    total += m * loss_and_grad(self.loss_code, <float*>res,
-                                               <const float*>(py + start * self.n_y * item),
-                                               m, self.n_out, <float*>work + m * off)
-                start += m
+            if self.is_double:
+                loss = _mean_loss(self.net, <const double*>self.p_params, <const double*>px,
+                                  <const double*>py, n, self.n_in, self.n_y, chunk,
+                                  <double*>work, self.loss_code, self.fused)
+            else:
+                loss = _mean_loss(self.net, <const float*>self.p_params, <const float*>px,
+                                  <const float*>py, n, self.n_in, self.n_y, chunk,
+                                  <float*>work, self.loss_code, self.fused)
             self._threads_exit(threads)
-        return total / n
+        return loss
