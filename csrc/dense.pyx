@@ -249,6 +249,49 @@ cdef inline void _gather(const floating* src, const Py_ssize_t* rows, Py_ssize_t
         memcpy(dst + i * width, src + rows[i] * width, width * sizeof(floating))
 
 
+# Accuracies computed on each batch's output inside the compiled epoch, so
+# that fit with metrics=["accuracy"] stays one call (pynn/metrics.py has the
+# NumPy definitions these follow: ties in argmax go to the first index).
+cdef enum:
+    MAX_METRICS = 8
+    METRIC_BINARY_ACCURACY = 1       # mean over elements of (out > t) == (y > 0.5)
+    METRIC_CATEGORICAL_ACCURACY = 2  # argmax(out) == argmax(y), per row
+    METRIC_SPARSE_ACCURACY = 3       # argmax(out) == label, per row
+
+
+cdef struct Metrics:
+    int n
+    int codes[MAX_METRICS]
+    double thresholds[MAX_METRICS]
+    double* values          # values[j * stride + k]: metric j on batch k
+    Py_ssize_t stride
+
+
+cdef inline Py_ssize_t _argmax(const floating* row, Py_ssize_t m) noexcept nogil:
+    cdef Py_ssize_t j, best = 0
+    for j in range(1, m):
+        if row[j] > row[best]:
+            best = j
+    return best
+
+
+cdef double _metric(int code, double threshold, const floating* out, const floating* Y,
+                    Py_ssize_t n, Py_ssize_t n_out, Py_ssize_t n_y) noexcept nogil:
+    cdef Py_ssize_t i, hits = 0, truth
+    cdef floating t = <floating>threshold
+    if code == METRIC_BINARY_ACCURACY:
+        for i in range(n * n_out):
+            hits += (out[i] > t) == (Y[i] > 0.5)
+        return hits / <double>(n * n_out)
+    for i in range(n):
+        if code == METRIC_CATEGORICAL_ACCURACY:
+            truth = _argmax(Y + i * n_y, n_y)
+        else:
+            truth = <Py_ssize_t>Y[i * n_y]
+        hits += _argmax(out + i * n_out, n_out) == truth
+    return hits / <double>n
+
+
 cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* state,
                        const floating* X, const floating* Y, Py_ssize_t n_samples,
                        Py_ssize_t n_in, Py_ssize_t n_y, const Py_ssize_t* order,
@@ -256,10 +299,11 @@ cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* sta
                        floating* bx, floating* by, floating* work, int loss_code,
                        bint fused, int opt_code, double* hyper,
                        Py_ssize_t n_params, Py_ssize_t decay_end,
-                       double* losses) noexcept nogil:
+                       double* losses, Metrics* metrics) noexcept nogil:
     # Batches first..stop-1 of an epoch; returns the first batch whose step
     # was not applied (stop when all were).  x and y were checked finite once.
-    cdef Py_ssize_t k, start, m
+    cdef Py_ssize_t k, start, m, j
+    cdef Py_ssize_t n_out = net.layout[(net.n_layers - 1) * N_COLS + 1]
     cdef const floating* xb
     cdef const floating* yb
     for k in range(first, stop):
@@ -277,6 +321,11 @@ cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* sta
                                        loss_code, fused)
         if not (isfinite(losses[k]) and all_finite(grads, n_params)):
             return k
+        for j in range(metrics.n):
+            # the output of this batch's forward pass, before the update
+            metrics.values[j * metrics.stride + k] = _metric(
+                metrics.codes[j], metrics.thresholds[j],
+                work + m * (net.total_width - n_out), yb, m, n_out, n_y)
         optimizer_step(opt_code, params, grads, state, n_params, decay_end, hyper)
         hyper[HYPER_STEP] += 1
     return stop
@@ -373,6 +422,7 @@ cdef class Network:
     cdef bint fused
     cdef Py_ssize_t decay_end
     cdef double hyper[16]
+    cdef Metrics metrics
     cdef readonly object dtype
     # BLAS thread policy: see set_thread_policy
     cdef set_threads_fn set_local_threads
@@ -407,6 +457,7 @@ cdef class Network:
         self._state = np.zeros(1, dtype=self.dtype)
         self.p_state = cnp.PyArray_DATA(self._state)
         memset(self.hyper, 0, sizeof(self.hyper))
+        memset(&self.metrics, 0, sizeof(Metrics))
         self.set_local_threads = NULL
         self.n_threads = 0
         self.min_parallel_flops = 0
@@ -469,6 +520,20 @@ cdef class Network:
         self._state = state
         self.p_state = cnp.PyArray_DATA(state)
         self.decay_end = decay_end
+
+    def set_metrics(self, codes, thresholds):
+        """Accuracies that train_batches computes on each batch (see the
+        METRIC_* codes above); empty lists for none."""
+        if len(codes) != len(thresholds) or len(codes) > MAX_METRICS:
+            raise ValueError(f"at most {MAX_METRICS} metrics, one threshold each")
+        cdef Py_ssize_t j
+        for j in range(len(codes)):
+            if codes[j] not in (METRIC_BINARY_ACCURACY, METRIC_CATEGORICAL_ACCURACY,
+                                METRIC_SPARSE_ACCURACY):
+                raise ValueError(f"unknown metric code {codes[j]!r}")
+            self.metrics.codes[j] = codes[j]
+            self.metrics.thresholds[j] = thresholds[j]
+        self.metrics.n = len(codes)
 
     def set_hyper(self, hyper):
         """Copy the optimizer's settings: a sequence of at most 16 floats
@@ -538,13 +603,16 @@ cdef class Network:
         return loss, status
 
     def train_batches(self, cnp.ndarray x, cnp.ndarray y, order, Py_ssize_t batch_size,
-                      Py_ssize_t first, Py_ssize_t stop, double[::1] losses not None):
+                      Py_ssize_t first, Py_ssize_t stop, double[::1] losses not None,
+                      double[:, ::1] metric_values=None):
         """Train on batches first..stop-1 of an epoch without coming back to Python.
 
         Batch k holds rows order[k*batch_size : (k+1)*batch_size] of x and y
         (gathered into a buffer allocated once), or that slice of x and y
         itself when order is None; the last batch may be smaller.  x and y
         must already be known finite.  losses[k] receives batch k's loss.
+        With metrics set (set_metrics) and metric_values given
+        (n_metrics, >= stop), it receives metric j on batch k's output before its update at [j, k].
         Returns the first batch not applied because its loss or gradient was
         not finite, or stop.
         """
@@ -574,6 +642,14 @@ cdef class Network:
         cdef void* by = cnp.PyArray_DATA(<cnp.ndarray>self._by) if order is not None else NULL
         cdef Py_ssize_t done
         cdef bint threads
+        cdef Metrics metrics = self.metrics
+        if metric_values is None:
+            metrics.n = 0           # not asked for this time
+        if metrics.n:
+            if metric_values.shape[0] != metrics.n or metric_values.shape[1] < stop:
+                raise ValueError(f"metric_values must have shape ({metrics.n}, >= {stop})")
+            metrics.values = &metric_values[0, 0]
+            metrics.stride = metric_values.shape[1]
         with nogil:
             threads = self._threads_enter(min(batch_size, n))
             if self.is_double:
@@ -582,14 +658,14 @@ cdef class Network:
                               n, self.n_in, self.n_y, p_order, batch_size, first, stop,
                               <double*>bx, <double*>by, <double*>work, self.loss_code,
                               self.fused, self.opt_code, self.hyper, self.n_params,
-                              self.decay_end, &losses[0])
+                              self.decay_end, &losses[0], &metrics)
             else:
                 done = _epoch(self.net, <float*>self.p_params, <float*>self.p_grads,
                               <float*>self.p_state, <const float*>px, <const float*>py,
                               n, self.n_in, self.n_y, p_order, batch_size, first, stop,
                               <float*>bx, <float*>by, <float*>work, self.loss_code,
                               self.fused, self.opt_code, self.hyper, self.n_params,
-                              self.decay_end, &losses[0])
+                              self.decay_end, &losses[0], &metrics)
             self._threads_exit(threads)
         return done
 

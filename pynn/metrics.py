@@ -19,6 +19,8 @@ from . import losses as _losses
 from .reference import sigmoid, softmax
 
 _ACTIVATE = {"sigmoid": sigmoid, "softmax": softmax}
+# the compiled metrics' codes (METRIC_* in csrc/dense.pyx)
+_BINARY_ACCURACY, _CATEGORICAL_ACCURACY, _SPARSE_ACCURACY = 1, 2, 3
 
 
 def _labels(y_true):
@@ -85,6 +87,17 @@ class Metric:
         if self.fn is binary_accuracy and activation == "sigmoid":
             return binary_accuracy(y, out, threshold=0.0)
         return self.fn(y, _ACTIVATE[activation](out))
+
+    def kernel(self, activation):
+        """(code, threshold) of the compiled twin of ``from_outputs`` with this
+        ``activation`` (see csrc/dense.pyx), or None when there is none."""
+        if self.fn is categorical_accuracy:
+            return _CATEGORICAL_ACCURACY, 0.0
+        if self.fn is sparse_categorical_accuracy:
+            return _SPARSE_ACCURACY, 0.0
+        if self.fn is binary_accuracy and activation in (None, "sigmoid"):
+            return _BINARY_ACCURACY, 0.0 if activation == "sigmoid" else 0.5
+        return None
 
     def __repr__(self):
         return f"Metric({self.name!r})"

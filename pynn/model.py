@@ -70,8 +70,6 @@ class Sequential:
             raise TypeError(f"layer must be a pynn.Dense, got {layer!r}")
         if self._trained:
             raise RuntimeError("cannot add a layer to a model that has been trained")
-        if not self.layers and layer.input_dim is None and self.built:
-            raise ValueError("the first layer needs input_dim")
         self.layers.append(layer)
         if self.layers[0].input_dim is not None:
             self.build(self.layers[0].input_dim)
@@ -151,6 +149,14 @@ class Sequential:
         self._net.set_loss(self._loss_code, self._fused,
                            self.loss.target_width(self.output_dim))
         self._net.set_optimizer(opt.code, opt.state, self._n_kernel_params)
+        # accuracies run inside the compiled epoch when all metrics can
+        act = self.loss.output_activation(self.layers[-1].activation)
+        kernels = [m.kernel(act) for m in self.metrics]
+        self._metrics_compiled = all(k is not None for k in kernels)
+        if self._metrics_compiled:
+            self._net.set_metrics([k[0] for k in kernels], [k[1] for k in kernels])
+        else:
+            self._net.set_metrics([], [])
 
     @property
     def _loss_code(self):
@@ -278,22 +284,24 @@ class Sequential:
         it, and returns the index of that batch (``stop`` when all ran).
         """
         opt = self.optimizer
-        if metric_values is None and not opt.scheduled:
+        in_c = metric_values is None or self._metrics_compiled
+        if in_c and not opt.scheduled:
             # the whole range in one compiled call
             self._net.set_hyper(opt.hyper())
-            done = self._net.train_batches(x, y, order, batch_size, first, stop, losses)
+            done = self._net.train_batches(x, y, order, batch_size, first, stop, losses,
+                                           metric_values)
             opt.iterations += done - first
         else:
-            # metrics read each batch's outputs, and a schedule is evaluated
-            # for each step: one compiled call per batch
+            # a schedule is evaluated for each step, and metrics without a
+            # compiled twin read each batch's outputs: one call per batch
             done = first
             while done < stop:
                 self._net.set_hyper(opt.hyper())
                 if self._net.train_batches(x, y, order, batch_size, done, done + 1,
-                                           losses) == done:
+                                           losses, metric_values if in_c else None) == done:
                     break
                 opt.iterations += 1
-                if metric_values is not None:
+                if not in_c:
                     rows = slice(done * batch_size, (done + 1) * batch_size)
                     ys = y[rows] if order is None else y[order[rows]]
                     self._batch_metrics(ys, metric_values[:, done])

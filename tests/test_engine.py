@@ -113,3 +113,34 @@ def test_step_dependent_optimizers_in_the_compiled_epoch(dtype, rng, make_opt):
             b.train_on_batch(x[k:k + 8], y[k:k + 8])
     np.testing.assert_array_equal(a.params, b.params)
     assert a.optimizer.iterations == b.optimizer.iterations == 14
+
+
+@pytest.mark.parametrize("loss, activation, units, kind", [
+    ("binary_crossentropy", "sigmoid", 1, "binary"),
+    (pynn.BinaryCrossentropy(from_logits=True), "linear", 3, "binary"),
+    ("categorical_crossentropy", "softmax", 4, "onehot"),
+    ("sparse_categorical_crossentropy", "softmax", 4, "labels"),
+    ("mse", "linear", 1, "binary"),
+])
+def test_compiled_accuracy_equals_the_numpy_metric(loss, activation, units, kind, rng):
+    """Accuracies computed inside the compiled epoch == pynn.metrics on each batch."""
+    x = rng.standard_normal((90, 10))
+    if kind == "labels":
+        y = rng.integers(0, units, 90)
+    elif kind == "onehot":
+        y = np.eye(units)[rng.integers(0, units, 90)]
+    else:
+        y = (rng.random((90, units)) > 0.5).astype(float)
+    runs = []
+    for compiled in (True, False):
+        net = pynn.Sequential([pynn.Dense(8, activation="tanh", input_dim=10),
+                               pynn.Dense(units, activation=activation)], dtype="float64",
+                              seed=3)
+        net.compile(loss=loss, optimizer=pynn.SGD(0.1, momentum=0.5), metrics=["accuracy"])
+        assert net._metrics_compiled
+        if not compiled:
+            net._metrics_compiled = False     # the per-batch NumPy path
+        runs.append(net.fit(x, y, epochs=3, batch_size=16, verbose=0).history)
+    np.testing.assert_array_equal(runs[0]["accuracy"], runs[1]["accuracy"])
+    np.testing.assert_array_equal(runs[0]["loss"], runs[1]["loss"])
+    assert 0 < runs[0]["accuracy"][-1] <= 1
