@@ -12,11 +12,13 @@ def run(*args):
     return out.stdout
 
 
-def test_demo_loss_falls():
-    text = run("demo", "--epochs", "30")
+def test_demo_loss_falls_and_accuracy_rises():
+    text = run("demo", "--epochs", "10")
     losses = [float(v) for v in re.findall(r"loss:? ([0-9.]+)", text)]
     assert len(losses) >= 3
     assert losses[-1] < losses[0] / 10
+    before, after = (float(v) for v in re.findall(r"accuracy ([0-9.]+)%", text))
+    assert before < 50 < 95 < after
 
 
 def test_info_names_versions_and_blas():
