@@ -262,6 +262,8 @@ def main(argv=None):
                         help="comma-separated subset of " + ",".join(CONFIGS))
     parser.add_argument("--dtypes", default="float32,float64")
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--ceiling-size", type=int, default=2048,
+                        help="side of the square GEMM that measures the ceiling")
     parser.add_argument("--torch-threads", type=int, default=None,
                         help="PyTorch's intra-op threads (default: its own)")
     parser.add_argument("--no-fit", action="store_true", help="skip the fit-epoch timing")
@@ -295,8 +297,8 @@ def main(argv=None):
     dtypes = [np.dtype(d).type for d in args.dtypes.split(",")]
     ceilings = {}
     for dt in dtypes:
-        ceilings[np.dtype(dt).name] = gemm_ceiling(dt)
-        print(f"GEMM ceiling ({np.dtype(dt).name}, 2048^3 through SciPy's BLAS): "
+        ceilings[np.dtype(dt).name] = gemm_ceiling(dt, args.ceiling_size)
+        print(f"GEMM ceiling ({np.dtype(dt).name}, {args.ceiling_size}^3 through SciPy's BLAS): "
               f"{ceilings[np.dtype(dt).name]:.1f} GFLOP/s")
     rows = []
     for name in args.configs.split(","):

@@ -28,7 +28,8 @@ def test_info_names_versions_and_blas():
 
 
 def test_bench_prints_a_table():
-    text = run("bench", "--configs", "tiny", "--dtypes", "float32", "--rounds", "2", "--no-fit")
+    text = run("bench", "--configs", "tiny", "--dtypes", "float32", "--rounds", "2", "--no-fit",
+               "--ceiling-size", "256")
     assert "GEMM ceiling" in text
     row = [line for line in text.splitlines() if line.startswith("| tiny")]
     assert row and re.search(r"\d+\.\d+x", row[0])
