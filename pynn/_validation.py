@@ -44,9 +44,20 @@ def as_float_array(x, dtype, argname):
     return np.ascontiguousarray(arr, dtype=dtype)
 
 
+# Elements per pass of check_finite: its boolean temporary stays this small
+# however large the array (a memory-mapped file is never read in whole).
+FINITE_CHUNK = 1 << 20
+
+
 def check_finite(arr, argname):
-    if not np.isfinite(arr).all():
-        n_bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+    arr = np.asarray(arr)
+    row_size = arr[0].size if arr.ndim and arr.shape[0] else 1
+    rows = max(1, FINITE_CHUNK // max(row_size, 1))
+    parts = [arr] if arr.ndim == 0 or arr.size <= FINITE_CHUNK else \
+        (arr[i:i + rows] for i in range(0, arr.shape[0], rows))
+    n_bad = sum(int(p.size - np.count_nonzero(np.isfinite(p)))
+                for p in parts if not np.isfinite(p).all())
+    if n_bad:
         raise ValueError(f"{argname} contains {n_bad} NaN or infinite value(s)")
 
 

@@ -453,11 +453,11 @@ class ProgressLogger(Callback):
     def on_epoch_end(self, epoch, logs=None):
         elapsed = time.perf_counter() - self._start
         values = " - ".join(f"{k}: {_fmt(v)}" for k, v in logs.items())
-        rate = self.params["samples"] / max(elapsed, 1e-9)
+        samples = self.params["samples"]    # None for a stream of batches
+        rate = f"{samples / max(elapsed, 1e-9):,.0f} samples/s - " if samples else ""
         if self.verbose == 1:
             steps = self.params["steps"]
-            line = (f"{self._bar(steps, steps)} - {_fmt_time(elapsed)} "
-                    f"{rate:,.0f} samples/s - {values}")
+            line = f"{self._bar(steps, steps)} - {_fmt_time(elapsed)} {rate}{values}"
             if self._live:
                 self._draw(line)
                 self._write("\n")

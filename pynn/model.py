@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 
-from . import _dense, _threads, initializers, losses, optimizers
+from . import _dense, _threads, data, distributed, initializers, losses, optimizers
 from . import metrics as metrics_module
 from ._validation import (as_dtype, as_float_array, check_finite,
                           check_nonneg_int, check_positive_int, check_real)
@@ -61,6 +61,8 @@ class Sequential:
         self.history = None                 # the History of the last fit
         for layer in layers or []:
             self.add(layer)
+
+    _dist = None    # pynn.distributed.Session while fit(comm=...) runs
 
     # ------------------------------------------------------------------ build
 
@@ -283,6 +285,11 @@ class Sequential:
         the first batch whose loss or gradient is not finite, without applying
         it, and returns the index of that batch (``stop`` when all ran).
         """
+        if self._dist is not None or isinstance(x, data.Batches):
+            # one compiled step per batch: an all-reduce between the
+            # gradient and the update, or batches converted/drawn in Python
+            return data.train_batches(self, x, y, order, batch_size, first, stop,
+                                      losses, metric_values)
         opt = self.optimizer
         in_c = metric_values is None or self._metrics_compiled
         if in_c and not opt.scheduled:
@@ -309,9 +316,9 @@ class Sequential:
         self._trained = self._trained or done > first
         return done
 
-    def fit(self, x, y, epochs=1, batch_size=32, shuffle=True, validation_data=None,
+    def fit(self, x, y=None, epochs=1, batch_size=32, shuffle=True, validation_data=None,
             validation_split=0.0, callbacks=None, verbose=1, initial_epoch=0,
-            target_loss=None, on_divergence="raise"):
+            target_loss=None, on_divergence="raise", steps_per_epoch=None, comm=None):
         """Train with mini-batch gradient descent.
 
         Calling fit again continues from where training stopped: weights,
@@ -320,7 +327,11 @@ class Sequential:
 
         Parameters
         ----------
-        x : (n_samples, n_features) array
+        x : (n_samples, n_features) array, or iterable of batches
+            An ``np.memmap`` is read batch by batch, never copied whole
+            (see pynn.data).  Without y: an iterable of ``(x_batch,
+            y_batch)`` pairs, or a callable returning one per epoch, read as
+            it yields (``shuffle`` does not apply).
         y : (n_samples, n_outputs) array (or 1-D for one output)
         epochs : int >= 0
             Index of the epoch to stop at (as Keras): training runs epochs
@@ -349,6 +360,12 @@ class Sequential:
             then not applied, so the weights stay those of the last finite
             step): raise DivergenceError, or stop with a RuntimeWarning and
             return the history of the complete epochs.
+        steps_per_epoch : int, optional
+            Batches per epoch when x is an iterable of batches without a
+            ``len()``; an epoch that gets fewer raises ValueError.
+        comm : mpi4py communicator, optional
+            Train data-parallel with every rank of ``comm`` (each passing
+            its own shard as x, y); see pynn.distributed.
 
         Returns
         -------
@@ -384,16 +401,18 @@ class Sequential:
             if not isinstance(cb, Callback):
                 raise TypeError(f"callbacks must be pynn.callbacks.Callback instances, "
                                 f"got {cb!r}")
-        with self._lock:
-            x, y = self._check_xy(x, y)
+        with self._lock, distributed.session(self, comm) as dist:
+            x, y = data.prepare(self, x, y, steps_per_epoch, validation_split)
             x, y, val = self._validation_sets(x, y, validation_data, validation_split)
+            if dist is not None:
+                verbose, callbacks = dist.start(x, val, batch_size, epochs - initial_epoch,
+                                                verbose, callbacks)
             progress = ProgressLogger(verbose) if verbose else None
             self.history = History()
             # progress first (it prints the logs as fit made them), History
             # last (it records what the callbacks may have added), as Keras
             cbs = ([progress] if progress else []) + callbacks + [self.history]
-            n = x.shape[0]
-            n_batches = -(-n // batch_size)
+            n, n_batches, sizes = data.plan(x, batch_size)
             params = {"epochs": epochs, "steps": n_batches, "samples": n,
                       "batch_size": batch_size, "verbose": verbose,
                       "do_validation": val is not None}
@@ -403,7 +422,6 @@ class Sequential:
             self.stop_training = False
             for cb in cbs:
                 cb.on_train_begin({})
-            sizes = np.minimum(batch_size, n - batch_size * np.arange(n_batches))
             batch_losses = np.empty(n_batches, dtype=np.float64)
             batch_metrics = (np.empty((len(self.metrics), n_batches))
                              if self.metrics else None)
@@ -412,7 +430,7 @@ class Sequential:
             for epoch in range(initial_epoch, epochs):
                 for cb in cbs:
                     cb.on_epoch_begin(epoch, {})
-                order = self._generator.permutation(n) if shuffle else None
+                order = self._generator.permutation(n) if shuffle and n else None
                 done, diverged = self._fit_epoch(x, y, order, batch_size, sizes,
                                                  batch_losses, batch_metrics,
                                                  batch_cbs, progress)
@@ -434,6 +452,8 @@ class Sequential:
                     logs[metric.name] = float(batch_metrics[j, :done] @ sizes[:done]) / n_seen
                 if val is not None:
                     logs.update({"val_" + k: v for k, v in self.evaluate(*val).items()})
+                if dist is not None:
+                    logs = dist.mean_logs(logs, n_seen, val)
                 opt = self.optimizer
                 logs["learning_rate"] = opt.learning_rate_at(max(opt.iterations - 1, 0))
                 if target_loss is not None and logs["loss"] < target_loss:
