@@ -20,16 +20,23 @@ looked up by name: a file can neither unpickle nor run code.  Anything
 unexpected (truncated, corrupted, foreign, from a newer format) raises a
 ValueError before a model is returned: never a half-loaded model.
 """
+from __future__ import annotations
+
 import json
 import os
 import tempfile
 import zipfile
 import zlib
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import losses, optimizers
 from ._validation import as_dtype
+
+if TYPE_CHECKING:  # model.py imports this module
+    from .model import Sequential
 
 FORMAT_NAME = "pynn.Sequential"
 FORMAT_VERSION = 1
@@ -45,7 +52,7 @@ def _generator_state(generator):
     return generator.get_state()
 
 
-def to_arrays(model, include_optimizer=True):
+def to_arrays(model: Sequential, include_optimizer: bool = True) -> dict[str, np.ndarray]:
     """The model as the named arrays ``save`` writes (see the module doc).
 
     For keeping a model in memory or in another container (scikit-learn's
@@ -91,7 +98,7 @@ def to_arrays(model, include_optimizer=True):
     return arrays
 
 
-def from_arrays(arrays):
+def from_arrays(arrays: Mapping[str, np.ndarray]) -> Sequential:
     """The model described by ``to_arrays``'s output (its arrays are copied).
 
     Raises
@@ -105,7 +112,8 @@ def from_arrays(arrays):
         raise ValueError(f"cannot rebuild a pynn model from these arrays: {exc}") from None
 
 
-def save(model, path, include_optimizer=True):
+def save(model: Sequential, path: str | os.PathLike[str],
+         include_optimizer: bool = True) -> str:
     """Write ``model`` to ``path`` (exactly that name: no extension added).
 
     Parameters
@@ -247,7 +255,7 @@ def _build(config, arrays):
     return model
 
 
-def load(path):
+def load(path: str | os.PathLike[str]) -> Sequential:
     """Read a model written by ``Sequential.save``.
 
     Returns

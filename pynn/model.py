@@ -6,11 +6,16 @@ optimizer's state in a third buffer of that layout: a training step is one
 compiled call (forward, loss, backward, update), and an all-reduce of the
 gradients would be one call over one buffer.
 """
+from __future__ import annotations
+
+import os
 import threading
 import time
 import warnings
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _dense, _threads, initializers, losses, optimizers
 from . import metrics as metrics_module
@@ -44,7 +49,8 @@ class Sequential:
         pynn set this per call; elsewhere the BLAS decides.
     """
 
-    def __init__(self, layers=None, dtype="float32", seed=None, n_threads=None):
+    def __init__(self, layers: Sequence[Dense] | None = None, dtype: npt.DTypeLike = "float32",
+                 seed: int | None = None, n_threads: int | None = None) -> None:
         self.dtype = as_dtype(dtype)
         self.n_threads = check_positive_int(n_threads, "n_threads", allow_none=True)
         self.seed = seed
@@ -64,7 +70,7 @@ class Sequential:
 
     # ------------------------------------------------------------------ build
 
-    def add(self, layer):
+    def add(self, layer: Dense) -> None:
         """Append a Dense layer (before training starts)."""
         if not isinstance(layer, Dense):
             raise TypeError(f"layer must be a pynn.Dense, got {layer!r}")
@@ -95,7 +101,7 @@ class Sequential:
     def output_dim(self):
         return self.layers[-1].units
 
-    def build(self, input_dim):
+    def build(self, input_dim: int) -> None:
         """Allocate the flat buffers for ``input_dim`` inputs and draw the weights.
 
         Rebuilding (after ``add``) redraws every weight from a generator
@@ -128,12 +134,14 @@ class Sequential:
         if self.optimizer is not None:
             self._prepare_training()
 
-    def count_params(self):
+    def count_params(self) -> int:
         return 0 if self.params is None else self.params.shape[0]
 
     # ---------------------------------------------------------------- compile
 
-    def compile(self, loss="mse", optimizer="sgd", metrics=None):
+    def compile(self, loss: str | losses.Loss | dict = "mse",
+                optimizer: str | optimizers.Optimizer | dict = "sgd",
+                metrics: Sequence[str] | None = None) -> None:
         """Choose the loss, the optimizer (names or objects) and the metrics
         (a list of names, see pynn.metrics) that fit and evaluate report."""
         self.loss = losses.get(loss)
@@ -175,7 +183,7 @@ class Sequential:
 
     # ------------------------------------------------------------- validation
 
-    def _check_x(self, x, argname="x", finite=True):
+    def _check_x(self, x: npt.ArrayLike, argname: str = "x", finite: bool = True) -> np.ndarray:
         if not self.layers:
             raise ValueError("the model has no layers")
         x = as_float_array(x, self.dtype, argname)
@@ -195,7 +203,8 @@ class Sequential:
             check_finite(x, argname)
         return x
 
-    def _check_xy(self, x, y, finite=True):
+    def _check_xy(self, x: npt.ArrayLike, y: npt.ArrayLike,
+                  finite: bool = True) -> tuple[np.ndarray, np.ndarray]:
         x = self._check_x(x, finite=finite)
         y = self.loss.prepare_targets(y, self.output_dim, self.dtype, "y", finite=finite)
         if y.shape[0] != x.shape[0]:
@@ -220,7 +229,7 @@ class Sequential:
             self._trained = True
         return loss, status == _STATUS_OK
 
-    def train_on_batch(self, x, y):
+    def train_on_batch(self, x: npt.ArrayLike, y: npt.ArrayLike) -> float:
         """One forward pass, backward pass and update on a batch.
 
         Returns
@@ -238,7 +247,8 @@ class Sequential:
                 f"was not applied, the weights are those of the last finite step")
         return float(loss)
 
-    def gradients(self, x, y):
+    def gradients(self, x: npt.ArrayLike,
+                  y: npt.ArrayLike) -> tuple[float, list[np.ndarray]]:
         """Loss and gradients on a batch, without updating anything.
 
         Returns
@@ -293,9 +303,12 @@ class Sequential:
         self._trained = self._trained or done > first
         return done
 
-    def fit(self, x, y, epochs=1, batch_size=32, shuffle=True, validation_data=None,
-            validation_split=0.0, callbacks=None, verbose=1, initial_epoch=0,
-            target_loss=None, on_divergence="raise"):
+    def fit(self, x: npt.ArrayLike, y: npt.ArrayLike, epochs: int = 1, batch_size: int = 32,
+            shuffle: bool = True,
+            validation_data: tuple[npt.ArrayLike, npt.ArrayLike] | None = None,
+            validation_split: float = 0.0, callbacks: Sequence[Callback] | None = None,
+            verbose: int = 1, initial_epoch: int = 0, target_loss: float | None = None,
+            on_divergence: str = "raise") -> History:
         """Train with mini-batch gradient descent.
 
         Calling fit again continues from where training stopped: weights,
@@ -496,7 +509,7 @@ class Sequential:
 
     # ------------------------------------------------------------- inference
 
-    def predict(self, x, batch_size=None):
+    def predict(self, x: npt.ArrayLike, batch_size: int | None = None) -> np.ndarray:
         """Outputs of the network for ``x``: an (n_samples, n_outputs) array."""
         chunk = check_positive_int(batch_size or _PREDICT_CHUNK, "batch_size")
         with self._lock:
@@ -506,7 +519,8 @@ class Sequential:
             self._net.predict(x, out, chunk)
         return out
 
-    def evaluate(self, x, y, batch_size=None):
+    def evaluate(self, x: npt.ArrayLike, y: npt.ArrayLike,
+                 batch_size: int | None = None) -> dict[str, float]:
         """Loss and metrics on (x, y), as a dict: ``{"loss": ..., name: ...}``."""
         self._check_compiled("evaluate")
         chunk = check_positive_int(batch_size or _PREDICT_CHUNK, "batch_size")
@@ -529,7 +543,7 @@ class Sequential:
 
     # ---------------------------------------------------------------- weights
 
-    def get_weights(self):
+    def get_weights(self) -> list[np.ndarray]:
         """Copies of the parameters: [W1, b1, W2, b2, ...]."""
         if not self.built:
             raise RuntimeError("the model is not built: give the first layer an "
@@ -539,7 +553,7 @@ class Sequential:
             out += [layer.W.copy(), layer.b.copy()]
         return out
 
-    def set_weights(self, weights):
+    def set_weights(self, weights: Iterable[npt.ArrayLike]) -> None:
         """Copy [W1, b1, W2, b2, ...] into the model (shapes must match)."""
         if not self.built:
             raise RuntimeError("the model is not built")
@@ -564,13 +578,13 @@ class Sequential:
 
     # ------------------------------------------------------ saving, summary
 
-    def save(self, path, include_optimizer=True):
+    def save(self, path: str | os.PathLike[str], include_optimizer: bool = True) -> str:
         """Save architecture, weights, loss, optimizer (and its state) to one
         file; read it back with ``pynn.load``.  See pynn.io.save."""
         from . import io
         return io.save(self, path, include_optimizer=include_optimizer)
 
-    def summary(self, print_fn=print):
+    def summary(self, print_fn: Callable[[str], object] | None = print) -> str | None:
         """The layers, their output shapes and parameter counts, as Keras
         prints them.
 
