@@ -18,10 +18,13 @@ Where they differ from scikit-learn's estimators
   added to each batch's mean loss; it becomes pynn's ``weight_decay =
   alpha / batch_size`` (kernels only, as in scikit-learn).  scikit-learn
   divides by the size of each batch, so only a smaller last batch differs.
-- The regressor minimises scikit-learn's ``0.5 * mean((y - p)**2)``; pynn's
-  MSE has no 0.5, so the SGD learning rate and the L2 coefficient are scaled
-  to give scikit-learn's steps, and Adam's epsilon is doubled (Adam is
-  otherwise invariant to the scale of the loss).
+- The gradients are scikit-learn's: the regressor's are those of its
+  ``0.5 * sum over outputs of mean((y - p)**2)`` (pynn's MSE is the mean over
+  every element, without the 0.5) and the multilabel classifier's those of
+  the binary cross-entropy summed over labels (pynn's is the mean).  The SGD
+  learning rate, the L2 coefficient and Adam's epsilon are scaled by that
+  ratio, so that the steps are scikit-learn's (Adam is otherwise invariant
+  to the scale of the loss); ``loss_curve_`` reports scikit-learn's values.
 - Adam is Kingma & Ba's Algorithm 1 (epsilon added to the bias-corrected
   root); scikit-learn adds it before the correction.  The weights start from
   pynn's generator, drawn as scikit-learn draws them (Glorot uniform with
