@@ -142,8 +142,17 @@ class Sequential:
     def compile(self, loss: str | losses.Loss | dict = "mse",
                 optimizer: str | optimizers.Optimizer | dict = "sgd",
                 metrics: Sequence[str] | None = None) -> None:
-        """Choose the loss, the optimizer (names or objects) and the metrics
-        (a list of names, see pynn.metrics) that fit and evaluate report."""
+        """Choose the loss, the optimizer and the metrics fit and evaluate report.
+
+        Parameters
+        ----------
+        loss : str, Loss or dict
+            A name (``pynn.losses.names()``), a Loss, or a serialized Loss.
+        optimizer : str, Optimizer or dict
+            "sgd", "adam", an Optimizer, or a serialized one.
+        metrics : list of str, optional
+            Names from ``pynn.metrics.names()``, or "accuracy".
+        """
         self.loss = losses.get(loss)
         self.optimizer = optimizers.get(optimizer)
         self.metrics = metrics_module.get_list(
@@ -510,7 +519,19 @@ class Sequential:
     # ------------------------------------------------------------- inference
 
     def predict(self, x: npt.ArrayLike, batch_size: int | None = None) -> np.ndarray:
-        """Outputs of the network for ``x``: an (n_samples, n_outputs) array."""
+        """Outputs of the network for ``x``.
+
+        Parameters
+        ----------
+        x : (n_samples, n_features) array
+        batch_size : int, optional
+            Rows per compiled call (4096 by default); does not change the result.
+
+        Returns
+        -------
+        (n_samples, n_outputs) array of the model's dtype
+            Probabilities when the last layer is sigmoid / softmax.
+        """
         chunk = check_positive_int(batch_size or _PREDICT_CHUNK, "batch_size")
         with self._lock:
             x = self._check_x(x)
@@ -521,7 +542,20 @@ class Sequential:
 
     def evaluate(self, x: npt.ArrayLike, y: npt.ArrayLike,
                  batch_size: int | None = None) -> dict[str, float]:
-        """Loss and metrics on (x, y), as a dict: ``{"loss": ..., name: ...}``."""
+        """Loss and metrics on (x, y).
+
+        Parameters
+        ----------
+        x : (n_samples, n_features) array
+        y : (n_samples, n_outputs) array, or (n_samples,) labels / one output
+        batch_size : int, optional
+            Rows per compiled call; does not change the result.
+
+        Returns
+        -------
+        dict
+            ``{"loss": ..., metric name: ...}``, means over the samples.
+        """
         self._check_compiled("evaluate")
         chunk = check_positive_int(batch_size or _PREDICT_CHUNK, "batch_size")
         with self._lock:
@@ -544,7 +578,14 @@ class Sequential:
     # ---------------------------------------------------------------- weights
 
     def get_weights(self) -> list[np.ndarray]:
-        """Copies of the parameters: [W1, b1, W2, b2, ...]."""
+        """Copies of the parameters.
+
+        Returns
+        -------
+        list of arrays
+            ``[W1, b1, W2, b2, ...]``, each ``W`` of shape (units, inputs)
+            and each ``b`` of shape (units,).
+        """
         if not self.built:
             raise RuntimeError("the model is not built: give the first layer an "
                                "input_dim or call fit/predict first")
@@ -554,7 +595,14 @@ class Sequential:
         return out
 
     def set_weights(self, weights: Iterable[npt.ArrayLike]) -> None:
-        """Copy [W1, b1, W2, b2, ...] into the model (shapes must match)."""
+        """Copy parameters into the model.
+
+        Parameters
+        ----------
+        weights : sequence of arrays
+            ``[W1, b1, W2, b2, ...]`` with the shapes ``get_weights`` returns;
+            all are checked (shape, finiteness) before any is copied.
+        """
         if not self.built:
             raise RuntimeError("the model is not built")
         targets = []
