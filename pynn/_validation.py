@@ -3,14 +3,17 @@
 Each raises ValueError or TypeError naming the argument and the value it got.
 Arrays are converted (never modified in place): the user's data stays theirs.
 """
+from __future__ import annotations
+
 import numbers
+from typing import Any
 
 import numpy as np
 
 FLOAT_DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
-def as_dtype(dtype, argname="dtype"):
+def as_dtype(dtype: Any, argname: str = "dtype") -> type:
     """np.float32 or np.float64 from a name, a type or a dtype."""
     try:
         dt = np.dtype(dtype)
@@ -21,7 +24,7 @@ def as_dtype(dtype, argname="dtype"):
     return dt.type
 
 
-def as_float_array(x, dtype, argname):
+def as_float_array(x: Any, dtype: Any, argname: str) -> np.ndarray:
     """x as a C-contiguous float array of ``dtype`` (or its own float type).
 
     Integers and booleans are converted; object, complex and string arrays

@@ -17,10 +17,15 @@ A callback reaches the model through ``self.model`` (and can stop training
 by setting ``self.model.stop_training = True``) and fit's settings through
 ``self.params`` (epochs, steps, samples, batch_size, verbose, do_validation).
 """
+from __future__ import annotations
+
 import math
 import os
 import sys
 import time
+
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -34,25 +39,25 @@ class Callback:
         self.model = None
         self.params = {}
 
-    def set_model(self, model):
+    def set_model(self, model: Any) -> None:
         self.model = model
 
-    def set_params(self, params):
+    def set_params(self, params: dict) -> None:
         self.params = params
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict | None = None) -> None:
         pass
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: dict | None = None) -> None:
         pass
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         pass
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         pass
 
-    def on_batch_end(self, batch, logs=None):
+    def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
         pass
 
     @property
@@ -73,8 +78,11 @@ class LambdaCallback(Callback):
     on_batch_end : callable(batch, logs)
     """
 
-    def __init__(self, on_train_begin=None, on_train_end=None, on_epoch_begin=None,
-                 on_epoch_end=None, on_batch_end=None):
+    def __init__(self, on_train_begin: Callable[[dict], object] | None = None,
+                 on_train_end: Callable[[dict], object] | None = None,
+                 on_epoch_begin: Callable[[int, dict], object] | None = None,
+                 on_epoch_end: Callable[[int, dict], object] | None = None,
+                 on_batch_end: Callable[[int, dict], object] | None = None) -> None:
         super().__init__()
         hooks = dict(on_train_begin=on_train_begin, on_train_end=on_train_end,
                      on_epoch_begin=on_epoch_begin, on_epoch_end=on_epoch_end,
@@ -250,8 +258,8 @@ class EarlyStopping(_Monitor):
     best_epoch : int or None
     """
 
-    def __init__(self, monitor="val_loss", patience=0, min_delta=0, mode="auto",
-                 restore_best_weights=False):
+    def __init__(self, monitor: str = "val_loss", patience: int = 0, min_delta: float = 0,
+                 mode: str = "auto", restore_best_weights: bool = False) -> None:
         super().__init__(monitor, mode, min_delta)
         self.patience = check_nonneg_int(patience, "patience")
         if not isinstance(restore_best_weights, bool):
@@ -301,8 +309,8 @@ class ReduceLROnPlateau(_Monitor):
     Needs a constant learning rate (a schedule already decides the rate).
     """
 
-    def __init__(self, monitor="val_loss", factor=0.1, patience=10, min_delta=1e-4,
-                 min_lr=0.0, mode="auto"):
+    def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10,
+                 min_delta: float = 1e-4, min_lr: float = 0.0, mode: str = "auto") -> None:
         super().__init__(monitor, mode, min_delta)
         self.factor = check_real(factor, "factor", low=0, high=1, low_open=True, high_open=True)
         self.patience = check_nonneg_int(patience, "patience")
@@ -345,8 +353,9 @@ class ModelCheckpoint(_Monitor):
         Passed to ``model.save``.
     """
 
-    def __init__(self, path, monitor="val_loss", save_best_only=False, mode="auto",
-                 include_optimizer=True):
+    def __init__(self, path: str | os.PathLike[str], monitor: str = "val_loss",
+                 save_best_only: bool = False, mode: str = "auto",
+                 include_optimizer: bool = True) -> None:
         super().__init__(monitor, mode, 0.0)
         self.path = os.fspath(path)
         self.save_best_only = bool(save_best_only)

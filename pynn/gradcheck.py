@@ -1,10 +1,19 @@
 """``check_gradients``: backpropagation against central finite differences."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
+import numpy.typing as npt
 
 from ._validation import check_real
 
+if TYPE_CHECKING:  # model.py is imported lazily, below
+    from .model import Sequential
 
-def check_gradients(model, x, y, epsilon=1e-5, atol=1e-8):
+
+def check_gradients(model: Sequential, x: npt.ArrayLike, y: npt.ArrayLike,
+                    epsilon: float = 1e-5, atol: float = 1e-8) -> dict[str, float]:
     """Compare the model's backpropagated gradients with finite differences.
 
     Works on a float64 copy of the model (the model itself is untouched):

@@ -20,16 +20,23 @@ looked up by name: a file can neither unpickle nor run code.  Anything
 unexpected (truncated, corrupted, foreign, from a newer format) raises a
 ValueError before a model is returned: never a half-loaded model.
 """
+from __future__ import annotations
+
 import json
 import os
 import tempfile
 import zipfile
 import zlib
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import losses, optimizers
 from ._validation import as_dtype
+
+if TYPE_CHECKING:  # model.py imports this module
+    from .model import Sequential
 
 FORMAT_NAME = "pynn.Sequential"
 FORMAT_VERSION = 1
@@ -45,22 +52,23 @@ def _generator_state(generator):
     return generator.get_state()
 
 
-def save(model, path, include_optimizer=True):
-    """Write ``model`` to ``path`` (exactly that name: no extension added).
+def to_arrays(model: Sequential, include_optimizer: bool = True) -> dict[str, np.ndarray]:
+    """The model as the named arrays ``save`` writes (see the module doc).
+
+    For keeping a model in memory or in another container (scikit-learn's
+    pickles, say) without pickling compiled objects; ``from_arrays`` reads
+    them back.  ``params`` and the optimizer state are the model's live
+    buffers, not copies.
 
     Parameters
     ----------
     model : Sequential
         Built (it has weights).
-    path : str or path-like
     include_optimizer : bool
-        Also save the optimizer's state (momentum velocities, Adam moments,
-        step count), so that training resumes exactly.  Its settings are
-        saved either way; without the state, a loaded model restarts the
-        optimizer from zero.
 
-    The file is written to a temporary name and renamed, so an interrupted
-    save never leaves a truncated file under ``path``.
+    Returns
+    -------
+    dict of str to numpy.ndarray
     """
     if not model.built:
         raise ValueError("cannot save a model that is not built (it has no weights yet)")
@@ -87,6 +95,42 @@ def save(model, path, include_optimizer=True):
     gen_state = _generator_state(model._generator)
     if gen_state is not None:
         arrays["generator_state"] = _json_bytes(gen_state)
+    return arrays
+
+
+def from_arrays(arrays: Mapping[str, np.ndarray]) -> Sequential:
+    """The model described by ``to_arrays``'s output (its arrays are copied).
+
+    Raises
+    ------
+    ValueError
+        When the arrays do not describe a pynn model of a supported format.
+    """
+    try:
+        return _build(_parse_config(arrays), arrays)
+    except _Invalid as exc:
+        raise ValueError(f"cannot rebuild a pynn model from these arrays: {exc}") from None
+
+
+def save(model: Sequential, path: str | os.PathLike[str],
+         include_optimizer: bool = True) -> str:
+    """Write ``model`` to ``path`` (exactly that name: no extension added).
+
+    Parameters
+    ----------
+    model : Sequential
+        Built (it has weights).
+    path : str or path-like
+    include_optimizer : bool
+        Also save the optimizer's state (momentum velocities, Adam moments,
+        step count), so that training resumes exactly.  Its settings are
+        saved either way; without the state, a loaded model restarts the
+        optimizer from zero.
+
+    The file is written to a temporary name and renamed, so an interrupted
+    save never leaves a truncated file under ``path``.
+    """
+    arrays = to_arrays(model, include_optimizer)
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".pynn-", suffix=".tmp", dir=directory)
@@ -211,7 +255,7 @@ def _build(config, arrays):
     return model
 
 
-def load(path):
+def load(path: str | os.PathLike[str]) -> Sequential:
     """Read a model written by ``Sequential.save``.
 
     Returns

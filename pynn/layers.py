@@ -4,7 +4,10 @@ A layer owns no memory of its own once built: its kernel ``W`` (units,
 inputs) and bias ``b`` (units,) are views into the model's flat parameter
 buffer, and ``dW``/``db`` views into the gradient buffer of the same layout.
 """
+from __future__ import annotations
+
 import numpy as np
+import numpy.typing as npt
 
 from . import _dense, activations, initializers
 from ._validation import as_float_array, check_positive_int
@@ -28,9 +31,10 @@ class Dense:
     name : str, optional
     """
 
-    def __init__(self, units, activation=None, input_dim=None,
-                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 name=None):
+    def __init__(self, units: int, activation: str | None = None, input_dim: int | None = None,
+                 kernel_initializer: str | dict | initializers.Initializer = "glorot_uniform",
+                 bias_initializer: str | dict | initializers.Initializer = "zeros",
+                 name: str | None = None) -> None:
         self.units = check_positive_int(units, "units")
         self.activation = activations.get(activation)
         self.input_dim = check_positive_int(input_dim, "input_dim", allow_none=True)
@@ -47,7 +51,7 @@ class Dense:
     def built(self):
         return self.W is not None
 
-    def count_params(self, input_dim=None):
+    def count_params(self, input_dim: int | None = None) -> int:
         n_in = self.input_dim if input_dim is None else input_dim
         return self.units * n_in + self.units
 
@@ -60,7 +64,7 @@ class Dense:
         self.dW = grads[w_offset:w_end].reshape(self.units, input_dim)
         self.db = grads[b_offset:b_offset + self.units]
 
-    def initialize(self, generator):
+    def initialize(self, generator: initializers.Generator) -> None:
         """Draw W and b in place from ``generator``."""
         self.kernel_initializer(self.W, generator)
         self.bias_initializer(self.b, generator)
@@ -68,7 +72,7 @@ class Dense:
     # The Python-level path: one compiled call per layer.  Sequential trains
     # through a single whole-network call instead; tests compare the two.
 
-    def forward(self, x):
+    def forward(self, x: npt.ArrayLike) -> np.ndarray:
         """Output of the layer for a batch ``x`` (n, input_dim)."""
         if not self.built:
             raise RuntimeError("layer is not built: add it to a model first")
@@ -80,7 +84,9 @@ class Dense:
         _dense.dense_forward(x, self.W, self.b, self.activation_code, out)
         return out
 
-    def backward(self, x, a, grad_a, need_grad_x=True, activation_code=None):
+    def backward(self, x: np.ndarray, a: np.ndarray, grad_a: npt.ArrayLike,
+                 need_grad_x: bool = True,
+                 activation_code: int | None = None) -> np.ndarray | None:
         """Backpropagate through the layer.
 
         Parameters
@@ -103,7 +109,7 @@ class Dense:
         _dense.dense_backward(x, self.W, a, grad_z, code, self.dW, self.db, grad_x)
         return grad_x
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {"units": self.units, "activation": self.activation,
                 "input_dim": self.input_dim,
                 "kernel_initializer": initializers.serialize(self.kernel_initializer),

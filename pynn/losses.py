@@ -3,7 +3,10 @@
 The value and gradient are computed in one compiled pass
 (csrc/loss_kernels.pxd); pynn/reference.py has the same maths in NumPy.
 """
+from __future__ import annotations
+
 import numpy as np
+import numpy.typing as npt
 
 from . import _losses
 from ._validation import as_float_array, check_finite
@@ -56,7 +59,8 @@ class Loss:
         """The kernel code for a network whose last activation is ``activation``."""
         return self.code
 
-    def prepare_targets(self, y, n_outputs, dtype, argname="y", finite=True):
+    def prepare_targets(self, y: npt.ArrayLike, n_outputs: int, dtype: npt.DTypeLike,
+                        argname: str = "y", finite: bool = True) -> np.ndarray:
         """Check targets and return them as a C-contiguous (n, n_outputs) array.
 
         With ``finite=False`` the check for NaN and inf is left to the caller
@@ -73,7 +77,7 @@ class Loss:
             check_finite(y, argname)
         return y
 
-    def __call__(self, y_true, y_pred):
+    def __call__(self, y_true: npt.ArrayLike, y_pred: npt.ArrayLike) -> float:
         """Mean loss of predictions ``y_pred`` (n, m) against ``y_true``."""
         y_pred = as_float_array(y_pred, None, "y_pred")
         if y_pred.ndim == 1:
@@ -138,7 +142,7 @@ class _CrossEntropy(Loss):
     probabilities_code = None  # the kernel reading probabilities
     logits_code = None         # the fused kernel, reading logits
 
-    def __init__(self, from_logits=False):
+    def __init__(self, from_logits: bool = False) -> None:
         if not isinstance(from_logits, (bool, np.bool_)):
             raise TypeError(f"from_logits must be True or False, got {from_logits!r}")
         self.from_logits = bool(from_logits)
@@ -185,7 +189,8 @@ class BinaryCrossentropy(_CrossEntropy):
     probabilities_code = BCE
     logits_code = BCE_LOGITS
 
-    def prepare_targets(self, y, n_outputs, dtype, argname="y", finite=True):
+    def prepare_targets(self, y: npt.ArrayLike, n_outputs: int, dtype: npt.DTypeLike,
+                        argname: str = "y", finite: bool = True) -> np.ndarray:
         y = super().prepare_targets(y, n_outputs, dtype, argname, finite)
         bad = (y < 0) | (y > 1)
         if bad.any():
@@ -216,7 +221,8 @@ class CategoricalCrossentropy(_CrossEntropy):
     probabilities_code = CCE
     logits_code = CCE_LOGITS
 
-    def prepare_targets(self, y, n_outputs, dtype, argname="y", finite=True):
+    def prepare_targets(self, y: npt.ArrayLike, n_outputs: int, dtype: npt.DTypeLike,
+                        argname: str = "y", finite: bool = True) -> np.ndarray:
         arr = as_float_array(y, dtype, argname)
         if arr.ndim == 1 and n_outputs > 1:
             raise ValueError(
@@ -255,7 +261,8 @@ class SparseCategoricalCrossentropy(_CrossEntropy):
     def target_width(self, n_outputs):
         return 1
 
-    def prepare_targets(self, y, n_outputs, dtype, argname="y", finite=True):
+    def prepare_targets(self, y: npt.ArrayLike, n_outputs: int, dtype: npt.DTypeLike,
+                        argname: str = "y", finite: bool = True) -> np.ndarray:
         # labels are always checked finite: a NaN is not an integer
         labels = as_float_array(y, np.float64, argname)
         if labels.ndim == 2 and labels.shape[1] == 1:
@@ -288,12 +295,12 @@ _CLASSES = {
 }
 
 
-def names():
+def names() -> list[str]:
     """The valid loss names."""
     return sorted(_CLASSES)
 
 
-def get(identifier):
+def get(identifier: str | dict | Loss | type[Loss]) -> Loss:
     """Return a Loss from a name or a Loss instance."""
     if isinstance(identifier, Loss):
         return identifier
@@ -310,12 +317,12 @@ def get(identifier):
                     f"(type {type(identifier).__name__})")
 
 
-def serialize(loss):
+def serialize(loss: Loss) -> dict:
     """``{"class_name": ..., "config": ...}`` for a Loss."""
     return {"class_name": type(loss).__name__, "config": loss.get_config()}
 
 
-def deserialize(config):
+def deserialize(config: dict) -> Loss:
     """The Loss described by ``serialize``'s output (pynn classes only)."""
     from ._registry import from_config
     classes = {cls.__name__: cls for cls in set(_CLASSES.values())}

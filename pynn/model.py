@@ -6,11 +6,17 @@ optimizer's state in a third buffer of that layout: a training step is one
 compiled call (forward, loss, backward, update), and an all-reduce of the
 gradients would be one call over one buffer.
 """
+from __future__ import annotations
+
+import os
 import threading
 import time
 import warnings
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _dense, _threads, data, distributed, initializers, losses, optimizers
 from . import metrics as metrics_module
@@ -44,7 +50,8 @@ class Sequential:
         pynn set this per call; elsewhere the BLAS decides.
     """
 
-    def __init__(self, layers=None, dtype="float32", seed=None, n_threads=None):
+    def __init__(self, layers: Sequence[Dense] | None = None, dtype: npt.DTypeLike = "float32",
+                 seed: int | None = None, n_threads: int | None = None) -> None:
         self.dtype = as_dtype(dtype)
         self.n_threads = check_positive_int(n_threads, "n_threads", allow_none=True)
         self.seed = seed
@@ -66,7 +73,7 @@ class Sequential:
 
     # ------------------------------------------------------------------ build
 
-    def add(self, layer):
+    def add(self, layer: Dense) -> None:
         """Append a Dense layer (before training starts)."""
         if not isinstance(layer, Dense):
             raise TypeError(f"layer must be a pynn.Dense, got {layer!r}")
@@ -95,7 +102,7 @@ class Sequential:
     def output_dim(self):
         return self.layers[-1].units
 
-    def build(self, input_dim):
+    def build(self, input_dim: int) -> None:
         """Allocate the flat buffers for ``input_dim`` inputs and draw the weights.
 
         Rebuilding (after ``add``) redraws every weight from a generator
@@ -128,14 +135,25 @@ class Sequential:
         if self.optimizer is not None:
             self._prepare_training()
 
-    def count_params(self):
+    def count_params(self) -> int:
         return 0 if self.params is None else self.params.shape[0]
 
     # ---------------------------------------------------------------- compile
 
-    def compile(self, loss="mse", optimizer="sgd", metrics=None):
-        """Choose the loss, the optimizer (names or objects) and the metrics
-        (a list of names, see pynn.metrics) that fit and evaluate report."""
+    def compile(self, loss: str | losses.Loss | dict = "mse",
+                optimizer: str | optimizers.Optimizer | dict = "sgd",
+                metrics: Sequence[str] | None = None) -> None:
+        """Choose the loss, the optimizer and the metrics fit and evaluate report.
+
+        Parameters
+        ----------
+        loss : str, Loss or dict
+            A name (``pynn.losses.names()``), a Loss, or a serialized Loss.
+        optimizer : str, Optimizer or dict
+            "sgd", "adam", an Optimizer, or a serialized one.
+        metrics : list of str, optional
+            Names from ``pynn.metrics.names()``, or "accuracy".
+        """
         self.loss = losses.get(loss)
         self.optimizer = optimizers.get(optimizer)
         self.metrics = metrics_module.get_list(
@@ -183,7 +201,7 @@ class Sequential:
 
     # ------------------------------------------------------------- validation
 
-    def _check_x(self, x, argname="x", finite=True):
+    def _check_x(self, x: npt.ArrayLike, argname: str = "x", finite: bool = True) -> np.ndarray:
         if not self.layers:
             raise ValueError("the model has no layers")
         x = as_float_array(x, self.dtype, argname)
@@ -203,7 +221,8 @@ class Sequential:
             check_finite(x, argname)
         return x
 
-    def _check_xy(self, x, y, finite=True):
+    def _check_xy(self, x: npt.ArrayLike, y: npt.ArrayLike,
+                  finite: bool = True) -> tuple[np.ndarray, np.ndarray]:
         x = self._check_x(x, finite=finite)
         y = self.loss.prepare_targets(y, self.output_dim, self.dtype, "y", finite=finite)
         if y.shape[0] != x.shape[0]:
@@ -228,7 +247,7 @@ class Sequential:
             self._trained = True
         return loss, status == _STATUS_OK
 
-    def train_on_batch(self, x, y):
+    def train_on_batch(self, x: npt.ArrayLike, y: npt.ArrayLike) -> float:
         """One forward pass, backward pass and update on a batch.
 
         Returns
@@ -254,7 +273,8 @@ class Sequential:
                 f"was not applied, the weights are those of the last finite step")
         return float(loss)
 
-    def gradients(self, x, y):
+    def gradients(self, x: npt.ArrayLike,
+                  y: npt.ArrayLike) -> tuple[float, list[np.ndarray]]:
         """Loss and gradients on a batch, without updating anything.
 
         Returns
@@ -316,9 +336,13 @@ class Sequential:
         self._trained = self._trained or done > first
         return done
 
-    def fit(self, x, y=None, epochs=1, batch_size=32, shuffle=True, validation_data=None,
-            validation_split=0.0, callbacks=None, verbose=1, initial_epoch=0,
-            target_loss=None, on_divergence="raise", steps_per_epoch=None, comm=None):
+    def fit(self, x: npt.ArrayLike, y: npt.ArrayLike | None = None, epochs: int = 1,
+            batch_size: int = 32, shuffle: bool = True,
+            validation_data: tuple[npt.ArrayLike, npt.ArrayLike] | None = None,
+            validation_split: float = 0.0, callbacks: Sequence[Callback] | None = None,
+            verbose: int = 1, initial_epoch: int = 0, target_loss: float | None = None,
+            on_divergence: str = "raise", steps_per_epoch: int | None = None,
+            comm: Any = None) -> History:
         """Train with mini-batch gradient descent.
 
         Calling fit again continues from where training stopped: weights,
@@ -532,8 +556,20 @@ class Sequential:
 
     # ------------------------------------------------------------- inference
 
-    def predict(self, x, batch_size=None):
-        """Outputs of the network for ``x``: an (n_samples, n_outputs) array."""
+    def predict(self, x: npt.ArrayLike, batch_size: int | None = None) -> np.ndarray:
+        """Outputs of the network for ``x``.
+
+        Parameters
+        ----------
+        x : (n_samples, n_features) array
+        batch_size : int, optional
+            Rows per compiled call (4096 by default); does not change the result.
+
+        Returns
+        -------
+        (n_samples, n_outputs) array of the model's dtype
+            Probabilities when the last layer is sigmoid / softmax.
+        """
         chunk = check_positive_int(batch_size or _PREDICT_CHUNK, "batch_size")
         with self._lock:
             x = self._check_x(x)
@@ -542,8 +578,22 @@ class Sequential:
             self._net.predict(x, out, chunk)
         return out
 
-    def evaluate(self, x, y, batch_size=None):
-        """Loss and metrics on (x, y), as a dict: ``{"loss": ..., name: ...}``."""
+    def evaluate(self, x: npt.ArrayLike, y: npt.ArrayLike,
+                 batch_size: int | None = None) -> dict[str, float]:
+        """Loss and metrics on (x, y).
+
+        Parameters
+        ----------
+        x : (n_samples, n_features) array
+        y : (n_samples, n_outputs) array, or (n_samples,) labels / one output
+        batch_size : int, optional
+            Rows per compiled call; does not change the result.
+
+        Returns
+        -------
+        dict
+            ``{"loss": ..., metric name: ...}``, means over the samples.
+        """
         self._check_compiled("evaluate")
         chunk = check_positive_int(batch_size or _PREDICT_CHUNK, "batch_size")
         with self._lock:
@@ -565,8 +615,15 @@ class Sequential:
 
     # ---------------------------------------------------------------- weights
 
-    def get_weights(self):
-        """Copies of the parameters: [W1, b1, W2, b2, ...]."""
+    def get_weights(self) -> list[np.ndarray]:
+        """Copies of the parameters.
+
+        Returns
+        -------
+        list of arrays
+            ``[W1, b1, W2, b2, ...]``, each ``W`` of shape (units, inputs)
+            and each ``b`` of shape (units,).
+        """
         if not self.built:
             raise RuntimeError("the model is not built: give the first layer an "
                                "input_dim or call fit/predict first")
@@ -575,8 +632,15 @@ class Sequential:
             out += [layer.W.copy(), layer.b.copy()]
         return out
 
-    def set_weights(self, weights):
-        """Copy [W1, b1, W2, b2, ...] into the model (shapes must match)."""
+    def set_weights(self, weights: Iterable[npt.ArrayLike]) -> None:
+        """Copy parameters into the model.
+
+        Parameters
+        ----------
+        weights : sequence of arrays
+            ``[W1, b1, W2, b2, ...]`` with the shapes ``get_weights`` returns;
+            all are checked (shape, finiteness) before any is copied.
+        """
         if not self.built:
             raise RuntimeError("the model is not built")
         targets = []
@@ -600,13 +664,13 @@ class Sequential:
 
     # ------------------------------------------------------ saving, summary
 
-    def save(self, path, include_optimizer=True):
+    def save(self, path: str | os.PathLike[str], include_optimizer: bool = True) -> str:
         """Save architecture, weights, loss, optimizer (and its state) to one
         file; read it back with ``pynn.load``.  See pynn.io.save."""
         from . import io
         return io.save(self, path, include_optimizer=include_optimizer)
 
-    def summary(self, print_fn=print):
+    def summary(self, print_fn: Callable[[str], object] | None = print) -> str | None:
         """The layers, their output shapes and parameter counts, as Keras
         prints them.
 

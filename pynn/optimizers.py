@@ -4,6 +4,10 @@ An optimizer keeps its state (SGD's velocity) in one buffer laid out like the
 parameters, so the whole update is a single compiled pass
 (csrc/optim_kernels.pxd).
 """
+from __future__ import annotations
+
+from collections.abc import Callable
+
 import numpy as np
 
 from . import _optim, schedules
@@ -33,14 +37,14 @@ class Optimizer:
     def state_size(self, n_params):
         return 0
 
-    def build(self, n_params, dtype):
+    def build(self, n_params: int, dtype: type) -> None:
         """Allocate the state for ``n_params`` parameters of ``dtype``."""
         size = self.state_size(n_params)
         if self.state is None or self.state.shape[0] != size or self.state.dtype != dtype:
             self.state = np.zeros(size, dtype=dtype)
             self.iterations = 0
 
-    def hyper(self):
+    def hyper(self) -> list[float]:
         """The kernel's settings, as a list of floats (see optim_kernels.pxd)."""
         raise NotImplementedError
 
@@ -52,7 +56,7 @@ class Optimizer:
         """True when the learning rate follows a schedule (changes every step)."""
         return callable(self.learning_rate)
 
-    def learning_rate_at(self, step):
+    def learning_rate_at(self, step: int) -> float:
         """The learning rate of update number ``step`` (0-based).
 
         A constant, or the schedule's value at ``step``; a schedule returning
@@ -68,7 +72,7 @@ class Optimizer:
             raise ValueError(f"the learning-rate schedule {lr!r} returned {value!r} at "
                              f"step {step}; it must return a finite number > 0") from None
 
-    def get_config(self):
+    def get_config(self) -> dict:
         """The settings, JSON-ready (a schedule as ``{"class_name", "config"}``)."""
         config = self._settings()
         if callable(config["learning_rate"]):
@@ -79,7 +83,7 @@ class Optimizer:
         args = ", ".join(f"{k}={v!r}" for k, v in self._settings().items())
         return f"{type(self).__name__}({args})"
 
-    def apply(self, params, grads, decay_end):
+    def apply(self, params: np.ndarray, grads: np.ndarray, decay_end: int) -> None:
         """Update ``params`` in place from ``grads`` (both flat, same layout)."""
         _optim.step(self.code, params, grads, self.state, self.hyper(), decay_end)
         self.iterations += 1
@@ -114,7 +118,9 @@ class SGD(Optimizer):
 
     code = SGD_CODE
 
-    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=0.0):
+    def __init__(self, learning_rate: float | Callable[[int], float] = 0.01,
+                 momentum: float = 0.0, nesterov: bool = False,
+                 weight_decay: float = 0.0) -> None:
         super().__init__()
         self.learning_rate = _check_learning_rate(learning_rate)
         self.momentum = check_real(momentum, "momentum", low=0, high=1, high_open=True)
@@ -161,8 +167,9 @@ class Adam(Optimizer):
 
     code = ADAM_CODE
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
-                 weight_decay=0.0):
+    def __init__(self, learning_rate: float | Callable[[int], float] = 0.001,
+                 beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7,
+                 weight_decay: float = 0.0) -> None:
         super().__init__()
         self.learning_rate = _check_learning_rate(learning_rate)
         self.beta_1 = check_real(beta_1, "beta_1", low=0, high=1, high_open=True)
@@ -188,12 +195,12 @@ _CLASSES = {"sgd": SGD, "adam": Adam}
 _BY_CLASS_NAME = {cls.__name__: cls for cls in _CLASSES.values()}
 
 
-def serialize(optimizer):
+def serialize(optimizer: Optimizer) -> dict:
     """``{"class_name": ..., "config": ...}`` for an Optimizer."""
     return {"class_name": type(optimizer).__name__, "config": optimizer.get_config()}
 
 
-def deserialize(config):
+def deserialize(config: dict) -> Optimizer:
     """The Optimizer (fresh state) described by ``serialize``'s output."""
     if isinstance(config, dict) and isinstance(config.get("config"), dict) \
             and isinstance(config["config"].get("learning_rate"), dict):
@@ -203,11 +210,11 @@ def deserialize(config):
     return from_config(config, _BY_CLASS_NAME, "optimizer")
 
 
-def names():
+def names() -> list[str]:
     return sorted(_CLASSES)
 
 
-def get(identifier):
+def get(identifier: str | dict | Optimizer) -> Optimizer:
     """Return an Optimizer from a name (default settings), a ``serialize``
     dict or an instance."""
     if isinstance(identifier, Optimizer):

@@ -9,6 +9,8 @@ Each schedule is a small object with ``get_config()``, so a model using it
 can be saved and loaded (pynn.io); any other callable taking the step count
 works for training but cannot be saved.
 """
+from __future__ import annotations
+
 import math
 
 from ._validation import check_positive_int, check_real
@@ -17,7 +19,7 @@ from ._validation import check_positive_int, check_real
 class LearningRateSchedule:
     """Base class: ``schedule(step) -> float``, ``get_config() -> dict``."""
 
-    def __call__(self, step):
+    def __call__(self, step: int) -> float:
         raise NotImplementedError
 
     def get_config(self):
@@ -41,7 +43,8 @@ class ExponentialDecay(LearningRateSchedule):
     staircase : bool
     """
 
-    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False):
+    def __init__(self, initial_learning_rate: float, decay_steps: int, decay_rate: float,
+                 staircase: bool = False) -> None:
         self.initial_learning_rate = check_real(
             initial_learning_rate, "initial_learning_rate", low=0, low_open=True)
         self.decay_steps = check_positive_int(decay_steps, "decay_steps")
@@ -73,7 +76,8 @@ class StepDecay(LearningRateSchedule):
     drop : float in (0, 1]
     """
 
-    def __init__(self, initial_learning_rate, step_size, drop=0.5):
+    def __init__(self, initial_learning_rate: float, step_size: int,
+                 drop: float = 0.5) -> None:
         self.initial_learning_rate = check_real(
             initial_learning_rate, "initial_learning_rate", low=0, low_open=True)
         self.step_size = check_positive_int(step_size, "step_size")
@@ -97,7 +101,7 @@ class InverseScaling(LearningRateSchedule):
     power_t : float >= 0
     """
 
-    def __init__(self, initial_learning_rate, power_t=0.5):
+    def __init__(self, initial_learning_rate: float, power_t: float = 0.5) -> None:
         self.initial_learning_rate = check_real(
             initial_learning_rate, "initial_learning_rate", low=0, low_open=True)
         self.power_t = check_real(power_t, "power_t", low=0)
@@ -113,7 +117,7 @@ class InverseScaling(LearningRateSchedule):
 _CLASSES = {cls.__name__: cls for cls in (ExponentialDecay, StepDecay, InverseScaling)}
 
 
-def serialize(schedule):
+def serialize(schedule: LearningRateSchedule) -> dict:
     """``{"class_name": ..., "config": ...}`` for a pynn schedule."""
     if not isinstance(schedule, LearningRateSchedule):
         raise ValueError(
@@ -122,7 +126,7 @@ def serialize(schedule):
     return {"class_name": type(schedule).__name__, "config": schedule.get_config()}
 
 
-def deserialize(config):
+def deserialize(config: dict) -> LearningRateSchedule:
     """The schedule described by ``serialize``'s output."""
     from ._registry import from_config
     return from_config(config, _CLASSES, "learning-rate schedule")
