@@ -69,6 +69,11 @@ def dense_forward(const floating[:, ::1] X,   # IN  (n, n_in)
                   floating[:, ::1] A):        # OUT (n, n_out)
     """A = act(X @ W.T + b)."""
     cdef Py_ssize_t n = X.shape[0], n_in = X.shape[1], n_out = W.shape[0]
+    # cheap, and what stands between a wrong shape and a read past a buffer
+    if W.shape[1] != n_in or b.shape[0] != n_out or A.shape[0] != n or A.shape[1] != n_out:
+        raise ValueError(f"dense_forward: shapes do not match: X {tuple(X.shape)[:2]}, "
+                         f"W {tuple(W.shape)[:2]}, b {tuple(b.shape)[:1]}, "
+                         f"A {tuple(A.shape)[:2]}")
     with nogil:
         _affine(&X[0, 0] if n else NULL, &W[0, 0], &b[0], n, n_in, n_out,
                 activation, &A[0, 0] if n else NULL)
@@ -85,6 +90,14 @@ def dense_backward(const floating[:, ::1] X,  # IN  (n, n_in) the layer's input
     """Backward through one dense layer; dA is overwritten with dZ."""
     cdef Py_ssize_t n = X.shape[0], n_in = X.shape[1], n_out = W.shape[0]
     cdef floating* dx = NULL
+    if (W.shape[1] != n_in or A.shape[0] != n or A.shape[1] != n_out
+            or dA.shape[0] != n or dA.shape[1] != n_out or dW.shape[0] != n_out
+            or dW.shape[1] != n_in or db.shape[0] != n_out
+            or (dX is not None and (dX.shape[0] != n or dX.shape[1] != n_in))):
+        raise ValueError(f"dense_backward: shapes do not match: X {tuple(X.shape)[:2]}, "
+                         f"W {tuple(W.shape)[:2]}, A {tuple(A.shape)[:2]}, "
+                         f"dA {tuple(dA.shape)[:2]}, dW {tuple(dW.shape)[:2]}, "
+                         f"db {tuple(db.shape)[:1]}")
     if dX is not None and n:
         dx = &dX[0, 0]
     if n == 0:

@@ -46,7 +46,9 @@ class Sequential:
 
     def __init__(self, layers=None, dtype="float32", seed=None, n_threads=None):
         self.dtype = as_dtype(dtype)
-        self.n_threads = check_positive_int(n_threads, "n_threads", allow_none=True)
+        # high: the kernels hand it to the BLAS as a C int
+        self.n_threads = check_positive_int(n_threads, "n_threads", allow_none=True,
+                                            high=2**31 - 1)
         self.seed = seed
         self._generator = initializers.make_generator(seed)
         self.layers = []
@@ -310,7 +312,9 @@ class Sequential:
             Index of the epoch to stop at (as Keras): training runs epochs
             ``initial_epoch`` .. ``epochs - 1``.
         batch_size : int > 0
-            The last batch of an epoch may be smaller.
+            The last batch of an epoch may be smaller.  A batch_size larger
+            than the number of samples means one batch of all of them (as
+            Keras; silently).
         shuffle : bool
             Reshuffle the samples before each epoch (drawn from the model's
             generator, so a seeded model trains reproducibly).
@@ -363,7 +367,14 @@ class Sequential:
                              f"got {on_divergence!r}")
         validation_split = check_real(validation_split, "validation_split",
                                       low=0, high=1, high_open=True)
-        callbacks = list(callbacks or [])
+        if isinstance(callbacks, Callback):
+            raise TypeError(f"callbacks must be a list of Callback instances, got the "
+                            f"single callback {callbacks!r}: wrap it in a list")
+        try:
+            callbacks = list(callbacks or [])
+        except TypeError:
+            raise TypeError(f"callbacks must be a list of Callback instances, "
+                            f"got {callbacks!r}") from None
         for cb in callbacks:
             if not isinstance(cb, Callback):
                 raise TypeError(f"callbacks must be pynn.callbacks.Callback instances, "
@@ -377,6 +388,9 @@ class Sequential:
             # last (it records what the callbacks may have added), as Keras
             cbs = ([progress] if progress else []) + callbacks + [self.history]
             n = x.shape[0]
+            # a batch larger than the data is the whole data, as in Keras
+            # (and no buffer is ever sized by the unclamped value)
+            batch_size = min(batch_size, n)
             n_batches = -(-n // batch_size)
             params = {"epochs": epochs, "steps": n_batches, "samples": n,
                       "batch_size": batch_size, "verbose": verbose,
@@ -503,7 +517,7 @@ class Sequential:
             x = self._check_x(x)
             n = x.shape[0]
             out = np.empty((n, self.output_dim), dtype=self.dtype)
-            self._net.predict(x, out, chunk)
+            self._net.predict(x, out, min(chunk, n))
         return out
 
     def evaluate(self, x, y, batch_size=None):
@@ -512,6 +526,7 @@ class Sequential:
         chunk = check_positive_int(batch_size or _PREDICT_CHUNK, "batch_size")
         with self._lock:
             x, y = self._check_xy(x, y)
+            chunk = min(chunk, x.shape[0])  # the kernel takes a C integer
             if not self.metrics:
                 return {"loss": self._net.loss(x, y, chunk)}
             n = x.shape[0]
@@ -535,8 +550,9 @@ class Sequential:
             raise RuntimeError("the model is not built: give the first layer an "
                                "input_dim or call fit/predict first")
         out = []
-        for layer in self.layers:
-            out += [layer.W.copy(), layer.b.copy()]
+        with self._lock:                # never a half-updated set from a fit in progress
+            for layer in self.layers:
+                out += [layer.W.copy(), layer.b.copy()]
         return out
 
     def set_weights(self, weights):
@@ -546,7 +562,14 @@ class Sequential:
         targets = []
         for layer in self.layers:
             targets += [layer.W, layer.b]
-        weights = list(weights)
+        if isinstance(weights, np.ndarray):
+            raise TypeError(f"weights must be a list of arrays (as get_weights returns), "
+                            f"got one array of shape {weights.shape}")
+        try:
+            weights = list(weights)
+        except TypeError:
+            raise TypeError(f"weights must be a list of arrays (as get_weights returns), "
+                            f"got {weights!r:.80}") from None
         if len(weights) != len(targets):
             raise ValueError(f"weights must hold {len(targets)} arrays, "
                              f"got {len(weights)}")
@@ -568,7 +591,8 @@ class Sequential:
         """Save architecture, weights, loss, optimizer (and its state) to one
         file; read it back with ``pynn.load``.  See pynn.io.save."""
         from . import io
-        return io.save(self, path, include_optimizer=include_optimizer)
+        with self._lock:    # weights and optimizer state of one moment, not of a fit mid-step
+            return io.save(self, path, include_optimizer=include_optimizer)
 
     def summary(self, print_fn=print):
         """The layers, their output shapes and parameter counts, as Keras
