@@ -512,7 +512,9 @@ class Sequential:
 
     def predict(self, x, batch_size=None):
         """Outputs of the network for ``x``: an (n_samples, n_outputs) array."""
-        chunk = check_positive_int(batch_size or _PREDICT_CHUNK, "batch_size")
+        # "is None", not "or": batch_size=0 is an error, not the default
+        chunk = check_positive_int(_PREDICT_CHUNK if batch_size is None else batch_size,
+                                   "batch_size")
         with self._lock:
             x = self._check_x(x)
             n = x.shape[0]
@@ -523,7 +525,9 @@ class Sequential:
     def evaluate(self, x, y, batch_size=None):
         """Loss and metrics on (x, y), as a dict: ``{"loss": ..., name: ...}``."""
         self._check_compiled("evaluate")
-        chunk = check_positive_int(batch_size or _PREDICT_CHUNK, "batch_size")
+        # "is None", not "or": batch_size=0 is an error, not the default
+        chunk = check_positive_int(_PREDICT_CHUNK if batch_size is None else batch_size,
+                                   "batch_size")
         with self._lock:
             x, y = self._check_xy(x, y)
             chunk = min(chunk, x.shape[0])  # the kernel takes a C integer
