@@ -24,7 +24,7 @@ from activations cimport (ACT_LINEAR, activation_backward, bias_activate)
 from loss_kernels cimport loss_and_grad
 from libc.math cimport isfinite
 
-from optim_kernels cimport HYPER_STEP, all_finite, optimizer_step
+from optim_kernels cimport HYPER_STEP, all_finite, optimizer_step, update_is_finite
 
 cdef enum:
     N_COLS = 5
@@ -232,7 +232,7 @@ BUILD = {
 
 cdef enum:
     STATUS_OK = 0
-    STATUS_NONFINITE = 1        # loss or gradient not finite: step not applied
+    STATUS_NONFINITE = 1        # loss, gradient or updated values not finite: step not applied
     STATUS_X_NONFINITE = 2      # the input batch holds NaN or inf: nothing ran
     STATUS_Y_NONFINITE = 3      # the targets hold NaN or inf: nothing ran
 
@@ -251,6 +251,8 @@ cdef int _checked_step(Net net, floating* params, floating* grads, floating* sta
     if not (isfinite(loss[0]) and all_finite(grads, n_params)):
         return STATUS_NONFINITE
     if update:
+        if not update_is_finite(opt_code, params, grads, state, n_params, decay_end, hyper):
+            return STATUS_NONFINITE
         optimizer_step(opt_code, params, grads, state, n_params, decay_end, hyper)
     return STATUS_OK
 
@@ -288,7 +290,9 @@ cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* sta
             yb = by
         losses[k] = _loss_and_backward(net, params, grads, xb, yb, m, work,
                                        loss_code, fused)
-        if not (isfinite(losses[k]) and all_finite(grads, n_params)):
+        if not (isfinite(losses[k]) and all_finite(grads, n_params)
+                and update_is_finite(opt_code, params, grads, state, n_params,
+                                     decay_end, hyper)):
             return k
         optimizer_step(opt_code, params, grads, state, n_params, decay_end, hyper)
         hyper[HYPER_STEP] += 1

@@ -100,6 +100,89 @@ cdef inline void adam_update(floating* w, const floating* g, floating* state,
         w[i] = w[i] - lr * (mi / bc1) / (root + eps)
 
 
+# ---- the same updates, computed without writing: are their results finite?
+#
+# Finite gradients can still give non-finite parameters or state (Adam's
+# g * g overflowing float32, a huge learning rate times a large gradient).
+# A step is applied only if every value it would write is finite, so that a
+# refused step leaves the model exactly as it was.  x - x is 0 for finite x
+# and NaN for inf or NaN (the compiler may not fold it without -ffast-math),
+# so one running sum tells.  The expressions are those of the updates above.
+
+cdef inline floating _sgd_range_check(const floating* w, const floating* g,
+                                      const floating* v, Py_ssize_t start,
+                                      Py_ssize_t stop, floating lr, floating mu,
+                                      bint nesterov, floating wd) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating gi, vi, wi, acc = 0
+    if mu == 0:
+        for i in range(start, stop):
+            wi = w[i] - lr * (g[i] + wd * w[i]) if wd != 0 else w[i] - lr * g[i]
+            acc += wi - wi
+    elif nesterov:
+        for i in range(start, stop):
+            gi = g[i] + wd * w[i] if wd != 0 else g[i]
+            vi = mu * v[i] - lr * gi
+            wi = w[i] + (mu * vi - lr * gi)
+            acc += (vi - vi) + (wi - wi)
+    else:
+        for i in range(start, stop):
+            gi = g[i] + wd * w[i] if wd != 0 else g[i]
+            vi = mu * v[i] - lr * gi
+            wi = w[i] + vi
+            acc += (vi - vi) + (wi - wi)
+    return acc
+
+
+cdef inline bint _adam_check(const floating* w, const floating* g,
+                             const floating* state, Py_ssize_t n_params,
+                             Py_ssize_t decay_end, const double* hyper) noexcept nogil:
+    cdef floating lr = <floating>hyper[0]
+    cdef floating b1 = <floating>hyper[1]
+    cdef floating b2 = <floating>hyper[2]
+    cdef floating eps = <floating>hyper[3]
+    cdef floating wd = <floating>hyper[4]
+    cdef floating c1 = <floating>(1.0 - hyper[1])
+    cdef floating c2 = <floating>(1.0 - hyper[2])
+    cdef double t = hyper[HYPER_STEP] + 1
+    cdef floating bc1 = <floating>(1.0 - pow(hyper[1], t))
+    cdef floating bc2 = <floating>(1.0 - pow(hyper[2], t))
+    cdef const floating* m = state
+    cdef const floating* v = state + n_params
+    cdef floating gi, mi, vi, root, wi, acc = 0
+    cdef Py_ssize_t i
+    for i in range(n_params):
+        gi = g[i]
+        if wd != 0 and i < decay_end:
+            gi = gi + wd * w[i]
+        mi = b1 * m[i] + c1 * gi
+        vi = b2 * v[i] + c2 * gi * gi
+        root = <floating>sqrt(<double>(vi / bc2))
+        wi = w[i] - lr * (mi / bc1) / (root + eps)
+        acc += (mi - mi) + (vi - vi) + (wi - wi)
+    return acc == 0
+
+
+cdef inline bint update_is_finite(int code, const floating* w, const floating* g,
+                                  const floating* state, Py_ssize_t n_params,
+                                  Py_ssize_t decay_end,
+                                  const double* hyper) noexcept nogil:
+    """Would optimizer_step write only finite values?"""
+    cdef floating lr, mu, wd
+    cdef bint nesterov
+    if code == OPT_SGD:
+        lr = <floating>hyper[0]
+        mu = <floating>hyper[1]
+        nesterov = hyper[2] != 0
+        wd = <floating>hyper[3]
+        return (_sgd_range_check(w, g, state, 0, decay_end, lr, mu, nesterov, wd)
+                + _sgd_range_check(w, g, state, decay_end, n_params, lr, mu,
+                                   nesterov, 0)) == 0
+    if code == OPT_ADAM:
+        return _adam_check(w, g, state, n_params, decay_end, hyper)
+    return True
+
+
 cdef inline int optimizer_step(int code, floating* w, const floating* g,
                                floating* state, Py_ssize_t n_params,
                                Py_ssize_t decay_end,

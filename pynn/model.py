@@ -236,8 +236,9 @@ class Sequential:
             loss, finite = self._step(x, y)
         if not finite:
             raise DivergenceError(
-                f"the loss or a gradient is not finite (loss={loss!r}); the update "
-                f"was not applied, the weights are those of the last finite step")
+                f"the loss, a gradient or the updated weights would not be finite "
+                f"(loss={loss!r}); the update was not applied, the weights are those "
+                f"of the last finite step")
         return float(loss)
 
     def gradients(self, x, y):
@@ -417,8 +418,8 @@ class Sequential:
                 if diverged:
                     if progress:
                         progress.interrupt()
-                    message = (f"the loss or a gradient became non-finite at epoch "
-                               f"{epoch + 1}, batch {done + 1} "
+                    message = (f"the loss, a gradient or the updated weights became "
+                               f"non-finite at epoch {epoch + 1}, batch {done + 1} "
                                f"(loss={batch_losses[done]!r}); that update was not "
                                f"applied, the weights are those of the last finite step")
                     if on_divergence == "raise":
