@@ -24,7 +24,7 @@ from activations cimport (ACT_LINEAR, activation_backward, bias_activate)
 from loss_kernels cimport loss_and_grad
 from libc.math cimport isfinite
 
-from optim_kernels cimport HYPER_STEP, all_finite, optimizer_step
+from optim_kernels cimport HYPER_STEP, all_finite, optimizer_step, update_is_finite
 
 cdef enum:
     N_COLS = 5
@@ -69,6 +69,11 @@ def dense_forward(const floating[:, ::1] X,   # IN  (n, n_in)
                   floating[:, ::1] A):        # OUT (n, n_out)
     """A = act(X @ W.T + b)."""
     cdef Py_ssize_t n = X.shape[0], n_in = X.shape[1], n_out = W.shape[0]
+    # cheap, and what stands between a wrong shape and a read past a buffer
+    if W.shape[1] != n_in or b.shape[0] != n_out or A.shape[0] != n or A.shape[1] != n_out:
+        raise ValueError(f"dense_forward: shapes do not match: X {tuple(X.shape)[:2]}, "
+                         f"W {tuple(W.shape)[:2]}, b {tuple(b.shape)[:1]}, "
+                         f"A {tuple(A.shape)[:2]}")
     with nogil:
         _affine(&X[0, 0] if n else NULL, &W[0, 0], &b[0], n, n_in, n_out,
                 activation, &A[0, 0] if n else NULL)
@@ -85,6 +90,14 @@ def dense_backward(const floating[:, ::1] X,  # IN  (n, n_in) the layer's input
     """Backward through one dense layer; dA is overwritten with dZ."""
     cdef Py_ssize_t n = X.shape[0], n_in = X.shape[1], n_out = W.shape[0]
     cdef floating* dx = NULL
+    if (W.shape[1] != n_in or A.shape[0] != n or A.shape[1] != n_out
+            or dA.shape[0] != n or dA.shape[1] != n_out or dW.shape[0] != n_out
+            or dW.shape[1] != n_in or db.shape[0] != n_out
+            or (dX is not None and (dX.shape[0] != n or dX.shape[1] != n_in))):
+        raise ValueError(f"dense_backward: shapes do not match: X {tuple(X.shape)[:2]}, "
+                         f"W {tuple(W.shape)[:2]}, A {tuple(A.shape)[:2]}, "
+                         f"dA {tuple(dA.shape)[:2]}, dW {tuple(dW.shape)[:2]}, "
+                         f"db {tuple(db.shape)[:1]}")
     if dX is not None and n:
         dx = &dX[0, 0]
     if n == 0:
@@ -219,7 +232,7 @@ BUILD = {
 
 cdef enum:
     STATUS_OK = 0
-    STATUS_NONFINITE = 1        # loss or gradient not finite: step not applied
+    STATUS_NONFINITE = 1        # loss, gradient or updated values not finite: step not applied
     STATUS_X_NONFINITE = 2      # the input batch holds NaN or inf: nothing ran
     STATUS_Y_NONFINITE = 3      # the targets hold NaN or inf: nothing ran
 
@@ -238,6 +251,8 @@ cdef int _checked_step(Net net, floating* params, floating* grads, floating* sta
     if not (isfinite(loss[0]) and all_finite(grads, n_params)):
         return STATUS_NONFINITE
     if update:
+        if not update_is_finite(opt_code, params, grads, state, n_params, decay_end, hyper):
+            return STATUS_NONFINITE
         optimizer_step(opt_code, params, grads, state, n_params, decay_end, hyper)
     return STATUS_OK
 
@@ -319,7 +334,9 @@ cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* sta
             yb = by
         losses[k] = _loss_and_backward(net, params, grads, xb, yb, m, work,
                                        loss_code, fused)
-        if not (isfinite(losses[k]) and all_finite(grads, n_params)):
+        if not (isfinite(losses[k]) and all_finite(grads, n_params)
+                and update_is_finite(opt_code, params, grads, state, n_params,
+                                     decay_end, hyper)):
             return k
         for j in range(metrics.n):
             # the output of this batch's forward pass, before the update

@@ -3,7 +3,7 @@ from cython cimport floating
 
 import numpy as np
 
-from optim_kernels cimport all_finite, optimizer_step
+from optim_kernels cimport all_finite, optimizer_step, update_is_finite
 
 
 def step(int code,
@@ -22,6 +22,14 @@ def step(int code,
     cdef const double[::1] settings = padded
     if params.shape[0] != grads.shape[0] or not 0 <= decay_end <= params.shape[0]:
         raise ValueError("params and grads must have one size, decay_end within it")
+    cdef floating* p_state = &state[0] if state.shape[0] else NULL
+    cdef bint finite
+    with nogil:
+        finite = update_is_finite(code, &params[0], &grads[0], p_state,
+                                  params.shape[0], decay_end, &settings[0])
+    if not finite:
+        raise FloatingPointError("the update would make parameters or optimizer state "
+                                 "NaN or infinite; nothing was changed")
     with nogil:
         status = optimizer_step(code, &params[0], &grads[0],
                                 &state[0] if state.shape[0] else NULL,

@@ -7,7 +7,8 @@
 #   Adam: hyper = [learning_rate, beta_1, beta_2, epsilon, weight_decay, t]
 #         (t = the 1-based number of this step, for the bias corrections)
 from cython cimport floating
-from libc.math cimport pow, sqrt
+from libc.float cimport DBL_MAX, FLT_MAX
+from libc.math cimport fabs, pow, sqrt
 
 cdef enum:
     OPT_SGD = 0
@@ -98,6 +99,111 @@ cdef inline void adam_update(floating* w, const floating* g, floating* state,
         # float square root, so float32 matches NumPy's np.sqrt exactly
         root = <floating>sqrt(<double>(vi / bc2))
         w[i] = w[i] - lr * (mi / bc1) / (root + eps)
+
+
+# ---- the same updates, computed without writing: are their results finite?
+#
+# Finite gradients can still give non-finite parameters or state (Adam's
+# g * g overflowing float32, a huge learning rate times a large gradient).
+# A step is applied only if every value it would write is finite, so that a
+# refused step leaves the model exactly as it was.  |x| <= max is false for
+# inf and NaN alike; OR-ing such flags vectorises (a float sum would not).
+# The expressions are those of the updates above.
+
+cdef inline int _sgd_range_check(const floating* w, const floating* g,
+                                 const floating* v, Py_ssize_t start,
+                                 Py_ssize_t stop, floating lr, floating mu,
+                                 bint nesterov, floating wd) noexcept nogil:
+    # 1 when some value the update would write is NaN or infinite
+    cdef Py_ssize_t i
+    cdef floating gi, vi, wi
+    cdef floating big = FLT_MAX if floating is float else DBL_MAX
+    cdef int bad = 0
+    if mu == 0:
+        for i in range(start, stop):
+            wi = w[i] - lr * (g[i] + wd * w[i]) if wd != 0 else w[i] - lr * g[i]
+            bad |= not (fabs(wi) <= big)
+    elif nesterov:
+        for i in range(start, stop):
+            gi = g[i] + wd * w[i] if wd != 0 else g[i]
+            vi = mu * v[i] - lr * gi
+            wi = w[i] + (mu * vi - lr * gi)
+            bad |= (not (fabs(vi) <= big)) | (not (fabs(wi) <= big))
+    else:
+        for i in range(start, stop):
+            gi = g[i] + wd * w[i] if wd != 0 else g[i]
+            vi = mu * v[i] - lr * gi
+            wi = w[i] + vi
+            bad |= (not (fabs(vi) <= big)) | (not (fabs(wi) <= big))
+    return bad
+
+
+cdef inline bint _adam_check(const floating* w, const floating* g,
+                             const floating* state, Py_ssize_t n_params,
+                             Py_ssize_t decay_end, const double* hyper) noexcept nogil:
+    cdef floating lr = <floating>hyper[0]
+    cdef floating b1 = <floating>hyper[1]
+    cdef floating b2 = <floating>hyper[2]
+    cdef floating eps = <floating>hyper[3]
+    cdef floating wd = <floating>hyper[4]
+    cdef floating c1 = <floating>(1.0 - hyper[1])
+    cdef floating c2 = <floating>(1.0 - hyper[2])
+    cdef double t = hyper[HYPER_STEP] + 1
+    cdef floating bc1 = <floating>(1.0 - pow(hyper[1], t))
+    cdef floating bc2 = <floating>(1.0 - pow(hyper[2], t))
+    cdef const floating* m = state
+    cdef const floating* v = state + n_params
+    cdef floating gi, mi, vi, root, wi, bound
+    cdef floating big = FLT_MAX if floating is float else DBL_MAX
+    cdef floating half = big / 2
+    # |w - lr m_hat / (sqrt(v_hat) + eps)| <= |w| + lr |m_hat| / eps: when
+    # that bound is below half the range (a margin far wider than rounding),
+    # the new weight is finite and its exact value (a division and a square
+    # root, the costly part) need not be computed.  It nearly always is.
+    cdef floating lr_over_eps_bc1 = <floating>(hyper[0] / (hyper[3] * (1.0 - pow(hyper[1], t))))
+    cdef int bad = 0, exact = 0
+    cdef Py_ssize_t i
+    for i in range(n_params):               # no calls: vectorisable
+        gi = g[i]
+        if wd != 0 and i < decay_end:
+            gi = gi + wd * w[i]
+        mi = b1 * m[i] + c1 * gi
+        vi = b2 * v[i] + c2 * gi * gi
+        # comparisons are false for NaN too; an OR of them vectorises
+        bad |= (not (fabs(mi) <= big)) | (not (vi <= big))
+        bound = fabs(w[i]) + lr_over_eps_bc1 * fabs(mi)
+        exact |= not (bound <= half)
+    if exact and not bad:                   # rare: some step may overflow
+        for i in range(n_params):
+            gi = g[i]
+            if wd != 0 and i < decay_end:
+                gi = gi + wd * w[i]
+            mi = b1 * m[i] + c1 * gi
+            vi = b2 * v[i] + c2 * gi * gi
+            root = <floating>sqrt(<double>(vi / bc2))
+            wi = w[i] - lr * (mi / bc1) / (root + eps)
+            bad |= not (fabs(wi) <= big)
+    return bad == 0
+
+
+cdef inline bint update_is_finite(int code, const floating* w, const floating* g,
+                                  const floating* state, Py_ssize_t n_params,
+                                  Py_ssize_t decay_end,
+                                  const double* hyper) noexcept nogil:
+    """Would optimizer_step write only finite values?"""
+    cdef floating lr, mu, wd
+    cdef bint nesterov
+    if code == OPT_SGD:
+        lr = <floating>hyper[0]
+        mu = <floating>hyper[1]
+        nesterov = hyper[2] != 0
+        wd = <floating>hyper[3]
+        return not (_sgd_range_check(w, g, state, 0, decay_end, lr, mu, nesterov, wd)
+                    or _sgd_range_check(w, g, state, decay_end, n_params, lr, mu,
+                                        nesterov, 0))
+    if code == OPT_ADAM:
+        return _adam_check(w, g, state, n_params, decay_end, hyper)
+    return True
 
 
 cdef inline int optimizer_step(int code, floating* w, const floating* g,

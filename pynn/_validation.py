@@ -34,6 +34,10 @@ def as_float_array(x: Any, dtype: Any, argname: str) -> np.ndarray:
         return x  # the common case, and the hot one: nothing to convert
     if isinstance(x, (str, bytes)):
         raise TypeError(f"{argname} must be an array of numbers, got a string: {x!r:.60}")
+    if isinstance(x, np.ma.MaskedArray):
+        # np.asarray would drop the mask and compute on the hidden values
+        raise TypeError(f"{argname} is a masked array; pynn does not handle missing "
+                        f"values: fill or drop them first (x.filled(...))")
     try:
         arr = np.asarray(x)
     except Exception as exc:  # ragged lists and the like
@@ -44,7 +48,9 @@ def as_float_array(x: Any, dtype: Any, argname: str) -> np.ndarray:
             f"{argname} must hold real numbers, got an array of dtype {arr.dtype}")
     if dtype is None:
         dtype = arr.dtype.type if kind == "f" and arr.dtype.itemsize in (4, 8) else np.float64
-    return np.ascontiguousarray(arr, dtype=dtype)
+    # np.ascontiguousarray would turn a 0-d array into 1-d, and the shape
+    # error that follows would then quote a shape the user never passed
+    return np.asarray(arr, dtype=dtype, order="C")
 
 
 # Elements per pass of check_finite: its boolean temporary stays this small
@@ -64,13 +70,16 @@ def check_finite(arr, argname):
         raise ValueError(f"{argname} contains {n_bad} NaN or infinite value(s)")
 
 
-def check_positive_int(value, argname, allow_none=False):
+def check_positive_int(value, argname, allow_none=False, high=None):
+    """``value`` as an int > 0 (and <= ``high`` if given; None passes if allowed)."""
     if value is None and allow_none:
         return None
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{argname} must be a positive integer, got {value!r}")
     if value <= 0:
         raise ValueError(f"{argname} must be a positive integer, got {value!r}")
+    if high is not None and value > high:
+        raise ValueError(f"{argname} must be at most {high}, got {value!r}")
     return int(value)
 
 

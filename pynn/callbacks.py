@@ -357,7 +357,13 @@ class ModelCheckpoint(_Monitor):
                  save_best_only: bool = False, mode: str = "auto",
                  include_optimizer: bool = True) -> None:
         super().__init__(monitor, mode, 0.0)
+        if not isinstance(path, (str, bytes, os.PathLike)):
+            raise TypeError(f"path must be a str or path-like, got {path!r:.80}")
         self.path = os.fspath(path)
+        for name, flag in (("save_best_only", save_best_only),
+                           ("include_optimizer", include_optimizer)):
+            if not isinstance(flag, (bool, np.bool_)):   # bool("no") would be True
+                raise TypeError(f"{name} must be True or False, got {flag!r}")
         self.save_best_only = bool(save_best_only)
         self.include_optimizer = bool(include_optimizer)
 

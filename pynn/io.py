@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import zipfile
 import zlib
@@ -33,7 +34,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import losses, optimizers
-from ._validation import as_dtype
+from ._validation import as_dtype, check_positive_int
 
 if TYPE_CHECKING:  # model.py imports this module
     from .model import Sequential
@@ -131,7 +132,7 @@ def save(model: Sequential, path: str | os.PathLike[str],
     save never leaves a truncated file under ``path``.
     """
     arrays = to_arrays(model, include_optimizer)
-    path = os.fspath(path)
+    path = os.fspath(_check_path(path))
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".pynn-", suffix=".tmp", dir=directory)
     try:
@@ -145,6 +146,12 @@ def save(model: Sequential, path: str | os.PathLike[str],
     return path
 
 
+def _check_path(path):
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(f"path must be a str or path-like, got {path!r:.80}")
+    return path
+
+
 class _Invalid(ValueError):
     pass
 
@@ -154,34 +161,107 @@ def _require(condition, message):
         raise _Invalid(message)
 
 
+# What a pynn file may hold; anything else is refused unread.
+_ENTRIES = ("config", "params", "optimizer_state", "optimizer_iterations",
+            "generator_state")
+# pynn writes entries uncompressed; a compressed one may expand at most this
+# much (float weights barely compress: a higher ratio is a zip bomb).
+_MAX_EXPANSION = 50
+_MAX_SMALL_ENTRY = 1 << 20          # bytes any entry may expand to regardless
+_MAX_JSON_BYTES = 1 << 22           # config and generator state: ~100x pynn's
+_MAX_JSON_DEPTH = 32                # pynn's config nests 4 deep
+# a whole string literal (skipped: brackets in names do not nest), or a bracket
+_JSON_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def _read_entry(zf, info):
+    """One .npy entry of the archive, its header checked before any data is read.
+
+    The header's shape and dtype must account exactly for the entry's
+    declared size, which is itself bounded by the bytes in the file: so a
+    header claiming 10**12 elements is refused without allocating anything.
+    """
+    fmt = np.lib.format
+    name = info.filename[:-4]
+    limit = max(_MAX_SMALL_ENTRY, _MAX_EXPANSION * info.compress_size)
+    _require(info.file_size <= limit,
+             f"its entry {name!r} declares {info.file_size} bytes from "
+             f"{info.compress_size} compressed ones (a zip bomb?)")
+    with zf.open(info) as f:
+        version = fmt.read_magic(f)
+        reader = {(1, 0): fmt.read_array_header_1_0,
+                  (2, 0): fmt.read_array_header_2_0}.get(version)
+        _require(reader is not None, f"its entry {name!r} has .npy version {version}")
+        shape, fortran, dtype = reader(f)
+        _require(not dtype.hasobject and dtype.kind in "biuf",
+                 f"its entry {name!r} has dtype {dtype} (pynn never unpickles)")
+        count = 1
+        for dim in shape:
+            count *= dim
+        nbytes = count * dtype.itemsize
+        _require(f.tell() + nbytes == info.file_size,
+                 f"its entry {name!r} declares shape {shape} of {dtype} "
+                 f"({nbytes} bytes) but holds {info.file_size - f.tell()} bytes")
+        data = f.read(nbytes)        # the CRC is checked on reaching the end
+        _require(len(data) == nbytes, f"its entry {name!r} is truncated")
+    return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+
+
 def _read(path):
-    """The arrays of a pynn file, fully read into memory (or _Invalid)."""
+    """The arrays of a pynn file, fully read into memory (or _Invalid).
+
+    Read with zipfile and NumPy's header parser rather than np.load, so
+    that every size is checked before memory is allocated for it.
+    """
+    path = os.fspath(path)
     try:
-        npz = np.load(path, allow_pickle=False)
-        if not isinstance(npz, np.lib.npyio.NpzFile):
-            raise _Invalid("it holds a single array, not a pynn model (.npz)")
-        with npz:
-            return {key: npz[key] for key in npz.files}
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+            names = [info.filename for info in infos]
+            for entry in names:
+                _require(entry.endswith(".npy") and entry[:-4] in _ENTRIES,
+                         f"it holds an entry {entry!r} that no pynn file has")
+            _require(len(set(names)) == len(names), "it holds an entry twice")
+            return {info.filename[:-4]: _read_entry(zf, info) for info in infos}
     except (FileNotFoundError, IsADirectoryError, PermissionError):
         raise
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, KeyError, ValueError) as exc:
-        if isinstance(exc, _Invalid):
-            raise
-        if isinstance(exc, ValueError) and "pickle" in str(exc):
-            # np.load's own advice (allow_pickle=True) is not one to pass on
-            raise _Invalid("it is not an .npz archive (pynn never unpickles)") from None
-        raise _Invalid(f"it is not a readable .npz archive ({type(exc).__name__}: {exc})") \
-            from None
+    except _Invalid:
+        raise
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError,
+            RuntimeError, NotImplementedError, SyntaxError, OverflowError) as exc:
+        # RuntimeError: an encrypted entry; NotImplementedError: an unknown
+        # compression; SyntaxError/ValueError: a malformed .npy header
+        raise _Invalid(f"it is not a readable .npz archive ({type(exc).__name__}: "
+                       f"{str(exc)[:200]})") from None
+
+
+def _json(raw, what):
+    """Parse JSON bytes from a uint8 entry, bounded in size and depth."""
+    _require(raw.dtype == np.uint8 and raw.ndim == 1, f"its {what} entry is not JSON bytes")
+    _require(raw.shape[0] <= _MAX_JSON_BYTES, f"its {what} is {raw.shape[0]} bytes of JSON")
+    text = raw.tobytes()
+    # Depth bound before parsing: json recurses per level, and a deep
+    # enough nest raises RecursionError, or with a raised recursion limit
+    # overflows the C stack.  Brackets inside strings do not count.
+    depth = 0
+    for token in _JSON_TOKENS.finditer(text):     # one match at a time: O(1) memory
+        char = token.group()[:1]
+        if char in (b"[", b"{"):
+            depth += 1
+            _require(depth <= _MAX_JSON_DEPTH,
+                     f"its {what} nests more than {_MAX_JSON_DEPTH} levels deep")
+        elif char in (b"]", b"}"):
+            depth -= 1
+    try:
+        return json.loads(text.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        # ValueError also covers integers longer than Python's digit limit
+        raise _Invalid(f"its {what} is not valid JSON ({str(exc)[:200]})") from None
 
 
 def _parse_config(arrays):
     _require("config" in arrays, "it has no 'config' entry")
-    raw = arrays["config"]
-    _require(raw.dtype == np.uint8 and raw.ndim == 1, "its 'config' entry is not JSON bytes")
-    try:
-        config = json.loads(raw.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _Invalid(f"its config is not valid JSON ({exc})") from None
+    config = _json(arrays["config"], "config")
     _require(isinstance(config, dict) and config.get("format") == FORMAT_NAME,
              "it is not a pynn model file")
     version = config.get("format_version")
@@ -207,6 +287,16 @@ def _build(config, arrays):
             dense.append(Dense(spec.get("units"), activation=spec.get("activation"),
                                input_dim=config.get("input_dim") if i == 0 else None,
                                name=spec.get("name")))
+        # Compare the architecture's size with the params entry before
+        # building: a config claiming huge layers must not allocate them.
+        sizes = [check_positive_int(config.get("input_dim"), "input_dim")]
+        sizes += [layer.units for layer in dense]
+        expected = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+        params = arrays.get("params")
+        _require(params is not None, "it has no 'params' entry")
+        _require(params.shape == (expected,),
+                 f"its params (shape {params.shape}) do not fit the architecture "
+                 f"({expected} parameters)")
         seed = config.get("seed")
         _require(seed is None or (isinstance(seed, int) and not isinstance(seed, bool)),
                  f"its seed {seed!r} is not an integer")
@@ -243,10 +333,7 @@ def _build(config, arrays):
         opt.iterations = int(iterations)
 
     if "generator_state" in arrays:
-        try:
-            state = json.loads(arrays["generator_state"].tobytes().decode("utf-8"))
-        except (ValueError, UnicodeDecodeError):
-            raise _Invalid("its generator state is not JSON") from None
+        state = _json(arrays["generator_state"], "generator state")
         try:
             model.generator.set_state(state)
         except (TypeError, ValueError) as exc:
@@ -272,6 +359,7 @@ def load(path: str | os.PathLike[str]) -> Sequential:
     FileNotFoundError
         When there is no such file.
     """
+    _check_path(path)
     try:
         arrays = _read(path)
         return _build(_parse_config(arrays), arrays)

@@ -102,8 +102,25 @@ class Dense:
         grad_x : (n, input_dim) array or None.  dL/dW and dL/db are written
         into ``self.dW`` and ``self.db``.
         """
+        if not self.built:
+            raise RuntimeError("layer is not built: add it to a model first")
         code = self.activation_code if activation_code is None else activation_code
-        grad_z = np.array(grad_a, dtype=self.W.dtype, order="C", copy=True)
+        dtype = self.W.dtype.type
+        x = as_float_array(x, dtype, "x")
+        a = as_float_array(a, dtype, "a")
+        if x.ndim != 2 or x.shape[1] != self.input_dim:
+            raise ValueError(f"x must have shape (n_samples, {self.input_dim}), got {x.shape}")
+        n = x.shape[0]
+        for name, arr in (("a", a), ("grad_a", np.shape(grad_a))):
+            shape = arr if isinstance(arr, tuple) else arr.shape
+            if shape != (n, self.units):
+                # the kernel trusts these shapes: a shorter array would be
+                # read (and grad_z written) past its end
+                raise ValueError(f"{name} must have shape ({n}, {self.units}) for x of "
+                                 f"shape {x.shape}, got {shape}")
+        # a fresh copy: the kernel overwrites it with dL/dz, the caller's stays
+        grad_z = np.array(as_float_array(grad_a, dtype, "grad_a"), dtype=dtype,
+                          order="C", copy=True)
         grad_x = (np.empty((x.shape[0], self.input_dim), dtype=self.W.dtype)
                   if need_grad_x else None)
         _dense.dense_backward(x, self.W, a, grad_z, code, self.dW, self.db, grad_x)

@@ -53,7 +53,9 @@ class Sequential:
     def __init__(self, layers: Sequence[Dense] | None = None, dtype: npt.DTypeLike = "float32",
                  seed: int | None = None, n_threads: int | None = None) -> None:
         self.dtype = as_dtype(dtype)
-        self.n_threads = check_positive_int(n_threads, "n_threads", allow_none=True)
+        # high: the kernels hand it to the BLAS as a C int
+        self.n_threads = check_positive_int(n_threads, "n_threads", allow_none=True,
+                                            high=2**31 - 1)
         self.seed = seed
         self._generator = initializers.make_generator(seed)
         self.layers = []
@@ -269,8 +271,9 @@ class Sequential:
             loss, finite = self._step(x, y)
         if not finite:
             raise DivergenceError(
-                f"the loss or a gradient is not finite (loss={loss!r}); the update "
-                f"was not applied, the weights are those of the last finite step")
+                f"the loss, a gradient or the updated weights would not be finite "
+                f"(loss={loss!r}); the update was not applied, the weights are those "
+                f"of the last finite step")
         return float(loss)
 
     def gradients(self, x: npt.ArrayLike,
@@ -361,7 +364,9 @@ class Sequential:
             Index of the epoch to stop at (as Keras): training runs epochs
             ``initial_epoch`` .. ``epochs - 1``.
         batch_size : int > 0
-            The last batch of an epoch may be smaller.
+            The last batch of an epoch may be smaller.  A batch_size larger
+            than the number of samples means one batch of all of them (as
+            Keras; silently).
         shuffle : bool
             Reshuffle the samples before each epoch (drawn from the model's
             generator, so a seeded model trains reproducibly).
@@ -420,7 +425,14 @@ class Sequential:
                              f"got {on_divergence!r}")
         validation_split = check_real(validation_split, "validation_split",
                                       low=0, high=1, high_open=True)
-        callbacks = list(callbacks or [])
+        if isinstance(callbacks, Callback):
+            raise TypeError(f"callbacks must be a list of Callback instances, got the "
+                            f"single callback {callbacks!r}: wrap it in a list")
+        try:
+            callbacks = list(callbacks or [])
+        except TypeError:
+            raise TypeError(f"callbacks must be a list of Callback instances, "
+                            f"got {callbacks!r}") from None
         for cb in callbacks:
             if not isinstance(cb, Callback):
                 raise TypeError(f"callbacks must be pynn.callbacks.Callback instances, "
@@ -436,6 +448,10 @@ class Sequential:
             # progress first (it prints the logs as fit made them), History
             # last (it records what the callbacks may have added), as Keras
             cbs = ([progress] if progress else []) + callbacks + [self.history]
+            # a batch larger than the data is the whole data, as in Keras
+            # (and no buffer is ever sized by the unclamped value)
+            if not isinstance(x, data.Stream):
+                batch_size = min(batch_size, x.shape[0])
             n, n_batches, sizes = data.plan(x, batch_size)
             params = {"epochs": epochs, "steps": n_batches, "samples": n,
                       "batch_size": batch_size, "verbose": verbose,
@@ -461,8 +477,8 @@ class Sequential:
                 if diverged:
                     if progress:
                         progress.interrupt()
-                    message = (f"the loss or a gradient became non-finite at epoch "
-                               f"{epoch + 1}, batch {done + 1} "
+                    message = (f"the loss, a gradient or the updated weights became "
+                               f"non-finite at epoch {epoch + 1}, batch {done + 1} "
                                f"(loss={batch_losses[done]!r}); that update was not "
                                f"applied, the weights are those of the last finite step")
                     if on_divergence == "raise":
@@ -570,12 +586,14 @@ class Sequential:
         (n_samples, n_outputs) array of the model's dtype
             Probabilities when the last layer is sigmoid / softmax.
         """
-        chunk = check_positive_int(batch_size or _PREDICT_CHUNK, "batch_size")
+        # "is None", not "or": batch_size=0 is an error, not the default
+        chunk = check_positive_int(_PREDICT_CHUNK if batch_size is None else batch_size,
+                                   "batch_size")
         with self._lock:
             x = self._check_x(x)
             n = x.shape[0]
             out = np.empty((n, self.output_dim), dtype=self.dtype)
-            self._net.predict(x, out, chunk)
+            self._net.predict(x, out, min(chunk, n))
         return out
 
     def evaluate(self, x: npt.ArrayLike, y: npt.ArrayLike,
@@ -595,9 +613,12 @@ class Sequential:
             ``{"loss": ..., metric name: ...}``, means over the samples.
         """
         self._check_compiled("evaluate")
-        chunk = check_positive_int(batch_size or _PREDICT_CHUNK, "batch_size")
+        # "is None", not "or": batch_size=0 is an error, not the default
+        chunk = check_positive_int(_PREDICT_CHUNK if batch_size is None else batch_size,
+                                   "batch_size")
         with self._lock:
             x, y = self._check_xy(x, y)
+            chunk = min(chunk, x.shape[0])  # the kernel takes a C integer
             if not self.metrics:
                 return {"loss": self._net.loss(x, y, chunk)}
             n = x.shape[0]
@@ -628,8 +649,9 @@ class Sequential:
             raise RuntimeError("the model is not built: give the first layer an "
                                "input_dim or call fit/predict first")
         out = []
-        for layer in self.layers:
-            out += [layer.W.copy(), layer.b.copy()]
+        with self._lock:                # never a half-updated set from a fit in progress
+            for layer in self.layers:
+                out += [layer.W.copy(), layer.b.copy()]
         return out
 
     def set_weights(self, weights: Iterable[npt.ArrayLike]) -> None:
@@ -646,7 +668,14 @@ class Sequential:
         targets = []
         for layer in self.layers:
             targets += [layer.W, layer.b]
-        weights = list(weights)
+        if isinstance(weights, np.ndarray):
+            raise TypeError(f"weights must be a list of arrays (as get_weights returns), "
+                            f"got one array of shape {weights.shape}")
+        try:
+            weights = list(weights)
+        except TypeError:
+            raise TypeError(f"weights must be a list of arrays (as get_weights returns), "
+                            f"got {weights!r:.80}") from None
         if len(weights) != len(targets):
             raise ValueError(f"weights must hold {len(targets)} arrays, "
                              f"got {len(weights)}")
@@ -668,7 +697,8 @@ class Sequential:
         """Save architecture, weights, loss, optimizer (and its state) to one
         file; read it back with ``pynn.load``.  See pynn.io.save."""
         from . import io
-        return io.save(self, path, include_optimizer=include_optimizer)
+        with self._lock:    # weights and optimizer state of one moment, not of a fit mid-step
+            return io.save(self, path, include_optimizer=include_optimizer)
 
     def summary(self, print_fn: Callable[[str], object] | None = print) -> str | None:
         """The layers, their output shapes and parameter counts, as Keras

@@ -33,6 +33,33 @@ def test_bit_identical_in_two_processes():
     assert first[0] != first[1]     # training did change the weights
 
 
+# Adam on a softmax classifier (the fused cross-entropy kernel), float32
+# and float64, shuffled, with metrics and validation: every part that draws
+# or accumulates must replay bit for bit.
+SCRIPT_ADAM = """
+import json, sys, numpy as np, pynn
+dtype = sys.argv[1]
+rng = np.random.default_rng(2)
+x = rng.standard_normal((300, 6)); labels = (x[:, 0] * x[:, 1] > 0).astype(int) + (x[:, 2] > 1)
+net = pynn.Sequential([pynn.Dense(24, activation="tanh", input_dim=6),
+                       pynn.Dense(12, activation="relu", kernel_initializer="he_uniform"),
+                       pynn.Dense(3, activation="softmax")], dtype=dtype, seed=77, n_threads=1)
+net.compile(loss="sparse_categorical_crossentropy", optimizer=pynn.Adam(0.01),
+            metrics=["accuracy"])
+hist = net.fit(x, labels, epochs=4, batch_size=20, validation_split=0.2, verbose=0)
+print(json.dumps([net.params.tobytes().hex(), net.optimizer.state.tobytes().hex(),
+                  hist.history["val_loss"]]))
+"""
+
+
+def test_adam_classification_bit_identical_in_two_processes(dtype):
+    name = np.dtype(dtype).name
+    runs = [subprocess.run([sys.executable, "-c", SCRIPT_ADAM, name], capture_output=True,
+                           text=True, check=True).stdout for _ in range(2)]
+    assert runs[0] == runs[1]
+    assert json.loads(runs[0])[2][-1] < json.loads(runs[0])[2][0]   # it did learn
+
+
 def test_bit_identical_twice_in_one_process(rng):
     x = rng.standard_normal((100, 4))
     y = rng.standard_normal((100, 1))
