@@ -24,7 +24,9 @@ from activations cimport (ACT_LINEAR, activation_backward, bias_activate)
 from loss_kernels cimport loss_and_grad
 from libc.math cimport isfinite
 
-from optim_kernels cimport HYPER_STEP, all_finite, optimizer_step, update_is_finite
+from optim_kernels cimport (HYPER_STEP, Bounds, all_finite, bounded_update_is_finite,
+                           sum_abs_if_finite, measure_bounds, optimizer_step,
+                           update_is_finite)
 
 cdef enum:
     N_COLS = 5
@@ -248,12 +250,15 @@ cdef int _checked_step(Net net, floating* params, floating* grads, floating* sta
     if not all_finite(Y, n * n_y):
         return STATUS_Y_NONFINITE
     loss[0] = _loss_and_backward(net, params, grads, X, Y, n, work, loss_code, fused)
-    if not (isfinite(loss[0]) and all_finite(grads, n_params)):
+    # update_is_finite also covers the gradient (a NaN or inf in it reaches
+    # the values the update would write), so a step reads it once to check
+    if not isfinite(loss[0]):
         return STATUS_NONFINITE
-    if update:
-        if not update_is_finite(opt_code, params, grads, state, n_params, decay_end, hyper):
-            return STATUS_NONFINITE
-        optimizer_step(opt_code, params, grads, state, n_params, decay_end, hyper)
+    if not update:
+        return STATUS_OK if all_finite(grads, n_params) else STATUS_NONFINITE
+    if not update_is_finite(opt_code, params, grads, state, n_params, decay_end, hyper):
+        return STATUS_NONFINITE
+    optimizer_step(opt_code, params, grads, state, n_params, decay_end, hyper)
     return STATUS_OK
 
 
@@ -321,6 +326,8 @@ cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* sta
     cdef Py_ssize_t n_out = net.layout[(net.n_layers - 1) * N_COLS + 1]
     cdef const floating* xb
     cdef const floating* yb
+    cdef Bounds bounds
+    bounds.valid = False
     for k in range(first, stop):
         start = k * batch_size
         m = min(batch_size, n_samples - start)
@@ -334,10 +341,17 @@ cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* sta
             yb = by
         losses[k] = _loss_and_backward(net, params, grads, xb, yb, m, work,
                                        loss_code, fused)
-        if not (isfinite(losses[k]) and all_finite(grads, n_params)
-                and update_is_finite(opt_code, params, grads, state, n_params,
-                                     decay_end, hyper)):
+        if not isfinite(losses[k]):
             return k
+        # the first step checks exactly and measures the bounds that the
+        # next ones carry (optim_kernels.pxd); a step the bounds cannot
+        # vouch for is checked exactly too
+        if not bounded_update_is_finite(opt_code, sum_abs_if_finite(grads, n_params),
+                                        hyper, &bounds, floating is float):
+            if not update_is_finite(opt_code, params, grads, state, n_params,
+                                    decay_end, hyper):
+                return k
+            bounds.valid = False
         for j in range(metrics.n):
             # the output of this batch's forward pass, before the update
             metrics.values[j * metrics.stride + k] = _metric(
@@ -345,6 +359,8 @@ cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* sta
                 work + m * (net.total_width - n_out), yb, m, n_out, n_y)
         optimizer_step(opt_code, params, grads, state, n_params, decay_end, hyper)
         hyper[HYPER_STEP] += 1
+        if not bounds.valid and k + 1 < stop:
+            measure_bounds(opt_code, params, state, n_params, hyper, &bounds)
     return stop
 
 

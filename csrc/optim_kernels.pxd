@@ -8,7 +8,7 @@
 #         (t = the 1-based number of this step, for the bias corrections)
 from cython cimport floating
 from libc.float cimport DBL_MAX, FLT_MAX
-from libc.math cimport fabs, pow, sqrt
+from libc.math cimport INFINITY, fabs, fabsf, isfinite, pow, sqrt
 
 cdef enum:
     OPT_SGD = 0
@@ -18,6 +18,15 @@ cdef enum:
     # step-dependent settings (Adam's bias corrections) stay right in a loop
     # that never returns to Python.
     HYPER_STEP = 15
+
+
+cdef inline floating _abs(floating x) noexcept nogil:
+    # fabs of the storage type: libc's fabs would round-trip a float through
+    # double, which keeps the compiler from vectorising the loops below
+    if floating is float:
+        return fabsf(x)
+    else:
+        return fabs(x)
 
 
 cdef inline void _sgd_range(floating* w, const floating* g, floating* v,
@@ -106,36 +115,104 @@ cdef inline void adam_update(floating* w, const floating* g, floating* state,
 # Finite gradients can still give non-finite parameters or state (Adam's
 # g * g overflowing float32, a huge learning rate times a large gradient).
 # A step is applied only if every value it would write is finite, so that a
-# refused step leaves the model exactly as it was.  |x| <= max is false for
-# inf and NaN alike; OR-ing such flags vectorises (a float sum would not).
-# The expressions are those of the updates above.
+# refused step leaves the model exactly as it was.  The test: x - x is 0 for
+# a finite x and NaN for inf or NaN, so a sum of such terms is 0 exactly
+# when every term was finite.  The sums run in four independent lanes (the
+# compiler turns those into vector instructions; one running sum it may not
+# reorder, so it would not), and they replace the separate finiteness check
+# of the gradient: a NaN or inf in it reaches the values computed here.
+# The expressions are those of the updates above; g + wd w is g when wd is 0
+# (but for the sign of a zero, which no finiteness depends on).
 
-cdef inline int _sgd_range_check(const floating* w, const floating* g,
-                                 const floating* v, Py_ssize_t start,
-                                 Py_ssize_t stop, floating lr, floating mu,
-                                 bint nesterov, floating wd) noexcept nogil:
-    # 1 when some value the update would write is NaN or infinite
-    cdef Py_ssize_t i
-    cdef floating gi, vi, wi
-    cdef floating big = FLT_MAX if floating is float else DBL_MAX
-    cdef int bad = 0
+cdef inline floating _plain_term(const floating* w, const floating* g, Py_ssize_t i,
+                                 floating lr, floating wd) noexcept nogil:
+    cdef floating wi = w[i] - lr * (g[i] + wd * w[i])
+    return wi - wi
+
+
+cdef inline floating _momentum_term(const floating* w, const floating* g, const floating* v,
+                                    Py_ssize_t i, floating lr, floating mu, floating wd,
+                                    bint nesterov) noexcept nogil:
+    cdef floating gi = g[i] + wd * w[i]
+    cdef floating vi = mu * v[i] - lr * gi
+    cdef floating wi = w[i] + (mu * vi - lr * gi) if nesterov else w[i] + vi
+    return (vi - vi) + (wi - wi)
+
+
+cdef inline floating _adam_term(const floating* w, const floating* g, const floating* m,
+                                const floating* v, Py_ssize_t i, floating b1, floating b2,
+                                floating c1, floating c2, floating wd,
+                                floating k) noexcept nogil:
+    # the new moments, and twice a bound on the new weight's magnitude:
+    # |w - lr m_hat / (sqrt(v_hat) + eps)| <= |w| + (lr / (eps bc1)) |m|, and
+    # twice the bound overflows exactly when the bound exceeds half the
+    # range, a margin far wider than rounding (when it does, the exact new
+    # weights decide: rare, and it needs the costly division and root)
+    cdef floating gi = g[i] + wd * w[i]
+    cdef floating mi = b1 * m[i] + c1 * gi
+    cdef floating vi = b2 * v[i] + c2 * gi * gi
+    cdef floating twice = 2 * (_abs(w[i]) + k * _abs(mi))
+    return (mi - mi) + (vi - vi) + (twice - twice)
+
+
+cdef inline floating _sgd_range_check(const floating* w, const floating* g,
+                                      const floating* v, Py_ssize_t start,
+                                      Py_ssize_t stop, floating lr, floating mu,
+                                      bint nesterov, floating wd) noexcept nogil:
+    # 0 when every value the update would write is finite, NaN otherwise
+    cdef Py_ssize_t i = start
+    cdef floating a0 = 0, a1 = 0, a2 = 0, a3 = 0
     if mu == 0:
-        for i in range(start, stop):
-            wi = w[i] - lr * (g[i] + wd * w[i]) if wd != 0 else w[i] - lr * g[i]
-            bad |= not (fabs(wi) <= big)
+        while i + 4 <= stop:
+            a0 += _plain_term(w, g, i, lr, wd)
+            a1 += _plain_term(w, g, i + 1, lr, wd)
+            a2 += _plain_term(w, g, i + 2, lr, wd)
+            a3 += _plain_term(w, g, i + 3, lr, wd)
+            i += 4
+        while i < stop:
+            a0 += _plain_term(w, g, i, lr, wd)
+            i += 1
     elif nesterov:
-        for i in range(start, stop):
-            gi = g[i] + wd * w[i] if wd != 0 else g[i]
-            vi = mu * v[i] - lr * gi
-            wi = w[i] + (mu * vi - lr * gi)
-            bad |= (not (fabs(vi) <= big)) | (not (fabs(wi) <= big))
+        while i + 4 <= stop:
+            a0 += _momentum_term(w, g, v, i, lr, mu, wd, True)
+            a1 += _momentum_term(w, g, v, i + 1, lr, mu, wd, True)
+            a2 += _momentum_term(w, g, v, i + 2, lr, mu, wd, True)
+            a3 += _momentum_term(w, g, v, i + 3, lr, mu, wd, True)
+            i += 4
+        while i < stop:
+            a0 += _momentum_term(w, g, v, i, lr, mu, wd, True)
+            i += 1
     else:
-        for i in range(start, stop):
-            gi = g[i] + wd * w[i] if wd != 0 else g[i]
-            vi = mu * v[i] - lr * gi
-            wi = w[i] + vi
-            bad |= (not (fabs(vi) <= big)) | (not (fabs(wi) <= big))
-    return bad
+        while i + 4 <= stop:
+            a0 += _momentum_term(w, g, v, i, lr, mu, wd, False)
+            a1 += _momentum_term(w, g, v, i + 1, lr, mu, wd, False)
+            a2 += _momentum_term(w, g, v, i + 2, lr, mu, wd, False)
+            a3 += _momentum_term(w, g, v, i + 3, lr, mu, wd, False)
+            i += 4
+        while i < stop:
+            a0 += _momentum_term(w, g, v, i, lr, mu, wd, False)
+            i += 1
+    return (a0 + a1) + (a2 + a3)
+
+
+cdef inline floating _adam_range_check(const floating* w, const floating* g,
+                                       const floating* m, const floating* v,
+                                       Py_ssize_t start, Py_ssize_t stop,
+                                       floating b1, floating b2, floating c1,
+                                       floating c2, floating wd, floating k) noexcept nogil:
+    # 0 when the new moments are finite and every new weight certainly is
+    cdef Py_ssize_t i = start
+    cdef floating a0 = 0, a1 = 0, a2 = 0, a3 = 0
+    while i + 4 <= stop:
+        a0 += _adam_term(w, g, m, v, i, b1, b2, c1, c2, wd, k)
+        a1 += _adam_term(w, g, m, v, i + 1, b1, b2, c1, c2, wd, k)
+        a2 += _adam_term(w, g, m, v, i + 2, b1, b2, c1, c2, wd, k)
+        a3 += _adam_term(w, g, m, v, i + 3, b1, b2, c1, c2, wd, k)
+        i += 4
+    while i < stop:
+        a0 += _adam_term(w, g, m, v, i, b1, b2, c1, c2, wd, k)
+        i += 1
+    return (a0 + a1) + (a2 + a3)
 
 
 cdef inline bint _adam_check(const floating* w, const floating* g,
@@ -151,39 +228,26 @@ cdef inline bint _adam_check(const floating* w, const floating* g,
     cdef double t = hyper[HYPER_STEP] + 1
     cdef floating bc1 = <floating>(1.0 - pow(hyper[1], t))
     cdef floating bc2 = <floating>(1.0 - pow(hyper[2], t))
+    cdef floating k = <floating>(hyper[0] / (hyper[3] * (1.0 - pow(hyper[1], t))))
     cdef const floating* m = state
     cdef const floating* v = state + n_params
-    cdef floating gi, mi, vi, root, wi, bound
-    cdef floating big = FLT_MAX if floating is float else DBL_MAX
-    cdef floating half = big / 2
-    # |w - lr m_hat / (sqrt(v_hat) + eps)| <= |w| + lr |m_hat| / eps: when
-    # that bound is below half the range (a margin far wider than rounding),
-    # the new weight is finite and its exact value (a division and a square
-    # root, the costly part) need not be computed.  It nearly always is.
-    cdef floating lr_over_eps_bc1 = <floating>(hyper[0] / (hyper[3] * (1.0 - pow(hyper[1], t))))
-    cdef int bad = 0, exact = 0
+    cdef floating gi, mi, vi, root, wi, acc
     cdef Py_ssize_t i
-    for i in range(n_params):               # no calls: vectorisable
+    acc = (_adam_range_check(w, g, m, v, 0, decay_end, b1, b2, c1, c2, wd, k)
+           + _adam_range_check(w, g, m, v, decay_end, n_params, b1, b2, c1, c2, 0, k))
+    if acc == 0:
+        return True
+    acc = 0
+    for i in range(n_params):
         gi = g[i]
         if wd != 0 and i < decay_end:
             gi = gi + wd * w[i]
         mi = b1 * m[i] + c1 * gi
         vi = b2 * v[i] + c2 * gi * gi
-        # comparisons are false for NaN too; an OR of them vectorises
-        bad |= (not (fabs(mi) <= big)) | (not (vi <= big))
-        bound = fabs(w[i]) + lr_over_eps_bc1 * fabs(mi)
-        exact |= not (bound <= half)
-    if exact and not bad:                   # rare: some step may overflow
-        for i in range(n_params):
-            gi = g[i]
-            if wd != 0 and i < decay_end:
-                gi = gi + wd * w[i]
-            mi = b1 * m[i] + c1 * gi
-            vi = b2 * v[i] + c2 * gi * gi
-            root = <floating>sqrt(<double>(vi / bc2))
-            wi = w[i] - lr * (mi / bc1) / (root + eps)
-            bad |= not (fabs(wi) <= big)
-    return bad == 0
+        root = <floating>sqrt(<double>(vi / bc2))
+        wi = w[i] - lr * (mi / bc1) / (root + eps)
+        acc += (mi - mi) + (vi - vi) + (wi - wi)
+    return acc == 0
 
 
 cdef inline bint update_is_finite(int code, const floating* w, const floating* g,
@@ -198,9 +262,9 @@ cdef inline bint update_is_finite(int code, const floating* w, const floating* g
         mu = <floating>hyper[1]
         nesterov = hyper[2] != 0
         wd = <floating>hyper[3]
-        return not (_sgd_range_check(w, g, state, 0, decay_end, lr, mu, nesterov, wd)
-                    or _sgd_range_check(w, g, state, decay_end, n_params, lr, mu,
-                                        nesterov, 0))
+        return (_sgd_range_check(w, g, state, 0, decay_end, lr, mu, nesterov, wd)
+                + _sgd_range_check(w, g, state, decay_end, n_params, lr, mu,
+                                   nesterov, 0)) == 0
     if code == OPT_ADAM:
         return _adam_check(w, g, state, n_params, decay_end, hyper)
     return True
@@ -220,21 +284,118 @@ cdef inline int optimizer_step(int code, floating* w, const floating* g,
 
 
 cdef inline bint all_finite(const floating* x, Py_ssize_t n) noexcept nogil:
-    # Inf and NaN are exactly the values whose exponent bits are all ones, so
-    # the largest magnitude bit pattern tells: an integer max-reduction, which
-    # the compiler vectorises (a floating-point sum would not be).
-    cdef Py_ssize_t i
-    cdef unsigned int top32 = 0, bits32
-    cdef unsigned long long top64 = 0, bits64
-    if floating is float:
-        for i in range(n):
-            bits32 = (<const unsigned int*>x)[i] & 0x7fffffffU
-            if bits32 > top32:
-                top32 = bits32
-        return top32 < 0x7f800000U
+    # x - x is 0 for finite x and NaN for inf or NaN; four lanes, as above
+    cdef Py_ssize_t i = 0
+    cdef floating a0 = 0, a1 = 0, a2 = 0, a3 = 0
+    while i + 4 <= n:
+        a0 += x[i] - x[i]
+        a1 += x[i + 1] - x[i + 1]
+        a2 += x[i + 2] - x[i + 2]
+        a3 += x[i + 3] - x[i + 3]
+        i += 4
+    while i < n:
+        a0 += x[i] - x[i]
+        i += 1
+    return (a0 + a1) + (a2 + a3) == 0
+
+
+# ---- within one compiled loop: bounds instead of a second pass ----------
+#
+# The exact check above reads the parameters, the state and the gradient
+# once more before each update.  Inside one compiled epoch nothing else
+# touches the parameters, so after one exact check and update the loop can
+# keep upper bounds on max |w| and on the state's largest magnitudes, and
+# carry them through each update by the triangle inequality, knowing only a
+# bound on max |g| (read in the gradient's finiteness pass, needed anyway).
+# When the carried bounds stay below a quarter of the type's range, every
+# value the update writes is certainly finite; otherwise the loop falls back
+# to the exact check.  Bounds are in double with 1% slack for rounding.
+
+cdef struct Bounds:
+    bint valid
+    double w            # >= max |w|  (measured as sum |w|, then carried)
+    double s0           # >= max |state component 0| (SGD v; Adam m)
+    double s1           # >= max |state component 1| (Adam v)
+
+
+cdef inline double sum_abs_if_finite(const floating* x, Py_ssize_t n) noexcept nogil:
+    # An upper bound of sum |x| (and so of max |x|), or inf when some x is
+    # NaN or infinite (a NaN or inf makes the sum NaN or inf; so does a sum
+    # past the type's range, and the caller then checks exactly).  A sum,
+    # not a max: the compiler vectorises sums kept in lanes, not a max
+    # written with comparisons (NaN semantics).  Summed in the storage type
+    # for the same reason, and scaled up by the worst case of rounding: each
+    # lane adds at most m = n/4 + 3 terms, which undercuts the exact sum by a
+    # factor of at most 1 - 1.1 m u for m u below 1/4 (u the unit roundoff).
+    cdef Py_ssize_t i = 0
+    cdef floating a0 = 0, a1 = 0, a2 = 0, a3 = 0
+    cdef double total
+    cdef double m_u = (n / 4 + 3) * (5.960464477539063e-08 if floating is float
+                                     else 1.1102230246251565e-16)
+    while i + 4 <= n:
+        a0 += _abs(x[i])
+        a1 += _abs(x[i + 1])
+        a2 += _abs(x[i + 2])
+        a3 += _abs(x[i + 3])
+        i += 4
+    while i < n:
+        a0 += _abs(x[i])
+        i += 1
+    total = (a0 + a1) + (a2 + a3)
+    if not isfinite(total) or m_u >= 0.25:
+        return INFINITY
+    return total * (1 + 2 * m_u)
+
+
+cdef inline void measure_bounds(int code, const floating* w, const floating* state,
+                                Py_ssize_t n_params, const double* hyper,
+                                Bounds* b) noexcept nogil:
+    # exact maxima (the parameters and state are finite here); plain SGD
+    # (momentum 0) has no state to read
+    b.w = sum_abs_if_finite(w, n_params)
+    b.s0 = b.s1 = 0
+    if code == OPT_SGD and hyper[1] != 0:
+        b.s0 = sum_abs_if_finite(state, n_params)
+    elif code == OPT_ADAM:
+        b.s0 = sum_abs_if_finite(state, n_params)
+        b.s1 = sum_abs_if_finite(state + n_params, n_params)
+    b.valid = True
+
+
+cdef inline bint bounded_update_is_finite(int code, double max_g, const double* hyper,
+                                          Bounds* b, bint single) noexcept nogil:
+    # Carry the bounds through the update; True when its results are
+    # certainly finite (the bounds then describe the parameters after it).
+    # single: float32 storage.  Without valid bounds, False (check exactly).
+    cdef double limit = (FLT_MAX if single else DBL_MAX) / 4
+    cdef double lr = hyper[0], gp, w, s0, s1, t, k
+    if not (b.valid and isfinite(max_g)):
+        return False
+    if code == OPT_SGD:
+        gp = max_g + hyper[3] * b.w
+        s0 = hyper[1] * b.s0 + lr * gp
+        if hyper[1] == 0:
+            w = b.w + lr * gp
+        elif hyper[2] != 0:
+            w = b.w + hyper[1] * s0 + lr * gp
+        else:
+            w = b.w + s0
+        s1 = 0
+    elif code == OPT_ADAM:
+        gp = max_g + hyper[4] * b.w
+        s0 = hyper[1] * b.s0 + (1 - hyper[1]) * gp
+        s1 = hyper[2] * b.s1 + (1 - hyper[2]) * gp * gp
+        t = hyper[HYPER_STEP] + 1
+        k = lr / (hyper[3] * (1 - pow(hyper[1], t)))
+        w = b.w + k * s0
     else:
-        for i in range(n):
-            bits64 = (<const unsigned long long*>x)[i] & 0x7fffffffffffffffULL
-            if bits64 > top64:
-                top64 = bits64
-        return top64 < 0x7ff0000000000000ULL
+        return False
+    w *= 1.01
+    s0 *= 1.01
+    s1 *= 1.01
+    if not (w < limit and s0 < limit and s1 < limit):
+        return False
+    b.w = w
+    b.s0 = s0
+    b.s1 = s1
+    return True

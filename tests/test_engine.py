@@ -144,3 +144,22 @@ def test_compiled_accuracy_equals_the_numpy_metric(loss, activation, units, kind
     np.testing.assert_array_equal(runs[0]["accuracy"], runs[1]["accuracy"])
     np.testing.assert_array_equal(runs[0]["loss"], runs[1]["loss"])
     assert 0 < runs[0]["accuracy"][-1] <= 1
+
+
+def test_bounds_fall_back_to_the_exact_check_near_the_top_of_the_range(rng):
+    """Inside a compiled epoch, steps are vouched for by carried bounds; with a
+    parameter near float32's largest values the bounds give up on every step
+    and the exact check decides: here every update is finite, so all apply,
+    exactly as through train_on_batch (which always checks exactly)."""
+    x = rng.standard_normal((64, 10)).astype(np.float32)
+    y = rng.standard_normal((64, 3)).astype(np.float32)
+    a, b = make_net(np.float32), make_net(np.float32)
+    for net in (a, b):
+        net.layers[0].b[0] = -2e38      # a dead relu unit: output 0, gradient 0
+    losses = np.empty(8)
+    assert a._train_batches(x, y, None, 8, 0, 8, losses) == 8
+    for k in range(8):
+        b.train_on_batch(x[8 * k:8 * k + 8], y[8 * k:8 * k + 8])
+    np.testing.assert_array_equal(a.params, b.params)
+    assert a.layers[0].b[0] == np.float32(-2e38)
+    assert np.all(np.isfinite(a.params))
