@@ -598,6 +598,22 @@ cdef class Network:
             raise ValueError(f"{name} must be C-contiguous")
         return 0
 
+    def accepts(self, x, y):
+        """True when x and y can go to step as they are: NumPy arrays (not
+        subclasses) of the network's dtype, 2-D, C-contiguous, of the right
+        widths and one non-zero number of rows.  A few C tests, so that the
+        hot path of train_on_batch costs no Python-level checks."""
+        cdef int typenum = cnp.NPY_FLOAT64 if self.is_double else cnp.NPY_FLOAT32
+        if not (cnp.PyArray_CheckExact(x) and cnp.PyArray_CheckExact(y)):
+            return False
+        cdef cnp.ndarray a = <cnp.ndarray>x
+        cdef cnp.ndarray b = <cnp.ndarray>y
+        return (cnp.PyArray_TYPE(a) == typenum and cnp.PyArray_TYPE(b) == typenum
+                and cnp.PyArray_NDIM(a) == 2 and cnp.PyArray_NDIM(b) == 2
+                and cnp.PyArray_IS_C_CONTIGUOUS(a) and cnp.PyArray_IS_C_CONTIGUOUS(b)
+                and a.shape[1] == self.n_in and b.shape[1] == self.n_y
+                and a.shape[0] == b.shape[0] and a.shape[0] > 0)
+
     def step(self, cnp.ndarray x, cnp.ndarray y, bint update=True):
         """Forward, loss, backward and (if update) the optimizer step on a batch.
 

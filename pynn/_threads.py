@@ -14,7 +14,7 @@ import functools
 # A step with fewer floating-point operations than this runs its products on
 # one thread.  Measured on the project's 2-core machine with
 # ``python -m pynn bench --threads-sweep``: below it one thread is faster.
-MIN_PARALLEL_FLOPS = 8e6
+MIN_PARALLEL_FLOPS = 5e6
 
 _SETTERS = ("openblas_set_num_threads_local", "scipy_openblas_set_num_threads_local")
 

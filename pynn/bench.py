@@ -116,13 +116,28 @@ def time_calls(fn, n_calls):
     return (time.perf_counter() - t0) / n_calls
 
 
+# Each library keeps its own thread pool (SciPy's OpenBLAS for pynn, NumPy's
+# OpenBLAS for the baseline, OpenMP for PyTorch), and a pool's threads keep
+# spinning for a while after their last call: on two cores, alternating
+# contenders call by call would charge each with its predecessor's spinning.
+# So each contender runs in blocks: a settling part (discarded), then the
+# timed calls; blocks alternate, round after round.
+SETTLE_SECONDS = 0.15
+BLOCK_SECONDS = 0.1
+
+
+def time_block(fn, n_calls):
+    """Seconds per call of fn, after a settling stretch of untimed calls."""
+    settle_until = time.perf_counter() + SETTLE_SECONDS
+    while time.perf_counter() < settle_until:
+        fn()
+    return time_calls(fn, n_calls)
+
+
 def bench_config(name, dtype, rounds, threads):
     sizes, batch = CONFIGS[name]
     net, ref, x, y = build(sizes, batch, dtype)
     flops = step_flops(sizes, batch)
-    # enough calls per round for ~20 ms, at least 1
-    t_one = time_calls(lambda: net.train_on_batch(x, y), 3)
-    n_calls = max(1, int(0.02 / max(t_one, 1e-7)))
     contenders = {"pynn": lambda: net.train_on_batch(x, y),
                   "numpy": lambda: ref.train_step(x, y)}
     ts = torch_step(sizes, net, dtype, threads)
@@ -131,11 +146,13 @@ def bench_config(name, dtype, rounds, threads):
         tx, ty = conv(x), conv(y)
         contenders["torch"] = lambda: step(tx, ty)
     times = {k: [] for k in contenders}
-    for fn in contenders.values():
-        fn()  # warm up
+    calls = {}
+    for k, fn in contenders.items():
+        fn()  # warm up, then enough calls for a timed block
+        calls[k] = max(1, int(BLOCK_SECONDS / max(time_calls(fn, 3), 1e-7)))
     for _ in range(rounds):
         for k, fn in contenders.items():
-            times[k].append(time_calls(fn, n_calls))
+            times[k].append(time_block(fn, calls[k]))
     t = {k: np.array(v) for k, v in times.items()}
     row = {"config": name, "dtype": np.dtype(dtype).name, "batch": batch,
            "pynn_us": np.median(t["pynn"]) * 1e6, "numpy_us": np.median(t["numpy"]) * 1e6,
@@ -261,7 +278,7 @@ def main(argv=None):
     parser.add_argument("--configs", default=",".join(CONFIGS),
                         help="comma-separated subset of " + ",".join(CONFIGS))
     parser.add_argument("--dtypes", default="float32,float64")
-    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--ceiling-size", type=int, default=2048,
                         help="side of the square GEMM that measures the ceiling")
     parser.add_argument("--torch-threads", type=int, default=None,

@@ -259,14 +259,10 @@ class Sequential:
         """
         self._check_compiled("train_on_batch")
         with self._lock:
-            dtype = self.dtype
-            # The hot path: arrays ready as they are skip the Python checks;
-            # the compiled step checks their shapes, layout and values itself.
-            if not (self.loss.accepts_any_real_targets and self.built
-                    and type(x) is np.ndarray and type(y) is np.ndarray
-                    and x.dtype.type is dtype and y.dtype.type is dtype
-                    and x.ndim == 2 and y.ndim == 2
-                    and x.flags.c_contiguous and y.flags.c_contiguous):
+            # The hot path: arrays ready as they are skip the Python checks
+            # (the compiled step checks their values for NaN and inf itself)
+            if not (self.loss.accepts_any_real_targets and self._net is not None
+                    and self._net.accepts(x, y)):
                 x, y = self._check_xy(x, y, finite=False)
             loss, finite = self._step(x, y)
         if not finite:
