@@ -181,6 +181,7 @@ def test_clone_and_pickle_travel_as_weights(blobs):
     assert not hasattr(fresh, "model_") and fresh.get_params() == clf.get_params()
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # max_iter is small on purpose
 def test_same_random_state_same_model_and_user_arrays_untouched(blobs):
     x, y = blobs
     x0, y0 = x.copy(), y.copy()
