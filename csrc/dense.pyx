@@ -24,7 +24,7 @@ from activations cimport (ACT_LINEAR, activation_backward, bias_activate)
 from loss_kernels cimport loss_and_grad
 from libc.math cimport isfinite
 
-from optim_kernels cimport (HYPER_STEP, Bounds, all_finite, bounded_update_is_finite,
+from optim_kernels cimport (HYPER_STEP, OPT_ADAM, OPT_SGD, Bounds, all_finite, bounded_update_is_finite,
                            sum_abs_if_finite, measure_bounds, optimizer_step,
                            update_is_finite)
 
@@ -450,7 +450,7 @@ cdef class Network:
     cdef void* p_state
     cdef Net net
     cdef bint is_double
-    cdef Py_ssize_t n_params, n_in, n_out, n_y, work_capacity, batch_capacity
+    cdef Py_ssize_t n_params, n_in, n_out, n_y, work_capacity, batch_capacity, state_len
     cdef int loss_code, opt_code
     cdef bint fused
     cdef Py_ssize_t decay_end
@@ -489,6 +489,7 @@ cdef class Network:
         self.batch_capacity = 0
         self._state = np.zeros(1, dtype=self.dtype)
         self.p_state = cnp.PyArray_DATA(self._state)
+        self.state_len = 0
         memset(self.hyper, 0, sizeof(self.hyper))
         memset(&self.metrics, 0, sizeof(Metrics))
         self.set_local_threads = NULL
@@ -540,6 +541,7 @@ cdef class Network:
         self.loss_code = code
         self.fused = fused
         self.n_y = target_width
+        self.metrics.n = 0          # set_metrics again: they depend on the targets
         self.batch_capacity = 0  # the target buffer's width may have changed
 
     def set_optimizer(self, int code, cnp.ndarray state not None, Py_ssize_t decay_end):
@@ -547,8 +549,12 @@ cdef class Network:
         place); its settings come before each call through set_hyper."""
         if state.dtype != self.dtype or state.ndim != 1 or not state.flags.c_contiguous:
             raise ValueError("state must be a 1-D C-contiguous array of the model's dtype")
-        if state.shape[0] == 0:
+        real_len = state.shape[0]
+        if real_len == 0:
             state = np.zeros(1, dtype=self.dtype)  # never dereferenced; keeps a valid pointer
+        if not 0 <= decay_end <= self.n_params:
+            raise ValueError(f"decay_end must lie in [0, {self.n_params}], got {decay_end}")
+        self.state_len = real_len
         self.opt_code = code
         self._state = state
         self.p_state = cnp.PyArray_DATA(state)
@@ -564,20 +570,33 @@ cdef class Network:
             if codes[j] not in (METRIC_BINARY_ACCURACY, METRIC_CATEGORICAL_ACCURACY,
                                 METRIC_SPARSE_ACCURACY):
                 raise ValueError(f"unknown metric code {codes[j]!r}")
+            # each reads the targets as its kind has them: labels, or rows
+            # as wide as the output
+            if (self.n_y != 1 if codes[j] == METRIC_SPARSE_ACCURACY
+                    else self.n_y != self.n_out):
+                raise ValueError(f"metric code {codes[j]} does not fit targets of "
+                                 f"width {self.n_y} for {self.n_out} outputs")
             self.metrics.codes[j] = codes[j]
             self.metrics.thresholds[j] = thresholds[j]
         self.metrics.n = len(codes)
 
     def set_hyper(self, hyper):
         """Copy the optimizer's settings: a sequence of at most 16 floats
-        (the slots it leaves out are zero)."""
+        (the slots it leaves out are zero).  Refused when the state buffer
+        is too small for what they ask (momentum turned on after compile,
+        say): the kernels would run past its end."""
         cdef Py_ssize_t i, n = len(hyper)
+        cdef double values[16]
         if n > 16:
             raise ValueError("at most 16 optimizer settings")
-        for i in range(n):
-            self.hyper[i] = hyper[i]
-        for i in range(n, 16):
-            self.hyper[i] = 0
+        for i in range(16):
+            values[i] = hyper[i] if i < n else 0
+        if (self.opt_code == OPT_SGD and values[1] != 0 and self.state_len < self.n_params) \
+                or (self.opt_code == OPT_ADAM and self.state_len < 2 * self.n_params):
+            raise ValueError(f"the optimizer's state holds {self.state_len} values, fewer "
+                             f"than its settings need for {self.n_params} parameters")
+        for i in range(16):
+            self.hyper[i] = values[i]
 
     cdef void* _work_for(self, Py_ssize_t n) except NULL:
         cdef Py_ssize_t need = n * (self.net.total_width + 2 * self.net.max_width)
@@ -592,8 +611,10 @@ cdef class Network:
         if a is None or cnp.PyArray_NDIM(a) != 2 or a.shape[1] != width or a.shape[0] < 1:
             raise ValueError(f"{name} must be an array of shape (n_samples >= 1, {width}), "
                              f"got {'None' if a is None else (<object>a).shape}")
-        if a.dtype != self.dtype:
-            raise TypeError(f"{name} must be {self.dtype}, got {a.dtype}")
+        if a.dtype != self.dtype or not cnp.PyArray_ISNOTSWAPPED(a):
+            raise TypeError(f"{name} must be {self.dtype} in native byte order, got {a.dtype}")
+        if not cnp.PyArray_ISALIGNED(a):
+            raise ValueError(f"{name} must be aligned")
         if not cnp.PyArray_IS_C_CONTIGUOUS(a):
             raise ValueError(f"{name} must be C-contiguous")
         return 0
@@ -609,6 +630,8 @@ cdef class Network:
         cdef cnp.ndarray a = <cnp.ndarray>x
         cdef cnp.ndarray b = <cnp.ndarray>y
         return (cnp.PyArray_TYPE(a) == typenum and cnp.PyArray_TYPE(b) == typenum
+                and cnp.PyArray_ISNOTSWAPPED(a) and cnp.PyArray_ISNOTSWAPPED(b)
+                and cnp.PyArray_ISALIGNED(a) and cnp.PyArray_ISALIGNED(b)
                 and cnp.PyArray_NDIM(a) == 2 and cnp.PyArray_NDIM(b) == 2
                 and cnp.PyArray_IS_C_CONTIGUOUS(a) and cnp.PyArray_IS_C_CONTIGUOUS(b)
                 and a.shape[1] == self.n_in and b.shape[1] == self.n_y

@@ -141,8 +141,8 @@ cdef inline floating _momentum_term(const floating* w, const floating* g, const 
 
 cdef inline floating _adam_term(const floating* w, const floating* g, const floating* m,
                                 const floating* v, Py_ssize_t i, floating b1, floating b2,
-                                floating c1, floating c2, floating wd,
-                                floating k) noexcept nogil:
+                                floating c1, floating c2, floating wd, floating k,
+                                floating l1, floating ib2) noexcept nogil:
     # the new moments, and twice a bound on the new weight's magnitude:
     # |w - lr m_hat / (sqrt(v_hat) + eps)| <= |w| + (lr / (eps bc1)) |m|, and
     # twice the bound overflows exactly when the bound exceeds half the
@@ -152,7 +152,11 @@ cdef inline floating _adam_term(const floating* w, const floating* g, const floa
     cdef floating mi = b1 * m[i] + c1 * gi
     cdef floating vi = b2 * v[i] + c2 * gi * gi
     cdef floating twice = 2 * (_abs(w[i]) + k * _abs(mi))
-    return (mi - mi) + (vi - vi) + (twice - twice)
+    # and the kernel's intermediates lr * (m / bc1) and v / bc2 (l1 = lr /
+    # bc1, ib2 = 1 / bc2), which can overflow when the bound does not
+    cdef floating step = 2 * (l1 * _abs(mi))
+    cdef floating scaled = 2 * (vi * ib2)
+    return (mi - mi) + (vi - vi) + (twice - twice) + (step - step) + (scaled - scaled)
 
 
 cdef inline floating _sgd_range_check(const floating* w, const floating* g,
@@ -199,18 +203,19 @@ cdef inline floating _adam_range_check(const floating* w, const floating* g,
                                        const floating* m, const floating* v,
                                        Py_ssize_t start, Py_ssize_t stop,
                                        floating b1, floating b2, floating c1,
-                                       floating c2, floating wd, floating k) noexcept nogil:
+                                       floating c2, floating wd, floating k,
+                                       floating l1, floating ib2) noexcept nogil:
     # 0 when the new moments are finite and every new weight certainly is
     cdef Py_ssize_t i = start
     cdef floating a0 = 0, a1 = 0, a2 = 0, a3 = 0
     while i + 4 <= stop:
-        a0 += _adam_term(w, g, m, v, i, b1, b2, c1, c2, wd, k)
-        a1 += _adam_term(w, g, m, v, i + 1, b1, b2, c1, c2, wd, k)
-        a2 += _adam_term(w, g, m, v, i + 2, b1, b2, c1, c2, wd, k)
-        a3 += _adam_term(w, g, m, v, i + 3, b1, b2, c1, c2, wd, k)
+        a0 += _adam_term(w, g, m, v, i, b1, b2, c1, c2, wd, k, l1, ib2)
+        a1 += _adam_term(w, g, m, v, i + 1, b1, b2, c1, c2, wd, k, l1, ib2)
+        a2 += _adam_term(w, g, m, v, i + 2, b1, b2, c1, c2, wd, k, l1, ib2)
+        a3 += _adam_term(w, g, m, v, i + 3, b1, b2, c1, c2, wd, k, l1, ib2)
         i += 4
     while i < stop:
-        a0 += _adam_term(w, g, m, v, i, b1, b2, c1, c2, wd, k)
+        a0 += _adam_term(w, g, m, v, i, b1, b2, c1, c2, wd, k, l1, ib2)
         i += 1
     return (a0 + a1) + (a2 + a3)
 
@@ -233,8 +238,10 @@ cdef inline bint _adam_check(const floating* w, const floating* g,
     cdef const floating* v = state + n_params
     cdef floating gi, mi, vi, root, wi, acc
     cdef Py_ssize_t i
-    acc = (_adam_range_check(w, g, m, v, 0, decay_end, b1, b2, c1, c2, wd, k)
-           + _adam_range_check(w, g, m, v, decay_end, n_params, b1, b2, c1, c2, 0, k))
+    cdef floating l1 = <floating>(hyper[0] / (1.0 - pow(hyper[1], t)))
+    cdef floating ib2 = <floating>(1.0 / (1.0 - pow(hyper[2], t)))
+    acc = (_adam_range_check(w, g, m, v, 0, decay_end, b1, b2, c1, c2, wd, k, l1, ib2)
+           + _adam_range_check(w, g, m, v, decay_end, n_params, b1, b2, c1, c2, 0, k, l1, ib2))
     if acc == 0:
         return True
     acc = 0
@@ -373,6 +380,8 @@ cdef inline bint bounded_update_is_finite(int code, double max_g, const double* 
         return False
     if code == OPT_SGD:
         gp = max_g + hyper[3] * b.w
+        if not gp < limit:          # g + wd w itself must not overflow
+            return False
         s0 = hyper[1] * b.s0 + lr * gp
         if hyper[1] == 0:
             w = b.w + lr * gp
@@ -383,11 +392,17 @@ cdef inline bint bounded_update_is_finite(int code, double max_g, const double* 
         s1 = 0
     elif code == OPT_ADAM:
         gp = max_g + hyper[4] * b.w
+        if not gp < limit:
+            return False
         s0 = hyper[1] * b.s0 + (1 - hyper[1]) * gp
         s1 = hyper[2] * b.s1 + (1 - hyper[2]) * gp * gp
         t = hyper[HYPER_STEP] + 1
         k = lr / (hyper[3] * (1 - pow(hyper[1], t)))
         w = b.w + k * s0
+        # the kernel's intermediates too: lr m / bc1 and v / bc2
+        if not (lr * s0 / (1 - pow(hyper[1], t)) < limit
+                and s1 / (1 - pow(hyper[2], t)) < limit):
+            return False
     else:
         return False
     w *= 1.01

@@ -30,7 +30,8 @@ def as_float_array(x: Any, dtype: Any, argname: str) -> np.ndarray:
     Integers and booleans are converted; object, complex and string arrays
     are refused.  A copy is made only when the input is not already usable.
     """
-    if type(x) is np.ndarray and x.dtype.type is dtype and x.flags.c_contiguous:
+    if (type(x) is np.ndarray and x.dtype.type is dtype and x.dtype.isnative
+            and x.flags.c_contiguous and x.flags.aligned):
         return x  # the common case, and the hot one: nothing to convert
     if isinstance(x, (str, bytes)):
         raise TypeError(f"{argname} must be an array of numbers, got a string: {x!r:.60}")
@@ -49,8 +50,12 @@ def as_float_array(x: Any, dtype: Any, argname: str) -> np.ndarray:
     if dtype is None:
         dtype = arr.dtype.type if kind == "f" and arr.dtype.itemsize in (4, 8) else np.float64
     # np.ascontiguousarray would turn a 0-d array into 1-d, and the shape
-    # error that follows would then quote a shape the user never passed
-    return np.asarray(arr, dtype=dtype, order="C")
+    # error that follows would then quote a shape the user never passed.
+    # The native byte order is asked for explicitly (a '>f8' array is
+    # float64 too), and an unaligned array is copied: the kernels read
+    # aligned, native values only.
+    out = np.asarray(arr, dtype=np.dtype(dtype).newbyteorder("="), order="C")
+    return out if out.flags.aligned else out.copy()
 
 
 # Elements per pass of check_finite: its boolean temporary stays this small

@@ -359,7 +359,7 @@ class ModelCheckpoint(_Monitor):
         super().__init__(monitor, mode, 0.0)
         if not isinstance(path, (str, bytes, os.PathLike)):
             raise TypeError(f"path must be a str or path-like, got {path!r:.80}")
-        self.path = os.fspath(path)
+        self.path = os.fsdecode(path)  # bytes paths too: str.format needs text
         for name, flag in (("save_best_only", save_best_only),
                            ("include_optimizer", include_optimizer)):
             if not isinstance(flag, (bool, np.bool_)):   # bool("no") would be True

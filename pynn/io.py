@@ -88,6 +88,7 @@ def to_arrays(model: Sequential, include_optimizer: bool = True) -> dict[str, np
         "loss": losses.serialize(model.loss) if model.loss is not None else None,
         "optimizer": (optimizers.serialize(model.optimizer)
                       if model.optimizer is not None else None),
+        "metrics": [metric.name for metric in model.metrics],
     }
     arrays = {"config": _json_bytes(config), "params": model.params}
     if include_optimizer and model.optimizer is not None:
@@ -302,8 +303,11 @@ def _build(config, arrays):
                  f"its seed {seed!r} is not an integer")
         model = Sequential(dense, dtype=dtype, seed=seed)
         if config.get("loss") is not None:
+            metrics = config.get("metrics", [])    # absent from older files
+            _require(isinstance(metrics, list) and all(isinstance(m, str) for m in metrics),
+                     f"its metrics {metrics!r:.80} are not a list of names")
             model.compile(loss=losses.get(config["loss"]),
-                          optimizer=optimizers.get(config["optimizer"]))
+                          optimizer=optimizers.get(config["optimizer"]), metrics=metrics)
     except _Invalid:
         raise
     except (TypeError, ValueError) as exc:

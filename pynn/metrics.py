@@ -134,6 +134,7 @@ def get(identifier, loss, n_outputs=None):
     """A :class:`Metric` from a name (or a Metric), for a model compiled
     with ``loss`` and ``n_outputs`` outputs."""
     if isinstance(identifier, Metric):
+        _check_fits(identifier.name, identifier.fn, loss)
         return identifier
     if not isinstance(identifier, str):
         raise TypeError(f"a metric must be a name or a pynn Metric, got "
@@ -145,12 +146,18 @@ def get(identifier, loss, n_outputs=None):
         fn = _FUNCTIONS[key]
     else:
         raise ValueError(f"unknown metric {identifier!r}; valid names: {names()}")
+    _check_fits(identifier, fn, loss)
+    return Metric(identifier, fn)
+
+
+def _check_fits(name, fn, loss):
+    # a metric reads the targets as the loss prepared them: integer labels
+    # for the sparse loss, rows shaped like the output otherwise
     sparse = isinstance(loss, _losses.SparseCategoricalCrossentropy)
     if sparse != (fn is sparse_categorical_accuracy):
         what = "integer labels" if sparse else "targets shaped like the output"
-        raise ValueError(f"metric {identifier!r} does not fit the loss {loss.name!r}, "
+        raise ValueError(f"metric {name!r} does not fit the loss {loss.name!r}, "
                          f"whose targets are {what}")
-    return Metric(identifier, fn)
 
 
 def get_list(identifiers, loss, n_outputs=None):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -61,9 +62,11 @@ class Sequential:
         self.layers = []
         self.loss = None
         self.optimizer = None
+        self.metrics = []
         self.params = self.grads = None
         self._layout = None
         self._net = None
+        self._prepared = None               # (optimizer, its state) the network holds
         self._lock = threading.RLock()
         self._trained = False
         self.stop_training = False          # a callback may set it to end fit
@@ -156,10 +159,19 @@ class Sequential:
         metrics : list of str, optional
             Names from ``pynn.metrics.names()``, or "accuracy".
         """
-        self.loss = losses.get(loss)
-        self.optimizer = optimizers.get(optimizer)
-        self.metrics = metrics_module.get_list(
-            metrics, self.loss, self.output_dim if self.layers else None)
+        loss = losses.get(loss)
+        opt = optimizers.get(optimizer)
+        # an optimizer's state (velocities, moments, step count) belongs to
+        # the one model it trains: sharing one would mix two models' state
+        owner = getattr(opt, "_owner", None)
+        if owner is not None and owner() not in (None, self):
+            raise ValueError(f"this optimizer ({opt!r}) already trains another model; "
+                             f"give each model an optimizer of its own")
+        metrics = metrics_module.get_list(metrics, loss,
+                                          self.output_dim if self.layers else None)
+        # nothing changes until every argument has been accepted
+        self.loss, self.optimizer, self.metrics = loss, opt, metrics
+        opt._owner = weakref.ref(self)
         if self.built:
             self._prepare_training()
 
@@ -168,6 +180,8 @@ class Sequential:
         # compiled network; called when either changes and before training.
         opt = self.optimizer
         opt.build(self.params.shape[0], self.dtype)
+        opt._owner = weakref.ref(self)
+        self._prepared = (opt, opt.state)
         self._net.set_loss(self._loss_code, self._fused,
                            self.loss.target_width(self.output_dim))
         self._net.set_optimizer(opt.code, opt.state, self._n_kernel_params)
@@ -234,9 +248,20 @@ class Sequential:
 
     # --------------------------------------------------------------- training
 
+    def _sync_optimizer(self):
+        # The optimizer may have changed since it was handed to the compiled
+        # network: replaced (model.optimizer = ...), its state array swapped,
+        # or momentum turned on (SGD then needs a state it did not have).
+        opt = self.optimizer
+        held_opt, held_state = self._prepared or (None, None)
+        if held_opt is not opt or held_state is not opt.state or \
+                opt.state.shape[0] != opt.state_size(self.params.shape[0]):
+            self._prepare_training()
+
     def _step(self, x, y, update=True):
         # x and y are C-contiguous arrays of the model's dtype; the compiled
         # step checks them for NaN and inf before it computes anything.
+        self._sync_optimizer()
         opt = self.optimizer
         self._net.set_hyper(opt.hyper())
         loss, status = self._net.step(x, y, update)
@@ -309,6 +334,7 @@ class Sequential:
             # gradient and the update, or batches converted/drawn in Python
             return data.train_batches(self, x, y, order, batch_size, first, stop,
                                       losses, metric_values)
+        self._sync_optimizer()
         opt = self.optimizer
         in_c = metric_values is None or self._metrics_compiled
         if in_c and not opt.scheduled:
@@ -475,7 +501,7 @@ class Sequential:
                         progress.interrupt()
                     message = (f"the loss, a gradient or the updated weights became "
                                f"non-finite at epoch {epoch + 1}, batch {done + 1} "
-                               f"(loss={batch_losses[done]!r}); that update was not "
+                               f"(loss={float(batch_losses[done])!r}); that update was not "
                                f"applied, the weights are those of the last finite step")
                     if on_divergence == "raise":
                         raise DivergenceError(message)

@@ -488,6 +488,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         else:
             binarizer = LabelBinarizer()
             binarizer.fit(y if classes is None else classes)
+            if classes is not None and binarizer.y_type_ != "multilabel-indicator":
+                unknown = np.setdiff1d(np.unique(y), binarizer.classes_)
+                if unknown.size:
+                    raise ValueError(f"y has classes not in classes={list(classes)!r}: "
+                                     f"{unknown.tolist()!r}")
             if binarizer.y_type_ != "multilabel-indicator" and len(binarizer.classes_) < 2:
                 raise ValueError(f"MLPClassifier needs samples of at least 2 classes, "
                                  f"got one class: {binarizer.classes_[0]!r}")

@@ -1,6 +1,8 @@
 """EarlyStopping, ReduceLROnPlateau, ModelCheckpoint, LambdaCallback, History."""
 import sys
 
+import os
+
 import numpy as np
 import pytest
 
@@ -115,6 +117,9 @@ def test_model_checkpoint(data, tmp_path):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="cannot be filled"):
         net.fit(x, y, callbacks=[pynn.ModelCheckpoint(str(tmp_path / "{nope}"))], verbose=0)
+    as_bytes = pynn.ModelCheckpoint(os.fsencode(tmp_path / "b{epoch}.npz"), monitor="loss")
+    net.fit(x, y, epochs=1, callbacks=[as_bytes], verbose=0)
+    assert (tmp_path / "b1.npz").exists()
 
 
 def test_lambda_callback(data):

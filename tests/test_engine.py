@@ -163,3 +163,69 @@ def test_bounds_fall_back_to_the_exact_check_near_the_top_of_the_range(rng):
     np.testing.assert_array_equal(a.params, b.params)
     assert a.layers[0].b[0] == np.float32(-2e38)
     assert np.all(np.isfinite(a.params))
+
+
+def test_optimizer_changed_after_compile_gets_a_state_of_its_own(rng):
+    """Momentum turned on, or a new optimizer assigned, after compile: the
+    compiled network is handed a state buffer of the right size first (it
+    used to run past a 1-element placeholder)."""
+    x = rng.standard_normal((64, 10))
+    y = rng.standard_normal((64, 3))
+    net = make_net(np.float64)
+    opt = pynn.SGD(0.01)
+    net.compile(loss="mse", optimizer=opt)
+    opt.momentum = 0.9
+    net.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    assert opt.state.shape == net.params.shape and np.any(opt.state != 0)
+    net.optimizer = pynn.Adam(0.01)
+    net.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    assert net.optimizer.state.shape == (2 * net.params.shape[0],)
+    assert np.all(np.isfinite(net.params))
+
+
+def test_metric_objects_must_fit_the_targets():
+    from pynn.metrics import Metric, binary_accuracy
+    net = pynn.Sequential([pynn.Dense(4, input_dim=3, activation="softmax")], seed=0)
+    with pytest.raises(ValueError, match="does not fit"):
+        net.compile(loss="sparse_categorical_crossentropy",
+                    metrics=[Metric("bin", binary_accuracy)])
+
+
+@pytest.mark.parametrize("make_opt, x, y", [
+    # g + wd w overflows float32 although lr (g + wd w) would not
+    (lambda: pynn.SGD(learning_rate=2e-30, weight_decay=1e30), 1e19, -1e19),
+    # Adam's intermediate lr * m / bc1 overflows although the bound does not
+    (lambda: pynn.Adam(learning_rate=1e20, epsilon=1e30), 1e10, -1e9),
+])
+def test_overflow_inside_an_update_is_refused_on_every_path(make_opt, x, y):
+    xs = np.array([[x], [1.0]], np.float32)
+    ys = np.array([[y], [0.0]], np.float32)
+    for path in ("train_on_batch", "fit"):
+        net = pynn.Sequential([pynn.Dense(1, input_dim=1)], dtype="float32", seed=0)
+        net.compile(loss="mse", optimizer=make_opt())
+        net.set_weights([np.zeros((1, 1)), np.zeros(1)])
+        try:
+            if path == "fit":
+                net.fit(xs, ys, epochs=2, batch_size=1, shuffle=False, verbose=0)
+            else:
+                for k in range(2):
+                    net.train_on_batch(xs[k:k + 1], ys[k:k + 1])
+        except pynn.DivergenceError:
+            pass
+        assert np.all(np.isfinite(net.params)), path
+        assert np.all(np.isfinite(net.optimizer.state)), path
+
+
+def test_byte_swapped_and_unaligned_input_is_converted(rng):
+    net = pynn.Sequential([pynn.Dense(2, input_dim=3)], dtype="float64", seed=0)
+    net.compile(loss="mse", optimizer="sgd")
+    x = rng.standard_normal((4, 3))
+    y = rng.standard_normal((4, 2))
+    expected = net.gradients(x, y)[0]
+    assert net.gradients(x.astype(">f8"), y.astype(">f8"))[0] == expected
+    raw = np.zeros(4 * 3 * 8 + 1, np.uint8)[1:].view(np.float64).reshape(4, 3)  # unaligned
+    raw[...] = x
+    assert not raw.flags.aligned
+    assert net.gradients(raw, y)[0] == expected
+    net.train_on_batch(x.astype(">f8"), y.astype(">f8"))
+    net.fit(raw, y, epochs=1, verbose=0)

@@ -157,3 +157,18 @@ def test_unknown_version_message(saved, tmp_path):
     _rewrite(saved, tmp_path / "v.npz", config=_config_bytes(saved, format_version=2))
     with pytest.raises(ValueError, match="format version 2 is not supported.*reads version 1"):
         pynn.load(tmp_path / "v.npz")
+
+
+def test_metrics_survive_save_and_load(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((40, 3))
+    y = (x[:, :1] > 0).astype(float)
+    net = pynn.Sequential([pynn.Dense(8, activation="relu", input_dim=3),
+                           pynn.Dense(1, activation="sigmoid")], dtype="float64", seed=1)
+    net.compile(loss="binary_crossentropy", optimizer="sgd", metrics=["accuracy", "mse"])
+    net.fit(x, y, epochs=2, verbose=0)
+    net.save(tmp_path / "m.npz")
+    back = pynn.load(tmp_path / "m.npz")
+    assert [m.name for m in back.metrics] == ["accuracy", "mse"]
+    assert back.evaluate(x, y) == net.evaluate(x, y)
+    assert set(back.fit(x, y, epochs=1, verbose=0).history) >= {"accuracy", "mse"}

@@ -167,3 +167,15 @@ def test_optimizer_config_round_trip():
         pynn.optimizers.get({"class_name": "SGD", "config": {"lr": 1}})
     with pytest.raises(ValueError, match="schedules can be saved"):
         pynn.SGD(learning_rate=lambda t: 0.1).get_config()
+
+
+def test_one_optimizer_cannot_train_two_models():
+    opt = pynn.Adam(0.01)
+    a = pynn.Sequential([pynn.Dense(2, input_dim=3)], seed=0)
+    b = pynn.Sequential([pynn.Dense(2, input_dim=3)], seed=0)
+    a.compile(loss="mse", optimizer=opt)
+    a.compile(loss="mse", optimizer=opt)          # the same model again: fine
+    with pytest.raises(ValueError, match="already trains another model"):
+        b.compile(loss="mse", optimizer=opt)
+    assert b.optimizer is None and b.loss is None  # nothing half-applied
+    b.compile(loss="mse", optimizer=pynn.Adam(0.01))

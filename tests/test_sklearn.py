@@ -236,3 +236,7 @@ def test_partial_fit_needs_classes_first(blobs):
     assert clf.predict_proba(x).shape == (120, 4)
     with pytest.raises(ValueError, match="classes"):
         clf.partial_fit(x, np.full(120, 7))
+    # labels outside the classes given on the first call are refused, not
+    # mapped onto neighbouring classes
+    with pytest.raises(ValueError, match=r"not in classes.*\[1\]"):
+        MLPClassifier(random_state=0).partial_fit(x, y, classes=[0, 2, 5])
