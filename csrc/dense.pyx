@@ -24,9 +24,9 @@ from activations cimport (ACT_LINEAR, activation_backward, bias_activate)
 from loss_kernels cimport loss_and_grad
 from libc.math cimport isfinite
 
-from optim_kernels cimport (HYPER_STEP, OPT_ADAM, OPT_SGD, Bounds, all_finite, bounded_update_is_finite,
-                           sum_abs_if_finite, measure_bounds, optimizer_step,
-                           update_is_finite)
+from optim_kernels cimport (HYPER_STEP, OPT_ADAM, OPT_SGD, Bounds, all_finite,
+                           bounded_update_is_finite, fill_hyper, measure_bounds,
+                           optimizer_step, sum_abs_if_finite, update_is_finite)
 
 cdef enum:
     N_COLS = 5
@@ -585,12 +585,9 @@ cdef class Network:
         (the slots it leaves out are zero).  Refused when the state buffer
         is too small for what they ask (momentum turned on after compile,
         say): the kernels would run past its end."""
-        cdef Py_ssize_t i, n = len(hyper)
+        cdef Py_ssize_t i
         cdef double values[16]
-        if n > 16:
-            raise ValueError("at most 16 optimizer settings")
-        for i in range(16):
-            values[i] = hyper[i] if i < n else 0
+        fill_hyper(hyper, values)
         if (self.opt_code == OPT_SGD and values[1] != 0 and self.state_len < self.n_params) \
                 or (self.opt_code == OPT_ADAM and self.state_len < 2 * self.n_params):
             raise ValueError(f"the optimizer's state holds {self.state_len} values, fewer "

@@ -1,9 +1,8 @@
 # Python entry point to the optimizer kernels of optim_kernels.pxd.
 from cython cimport floating
 
-import numpy as np
 
-from optim_kernels cimport all_finite, optimizer_step, update_is_finite
+from optim_kernels cimport all_finite, fill_hyper, optimizer_step, update_is_finite
 
 
 def step(int code,
@@ -14,26 +13,22 @@ def step(int code,
          Py_ssize_t decay_end):
     """One update of params from grads, in place."""
     cdef int status
-    values = np.asarray(hyper, dtype=np.float64).ravel()
-    if values.shape[0] > 16:
-        raise ValueError(f"at most 16 optimizer settings, got {values.shape[0]}")
-    padded = np.zeros(16)
-    padded[:values.shape[0]] = values
-    cdef const double[::1] settings = padded
+    cdef double settings[16]
+    fill_hyper(hyper, settings)
     if params.shape[0] != grads.shape[0] or not 0 <= decay_end <= params.shape[0]:
         raise ValueError("params and grads must have one size, decay_end within it")
     cdef floating* p_state = &state[0] if state.shape[0] else NULL
     cdef bint finite
     with nogil:
         finite = update_is_finite(code, &params[0], &grads[0], p_state,
-                                  params.shape[0], decay_end, &settings[0])
+                                  params.shape[0], decay_end, settings)
     if not finite:
         raise FloatingPointError("the update would make parameters or optimizer state "
                                  "NaN or infinite; nothing was changed")
     with nogil:
         status = optimizer_step(code, &params[0], &grads[0],
                                 &state[0] if state.shape[0] else NULL,
-                                params.shape[0], decay_end, &settings[0])
+                                params.shape[0], decay_end, settings)
     if status != 0:
         raise ValueError(f"unknown optimizer code {code}")
 

@@ -20,6 +20,17 @@ cdef enum:
     HYPER_STEP = 15
 
 
+cdef inline int fill_hyper(object hyper, double* out) except -1:
+    """Copy an optimizer's settings (a sequence of at most 16 floats) into
+    out[16], the slots it leaves out set to zero."""
+    cdef Py_ssize_t i, n = len(hyper)
+    if n > 16:
+        raise ValueError(f"at most 16 optimizer settings, got {n}")
+    for i in range(16):
+        out[i] = hyper[i] if i < n else 0
+    return 0
+
+
 cdef inline floating _abs(floating x) noexcept nogil:
     # fabs of the storage type: libc's fabs would round-trip a float through
     # double, which keeps the compiler from vectorising the loops below

@@ -6,6 +6,20 @@ arguments.  Nothing else is ever imported, evaluated or unpickled.
 """
 
 
+def from_name(name, classes, what):
+    """A default instance of the class registered as ``name`` (any case).
+
+    Raises
+    ------
+    ValueError
+        On an unknown name; the message lists the valid ones.
+    """
+    key = name.lower()
+    if key not in classes:
+        raise ValueError(f"unknown {what} {name!r}; valid names: {sorted(classes)}")
+    return classes[key]()
+
+
 def from_config(config, classes, what):
     """An instance of ``classes[config["class_name"]](**config["config"])``.
 

@@ -10,9 +10,6 @@ from typing import Any
 
 import numpy as np
 
-FLOAT_DTYPES = {"float32": np.float32, "float64": np.float64}
-
-
 def as_dtype(dtype: Any, argname: str = "dtype") -> type:
     """np.float32 or np.float64 from a name, a type or a dtype."""
     try:

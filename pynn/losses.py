@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _losses
+from ._registry import from_config, from_name
 from ._validation import as_float_array, check_finite
 
 # Kernel codes, as in csrc/loss_kernels.pxd.
@@ -309,10 +310,7 @@ def get(identifier: str | dict | Loss | type[Loss]) -> Loss:
     if isinstance(identifier, type) and issubclass(identifier, Loss):
         return identifier()
     if isinstance(identifier, str):
-        key = identifier.lower()
-        if key in _CLASSES:
-            return _CLASSES[key]()
-        raise ValueError(f"unknown loss {identifier!r}; valid names: {names()}")
+        return from_name(identifier, _CLASSES, "loss")
     raise TypeError(f"loss must be a name or a pynn Loss, got {identifier!r} "
                     f"(type {type(identifier).__name__})")
 
@@ -324,6 +322,5 @@ def serialize(loss: Loss) -> dict:
 
 def deserialize(config: dict) -> Loss:
     """The Loss described by ``serialize``'s output (pynn classes only)."""
-    from ._registry import from_config
     classes = {cls.__name__: cls for cls in set(_CLASSES.values())}
     return from_config(config, classes, "loss")

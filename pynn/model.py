@@ -64,7 +64,6 @@ class Sequential:
         self.optimizer = None
         self.metrics = []
         self.params = self.grads = None
-        self._layout = None
         self._net = None
         self._prepared = None               # (optimizer, its state) the network holds
         self._lock = threading.RLock()
@@ -133,7 +132,6 @@ class Sequential:
             layer.initialize(self._generator)
             w_off += n_in * n_out
             b_off += n_out
-        self._layout = layout
         self._net = _dense.Network(self.params, self.grads, layout)
         self._net.set_thread_policy(_threads.local_thread_setter(), self.n_threads or 0,
                                     _threads.MIN_PARALLEL_FLOPS)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import numpy as np
 
 from . import _optim, schedules
-from ._registry import from_config
+from ._registry import from_config, from_name
 from ._validation import check_real
 
 SGD_CODE = 0
@@ -222,9 +222,6 @@ def get(identifier: str | dict | Optimizer) -> Optimizer:
     if isinstance(identifier, dict):
         return deserialize(identifier)
     if isinstance(identifier, str):
-        key = identifier.lower()
-        if key in _CLASSES:
-            return _CLASSES[key]()
-        raise ValueError(f"unknown optimizer {identifier!r}; valid names: {names()}")
+        return from_name(identifier, _CLASSES, "optimizer")
     raise TypeError(f"optimizer must be a name or a pynn Optimizer, got {identifier!r} "
                     f"(type {type(identifier).__name__})")
