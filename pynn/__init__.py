@@ -7,6 +7,7 @@ except ImportError as exc:  # pragma: no cover - depends on how pynn was install
         "checkout, Python is importing it instead of the installed package: "
         "build it in place (pip install -e .) or run from another directory."
     ) from exc
+from ._version import __version__
 from . import activations, callbacks, initializers, losses, metrics, optimizers, schedules
 from .callbacks import (Callback, EarlyStopping, History, LambdaCallback, ModelCheckpoint,
                         ReduceLROnPlateau)
@@ -19,8 +20,6 @@ from .losses import (BinaryCrossentropy, CategoricalCrossentropy, MeanSquaredErr
 from .model import Sequential
 from .optimizers import SGD, Adam
 from .schedules import ExponentialDecay, InverseScaling, StepDecay
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Adam", "BinaryCrossentropy", "Callback", "CategoricalCrossentropy", "Dense",

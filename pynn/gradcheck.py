@@ -1,18 +1,17 @@
 """``check_gradients``: backpropagation against central finite differences."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import numpy.typing as npt
 
 from ._validation import check_real
 
-if TYPE_CHECKING:  # model.py is imported lazily, below
-    from .model import Sequential
+from .core import Model
+from .layers import Dense
+from .summary import layer_names
 
 
-def check_gradients(model: Sequential, x: npt.ArrayLike, y: npt.ArrayLike,
+def check_gradients(model: Model, x: npt.ArrayLike, y: npt.ArrayLike,
                     epsilon: float = 1e-5, atol: float = 1e-8) -> dict[str, float]:
     """Compare the model's backpropagated gradients with finite differences.
 
@@ -45,26 +44,23 @@ def check_gradients(model: Sequential, x: npt.ArrayLike, y: npt.ArrayLike,
         values around 1e-7 or below (with smooth activations); a wrong one,
         values near 1.
     """
-    from .model import Sequential
-    from .layers import Dense
-    from .summary import layer_names
-
-    if not isinstance(model, Sequential):
+    if not isinstance(model, Model):
         raise TypeError(f"model must be a pynn.Sequential, got {model!r}")
-    model._check_compiled("check_gradients")
+    model.check_compiled("check_gradients")
     epsilon = check_real(epsilon, "epsilon", low=0, low_open=True)
     atol = check_real(atol, "atol", low=0)
-    x = model._check_x(x)                       # builds the model if needed
-    twin = Sequential([Dense(layer.units, activation=layer.activation)
+    x = model.check_x(x)                        # builds the model if needed
+    twin = type(model)([Dense(layer.units, activation=layer.activation)
                        for layer in model.layers], dtype="float64")
     twin.build(model.input_dim)
     twin.params[...] = model.params
     twin.compile(loss=model.loss, optimizer="sgd")
-    x, y = twin._check_xy(x, y)
+    x, y = twin.check_xy(x, y)
     _, grads = twin.gradients(x, y)
+    net = twin.engine
 
     def loss():
-        return twin._net.loss(x, y, x.shape[0])
+        return net.loss(x, y, x.shape[0])
 
     errors = {}
     arrays = [a for layer in twin.layers for a in (layer.W, layer.b)]

@@ -12,7 +12,7 @@ import numpy as np
 
 from . import _optim, schedules
 from ._registry import from_config, from_name
-from ._validation import check_real
+from ._validation import check_bool, check_real
 
 SGD_CODE = 0
 ADAM_CODE = 1
@@ -33,6 +33,7 @@ class Optimizer:
     def __init__(self):
         self.state = None
         self.iterations = 0
+        self.owner = None           # weak reference to the model it trains
 
     def state_size(self, n_params):
         return 0
@@ -99,7 +100,7 @@ class SGD(Optimizer):
             w = w - learning_rate * g
         else:
             v = momentum * v - learning_rate * g
-            if nesterov:                  # the mission's form
+            if nesterov:                  # the Keras form
                 w = w + momentum * v - learning_rate * g
             else:                         # classic momentum
                 w = w + v
@@ -124,9 +125,7 @@ class SGD(Optimizer):
         super().__init__()
         self.learning_rate = _check_learning_rate(learning_rate)
         self.momentum = check_real(momentum, "momentum", low=0, high=1, high_open=True)
-        if not isinstance(nesterov, (bool, np.bool_)):
-            raise TypeError(f"nesterov must be True or False, got {nesterov!r}")
-        self.nesterov = bool(nesterov)
+        self.nesterov = check_bool(nesterov, "nesterov")
         self.weight_decay = check_real(weight_decay, "weight_decay", low=0)
 
     def state_size(self, n_params):

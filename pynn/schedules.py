@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 
-from ._validation import check_positive_int, check_real
+from ._validation import check_bool, check_positive_int, check_real
 
 
 class LearningRateSchedule:
@@ -49,9 +49,7 @@ class ExponentialDecay(LearningRateSchedule):
             initial_learning_rate, "initial_learning_rate", low=0, low_open=True)
         self.decay_steps = check_positive_int(decay_steps, "decay_steps")
         self.decay_rate = check_real(decay_rate, "decay_rate", low=0, low_open=True)
-        if not isinstance(staircase, bool):
-            raise TypeError(f"staircase must be True or False, got {staircase!r}")
-        self.staircase = staircase
+        self.staircase = check_bool(staircase, "staircase")
 
     def __call__(self, step):
         exponent = step / self.decay_steps

@@ -8,6 +8,7 @@ import pytest
 
 import pynn
 from pynn.callbacks import ProgressLogger
+from pynn.training import runners
 
 
 def make_net(seed=0, dtype="float64", optimizer=None):
@@ -205,13 +206,13 @@ def test_one_train_batches_call_per_epoch_when_nothing_needs_batches(data, monke
     x, y = data
     net = make_net()
     calls = []
-    original = net._train_batches
+    original = runners.CompiledEpoch.run
 
-    def counting(*args):
+    def counting(self, *args):
         calls.append(args[4:6])
-        return original(*args)
+        return original(self, *args)
 
-    monkeypatch.setattr(net, "_train_batches", counting)
+    monkeypatch.setattr(runners.CompiledEpoch, "run", counting)
     net.fit(x, y, epochs=3, batch_size=16, verbose=0,
             callbacks=[pynn.LambdaCallback(on_epoch_end=lambda e, logs: None)])
     net.fit(x, y, epochs=2, batch_size=16, verbose=2)

@@ -269,7 +269,7 @@ def test_network_gradients_with_each_loss_match_reference(loss, activation, from
     value, grads = net.gradients(x, y)
     ref = reference.ReferenceNetwork(net.get_weights(), ["tanh", activation], loss=loss,
                                      from_logits=from_logits)
-    assert ref.fused == net._fused
+    assert ref.fused == net.fused
     ref_value, ref_grads = ref.gradients(x, y)
     assert value == pytest.approx(ref_value, rel=1e-5 if dtype == np.float32 else 1e-12)
     for g, r in zip(grads, ref_grads):

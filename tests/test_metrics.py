@@ -168,7 +168,7 @@ def test_predict_returns_probabilities(rng):
     for activation, units, loss in [("sigmoid", 2, "binary_crossentropy"),
                                     ("softmax", 3, "categorical_crossentropy")]:
         net = make_model(loss, activation, units)
-        assert net._fused
+        assert net.fused
         p = net.predict(x)
         ref = pynn.reference.ReferenceNetwork(net.get_weights(), ["tanh", activation])
         np.testing.assert_allclose(p, ref.predict(x), rtol=1e-12)
