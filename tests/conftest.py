@@ -22,3 +22,36 @@ def assert_close(actual, desired, dtype, scale=1.0):
     tol = TOL[dtype]
     np.testing.assert_allclose(actual, desired, rtol=tol["rtol"] * scale,
                                atol=tol["atol"] * scale)
+
+
+def make_model(*layers, input_dim, dtype="float64", seed=0, loss="mse", optimizer="sgd",
+               metrics=None, n_threads=None):
+    """A compiled Sequential, the model factory of the tests.
+
+    ``layers`` are ``(units, activation)`` pairs, the first layer taking
+    ``input_dim`` inputs; the rest goes to Sequential and compile.
+    """
+    import pynn
+    dense = [pynn.Dense(units, activation=act, input_dim=input_dim if i == 0 else None)
+             for i, (units, act) in enumerate(layers)]
+    net = pynn.Sequential(dense, dtype=dtype, seed=seed, n_threads=n_threads)
+    net.compile(loss=loss, optimizer=optimizer,
+                metrics=None if metrics is None else list(metrics))
+    return net
+
+
+def central_differences(loss, array, eps=1e-6):
+    """The gradient of ``loss()`` with respect to the entries of ``array``,
+    by central differences: each entry moved by +-eps(value) in place (and
+    put back), ``eps`` a number or a function of the entry's value."""
+    numeric = np.empty(array.shape)
+    for idx in np.ndindex(array.shape):
+        saved = array[idx]
+        step = eps(saved) if callable(eps) else eps
+        array[idx] = saved + step
+        plus = loss()
+        array[idx] = saved - step
+        minus = loss()
+        array[idx] = saved
+        numeric[idx] = (plus - minus) / (2 * step)
+    return numeric

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import pynn
+from conftest import make_model
 
 rng = np.random.default_rng(5)
 X = rng.standard_normal((512, 32))
@@ -18,12 +19,9 @@ Y = np.tanh(X[:, :4] @ rng.standard_normal((4, 4)))
 
 
 def make(seed, opt="adam", dtype="float64"):
-    net = pynn.Sequential([pynn.Dense(64, activation="relu", input_dim=32),
-                           pynn.Dense(4, activation="tanh")], dtype=dtype, seed=seed,
-                          n_threads=1)
-    net.compile(loss="mse", optimizer=pynn.Adam(0.003) if opt == "adam"
-                else pynn.SGD(0.05, momentum=0.9))
-    return net
+    return make_model((64, "relu"), (4, "tanh"), input_dim=32, dtype=dtype, seed=seed,
+                      n_threads=1, optimizer=pynn.Adam(0.003) if opt == "adam"
+                      else pynn.SGD(0.05, momentum=0.9))
 
 
 def run_threads(*targets, timeout=120):

@@ -60,6 +60,7 @@ def _single_process(dtype, opt, n):
     return net, hist
 
 
+@pytest.mark.slow   # launches mpiexec -n 2
 @pytest.mark.parametrize("source", ["arrays", "stream"])
 @pytest.mark.parametrize("opt, n", [("sgd", sc.EVEN), ("adam", sc.UNEVEN)])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -76,6 +77,7 @@ def test_two_ranks_match_one_process_at_twice_the_batch(outcome, dtype, opt, n, 
         np.testing.assert_allclose(info["history"][name], hist.history[name], **tol)
 
 
+@pytest.mark.slow   # launches mpiexec -n 2
 def test_one_diverging_rank_stops_every_rank_at_the_same_step(outcome):
     stop, raised = outcome.info["diverge-stop"], outcome.info["diverge-raise"]
     assert stop["outcomes"] == ["epochs=0", "epochs=0"] and stop["warned"] == [True, True]
@@ -85,6 +87,7 @@ def test_one_diverging_rank_stops_every_rank_at_the_same_step(outcome):
         assert case["iterations"][0] == case["iterations"][1] > 0
 
 
+@pytest.mark.slow   # launches mpiexec -n 2
 def test_a_rank_that_refuses_its_data_stops_the_others(outcome):
     rank0, rank1 = outcome.info["refuse-features"]
     assert rank1 == "x has 4 features, the model expects 6"
@@ -93,6 +96,7 @@ def test_a_rank_that_refuses_its_data_stops_the_others(outcome):
         assert "plans differ" in message and "batches per epoch=10" in message
 
 
+@pytest.mark.slow   # launches mpiexec -n 2
 def test_rank_zero_alone_prints_and_checkpoints(outcome):
     assert outcome.stdout.count("Epoch 1/2") == 1
     assert outcome.info["checkpoint-calls"] == [2, 0]

@@ -5,16 +5,15 @@ import numpy as np
 import pytest
 
 import pynn
+from conftest import make_model
 from pynn import reference
 from pynn.training.runners import run_batches
 
 
 def make_net(dtype, seed=0):
-    net = pynn.Sequential([pynn.Dense(24, activation="relu", input_dim=10),
-                           pynn.Dense(16, activation="tanh"),
-                           pynn.Dense(3)], dtype=dtype, seed=seed)
-    net.compile(loss="mse", optimizer=pynn.SGD(learning_rate=0.01, momentum=0.9, nesterov=True))
-    return net
+    return make_model((24, "relu"), (16, "tanh"), (3, None), input_dim=10, dtype=dtype,
+                      seed=seed,
+                      optimizer=pynn.SGD(learning_rate=0.01, momentum=0.9, nesterov=True))
 
 
 def test_compiled_epoch_equals_train_on_batch_sequence(dtype, rng):

@@ -7,15 +7,14 @@ import numpy as np
 import pytest
 
 import pynn
+from conftest import make_model
 from pynn.callbacks import ProgressLogger
 from pynn.training import runners
 
 
 def make_net(seed=0, dtype="float64", optimizer=None):
-    net = pynn.Sequential([pynn.Dense(16, activation="tanh", input_dim=4),
-                           pynn.Dense(2)], dtype=dtype, seed=seed)
-    net.compile(loss="mse", optimizer=optimizer or pynn.SGD(0.05, momentum=0.9))
-    return net
+    return make_model((16, "tanh"), (2, None), input_dim=4, dtype=dtype, seed=seed,
+                      optimizer=optimizer or pynn.SGD(0.05, momentum=0.9))
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import pynn
+from conftest import make_model as build_model
 from pynn import metrics
 
 
@@ -55,10 +56,8 @@ def test_bad_metrics_refused():
 
 
 def make_model(loss, activation, units, dtype="float64", metric_names=()):
-    net = pynn.Sequential([pynn.Dense(8, activation="tanh", input_dim=4),
-                           pynn.Dense(units, activation=activation)], dtype=dtype, seed=7)
-    net.compile(loss=loss, optimizer=pynn.SGD(learning_rate=0.1), metrics=list(metric_names))
-    return net
+    return build_model((8, "tanh"), (units, activation), input_dim=4, dtype=dtype, seed=7,
+                       loss=loss, optimizer=pynn.SGD(learning_rate=0.1), metrics=metric_names)
 
 
 # (loss, last activation, outputs, metric names, targets from (labels, z))

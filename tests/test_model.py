@@ -3,15 +3,12 @@ import numpy as np
 import pytest
 
 import pynn
+from conftest import make_model
 
 
 def make_net(dtype="float32", seed=0, optimizer=None):
-    net = pynn.Sequential([
-        pynn.Dense(32, activation="relu", input_dim=8),
-        pynn.Dense(3),
-    ], dtype=dtype, seed=seed)
-    net.compile(loss="mse", optimizer=optimizer or pynn.SGD(learning_rate=0.01, momentum=0.9))
-    return net
+    return make_model((32, "relu"), (3, None), input_dim=8, dtype=dtype, seed=seed,
+                      optimizer=optimizer or pynn.SGD(learning_rate=0.01, momentum=0.9))
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import pynn
+from conftest import make_model
 
 # on_divergence="stop" warns by design; the tests check the weights instead
 pytestmark = pytest.mark.filterwarnings("ignore:training stopped:RuntimeWarning")
@@ -18,10 +19,8 @@ Y = np.stack([np.sin(X[:, 0]), X[:, 1] * X[:, 2]], axis=1)
 
 
 def make(opt, dtype="float64", out_act=None, seed=2):
-    net = pynn.Sequential([pynn.Dense(8, activation="relu", input_dim=4),
-                           pynn.Dense(2, activation=out_act)], dtype=dtype, seed=seed)
-    net.compile(loss="mse", optimizer=opt)
-    return net
+    return make_model((8, "relu"), (2, out_act), input_dim=4, dtype=dtype, seed=seed,
+                      optimizer=opt)
 
 
 def assert_same_model(a, b):
