@@ -274,6 +274,9 @@ class EarlyStopping(_Monitor):
     def __init__(self, monitor: str = "val_loss", patience: int = 0, min_delta: float = 0,
                  mode: str = "auto", restore_best_weights: bool = False) -> None:
         super().__init__(monitor, mode, min_delta)
+        self.wait = 0
+        self.best_weights = None
+        self.best_epoch = self.stopped_epoch = None
         self.patience = check_nonneg_int(patience, "patience")
         self.restore_best_weights = check_bool(restore_best_weights, "restore_best_weights")
 
@@ -322,6 +325,7 @@ class ReduceLROnPlateau(_Monitor):
     def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10,
                  min_delta: float = 1e-4, min_lr: float = 0.0, mode: str = "auto") -> None:
         super().__init__(monitor, mode, min_delta)
+        self.wait = 0
         self.factor = check_real(factor, "factor", low=0, high=1, low_open=True, high_open=True)
         self.patience = check_nonneg_int(patience, "patience")
         self.min_lr = check_real(min_lr, "min_lr", low=0)

@@ -164,6 +164,8 @@ class Model:
             self._check_owner(optimizer)
         with self._lock:
             self._optimizer = optimizer
+            if optimizer is not None and self.built:
+                self._hand_over_optimizer()
 
     @property
     def n_kernel_params(self) -> int:
@@ -190,9 +192,18 @@ class Model:
             if self._net is None:
                 raise RuntimeError("the model is not built: give the first layer an "
                                    "input_dim or call fit/predict first")
-            if self._optimizer is not None and self.loss is not None:
-                self._sync_optimizer()
+            self.refresh_optimizer()
             return self._net
+
+    def refresh_optimizer(self) -> None:
+        """Hand a changed optimizer to the compiled network: one assigned,
+        its state array swapped, or momentum turned on or off (which resizes
+        its state).  Trainers and ``save`` call it; a no-op when nothing
+        changed or the model is not built and compiled."""
+        with self._lock:
+            if self._net is not None and self._optimizer is not None \
+                    and self.loss is not None:
+                self._sync_optimizer()
 
     @property
     def input_dim(self):
@@ -236,7 +247,15 @@ class Model:
         self._net.set_thread_policy(_threads.local_thread_setter(), self.n_threads or 0,
                                     _threads.MIN_PARALLEL_FLOPS)
         if self._optimizer is not None:
+            self._hand_over_optimizer()
+
+    def _hand_over_optimizer(self):
+        # its state sized for the buffers, and given to the network once
+        # there is a loss to go with it
+        if self.loss is not None:
             self._prepare_training()
+        else:
+            self._optimizer.build(self.params.shape[0], self.dtype)
 
     def count_params(self) -> int:
         return 0 if self.params is None else self.params.shape[0]

@@ -1,14 +1,47 @@
 """``check_gradients``: backpropagation against central finite differences."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import numpy.typing as npt
 
 from ._validation import check_real
-
 from .core import Model
 from .layers import Dense
 from .summary import layer_names
+
+
+def central_differences(loss: Callable[[], float], array: np.ndarray,
+                        epsilon: float | Callable[[float], float] = 1e-5) -> np.ndarray:
+    """The derivatives of ``loss()`` with respect to each entry of ``array``.
+
+    Each entry ``w`` is moved in place to ``w + epsilon`` and ``w - epsilon``
+    (then put back), and its derivative taken as
+    ``(loss(w + epsilon) - loss(w - epsilon)) / (2 * epsilon)``.
+
+    Parameters
+    ----------
+    loss : callable with no arguments, returning a float
+        Reads ``array`` (a view into the buffers it computes from).
+    array : writeable array of any shape
+    epsilon : float, or callable of the entry's value giving its step
+
+    Returns
+    -------
+    float64 array of ``array``'s shape
+    """
+    numeric = np.empty(array.shape)
+    for idx in np.ndindex(array.shape):
+        saved = array[idx]
+        step = epsilon(saved) if callable(epsilon) else epsilon
+        array[idx] = saved + step
+        up = loss()
+        array[idx] = saved - step
+        down = loss()
+        array[idx] = saved
+        numeric[idx] = (up - down) / (2 * step)
+    return numeric
 
 
 def check_gradients(model: Model, x: npt.ArrayLike, y: npt.ArrayLike,
@@ -67,15 +100,7 @@ def check_gradients(model: Model, x: npt.ArrayLike, y: npt.ArrayLike,
     keys = [f"{name}/{part}" for name in layer_names(model) for part in ("W", "b")]
     for key, values, backprop in zip(keys, arrays, grads):
         flat = values.reshape(-1)             # a view into twin.params
-        numeric = np.empty(flat.shape[0])
-        for i in range(flat.shape[0]):
-            saved = flat[i]
-            flat[i] = saved + epsilon
-            up = loss()
-            flat[i] = saved - epsilon
-            down = loss()
-            flat[i] = saved
-            numeric[i] = (up - down) / (2 * epsilon)
+        numeric = central_differences(loss, flat, epsilon)
         backprop = backprop.reshape(-1)
         scale = np.maximum(np.maximum(np.abs(backprop), np.abs(numeric)), atol)
         errors[key] = float(np.max(np.abs(backprop - numeric) / scale)) if flat.size else 0.0

@@ -20,24 +20,11 @@ from .core import Model
 
 
 class Sequential(Model):
-    """A feed-forward network of Dense layers.
+    """A feed-forward network of Dense layers, trained with ``fit``.
 
-    Parameters
-    ----------
-    layers : list of Dense, optional
-        The model is built once, after all of them are added, when the first
-        one has an ``input_dim``.
-    dtype : "float32" or "float64"
-        Storage and arithmetic type of parameters and data; inputs of other
-        types are converted (copied), never misread.
-    seed : int or None
-        Seeds the model's own generator, which draws the initial weights and
-        the shuffling order: the same seed gives the same weights.
-    n_threads : int or None
-        BLAS threads for this model's products.  None: the BLAS's own count
-        (threadpoolctl's limit, if one is set), but one thread for steps too
-        small to gain from more.  Only SciPy builds on OpenBLAS >= 0.3.27 let
-        pynn set this per call; elsewhere the BLAS decides.
+    ``Sequential(layers=None, dtype="float32", seed=None, n_threads=None)``:
+    the parameters are those of ``pynn.core.Model`` (the model it is), and
+    it adds ``fit``, ``train_on_batch`` and ``save``.
     """
 
     def train_on_batch(self, x: npt.ArrayLike, y: npt.ArrayLike) -> float:
@@ -129,6 +116,7 @@ class Sequential(Model):
         """Save architecture, weights, loss, optimizer (and its state) to one
         file; read it back with ``pynn.load``.  See pynn.io.save."""
         with self.lock:    # weights and optimizer state of one moment, not of a fit mid-step
+            self.refresh_optimizer()        # a state that fits the optimizer's settings
             return io.save(self, path, include_optimizer=include_optimizer)
 
 

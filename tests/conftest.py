@@ -1,6 +1,9 @@
 import numpy as np
 import pytest
 
+# finite differences, one helper for every test: the one check_gradients uses
+from pynn.gradcheck import central_differences  # noqa: F401
+
 # Tolerances per dtype for comparisons of compiled kernels with the NumPy
 # reference: both are correct, but sum in different orders.
 TOL = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=1e-12, atol=1e-13)}
@@ -38,20 +41,3 @@ def make_model(*layers, input_dim, dtype="float64", seed=0, loss="mse", optimize
     net.compile(loss=loss, optimizer=optimizer,
                 metrics=None if metrics is None else list(metrics))
     return net
-
-
-def central_differences(loss, array, eps=1e-6):
-    """The gradient of ``loss()`` with respect to the entries of ``array``,
-    by central differences: each entry moved by +-eps(value) in place (and
-    put back), ``eps`` a number or a function of the entry's value."""
-    numeric = np.empty(array.shape)
-    for idx in np.ndindex(array.shape):
-        saved = array[idx]
-        step = eps(saved) if callable(eps) else eps
-        array[idx] = saved + step
-        plus = loss()
-        array[idx] = saved - step
-        minus = loss()
-        array[idx] = saved
-        numeric[idx] = (plus - minus) / (2 * step)
-    return numeric

@@ -28,7 +28,7 @@ def test_mse_gradient_matches_central_differences(rng):
     y = rng.standard_normal((5, 2))
     g = np.empty_like(p)
     _losses.loss_value_grad(losses.MSE, p, y, g)
-    numeric = central_differences(lambda: reference.mse(p, y)[0], p)
+    numeric = central_differences(lambda: reference.mse(p, y)[0], p, 1e-6)
     for idx in np.ndindex(p.shape):
         assert g[idx] == pytest.approx(numeric[idx], rel=1e-6, abs=1e-9)
 
@@ -112,7 +112,7 @@ def test_cross_entropy_gradients_match_central_differences(name, rng):
     _, grad = kernel(code, p, y)
     # a step relative to p: small probabilities have large curvature
     numeric = central_differences(lambda: kernel(code, p, y)[0], p,
-                                  eps=lambda value: 1e-5 * max(abs(value), 1e-3))
+                                  epsilon=lambda value: 1e-5 * max(abs(value), 1e-3))
     for idx in np.ndindex(p.shape):
         assert grad[idx] == pytest.approx(numeric[idx], rel=1e-6, abs=1e-9)
 
@@ -279,7 +279,7 @@ def test_network_gradient_matches_central_differences_fused(rng):
     _, grads = net.gradients(x, y)
     for layer, (gW, gb) in zip(net.layers, zip(grads[0::2], grads[1::2])):
         for param, grad in ((layer.W, gW), (layer.b, gb)):
-            numeric = central_differences(lambda: net.evaluate(x, y)["loss"], param)
+            numeric = central_differences(lambda: net.evaluate(x, y)["loss"], param, 1e-6)
             for idx in np.ndindex(param.shape):
                 assert grad[idx] == pytest.approx(numeric[idx], rel=1e-6, abs=1e-9)
 

@@ -129,7 +129,7 @@ def choose(model, x, metric_values=None, session=None) -> Runner:
         return session.runner()
     if isinstance(x, data.Batches):
         return Streamed(model)
-    model.engine        # reading it hands a changed optimizer to the network
+    model.refresh_optimizer()
     in_c = metric_values is None or model.metrics_compiled
     if in_c and not model.optimizer.scheduled:
         return CompiledEpoch(model)
