@@ -204,6 +204,7 @@ def profile_config(name, dtype, rounds):
     rng = np.random.default_rng(2)
     x = rng.standard_normal((4096, sizes[0])).astype(dtype)
     y = rng.standard_normal((4096, sizes[-1])).astype(dtype)
+    net.refresh_optimizer()
     ours, theirs = [], []
     for _ in range(rounds):
         rows = rng.permutation(4096)[:batch].astype(np.intp)

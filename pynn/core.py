@@ -185,21 +185,21 @@ class Model:
         Its methods ``step``, ``train_batches``, ``predict``, ``loss``,
         ``last_output``, ``set_hyper``, ``profile_step`` and
         ``set_thread_policy`` are the step interface of trainers, gradient
-        checks and benchmarks.  Reading it hands the current loss and
-        optimizer to the network first; call its methods with ``lock`` held.
+        checks and benchmarks.  Call ``refresh_optimizer()`` before a call
+        that updates (the optimizer may have changed since the network got
+        it), and call its methods with ``lock`` held.
         """
-        with self._lock:
-            if self._net is None:
-                raise RuntimeError("the model is not built: give the first layer an "
-                                   "input_dim or call fit/predict first")
-            self.refresh_optimizer()
-            return self._net
+        net = self._net
+        if net is None:
+            raise RuntimeError("the model is not built: give the first layer an "
+                               "input_dim or call fit/predict first")
+        return net
 
     def refresh_optimizer(self) -> None:
         """Hand a changed optimizer to the compiled network: one assigned,
         its state array swapped, or momentum turned on or off (which resizes
-        its state).  Trainers and ``save`` call it; a no-op when nothing
-        changed or the model is not built and compiled."""
+        its state).  Trainers, ``step`` and ``save`` call it; a no-op when
+        nothing changed or the model is not built and compiled."""
         with self._lock:
             if self._net is not None and self._optimizer is not None \
                     and self.loss is not None:

@@ -125,11 +125,11 @@ def choose(model, x, metric_values=None, session=None) -> Runner:
     ``session``: the ``pynn.training.mpi.Session`` of a data-parallel fit.
     Read before each call: a callback may change the optimizer or metrics.
     """
+    model.refresh_optimizer()
     if session is not None:
         return session.runner()
     if isinstance(x, data.Batches):
         return Streamed(model)
-    model.refresh_optimizer()
     in_c = metric_values is None or model.metrics_compiled
     if in_c and not model.optimizer.scheduled:
         return CompiledEpoch(model)
