@@ -283,8 +283,10 @@ def run_recompile_during_fit(*args):
 
 def test_compile_from_another_thread_while_fit_runs():
     """compile frees the velocity buffer the compiled epoch writes to: it
-    waits for the fit to finish instead."""
-    run_recompile_during_fit(4000, 64, 0.05)
+    waits for the fit to finish instead (without the wait this child
+    process dies of SIGSEGV within a second)."""
+    # 256 wide: buffers large enough to be returned to the system when freed
+    run_recompile_during_fit(1500, 256, 0.05)
 
 
 @pytest.mark.slow
