@@ -33,12 +33,33 @@ def parsed(path):
     return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
 
 
+def own_names(tree):
+    """The names a module defines: its functions, classes, methods and
+    properties, its globals, and the attributes its classes set on
+    themselves (``self._x = ...``); not what it writes into other objects."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) \
+                        and target.value.id in ("self", "cls"):
+                    names.add(target.attr)
+                elif isinstance(target, ast.Name):
+                    names.add(target.id)
+    return names
+
+
 def private_reads(tree, modules=frozenset()):
-    """``x._name`` where x is not self or cls, and ``from m import _name``
-    (but for ``modules``, the package's own modules, private ones included)."""
+    """``x._name`` where x is not self or cls and ``_name`` is not one the
+    module defines itself, and ``from m import _name`` (but for
+    ``modules``, the package's own modules, private ones included)."""
+    own = own_names(tree)
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and is_private(node.attr) \
-                and node.attr not in FOREIGN_PRIVATE \
+                and node.attr not in FOREIGN_PRIVATE and node.attr not in own \
                 and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")):
             yield node.lineno, ast.unparse(node)
         if isinstance(node, ast.ImportFrom) and node.module:
@@ -56,10 +77,12 @@ def test_no_module_reads_another_modules_private_names(path):
 
 
 def test_the_scan_finds_a_private_read():
-    tree = ast.parse("import m\ndef f(model):\n    return model._net, m._x\n"
+    tree = ast.parse("import m\nclass A:\n    def g(self, other):\n        self._mine = 1\n"
+                     "        return other._mine\n"
+                     "def f(model):\n    model._trained = True\n    return model._net, m._x\n"
                      "from .io import _read\n")
     assert {text for _, text in private_reads(tree)} == {
-        "model._net", "m._x", "from io import _read"}
+        "model._trained", "model._net", "m._x", "from io import _read"}
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(PACKAGE)))
