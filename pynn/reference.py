@@ -522,8 +522,9 @@ def half_poisson_from_raw(raw, y_true):
 # (penalty, gradient) for one weight array: the penalty, a float, is
 # added to the loss as Keras adds a layer's regularization losses (the
 # sum over every regularized array, after the mean over the batch), and
-# the gradient to that array's gradient.  Keras's defaults: L1(l1=0.01),
-# L2(l2=0.01), and the function l1_l2(l1=0.01, l2=0.01).
+# the gradient to that array's gradient.  Keras 3's defaults: L1(l1=0.01),
+# L2(l2=0.01), and L1L2(l1=0.0, l2=0.0), of which l1_l2 is a second name
+# (Keras 2's function l1_l2 defaulted to 0.01 each).
 
 
 def l1_regularizer(w, l1=0.01):
@@ -537,7 +538,7 @@ def l2_regularizer(w, l2=0.01):
     return float(l2 * np.sum(w64 * w64)), _c(w, 2 * l2) * w
 
 
-def l1_l2_regularizer(w, l1=0.01, l2=0.01):
+def l1_l2_regularizer(w, l1=0.0, l2=0.0):
     """l1 * sum |w| + l2 * sum w^2; gradient l1 sign(w) + 2 l2 w."""
     p1, g1 = l1_regularizer(w, l1)
     p2, g2 = l2_regularizer(w, l2)
@@ -791,13 +792,17 @@ OPTIMIZER_STEPS = {
 def dropout_forward(x, keep_mask, rate, training=True):
     """Inverted dropout, as Keras and PyTorch: in training x * keep_mask /
     (1 - rate), written x * (keep_mask * scale) with scale = 1 / (1 - rate)
-    computed in double and rounded once to x's type; identity in inference.
+    computed in double and rounded once to x's type (PyTorch's rounding;
+    Keras's torch backend divides x by 1 - rate, within an ulp of this);
+    identity in inference and for rate 0, zeros for rate 1 (as both).
     keep_mask is (n, units), True (or 1) where the unit is kept; the twin
     takes it as given, the kernel draws it from its generator."""
-    if not 0 <= rate < 1:
-        raise ValueError(f"rate must be in [0, 1), got {rate!r}")
+    if not 0 <= rate <= 1:
+        raise ValueError(f"rate must be in [0, 1], got {rate!r}")
     if not training or rate == 0:
         return x
+    if rate == 1:
+        return np.zeros_like(x)
     return x * (keep_mask.astype(x.dtype) * _c(x, 1.0 / (1.0 - rate)))
 
 

@@ -271,8 +271,9 @@ def test_regularizer_defaults_and_zero(dtype):
     w = np.array([0.0, 2.0, -1.0], dtype=dtype)
     assert ref.l1_regularizer(w)[0] == pytest.approx(0.03)
     assert ref.l2_regularizer(w)[0] == pytest.approx(0.05)
-    assert ref.l1_l2_regularizer(w)[0] == pytest.approx(0.08)
-    grad = ref.l1_l2_regularizer(w)[1]
+    assert ref.l1_l2_regularizer(w)[0] == 0          # Keras 3's L1L2: 0 and 0
+    assert ref.l1_l2_regularizer(w, l1=0.01, l2=0.01)[0] == pytest.approx(0.08)
+    grad = ref.l1_l2_regularizer(w, l1=0.01, l2=0.01)[1]
     assert grad.dtype == dtype and grad[0] == 0
 
 
@@ -524,8 +525,9 @@ def test_dropout(dtype, rng):
                                  x64.copy())
     np.testing.assert_allclose(ref.dropout_backward(r, keep, 0.4), numeric, rtol=1e-8,
                                atol=1e-8)
+    np.testing.assert_array_equal(ref.dropout_forward(x, keep, 1.0), np.zeros_like(x))
     with pytest.raises(ValueError, match="rate"):
-        ref.dropout_forward(x, keep, 1.0)
+        ref.dropout_forward(x, keep, 1.5)
 
 
 # -------------------------------------------------------- normalisation
