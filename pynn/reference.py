@@ -306,7 +306,7 @@ from scipy.special import erfc as _erfc  # noqa: E402  (scipy is a dependency)
 # z of either type (checked at +-1e4): every exp is of a non-positive
 # argument.
 
-# Klambauer et al. (2017), "Self-Normalizing Neural Networks", eq. (14)
+# Klambauer et al. (2017), "Self-Normalizing Neural Networks"
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
 _SQRT_HALF = 0.70710678118654752440084436210485        # 1 / sqrt(2)
