@@ -307,15 +307,16 @@ def test_stateful_metrics_by_name(name, cls):
         metrics.get(name, pynn.SparseCategoricalCrossentropy())
 
 
-def test_stateful_metrics_refused_until_the_model_accumulates_them():
-    # fit and evaluate average per-batch values weighted by batch size,
-    # which would give a wrong AUC: compile refuses rather than report one
-    net = pynn.Sequential([pynn.Dense(1, activation="sigmoid", input_dim=2)])
+def test_stateful_metrics_only_for_callers_that_accumulate_them():
+    # a mean of per-batch AUCs is not the AUC: get_list refuses a stateful
+    # metric unless its caller feeds reset_state / update_from_outputs / result
+    loss = pynn.BinaryCrossentropy()
     for m in ("auc", metrics.Precision()):
         with pytest.raises(NotImplementedError, match="not a mean of per-batch values"):
-            net.compile(loss="binary_crossentropy", metrics=[m])
-    assert net.loss is None                          # nothing changed
-    with pytest.raises(NotImplementedError, match="update_from_outputs|accumulate"):
+            metrics.get_list([m], loss, 1)
+    got = metrics.get_list(["accuracy", "auc"], loss, 1, accumulates=True)
+    assert [m.stateful for m in got] == [False, True]
+    with pytest.raises(NotImplementedError, match="accumulate"):
         metrics.AUC().from_outputs(np.zeros((2, 1)), np.zeros((2, 1)), None)
 
 

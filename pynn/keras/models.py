@@ -222,6 +222,8 @@ class Sequential:
             refuse("validation_data=(x, y, sample_weight)", _LATER)
         callbacks = list(callbacks or [])
         stop = any(isinstance(cb, _callbacks.TerminateOnNaN) for cb in callbacks)
+        callbacks = [_SeenFrom(self, cb) if isinstance(cb, _callbacks.Callback) else cb
+                     for cb in callbacks]
         # validation_batch_size only splits the evaluation: the result is the same
         return self._model.fit(x, y, epochs=epochs, batch_size=32 if batch_size is None
                                else batch_size, shuffle=shuffle,
@@ -332,6 +334,55 @@ class Sequential:
 
     def __repr__(self):
         return f"<pynn.keras.Sequential {self._model!r}>"
+
+
+class _SeenFrom(_callbacks.Callback):
+    """A callback whose ``self.model`` is the keras.Sequential (Keras's
+    layout and signatures), not the pynn model that fit runs."""
+
+    def __init__(self, keras_model, callback):
+        super().__init__()
+        self.keras_model, self.callback = keras_model, callback
+        for hook in _UNCALLED:
+            if callable(getattr(callback, hook, None)):
+                refuse(f"{type(callback).__name__}.{hook}",
+                       "pynn's fit calls on_train_begin/end, on_epoch_begin/end and "
+                       "on_batch_end (also as on_train_batch_end), and no other hook")
+        self._train_batch_end = getattr(callback, "on_train_batch_end", None)
+
+    def set_model(self, model):
+        self.callback.set_model(self.keras_model)
+
+    def set_params(self, params):
+        self.callback.set_params(params)
+
+    @property
+    def wants_batches(self):
+        return self.callback.wants_batches or callable(self._train_batch_end)
+
+    def on_train_begin(self, logs=None):
+        self.callback.on_train_begin(logs)
+
+    def on_train_end(self, logs=None):
+        self.callback.on_train_end(logs)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.callback.on_epoch_begin(epoch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.callback.on_epoch_end(epoch, logs)
+
+    def on_batch_end(self, batch, logs=None):
+        self.callback.on_batch_end(batch, logs)
+        if callable(self._train_batch_end):      # Keras 3's name of the same hook
+            self._train_batch_end(batch, logs)
+
+
+# Keras hooks that pynn's fit has no moment for: a callback defining one is
+# refused rather than left uncalled
+_UNCALLED = ("on_batch_begin", "on_train_batch_begin", "on_test_begin", "on_test_end",
+             "on_test_batch_begin", "on_test_batch_end", "on_predict_begin",
+             "on_predict_end", "on_predict_batch_begin", "on_predict_batch_end")
 
 
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
