@@ -243,6 +243,7 @@ def test_save_and_load_model(tmp_path):
     (lambda: layers.Dense(4, use_bias=False), "use_bias"),
     (lambda: keras.optimizers.Adam(weight_decay=0.004), "decoupled"),
     (lambda: keras.optimizers.SGD(clipnorm=1.0), "clipping"),
+    (lambda: keras.optimizers.Adam(amsgrad=True), "AMSGrad"),
     (lambda: keras.optimizers.RMSprop(), "RMSprop"),
     (lambda: keras.optimizers.AdamW(), "AdamW"),
     (lambda: keras.losses.MeanAbsoluteError(), "MeanAbsoluteError"),
@@ -308,12 +309,26 @@ def test_auc_precision_recall_in_compile():
     x, y = data()
     model = make()
     model.compile(optimizer="adam", loss="binary_crossentropy",
-                  metrics=[keras.metrics.AUC(), keras.metrics.Precision(), "recall"])
+                  metrics=[keras.metrics.AUC(), keras.metrics.Precision(), "recall",
+                           "AUC"])
     scores = model.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
     p = model.predict(x, verbose=0)
     assert scores["auc"] == pytest.approx(pynn.metrics.keras_roc_auc(y, p, 200), abs=1e-12)
+    assert scores["AUC"] == scores["auc"]            # by name: Keras's form too
     assert scores["precision"] == pynn.metrics.precision(y, p)
     assert scores["recall"] == pynn.metrics.recall(y, p)
+
+
+def test_keras_optimizers_are_pynns():
+    sgd = keras.optimizers.SGD(learning_rate=0.05, momentum=0.9, nesterov=True,
+                               weight_decay=None)
+    assert isinstance(sgd, pynn.SGD) and sgd.get_config() == pynn.SGD(
+        0.05, momentum=0.9, nesterov=True).get_config()
+    adam = keras.optimizers.Adam(weight_decay=0.0)          # no decay: nothing to refuse
+    assert adam.get_config() == pynn.Adam().get_config()
+    assert isinstance(keras.optimizers.get("Adam"), pynn.Adam)
+    with pytest.raises(TypeError, match="momentun"):
+        keras.optimizers.SGD(momentun=0.9)
 
 
 def test_metric_objects_by_keras_class():

@@ -84,6 +84,14 @@ class Recall(_metrics.Recall):
                          name=name or "recall")
 
 
+def get(identifier):
+    """A metric for ``compile``: a name or an instance; "auc" is Keras's AUC
+    (200 thresholds) in this namespace, other names are pynn's."""
+    if isinstance(identifier, str) and identifier.lower() == "auc":
+        return AUC(name=identifier)
+    return identifier
+
+
 Metric = _metrics.Metric
 binary_accuracy = _metrics.binary_accuracy
 categorical_accuracy = _metrics.categorical_accuracy

@@ -18,6 +18,7 @@ from .. import io as _io
 from ..model import Sequential as _PynnSequential
 from . import layers as _layers
 from . import losses as _losses
+from . import metrics as _keras_metrics
 from . import optimizers as _optimizers
 from . import utils as _utils
 from ._missing import Missing, refuse
@@ -178,9 +179,10 @@ class Sequential:
             raise ValueError("compile needs a loss (pynn has no add_loss)")
         if loss_weights is not None or weighted_metrics is not None:
             refuse("compile(loss_weights=..., weighted_metrics=...)", _LATER)
+        if isinstance(metrics, (list, tuple)):
+            metrics = [_keras_metrics.get(m) for m in metrics]
         self._model.compile(loss=_losses.get(loss), optimizer=_optimizers.get(optimizer),
-                            metrics=list(metrics) if isinstance(metrics, (list, tuple))
-                            else metrics)
+                            metrics=metrics)
 
     @property
     def optimizer(self):

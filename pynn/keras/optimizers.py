@@ -30,7 +30,8 @@ def _check(name, settings):
     for key, value in settings.items():
         if key not in _OFF:
             raise TypeError(f"{name}() got an unexpected argument {key!r}")
-        if value is not _OFF[key] and value != _OFF[key]:
+        off = value is None or value is False or (key == "weight_decay" and value == 0)
+        if not off:
             refuse(f"{name}({key}={value!r})", _WHY[key])
 
 
