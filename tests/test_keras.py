@@ -319,6 +319,16 @@ def test_auc_precision_recall_in_compile():
     assert scores["recall"] == pynn.metrics.recall(y, p)
 
 
+def test_train_on_batch_metrics_from_logits():
+    x, y = data()
+    model = make(activation=None)
+    model.compile(optimizer="sgd", loss=keras.losses.BinaryCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    logits = model.predict(x[:40], verbose=0).ravel()
+    loss, acc = model.train_on_batch(x[:40], y[:40])
+    assert acc == np.mean((logits > 0) == y[:40])          # logits read as logits
+
+
 def test_keras_optimizers_are_pynns():
     sgd = keras.optimizers.SGD(learning_rate=0.05, momentum=0.9, nesterov=True,
                                weight_decay=None)

@@ -241,12 +241,10 @@ class Sequential:
         before the update, as Keras), shaped as ``evaluate`` returns them."""
         if class_weight is not None or sample_weight is not None:
             refuse("train_on_batch(class_weight=..., sample_weight=...)", _LATER)
-        values = {}
-        if self._model.metrics:
-            out = self._model.predict(x)
-            values = {m.name: float(m(y, out)) for m in self._model.metrics}
+        # the metrics as the model computes them, on the weights before the step
+        before = self._model.evaluate(x, y) if self._model.metrics else {}
         loss = self._model.train_on_batch(x, y)
-        return self._shape_scores({"loss": loss, **values}, return_dict)
+        return self._shape_scores({**before, "loss": loss}, return_dict)
 
     # ---------------------------------------------------------------- inference
 
