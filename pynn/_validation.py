@@ -72,6 +72,26 @@ def check_finite(arr, argname):
         raise ValueError(f"{argname} contains {n_bad} NaN or infinite value(s)")
 
 
+MAX_NAME_LENGTH = 256
+
+
+def check_name(value, argname="name"):
+    """None, or a str of printable characters no longer than MAX_NAME_LENGTH.
+
+    Names are printed (summary), used as keys (check_gradients, metrics)
+    and saved: anything else would fail there, far from where it was given.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"{argname} must be a str or None, got {value!r:.80} "
+                        f"(type {type(value).__name__})")
+    if not value or len(value) > MAX_NAME_LENGTH or not value.isprintable():
+        raise ValueError(f"{argname} must be 1 to {MAX_NAME_LENGTH} printable "
+                         f"characters, got {value!r:.80} ({len(value)} characters)")
+    return value
+
+
 def check_positive_int(value, argname, allow_none=False, high=None):
     """``value`` as an int > 0 (and <= ``high`` if given; None passes if allowed)."""
     if value is None and allow_none:

@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _dense, activations, initializers
-from ._validation import as_float_array, check_positive_int
+from ._validation import as_float_array, check_name, check_positive_int
 
 
 class Dense:
@@ -29,6 +29,8 @@ class Dense:
         How W and b are drawn (defaults glorot_uniform and zeros, as Keras;
         he_* suits relu layers better).
     name : str, optional
+        Up to 256 printable characters; None gives the layer a numbered
+        name in the model (``dense``, ``dense_1``, ...).
     """
 
     def __init__(self, units: int, activation: str | None = None, input_dim: int | None = None,
@@ -40,7 +42,7 @@ class Dense:
         self.input_dim = check_positive_int(input_dim, "input_dim", allow_none=True)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
-        self.name = name
+        self.name = check_name(name)
         self.W = self.b = self.dW = self.db = None
 
     @property
