@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _dense, activations, initializers
-from ._validation import as_float_array, check_name, check_positive_int
+from ._validation import as_float_array, check_finite, check_name, check_positive_int
 
 
 class Dense:
@@ -43,7 +43,40 @@ class Dense:
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
         self.name = check_name(name)
-        self.W = self.b = self.dW = self.db = None
+        self._W = self._b = self.dW = self.db = None
+
+    @property
+    def W(self) -> np.ndarray | None:
+        """The kernel (units, input_dim): a view into the model's parameters.
+
+        Assigning copies the values into that view (the model trains and
+        predicts with them); an array of another shape, or holding NaN or
+        infinite values, is refused and changes nothing.
+        """
+        return self._W
+
+    @W.setter
+    def W(self, value):
+        self._assign(self._W, value, "W")
+
+    @property
+    def b(self) -> np.ndarray | None:
+        """The bias (units,): a view into the model's parameters; assigned as W."""
+        return self._b
+
+    @b.setter
+    def b(self, value):
+        self._assign(self._b, value, "b")
+
+    def _assign(self, live, value, part):
+        if live is None:
+            raise RuntimeError(f"layer is not built: cannot assign {part} before it "
+                               f"is added to a built model (use set_weights after)")
+        arr = as_float_array(value, live.dtype.type, part)
+        if arr.shape != live.shape:
+            raise ValueError(f"{part} must have shape {live.shape}, got {arr.shape}")
+        check_finite(arr, part)
+        live[...] = arr
 
     @property
     def activation_code(self):
@@ -61,8 +94,8 @@ class Dense:
         # Called by the model: make W, b, dW, db views of its flat buffers.
         self.input_dim = input_dim
         w_end = w_offset + self.units * input_dim
-        self.W = params[w_offset:w_end].reshape(self.units, input_dim)
-        self.b = params[b_offset:b_offset + self.units]
+        self._W = params[w_offset:w_end].reshape(self.units, input_dim)
+        self._b = params[b_offset:b_offset + self.units]
         self.dW = grads[w_offset:w_end].reshape(self.units, input_dim)
         self.db = grads[b_offset:b_offset + self.units]
 

@@ -167,6 +167,7 @@ class Sequential:
                              f"give each model an optimizer of its own")
         metrics = metrics_module.get_list(metrics, loss,
                                           self.output_dim if self.layers else None)
+        opt.check_dtype(self.dtype)
         # nothing changes until every argument has been accepted
         self.loss, self.optimizer, self.metrics = loss, opt, metrics
         opt._owner = weakref.ref(self)
@@ -177,8 +178,8 @@ class Sequential:
         # Hand the loss and the optimizer (state buffer, settings) to the
         # compiled network; called when either changes and before training.
         opt = self.optimizer
-        opt.build(self.params.shape[0], self.dtype)
         opt._owner = weakref.ref(self)
+        opt.build(self.params.shape[0], self.dtype)
         self._prepared = (opt, opt.state)
         self._net.set_loss(self._loss_code, self._fused,
                            self.loss.target_width(self.output_dim))

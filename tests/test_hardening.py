@@ -93,3 +93,121 @@ def test_schedules_from_a_file_are_checked(tmp_path, settings):
         tmp_path, lambda c: c["optimizer"]["config"].update(learning_rate=settings))
     with pytest.raises(ValueError, match="power_t|decay_rate"):
         pynn.load(path)
+
+
+# ------------------------------------------------ optimizer settings, assigned
+
+def small(dtype="float32", opt=None):
+    net = pynn.Sequential([pynn.Dense(3, activation="tanh", input_dim=2), pynn.Dense(1)],
+                          dtype=dtype, seed=0)
+    net.compile(loss="mse", optimizer=opt if opt is not None else pynn.SGD(0.1))
+    return net
+
+
+XS = np.linspace(-1, 1, 8).reshape(4, 2)
+YS = XS[:, :1] ** 2
+
+
+@pytest.mark.parametrize("make, name, value, error", [
+    (pynn.SGD, "learning_rate", -1, ValueError), (pynn.SGD, "learning_rate", "x", TypeError),
+    (pynn.SGD, "momentum", 1.5, ValueError), (pynn.SGD, "momentum", 1.0, ValueError),
+    (pynn.SGD, "nesterov", "yes", TypeError), (pynn.SGD, "weight_decay", -0.1, ValueError),
+    (pynn.SGD, "weight_decay", float("nan"), ValueError),
+    (pynn.Adam, "beta_1", 1.0, ValueError), (pynn.Adam, "beta_2", -0.5, ValueError),
+    (pynn.Adam, "epsilon", 0.0, ValueError), (pynn.Adam, "learning_rate", float("inf"),
+                                              ValueError)])
+def test_optimizer_settings_are_checked_on_assignment(make, name, value, error):
+    opt = make()
+    net = small(opt=opt)
+    before = getattr(opt, name)
+    with pytest.raises(error, match=name):
+        setattr(opt, name, value)
+    assert getattr(opt, name) == before
+    net.train_on_batch(XS, YS)         # still trains, with the old setting
+
+
+def test_an_assigned_setting_is_the_one_training_uses():
+    a, b = small(opt=pynn.SGD(0.1)), small(opt=pynn.SGD(0.05, momentum=0.5))
+    a.optimizer.learning_rate = 0.05
+    a.optimizer.momentum = 0.5
+    a.fit(XS, YS, epochs=3, batch_size=2, shuffle=False, verbose=0)
+    b.fit(XS, YS, epochs=3, batch_size=2, shuffle=False, verbose=0)
+    assert all(np.array_equal(u, v) for u, v in zip(a.get_weights(), b.get_weights()))
+
+
+def test_an_optimizer_of_another_model_is_refused_when_assigned_and_trained():
+    a = small(opt=pynn.Adam(0.01))
+    a.fit(XS, YS, epochs=2, batch_size=2, verbose=0)
+    state, iterations = a.optimizer.state.copy(), a.optimizer.iterations
+    b = pynn.Sequential([pynn.Dense(5, input_dim=2), pynn.Dense(1)], seed=1)
+    b.compile(loss="mse", optimizer="sgd")
+    b.optimizer = a.optimizer
+    weights = b.get_weights()
+    for train in [lambda: b.train_on_batch(XS, YS),
+                  lambda: b.fit(XS, YS, epochs=1, verbose=0)]:
+        with pytest.raises(ValueError, match="already trains another model"):
+            train()
+    assert a.optimizer.iterations == iterations
+    assert np.array_equal(a.optimizer.state, state)
+    assert all(np.array_equal(u, v) for u, v in zip(weights, b.get_weights()))
+    a.train_on_batch(XS, YS)              # a goes on with its own state
+    assert a.optimizer.iterations == iterations + 1
+
+
+@pytest.mark.parametrize("opt, match", [
+    (lambda: pynn.Adam(epsilon=1e-50), "epsilon=1e-50 rounds to 0 in float32"),
+    (lambda: pynn.SGD(1e39), "learning_rate=1e[+]?39 overflows float32"),
+    (lambda: pynn.SGD(0.1, momentum=1 - 1e-9), "momentum=.* rounds to 1 in float32"),
+    (lambda: pynn.Adam(beta_2=1 - 1e-9), "beta_2=.* rounds to 1 in float32"),
+    (lambda: pynn.SGD(0.1, weight_decay=1e-50), "weight_decay=1e-50 rounds to 0"),
+    (lambda: pynn.SGD(0.1, weight_decay=1e39), "weight_decay=.* overflows float32")])
+def test_settings_float32_cannot_hold_are_refused_at_compile(opt, match):
+    net = pynn.Sequential([pynn.Dense(1, input_dim=2)], dtype="float32")
+    with pytest.raises(ValueError, match=match):
+        net.compile(loss="mse", optimizer=opt())
+    assert net.optimizer is None and net.loss is None
+    float64 = pynn.Sequential([pynn.Dense(1, input_dim=2)], dtype="float64")
+    float64.compile(loss="mse", optimizer=opt())       # float64 holds them all
+    float64.train_on_batch(XS, YS)
+
+
+def test_settings_float32_cannot_hold_are_refused_when_assigned_after_compile():
+    opt = pynn.Adam()
+    net = small(opt=opt)
+    with pytest.raises(ValueError, match="rounds to 0 in float32"):
+        opt.epsilon = 1e-50
+    assert opt.epsilon == 1e-7
+    net.train_on_batch(XS, YS)
+
+
+# ----------------------------------------------------------- W and b assigned
+
+def test_assigning_W_and_b_writes_the_live_weights():
+    net = small()
+    layer = net.layers[0]
+    view = layer.W
+    layer.W = np.zeros((3, 2))
+    layer.b = [1, 2, 3]
+    assert layer.W is view and not view.any()
+    assert np.array_equal(net.get_weights()[0], np.zeros((3, 2)))
+    assert np.array_equal(net.get_weights()[1], [1, 2, 3])
+    expected = np.tanh(np.broadcast_to([1.0, 2.0, 3.0], (4, 3))) @ net.layers[1].W.T.astype(
+        np.float64) + net.layers[1].b
+    np.testing.assert_allclose(net.predict(XS), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("part, value, error", [
+    ("W", np.zeros((2, 3)), ValueError), ("W", np.zeros(6), ValueError),
+    ("b", np.full(3, np.nan), ValueError), ("b", ["a", "b", "c"], TypeError),
+    ("W", np.full((3, 2), 1e39), ValueError)])
+def test_assigning_bad_W_or_b_is_refused_and_changes_nothing(part, value, error):
+    net = small()
+    before = net.get_weights()
+    with pytest.raises(error, match=part):
+        setattr(net.layers[0], part, value)
+    assert all(np.array_equal(u, v) for u, v in zip(before, net.get_weights()))
+
+
+def test_assigning_W_before_build_is_refused():
+    with pytest.raises(RuntimeError, match="not built"):
+        pynn.Dense(2).W = np.zeros((2, 2))
