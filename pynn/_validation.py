@@ -51,8 +51,27 @@ def as_float_array(x: Any, dtype: Any, argname: str) -> np.ndarray:
     # The native byte order is asked for explicitly (a '>f8' array is
     # float64 too), and an unaligned array is copied: the kernels read
     # aligned, native values only.
-    out = np.asarray(arr, dtype=np.dtype(dtype).newbyteorder("="), order="C")
+    target = np.dtype(dtype).newbyteorder("=")
+    try:
+        with np.errstate(over="raise"):
+            out = np.asarray(arr, dtype=target, order="C")
+    except FloatingPointError:
+        _raise_overflow(arr, target, argname)
     return out if out.flags.aligned else out.copy()
+
+
+def _raise_overflow(arr, dtype, argname, offset=0):
+    # A finite value too large for dtype: reported as such, not as the
+    # infinity the cast would have made of it.
+    with np.errstate(over="ignore", invalid="ignore"):
+        bad = np.isinf(arr.astype(dtype)) & np.isfinite(arr)
+    idx = np.unravel_index(int(np.argmax(bad)), arr.shape)
+    value = arr[idx]
+    idx = (idx[0] + offset,) + idx[1:]
+    where = idx[0] if len(idx) == 1 else tuple(int(i) for i in idx)
+    raise ValueError(f"{argname} holds {float(value)!r} at index {where}, which overflows "
+                     f"{np.dtype(dtype).name} (largest {np.finfo(dtype).max:.8g}): "
+                     f"scale the data, or use a float64 model")
 
 
 # Elements per pass of check_finite: its boolean temporary stays this small
@@ -60,14 +79,30 @@ def as_float_array(x: Any, dtype: Any, argname: str) -> np.ndarray:
 FINITE_CHUNK = 1 << 20
 
 
-def check_finite(arr, argname):
+def check_finite(arr, argname, dtype=None):
+    """Refuse NaN and infinite values of ``arr``, read in row chunks.
+
+    With ``dtype``, each chunk is also converted to it first, so that a
+    value of a wider type that ``dtype`` cannot hold (1e39 for float32) is
+    reported as overflowing before any of it is used: the check of a
+    memory-mapped file of another dtype than the model's.
+    """
     arr = np.asarray(arr)
     row_size = arr[0].size if arr.ndim and arr.shape[0] else 1
     rows = max(1, FINITE_CHUNK // max(row_size, 1))
-    parts = [arr] if arr.ndim == 0 or arr.size <= FINITE_CHUNK else \
-        (arr[i:i + rows] for i in range(0, arr.shape[0], rows))
-    n_bad = sum(int(p.size - np.count_nonzero(np.isfinite(p)))
-                for p in parts if not np.isfinite(p).all())
+    starts = [0] if arr.ndim == 0 or arr.size <= FINITE_CHUNK else \
+        range(0, arr.shape[0], rows)
+    n_bad = 0
+    for start in starts:
+        part = arr if arr.ndim == 0 or len(starts) == 1 else arr[start:start + rows]
+        if dtype is not None and part.dtype != dtype and part.dtype.kind == "f":
+            try:
+                with np.errstate(over="raise"):
+                    part.astype(dtype)
+            except FloatingPointError:
+                _raise_overflow(np.asarray(part), np.dtype(dtype), argname, start)
+        if part.dtype.kind == "f" and not np.isfinite(part).all():
+            n_bad += int(part.size - np.count_nonzero(np.isfinite(part)))
     if n_bad:
         raise ValueError(f"{argname} contains {n_bad} NaN or infinite value(s)")
 

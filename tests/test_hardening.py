@@ -211,3 +211,61 @@ def test_assigning_bad_W_or_b_is_refused_and_changes_nothing(part, value, error)
 def test_assigning_W_before_build_is_refused():
     with pytest.raises(RuntimeError, match="not built"):
         pynn.Dense(2).W = np.zeros((2, 2))
+
+
+# ------------------------------------------- values the model's dtype cannot hold
+
+def test_a_finite_value_too_large_for_float32_is_reported_as_overflowing():
+    net = small()
+    x = XS.copy()
+    x[2, 1] = 1e39
+    for call in [lambda: net.predict(x), lambda: net.fit(x, YS, verbose=0),
+                 lambda: net.evaluate(x, YS), lambda: net.train_on_batch(x, YS)]:
+        with pytest.raises(ValueError, match=r"x holds 1e\+39 at index \(2, 1\), which "
+                                             r"overflows float32"):
+            call()
+    with pytest.raises(ValueError, match="y holds 1e\\+39 at index"):
+        net.fit(XS, np.full((4, 1), 1e39), verbose=0)
+    x[2, 1] = np.inf                # a true infinity is still called one
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        net.predict(x)
+    small(dtype="float64").predict(np.full((2, 2), 1e300))      # float64 holds it
+
+
+@pytest.mark.parametrize("bad, match", [(np.nan, "NaN or infinite"),
+                                        (1e39, "overflows float32")])
+def test_a_memmap_of_another_dtype_is_checked_before_any_update(tmp_path, bad, match):
+    n = 4000
+    x = np.lib.format.open_memmap(tmp_path / "x.npy", mode="w+", dtype=np.float64,
+                                  shape=(n, 2))
+    x[:] = np.linspace(-1, 1, 2 * n).reshape(n, 2)
+    x[n - 5, 0] = bad                  # in the last batch
+    net = small(opt=pynn.Adam(0.01))
+    before = net.get_weights()
+    with pytest.raises(ValueError, match=match):
+        net.fit(x, np.ones((n, 1)), batch_size=32, shuffle=False, verbose=0)
+    assert net.optimizer.iterations == 0
+    assert all(np.array_equal(u, v) for u, v in zip(before, net.get_weights()))
+
+
+def test_check_finite_reports_the_overflowing_row_across_chunks(monkeypatch):
+    from pynn import _validation
+    monkeypatch.setattr(_validation, "FINITE_CHUNK", 64)
+    x = np.zeros((1000, 4))
+    x[777, 3] = -1e300
+    with pytest.raises(ValueError, match=r"-1e\+300 at index \(777, 3\)"):
+        _validation.check_finite(x, "x", dtype=np.float32)
+    _validation.check_finite(x, "x", dtype=np.float64)
+
+
+def test_sparse_labels_float32_cannot_hold_exactly_are_refused():
+    loss = pynn.losses.get("sparse_categorical_crossentropy")
+    n_classes = 2**24 + 2
+    held = loss.prepare_targets(np.array([0, 2**24, 5]), n_classes, np.float32)
+    assert held[:, 0].tolist() == [0, 2**24, 5]
+    for label in [2**24 + 1, np.int64(2**24 + 1), 2**24 + 1.0]:
+        with pytest.raises(ValueError, match=r"label 16777217 at index 1, which float32 "
+                                             r"cannot hold exactly"):
+            loss.prepare_targets(np.array([3, label]), n_classes, np.float32)
+    held = loss.prepare_targets(np.array([2**24 + 1]), n_classes, np.float64)
+    assert held[0, 0] == 2**24 + 1
