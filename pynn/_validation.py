@@ -36,6 +36,8 @@ def as_float_array(x: Any, dtype: Any, argname: str) -> np.ndarray:
         # np.asarray would drop the mask and compute on the hidden values
         raise TypeError(f"{argname} is a masked array; pynn does not handle missing "
                         f"values: fill or drop them first (x.filled(...))")
+    if type(x).__module__.partition(".")[0] == "pandas" and hasattr(x, "to_numpy"):
+        x = _from_pandas(x, argname)
     try:
         arr = np.asarray(x)
     except Exception as exc:  # ragged lists and the like
@@ -58,6 +60,32 @@ def as_float_array(x: Any, dtype: Any, argname: str) -> np.ndarray:
     except FloatingPointError:
         _raise_overflow(arr, target, argname)
     return out if out.flags.aligned else out.copy()
+
+
+def _from_pandas(x, argname):
+    """A pandas DataFrame or Series as a float64 array, column by column checked.
+
+    Numeric, boolean and nullable (Int64, Float64, boolean) columns are
+    converted; a missing value is refused naming its column and row, and
+    any other column (object, string, category, datetime) naming its dtype.
+    pandas is not imported: the object's own methods do the work.
+    """
+    frame = x.to_frame() if getattr(x, "ndim", 2) == 1 else x
+    for j, (name, dtype) in enumerate(frame.dtypes.items()):
+        try:
+            kind = np.dtype(getattr(dtype, "numpy_dtype", dtype)).kind
+        except TypeError:       # an extension dtype with no NumPy counterpart
+            kind = "O"
+        if kind not in "biuf":
+            raise TypeError(f"{argname} has a column {name!r} of dtype {dtype}: only "
+                            f"numeric and boolean columns are converted")
+        missing = np.asarray(frame.iloc[:, j].isna())
+        if missing.any():
+            row = frame.index[int(np.argmax(missing))]
+            raise ValueError(f"{argname} has a missing value in column {name!r} (at row "
+                             f"{row!r}): pynn does not handle missing values; fill or "
+                             f"drop them first")
+    return x.to_numpy(dtype=np.float64)
 
 
 def _raise_overflow(arr, dtype, argname, offset=0):

@@ -269,3 +269,46 @@ def test_sparse_labels_float32_cannot_hold_exactly_are_refused():
             loss.prepare_targets(np.array([3, label]), n_classes, np.float32)
     held = loss.prepare_targets(np.array([2**24 + 1]), n_classes, np.float64)
     assert held[0, 0] == 2**24 + 1
+
+
+# ------------------------------------------------------------ pandas inputs
+
+def test_dataframes_of_numeric_bool_and_nullable_columns_are_converted():
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"f": [0.5, -1.0, 2.0, 0.0], "i": np.arange(4, dtype=np.int16),
+                          "b": [True, False, True, True],
+                          "I": pd.array([1, 2, 3, 4], dtype="Int64"),
+                          "F": pd.array([0.1, 0.2, 0.3, 0.4], dtype="Float64"),
+                          "B": pd.array([True, False, False, True], dtype="boolean")},
+                         index=[10, 20, 30, 40])
+    plain = np.column_stack([frame[c].to_numpy(dtype=float) for c in frame.columns])
+    net = pynn.Sequential([pynn.Dense(3, activation="tanh", input_dim=6), pynn.Dense(1)],
+                          dtype="float64", seed=0)
+    net.compile(loss="mse", optimizer="sgd")
+    assert np.array_equal(net.predict(frame), net.predict(plain))
+    twin = pynn.Sequential([pynn.Dense(3, activation="tanh", input_dim=6), pynn.Dense(1)],
+                           dtype="float64", seed=0)
+    twin.compile(loss="mse", optimizer="sgd")
+    target = pd.Series(pd.array([1, 0, 1, 1], dtype="Int64"))
+    net.fit(frame, target, epochs=2, batch_size=2, shuffle=False, verbose=0)
+    twin.fit(plain, np.array([1.0, 0, 1, 1]), epochs=2, batch_size=2, shuffle=False,
+             verbose=0)
+    assert all(np.array_equal(u, v) for u, v in zip(net.get_weights(), twin.get_weights()))
+
+
+def test_dataframes_with_missing_values_or_other_columns_are_refused_by_column():
+    pd = pytest.importorskip("pandas")
+    net = small(dtype="float64")
+    cases = [(pd.DataFrame({"a": [1.0, 2.0], "age": pd.array([3, None], dtype="Int64")}),
+              ValueError, r"missing value in column 'age' \(at row 1\)"),
+             (pd.DataFrame({"a": [1.0, np.nan], "b": [1.0, 2.0]}), ValueError,
+              "missing value in column 'a'"),
+             (pd.DataFrame({"a": [1.0, 2.0], "s": ["x", "y"]}), TypeError,
+              "column 's' of dtype"),
+             (pd.DataFrame({"a": [1.0, 2.0], "c": pd.Categorical(["x", "y"])}), TypeError,
+              "column 'c' of dtype category")]
+    for frame, error, match in cases:
+        with pytest.raises(error, match=match):
+            net.predict(frame)
+    with pytest.raises(ValueError, match="y has a missing value in column"):
+        net.fit(np.ones((2, 2)), pd.Series([1.0, None]), verbose=0)
