@@ -6,11 +6,55 @@ buffer, and ``dW``/``db`` views into the gradient buffer of the same layout.
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import numpy.typing as npt
 
 from . import _dense, activations, initializers
 from ._validation import as_float_array, check_finite, check_name, check_positive_int
+
+
+def _physical_memory():
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _format_bytes(n):
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
+        n /= 1024
+
+
+def check_memory(layers, sizes, dtype, buffers=2):
+    """Refuse a model whose flat buffers could not fit in this machine's memory.
+
+    ``sizes`` are the input size then each layer's units; the model holds
+    ``buffers`` arrays of its parameters (the parameters, their gradients).
+    Checked against the physical memory before anything is allocated, so
+    that the error says which layer asks for how much, where NumPy would
+    say only that an allocation failed (or the system would end the
+    process on first touching lazily allocated pages).
+    """
+    physical = _physical_memory()
+    if physical is None:
+        return
+    itemsize = np.dtype(dtype).itemsize
+    per_layer = [(n_in * n_out + n_out) * itemsize * buffers
+                 for n_in, n_out in zip(sizes[:-1], sizes[1:])]
+    total = sum(per_layer)
+    if total > physical:
+        i = int(np.argmax(per_layer))
+        name = layers[i].name or f"number {i}"
+        raise MemoryError(
+            f"layer {name} (Dense({sizes[i + 1]}) on {sizes[i]} inputs, "
+            f"{sizes[i] * sizes[i + 1] + sizes[i + 1]} parameters) needs "
+            f"{_format_bytes(per_layer[i])} for its {np.dtype(dtype).name} weights and "
+            f"their gradients; the model needs {_format_bytes(total)} in all, more than "
+            f"this machine's {_format_bytes(physical)} of memory")
 
 
 class Dense:

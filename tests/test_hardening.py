@@ -312,3 +312,29 @@ def test_dataframes_with_missing_values_or_other_columns_are_refused_by_column()
             net.predict(frame)
     with pytest.raises(ValueError, match="y has a missing value in column"):
         net.fit(np.ones((2, 2)), pd.Series([1.0, None]), verbose=0)
+
+
+# ------------------------------------------------- memory and thread counts
+
+def test_a_model_too_big_for_the_machine_names_the_layer_and_the_memory(monkeypatch):
+    monkeypatch.setattr(pynn.layers, "_physical_memory", lambda: 16 << 30)
+    net = pynn.Sequential([pynn.Dense(4, input_dim=3, name="small")])
+    with pytest.raises(MemoryError, match=r"layer big \(Dense\(2147483648\) on 1 inputs, "
+                                          r"4294967296 parameters\) needs 32.0 GiB .* "
+                                          r"machine's 16.0 GiB"):
+        pynn.Sequential([pynn.Dense(1, input_dim=3), pynn.Dense(2**31, name="big")])
+    with pytest.raises(MemoryError, match=r"layer number 0 .* more than this machine's"):
+        pynn.Sequential([pynn.Dense(2**31, input_dim=1)])
+    with pytest.raises(MemoryError, match="needs 64.0 GiB"):
+        pynn.Sequential([pynn.Dense(2**31, input_dim=1)], dtype="float64")
+    assert net.count_params() == 16
+
+
+def test_n_threads_above_the_usable_cores_is_clamped_with_a_warning():
+    from pynn._validation import usable_cores
+    cores = usable_cores()
+    with pytest.warns(RuntimeWarning, match=f"n_threads={cores + 1} is more than the "
+                                            f"{cores} core"):
+        net = pynn.Sequential([pynn.Dense(2, input_dim=2)], n_threads=cores + 1)
+    assert net.n_threads == cores
+    assert pynn.Sequential(n_threads=cores).n_threads == cores

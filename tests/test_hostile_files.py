@@ -200,7 +200,7 @@ def test_deeply_nested_json(saved, tmp_path, depth):
 
 def test_brackets_inside_strings_do_not_count_as_nesting(saved, tmp_path):
     config = config_of(saved)
-    config["layers"][0]["name"] = '[[[{{{"\\' * 50      # 300 brackets, escaped quotes
+    config["layers"][0]["name"] = '[[[{{{"\\' * 30      # 180 brackets, escaped quotes
     write(tmp_path / "named.npz", {**entries(saved), "config.npy": json_npy(json.dumps(config))})
     assert pynn.load(tmp_path / "named.npz").layers[0].name == config["layers"][0]["name"]
 
