@@ -90,11 +90,11 @@ class Optimizer:
         or by ``model.optimizer = ...`` followed by training, before the
         state is resized for the other model.
         """
-        return self._owner_ref
+        return getattr(self, "_owner_ref", None)
 
     @_owner.setter
     def _owner(self, ref):
-        current = self._owner_ref() if self._owner_ref is not None else None
+        current = self._owner() if self._owner is not None else None
         new = ref() if ref is not None else None
         if current is not None and new is not current:
             raise ValueError(f"this optimizer ({self!r}) already trains another model; "
@@ -163,17 +163,23 @@ class Optimizer:
         """The learning rate of update number ``step`` (0-based).
 
         A constant, or the schedule's value at ``step``; a schedule returning
-        anything but a finite number > 0 raises ValueError.
+        anything but a finite number > 0, or one the trained model's dtype
+        rounds to 0 or overflows, raises ValueError.
         """
         lr = self.learning_rate
         if not callable(lr):
             return lr
         value = lr(step)
+        model = self._owner() if self._owner is not None else None
         try:
-            return check_real(value, "learning_rate", low=0, low_open=True)
-        except (TypeError, ValueError):
+            value = check_real(value, "learning_rate", low=0, low_open=True)
+            if model is not None:
+                self._check_value(Optimizer.learning_rate, value, model.dtype)
+            return value
+        except (TypeError, ValueError) as exc:
             raise ValueError(f"the learning-rate schedule {lr!r} returned {value!r} at "
-                             f"step {step}; it must return a finite number > 0") from None
+                             f"step {step}; it must return a finite number > 0 that "
+                             f"the model's dtype holds ({exc})") from None
 
     def get_config(self) -> dict:
         """The settings, JSON-ready (a schedule as ``{"class_name", "config"}``)."""

@@ -338,3 +338,16 @@ def test_n_threads_above_the_usable_cores_is_clamped_with_a_warning():
         net = pynn.Sequential([pynn.Dense(2, input_dim=2)], n_threads=cores + 1)
     assert net.n_threads == cores
     assert pynn.Sequential(n_threads=cores).n_threads == cores
+
+
+def test_a_scheduled_rate_float32_rounds_to_zero_is_refused_before_the_step():
+    for fit in [lambda net: net.train_on_batch(XS, YS),
+                lambda net: net.fit(XS, YS, epochs=1, batch_size=2, verbose=0)]:
+        net = small(opt=pynn.SGD(lambda step: 1e-50))
+        before = net.get_weights()
+        with pytest.raises(ValueError, match=r"returned 1e-50 at step 0.*rounds to 0 in "
+                                             r"float32"):
+            fit(net)
+        assert net.optimizer.iterations == 0
+        assert all(np.array_equal(u, v) for u, v in zip(before, net.get_weights()))
+    small(dtype="float64", opt=pynn.SGD(lambda step: 1e-50)).train_on_batch(XS, YS)
