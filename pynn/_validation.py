@@ -38,7 +38,8 @@ def as_float_array(x: Any, dtype: Any, argname: str) -> np.ndarray:
         # np.asarray would drop the mask and compute on the hidden values
         raise TypeError(f"{argname} is a masked array; pynn does not handle missing "
                         f"values: fill or drop them first (x.filled(...))")
-    if type(x).__module__.partition(".")[0] == "pandas" and hasattr(x, "to_numpy"):
+    if type(x).__module__.partition(".")[0] == "pandas" and \
+            (hasattr(x, "columns") or hasattr(x, "to_frame")):
         x = _from_pandas(x, argname)
     try:
         arr = np.asarray(x)
@@ -72,7 +73,7 @@ def _from_pandas(x, argname):
     any other column (object, string, category, datetime) naming its dtype.
     pandas is not imported: the object's own methods do the work.
     """
-    frame = x.to_frame() if getattr(x, "ndim", 2) == 1 else x
+    frame = x if hasattr(x, "columns") else x.to_frame()
     for j, (name, dtype) in enumerate(frame.dtypes.items()):
         try:
             kind = np.dtype(getattr(dtype, "numpy_dtype", dtype)).kind
