@@ -138,8 +138,10 @@ class Dense:
         # Called by the model: make W, b, dW, db views of its flat buffers.
         self.input_dim = input_dim
         w_end = w_offset + self.units * input_dim
-        self._W = params[w_offset:w_end].reshape(self.units, input_dim)
-        self._b = params[b_offset:b_offset + self.units]
+        # written to __dict__ directly: W and b are properties whose setters
+        # copy into these views, and a subclass may guard its attributes
+        vars(self).update(_W=params[w_offset:w_end].reshape(self.units, input_dim),
+                          _b=params[b_offset:b_offset + self.units])
         self.dW = grads[w_offset:w_end].reshape(self.units, input_dim)
         self.db = grads[b_offset:b_offset + self.units]
 
