@@ -22,10 +22,10 @@ import numpy.typing as npt
 from . import _dense, _threads, data, distributed, initializers, losses, optimizers
 from . import metrics as metrics_module
 from ._validation import (as_dtype, as_float_array, check_finite,
-                          check_nonneg_int, check_positive_int, check_real)
+                          check_n_threads, check_nonneg_int, check_positive_int, check_real)
 from .callbacks import Callback, History, ProgressLogger
 from .errors import DivergenceError
-from .layers import Dense
+from .layers import Dense, check_memory
 
 _PREDICT_CHUNK = 4096
 # what Network.step reports (csrc/dense.pyx)
@@ -55,8 +55,7 @@ class Sequential:
                  seed: int | None = None, n_threads: int | None = None) -> None:
         self.dtype = as_dtype(dtype)
         # high: the kernels hand it to the BLAS as a C int
-        self.n_threads = check_positive_int(n_threads, "n_threads", allow_none=True,
-                                            high=2**31 - 1)
+        self.n_threads = check_n_threads(n_threads)
         self.seed = seed
         self._generator = initializers.make_generator(seed)
         self.layers = []
@@ -119,6 +118,7 @@ class Sequential:
         sizes = [input_dim] + [layer.units for layer in self.layers]
         n_weights = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
         n_params = n_weights + sum(sizes[1:])
+        check_memory(self.layers, sizes, self.dtype)
         self.params = np.zeros(n_params, dtype=self.dtype)
         self.grads = np.zeros(n_params, dtype=self.dtype)
         self._n_kernel_params = n_weights
@@ -167,6 +167,7 @@ class Sequential:
                              f"give each model an optimizer of its own")
         metrics = metrics_module.get_list(metrics, loss,
                                           self.output_dim if self.layers else None)
+        opt.check_dtype(self.dtype)
         # nothing changes until every argument has been accepted
         self.loss, self.optimizer, self.metrics = loss, opt, metrics
         opt._owner = weakref.ref(self)
@@ -177,8 +178,8 @@ class Sequential:
         # Hand the loss and the optimizer (state buffer, settings) to the
         # compiled network; called when either changes and before training.
         opt = self.optimizer
-        opt.build(self.params.shape[0], self.dtype)
         opt._owner = weakref.ref(self)
+        opt.build(self.params.shape[0], self.dtype)
         self._prepared = (opt, opt.state)
         self._net.set_loss(self._loss_code, self._fused,
                            self.loss.target_width(self.output_dim))

@@ -8,12 +8,21 @@ rate that changes once per epoch, take ``decay_steps`` = batches per epoch.
 Each schedule is a small object with ``get_config()``, so a model using it
 can be saved and loaded (pynn.io); any other callable taking the step count
 works for training but cannot be saved.
+
+Settings are bounded so that no step count overflows a float: the rate of a
+pynn schedule never grows (``decay_rate`` and ``drop`` at most 1), and
+``power_t`` is at most ``MAX_POWER_T``, under which ``t ** power_t`` stays
+finite for every 64-bit step count.  A rate that decays below the smallest
+float is reported as a ValueError by the optimizer at the step it reaches 0.
 """
 from __future__ import annotations
 
 import math
 
 from ._validation import check_nonneg_int, check_positive_int, check_real
+
+# (2**63) ** 16 = 2**1008 < 2**1024, the largest float64
+MAX_POWER_T = 16.0
 
 
 class LearningRateSchedule:
@@ -39,7 +48,9 @@ class ExponentialDecay(LearningRateSchedule):
     ----------
     initial_learning_rate : float > 0
     decay_steps : int > 0
-    decay_rate : float > 0
+    decay_rate : float in (0, 1]
+        A rate above 1 would grow without bound and overflow a float after
+        enough steps; it is refused.
     staircase : bool
     """
 
@@ -48,7 +59,7 @@ class ExponentialDecay(LearningRateSchedule):
         self.initial_learning_rate = check_real(
             initial_learning_rate, "initial_learning_rate", low=0, low_open=True)
         self.decay_steps = check_positive_int(decay_steps, "decay_steps")
-        self.decay_rate = check_real(decay_rate, "decay_rate", low=0, low_open=True)
+        self.decay_rate = check_real(decay_rate, "decay_rate", low=0, high=1, low_open=True)
         if not isinstance(staircase, bool):
             raise TypeError(f"staircase must be True or False, got {staircase!r}")
         self.staircase = staircase
@@ -98,13 +109,13 @@ class InverseScaling(LearningRateSchedule):
     Parameters
     ----------
     initial_learning_rate : float > 0
-    power_t : float >= 0
+    power_t : float in [0, MAX_POWER_T]
     """
 
     def __init__(self, initial_learning_rate: float, power_t: float = 0.5) -> None:
         self.initial_learning_rate = check_real(
             initial_learning_rate, "initial_learning_rate", low=0, low_open=True)
-        self.power_t = check_real(power_t, "power_t", low=0)
+        self.power_t = check_real(power_t, "power_t", low=0, high=MAX_POWER_T)
 
     def __call__(self, step):
         return self.initial_learning_rate / (step + 1) ** self.power_t
