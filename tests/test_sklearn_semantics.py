@@ -269,3 +269,46 @@ def test_coefs_and_intercepts_can_be_assigned(data):
     np.testing.assert_array_equal(ours.model_.params, before)
     with pytest.raises(ValueError, match="intercepts_"):
         ours.intercepts_ = [np.zeros(6), np.zeros(3)]
+
+
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dtype_follows_x(data, dtype, solver):
+    x, labels, target = data
+    x = x.astype(dtype)
+    params = dict(solver=solver, hidden_layer_sizes=(6,), max_iter=5, random_state=0)
+    for cls_ours, cls_theirs, y in [(MLPClassifier, SkClassifier, labels),
+                                    (MLPRegressor, SkRegressor, target)]:
+        ours, theirs = _fit_both(_both(cls_ours, cls_theirs, **params), x, y)
+        assert ours.model_.dtype == dtype
+        # scikit-learn's lbfgs hands back SciPy's float64 weights; pynn's
+        # stay in X's dtype with every solver
+        theirs_dtype = np.float64 if solver == "lbfgs" else dtype
+        for mine, other in zip(ours.coefs_ + ours.intercepts_,
+                               theirs.coefs_ + theirs.intercepts_):
+            assert mine.dtype == dtype and other.dtype == theirs_dtype
+        out_ours = ours.predict(x) if cls_ours is MLPRegressor else ours.predict_proba(x)
+        out_theirs = theirs.predict(x) if cls_ours is MLPRegressor else theirs.predict_proba(x)
+        assert out_ours.dtype == dtype and out_theirs.dtype == theirs_dtype
+        # the same initial weights in either dtype: the same model to its precision
+        np.testing.assert_allclose(out_ours, out_theirs,
+                                   rtol=2e-3 if dtype == np.float32 else 1e-6,
+                                   atol=2e-3 if dtype == np.float32 else 1e-6)
+    # other inputs become float64, as in scikit-learn
+    ours = MLPRegressor(**params).fit((x * 10).astype(np.int64), target)
+    assert ours.coefs_[0].dtype == np.float64
+
+
+def test_dtype_parameter_overrides_x(data):
+    x, _, target = data
+    reg = MLPRegressor(hidden_layer_sizes=(6,), max_iter=3, random_state=0,
+                       dtype="float32").fit(x, target)
+    assert reg.model_.dtype == np.float32 and reg.coefs_[0].dtype == np.float32
+    # outputs in X's dtype with the weights', as scikit-learn's promotion
+    assert reg.predict(x).dtype == np.float64
+    assert reg.predict(x.astype(np.float32)).dtype == np.float32
+    # a warm start keeps the network's dtype whatever the new X
+    warm = MLPRegressor(hidden_layer_sizes=(6,), max_iter=3, random_state=0,
+                        warm_start=True).fit(x.astype(np.float32), target)
+    warm.fit(x, target)
+    assert warm.coefs_[0].dtype == np.float32
