@@ -315,7 +315,21 @@ class _BaseMLP(BaseEstimator):
 
     # ------------------------------------------------------------- training
 
-    def _fit(self, X, y, incremental):
+    def _fit(self, X, y, incremental, state=None):
+        # a fit refused before training starts leaves the estimator as it was
+        state = dict(self.__dict__) if state is None else state
+        try:
+            train = self._prepare_fit(X, y, incremental)
+        except Exception:
+            self.__dict__.clear()
+            self.__dict__.update(state)
+            raise
+        train()
+        return self
+
+    def _prepare_fit(self, X, y, incremental):
+        """Check and encode the data, build or check the network; return
+        the training to run."""
         sizes = self._check_params()
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
@@ -368,12 +382,11 @@ class _BaseMLP(BaseEstimator):
                     self.validation_scores_ = None
                     self.best_validation_score_ = None
         if self.solver == "lbfgs":
-            self._fit_lbfgs(X, targets)
-        elif early_stopping:
-            self._fit_stochastic(X[train], targets[train], X[val], y_score[val], incremental)
-        else:
-            self._fit_stochastic(X, targets, None, None, incremental)
-        return self
+            return lambda: self._fit_lbfgs(X, targets)
+        if early_stopping:
+            return lambda: self._fit_stochastic(X[train], targets[train], X[val], y_score[val],
+                                                incremental)
+        return lambda: self._fit_stochastic(X, targets, None, None, incremental)
 
     def _fit_lbfgs(self, X, targets):
         """scikit-learn's full-batch objective, minimised by L-BFGS-B.
@@ -580,7 +593,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Units of each hidden layer.
     activation : {"relu", "tanh", "logistic", "identity"}, default "relu"
         Hidden layers' activation (pynn's relu, tanh, sigmoid, linear).
-    solver : {"adam", "sgd"}, default "adam"
+    solver : {"adam", "sgd", "lbfgs"}, default "adam"
+        "lbfgs": SciPy's L-BFGS-B on the full-batch objective.
     alpha : float >= 0, default 1e-4
         L2 penalty (see the module doc).
     batch_size : int or "auto", default "auto"
@@ -591,11 +605,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     power_t : float >= 0, default 0.5
         Exponent of "invscaling".
     max_iter : int > 0, default 200
-        Epochs.
+        Epochs ("sgd", "adam"), iterations ("lbfgs").
     shuffle : bool, default True
     random_state : int, RandomState or None
-        Seeds pynn's generator (initial weights, shuffling) and the
-        early-stopping split.
+        Draws the initial weights and the early-stopping split as
+        scikit-learn draws them, and seeds pynn's generator (shuffling).
     tol : float >= 0, default 1e-4
     verbose : bool or int, default False
         Print the loss of each epoch.
@@ -604,28 +618,32 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     momentum : float in [0, 1), default 0.9
     nesterovs_momentum : bool, default True
     early_stopping : bool, default False
-        Hold out ``validation_fraction`` (stratified), stop when its accuracy
-        has not improved by ``tol`` for ``n_iter_no_change`` epochs, and keep
-        the best-scoring weights.
+        Hold out ``validation_fraction`` (stratified when there is one
+        output), stop when its accuracy has not improved by ``tol`` for
+        ``n_iter_no_change`` epochs, and keep the best-scoring weights.
     validation_fraction : float in (0, 1), default 0.1
     beta_1, beta_2 : float in [0, 1), defaults 0.9, 0.999
     epsilon : float > 0, default 1e-8
-    n_iter_no_change : int > 0, default 10
-    dtype : "float64" or "float32", default "float64"
+    n_iter_no_change : int > 0 or np.inf, default 10
+    max_fun : int > 0, default 15000
+        Most loss evaluations of "lbfgs".
+    dtype : None, "float64" or "float32", default None
+        pynn's storage type; None follows X (float32 stays float32).
 
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
-    loss_curve_ : list of float, one per epoch
-    best_loss_ : float or None (None with early stopping)
+    loss_ : float
+    loss_curve_ : list of float, one per epoch (not with "lbfgs")
+    best_loss_ : float or None (None with early stopping; not with "lbfgs")
     validation_scores_ : list of float or None
     best_validation_score_ : float or None
     n_iter_ : int
-        Epochs run.
+        Epochs (or lbfgs iterations) of the last fit or partial_fit.
     t_ : int
-        Samples seen.
+        Samples seen by the stochastic solvers since the first fit.
     coefs_ : list of ndarray, ``coefs_[i]`` of shape (n_in, n_out)
-        Transposed views of pynn's kernels.
+        Transposed views of pynn's kernels (assignable).
     intercepts_ : list of ndarray, ``intercepts_[i]`` of shape (n_out,)
     n_features_in_ : int
     n_outputs_ : int
@@ -711,6 +729,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         -------
         self
         """
+        state = dict(self.__dict__)
         if getattr(self, "classes_", None) is None:
             if classes is None:
                 raise ValueError("classes must be passed on the first call to partial_fit.")
@@ -723,7 +742,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         elif classes is not None and not np.array_equal(self.classes_, unique_labels(classes)):
             raise ValueError(f"`classes={classes!r}` is not the same as on last call to "
                              f"partial_fit, was: {self.classes_!r}")
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, incremental=True, state=state)
 
     def predict(self, X):
         """Predicted class of each sample.
@@ -780,13 +799,15 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     Parameters
     ----------
-    The same as :class:`MLPClassifier`'s; early stopping scores the
-    held-out fraction (not stratified) by R^2.
+    loss : "squared_error", default "squared_error"
+    others
+        The same as :class:`MLPClassifier`'s; early stopping scores the
+        held-out fraction (not stratified) by R^2.
 
     Attributes
     ----------
-    loss_curve_ : list of float, one per epoch
-    best_loss_, validation_scores_, best_validation_score_, n_iter_, t_
+    loss_, loss_curve_, best_loss_, validation_scores_, best_validation_score_,
+    n_iter_, t_
         As in :class:`MLPClassifier`.
     coefs_ : list of ndarray, ``coefs_[i]`` of shape (n_in, n_out)
         Transposed views of pynn's kernels.

@@ -312,3 +312,18 @@ def test_dtype_parameter_overrides_x(data):
                         warm_start=True).fit(x.astype(np.float32), target)
     warm.fit(x, target)
     assert warm.coefs_[0].dtype == np.float32
+
+
+def test_a_refused_fit_changes_nothing(data):
+    x, labels, _ = data
+    clf = MLPClassifier(hidden_layer_sizes=(5,), max_iter=3, random_state=0).fit(x, labels)
+    before = clf.predict_proba(x)
+    clf.set_params(early_stopping=True)
+    with pytest.raises(ValueError, match="number of classes"):
+        clf.fit(x[:10], labels[:10] > 0)  # other classes, refused at the split
+    np.testing.assert_array_equal(clf.classes_, [0, 1, 2])
+    np.testing.assert_array_equal(clf.predict_proba(x), before)
+    fresh = MLPClassifier()
+    with pytest.raises(ValueError):
+        fresh.partial_fit(x[:, :0], labels, classes=[0, 1, 2])
+    assert not hasattr(fresh, "classes_")
