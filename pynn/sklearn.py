@@ -396,8 +396,10 @@ class _BaseMLP(BaseEstimator):
         network gives the loss and gradient at each point SciPy asks for.
         """
         model = self.model_
-        # the gradients of the loss alone: the L2 term is added here, once
+        # the gradients of the loss alone: the L2 term is added here, once;
+        # a later partial_fit starts a new stochastic optimizer
         model.compile(loss=model.loss, optimizer=SGD())
+        self.__dict__.pop("_current_lr", None)
         n_samples = X.shape[0]
         loss_scale, grad_scale = self._loss_scale(), self._grad_scale()
         shapes = [(layer.W.shape, layer.b.shape) for layer in model.layers]
@@ -417,7 +419,8 @@ class _BaseMLP(BaseEstimator):
             try:
                 loss, grads = model.gradients(X, targets)
             except DivergenceError:
-                # SciPy's line search steps back from an infinite value
+                # SciPy's line search steps back from an infinite value; at
+                # the start L-BFGS-B stops there, as scikit-learn's does on NaN
                 return np.inf, np.zeros_like(w)
             grad = np.concatenate([g.ravel() for g in grads]).astype(np.float64)
             kernels = np.where(is_kernel, w, 0.0)
@@ -434,7 +437,8 @@ class _BaseMLP(BaseEstimator):
             raise SolverDivergenceError(_NONFINITE_MESSAGE)
         unpack(result.x)
         self.n_iter_ = _lbfgs_n_iter(result, self.max_iter)
-        self.loss_ = float(result.fun)
+        # scikit-learn's loss is NaN where pynn's network reports overflow
+        self.loss_ = float(result.fun) if np.isfinite(result.fun) else np.nan
 
     def _fit_stochastic(self, X, targets, X_val, y_val, incremental):
         model = self.model_

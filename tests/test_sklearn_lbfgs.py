@@ -122,3 +122,22 @@ def test_lbfgs_attributes_as_sklearn(data):
     for est in es:
         est.fit(x, cases["regression"])
     np.testing.assert_allclose(es[0].loss_, es[1].loss_, rtol=1e-6)
+
+
+def test_lbfgs_overflow_at_the_start_stops_as_sklearn(data):
+    # every loss overflows: L-BFGS-B stops at the start on both sides, with
+    # the initial weights (finite, so no error) and a NaN loss
+    x, cases = data
+    huge = x * 1e200
+    pair = _pair("regression", solver="lbfgs", hidden_layer_sizes=(4,), random_state=0,
+                 max_iter=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for est in pair:
+            est.fit(huge, cases["regression"])
+    ours, theirs = pair
+    assert np.isnan(ours.loss_) and np.isnan(theirs.loss_)
+    assert ours.n_iter_ == theirs.n_iter_ == 0
+    for mine, other in zip(ours.coefs_, theirs.coefs_):
+        np.testing.assert_allclose(mine, other, rtol=1e-12)
