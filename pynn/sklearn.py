@@ -370,17 +370,20 @@ class _BaseMLP(BaseEstimator):
             self.n_iter_ = 0
             self.t_ = 0
             self._best_params = self.model_.params.copy()
-            if self.solver != "lbfgs":
+        if self.solver != "lbfgs":
+            # scikit-learn starts these records on the first fit only; pynn
+            # also when a warm start comes from lbfgs or turns early stopping
+            # on or off (where scikit-learn fails on the missing records)
+            if first_pass or not hasattr(self, "loss_curve_"):
                 self.loss_curve_ = []
                 self._no_improvement_count = 0
-                if self.early_stopping:
-                    self.validation_scores_ = []
-                    self.best_validation_score_ = -np.inf
-                    self.best_loss_ = None
-                else:
-                    self.best_loss_ = np.inf
-                    self.validation_scores_ = None
-                    self.best_validation_score_ = None
+                self.best_loss_ = np.inf
+                self.validation_scores_ = self.best_validation_score_ = None
+            if early_stopping and self.validation_scores_ is None:
+                self.validation_scores_, self.best_validation_score_ = [], -np.inf
+                self.best_loss_ = None
+            elif not early_stopping and self.best_loss_ is None:
+                self.best_loss_ = np.inf
         if self.solver == "lbfgs":
             return lambda: self._fit_lbfgs(X, targets)
         if early_stopping:

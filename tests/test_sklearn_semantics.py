@@ -327,3 +327,18 @@ def test_a_refused_fit_changes_nothing(data):
     with pytest.raises(ValueError):
         fresh.partial_fit(x[:, :0], labels, classes=[0, 1, 2])
     assert not hasattr(fresh, "classes_")
+
+
+def test_warm_start_across_solvers_and_early_stopping(data):
+    # where scikit-learn fails on records the previous fit did not keep,
+    # pynn starts them: lbfgs -> adam, adam -> adam with early stopping -> adam
+    x, _, target = data
+    reg = MLPRegressor(solver="lbfgs", hidden_layer_sizes=(5,), max_iter=5, random_state=0,
+                       warm_start=True).fit(x, target)
+    assert not hasattr(reg, "loss_curve_")
+    reg.set_params(solver="adam").fit(x, target)
+    assert len(reg.loss_curve_) == 5 and reg.best_loss_ == min(reg.loss_curve_)
+    reg.set_params(early_stopping=True).fit(x, target)
+    assert reg.best_loss_ is None and len(reg.validation_scores_) == 5
+    reg.set_params(early_stopping=False).fit(x, target)
+    assert len(reg.loss_curve_) == 15 and reg.best_loss_ == min(reg.loss_curve_[-5:])
