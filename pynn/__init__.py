@@ -9,8 +9,9 @@ except ImportError as exc:  # pragma: no cover - depends on how pynn was install
     ) from exc
 from ._version import __version__
 from . import activations, callbacks, initializers, losses, metrics, optimizers, schedules
-from .callbacks import (Callback, EarlyStopping, History, LambdaCallback, ModelCheckpoint,
-                        ReduceLROnPlateau)
+from .callbacks import (CSVLogger, Callback, EarlyStopping, History, LambdaCallback,
+                        LearningRateScheduler, ModelCheckpoint, ReduceLROnPlateau,
+                        TerminateOnNaN)
 from .errors import DivergenceError
 from .gradcheck import check_gradients
 from .io import load
@@ -19,13 +20,15 @@ from .losses import (BinaryCrossentropy, CategoricalCrossentropy, MeanSquaredErr
                      SparseCategoricalCrossentropy)
 from .model import Sequential
 from .optimizers import SGD, Adam
-from .schedules import ExponentialDecay, InverseScaling, StepDecay
+from .metrics import AUC, Precision, Recall
+from .schedules import CosineDecay, ExponentialDecay, InverseScaling, LinearWarmup, StepDecay
 
 __all__ = [
-    "Adam", "BinaryCrossentropy", "Callback", "CategoricalCrossentropy", "Dense",
-    "DivergenceError", "EarlyStopping", "ExponentialDecay", "History", "InverseScaling",
-    "LambdaCallback", "MeanSquaredError", "ModelCheckpoint", "ReduceLROnPlateau", "SGD",
-    "Sequential", "SparseCategoricalCrossentropy", "StepDecay", "activations", "callbacks",
-    "check_gradients", "initializers", "load", "losses", "metrics", "optimizers",
-    "schedules",
+    "AUC", "Adam", "BinaryCrossentropy", "CSVLogger", "Callback", "CategoricalCrossentropy",
+    "CosineDecay", "Dense", "DivergenceError", "EarlyStopping", "ExponentialDecay", "History",
+    "InverseScaling", "LambdaCallback", "LearningRateScheduler", "LinearWarmup",
+    "MeanSquaredError", "ModelCheckpoint", "Precision", "Recall", "ReduceLROnPlateau", "SGD",
+    "Sequential", "SparseCategoricalCrossentropy", "StepDecay", "TerminateOnNaN",
+    "activations", "callbacks", "check_gradients", "initializers", "load", "losses",
+    "metrics", "optimizers", "schedules",
 ]

@@ -27,6 +27,8 @@ by setting ``self.model.stop_training = True``) and fit's settings through
 """
 from __future__ import annotations
 
+import csv
+import inspect
 import math
 import os
 import sys
@@ -393,6 +395,141 @@ class ModelCheckpoint(_Monitor):
             raise ValueError(f"ModelCheckpoint path {self.path!r} cannot be filled from "
                              f"epoch and the logs {sorted(logs)}: {exc!r}") from None
         self.model.save(path, include_optimizer=self.include_optimizer)
+
+
+# ------------------------------------------------- Keras's epoch callbacks
+
+
+class LearningRateScheduler(Callback):
+    """Set the optimizer's learning rate before each epoch, as Keras's.
+
+    Parameters
+    ----------
+    schedule : callable ``schedule(epoch, learning_rate) -> float``
+        ``epoch`` counted from 0, ``learning_rate`` the rate in force; a
+        function of the epoch alone, ``schedule(epoch)``, works too.  Must
+        return a finite number > 0.
+    verbose : int
+        > 0 prints the rate each epoch sets.
+
+    Needs a constant learning rate (a schedule of steps already decides the
+    rate).  The rate set stays the optimizer's after training.
+    """
+
+    def __init__(self, schedule: Callable[..., float], verbose: int = 0) -> None:
+        super().__init__()
+        if not callable(schedule):
+            raise TypeError(f"schedule must be callable, got {schedule!r}")
+        self.schedule = schedule
+        self.verbose = check_nonneg_int(verbose, "verbose")
+        try:
+            inspect.signature(schedule).bind(0, 0.1)
+            self._takes_rate = True
+        except TypeError:
+            self._takes_rate = False
+        except ValueError:              # no signature to read (some builtins)
+            self._takes_rate = True
+
+    def on_train_begin(self, logs=None):
+        if callable(self.model.optimizer.learning_rate):
+            raise TypeError("LearningRateScheduler needs a constant learning rate, but the "
+                            f"optimizer's is a schedule: {self.model.optimizer.learning_rate!r}")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        opt = self.model.optimizer
+        value = (self.schedule(epoch, opt.learning_rate) if self._takes_rate
+                 else self.schedule(epoch))
+        try:
+            rate = check_real(value, "learning_rate", low=0, low_open=True)
+        except (TypeError, ValueError):
+            raise ValueError(f"the schedule {self.schedule!r} returned {value!r} for epoch "
+                             f"{epoch}; it must return a finite number > 0") from None
+        opt.learning_rate = rate
+        if self.verbose > 0:
+            print(f"\nEpoch {epoch + 1}: LearningRateScheduler setting learning rate to "
+                  f"{rate}.")
+
+
+class CSVLogger(Callback):
+    """Write each epoch's logs as a row of a CSV file, as Keras's.
+
+    The first row names the columns: ``epoch`` (from 0), then the logged
+    values in alphabetical order; a value missing from an epoch's logs is
+    written ``NA``.  The file is written and flushed at the end of each
+    epoch, so it holds every completed epoch even if training fails.
+
+    Parameters
+    ----------
+    filename : str or path-like
+    separator : str
+        One character between values.
+    append : bool
+        Append to an existing file (without writing the header again if it
+        is not empty) instead of overwriting it.
+    """
+
+    def __init__(self, filename: str | os.PathLike[str], separator: str = ",",
+                 append: bool = False) -> None:
+        super().__init__()
+        if not isinstance(filename, (str, bytes, os.PathLike)):
+            raise TypeError(f"filename must be a str or path-like, got {filename!r:.80}")
+        if not isinstance(separator, str) or len(separator) != 1:
+            raise ValueError(f"separator must be one character, got {separator!r}")
+        if not isinstance(append, (bool, np.bool_)):
+            raise TypeError(f"append must be True or False, got {append!r}")
+        self.filename = os.fsdecode(filename)
+        self.sep = separator
+        self.append = bool(append)
+        self.keys = None
+        self._write_header = True
+
+    def on_train_begin(self, logs=None):
+        self.keys = None
+        self._write_header = not (self.append and os.path.isfile(self.filename)
+                                  and os.path.getsize(self.filename) > 0)
+        if not self.append:
+            open(self.filename, "w").close()       # fail now, not after an epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.keys is None:
+            self.keys = sorted(logs)
+        with open(self.filename, "a", newline="") as f:
+            writer = csv.writer(f, delimiter=self.sep, lineterminator="\n")
+            if self._write_header:
+                writer.writerow(["epoch"] + self.keys)
+                self._write_header = False
+            writer.writerow([epoch] + [_csv_value(logs.get(key, "NA")) for key in self.keys])
+
+
+def _csv_value(value):
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return "[" + ", ".join(str(v) for v in np.ravel(value)) + "]"
+    return value
+
+
+class TerminateOnNaN(Callback):
+    """Stop training when a logged loss is NaN or infinite, as Keras's.
+
+    pynn never applies a step whose loss or gradient is not finite: at such
+    a batch ``fit`` raises DivergenceError, or stops with a warning when
+    ``on_divergence="stop"`` (what ``pynn.keras``'s fit passes when this
+    callback is among its callbacks, so that a Keras script stops as it
+    would under Keras).  This callback checks what reaches the epoch's
+    logs, "loss" and "val_loss", and stops training after an epoch where
+    either is not finite.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        for key in ("loss", "val_loss"):
+            value = logs.get(key)
+            if value is not None and not math.isfinite(value):
+                print(f"Epoch {epoch + 1}: invalid {key} {value!r}, terminating training")
+                self.model.stop_training = True
+                return
 
 
 # ------------------------------------------------------------ progress bar

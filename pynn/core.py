@@ -24,9 +24,10 @@ import numpy.typing as npt
 
 from . import _dense, _threads, initializers, losses, optimizers
 from . import metrics as metrics_module
-from ._validation import as_dtype, as_float_array, check_finite, check_positive_int
+from ._validation import (as_dtype, as_float_array, check_finite, check_n_threads,
+                          check_positive_int)
 from .errors import DivergenceError
-from .layers import Dense
+from .layers import Dense, check_memory
 from .summary import summary_table
 
 _PREDICT_CHUNK = 4096
@@ -75,9 +76,7 @@ class Model:
     def __init__(self, layers: Sequence[Dense] | None = None, dtype: npt.DTypeLike = "float32",
                  seed: int | None = None, n_threads: int | None = None) -> None:
         self.dtype = as_dtype(dtype)
-        # high: the kernels hand it to the BLAS as a C int
-        self.n_threads = check_positive_int(n_threads, "n_threads", allow_none=True,
-                                            high=2**31 - 1)
+        self.n_threads = check_n_threads(n_threads)
         self.seed = seed
         self._lock = threading.RLock()
         self._generator = initializers.make_generator(seed)
@@ -151,21 +150,19 @@ class Model:
     def optimizer(self) -> optimizers.Optimizer | None:
         """The optimizer fit and train_on_batch update with.
 
-        Assigning one takes the same checks as ``compile`` (one model per
-        optimizer) and waits until a running fit or step is over.
+        Assigning one waits until a running fit or step is over; the next
+        step (or save) takes it over, refusing one that trains another model.
         """
         return self._optimizer
 
     @optimizer.setter
     def optimizer(self, optimizer: optimizers.Optimizer | None) -> None:
-        if optimizer is not None:
-            if not isinstance(optimizer, optimizers.Optimizer):
-                raise TypeError(f"optimizer must be a pynn Optimizer, got {optimizer!r}")
-            self._check_owner(optimizer)
+        if optimizer is not None and not isinstance(optimizer, optimizers.Optimizer):
+            raise TypeError(f"optimizer must be a pynn Optimizer, got {optimizer!r}")
+        # taken over (and refused if another model owns it) at the next step
+        # or save, under the lock as now
         with self._lock:
             self._optimizer = optimizer
-            if optimizer is not None and self.built:
-                self._hand_over_optimizer()
 
     @property
     def n_kernel_params(self) -> int:
@@ -230,6 +227,7 @@ class Model:
         sizes = [input_dim] + [layer.units for layer in self.layers]
         n_weights = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
         n_params = n_weights + sum(sizes[1:])
+        check_memory(self.layers, sizes, self.dtype)
         self.params = np.zeros(n_params, dtype=self.dtype)
         self.grads = np.zeros(n_params, dtype=self.dtype)
         self._n_kernel_params = n_weights
@@ -281,6 +279,7 @@ class Model:
         self._check_owner(opt)
         metrics = metrics_module.get_list(metrics, loss,
                                           self.output_dim if self.layers else None)
+        opt.check_dtype(self.dtype)
         # nothing changes until every argument has been accepted, nor while
         # a compiled call uses the buffers this may free
         with self._lock:
@@ -301,8 +300,8 @@ class Model:
         # Hand the loss and the optimizer (state buffer, settings) to the
         # compiled network; called when either changes and before training.
         opt = self._optimizer
-        opt.build(self.params.shape[0], self.dtype)
         opt.owner = weakref.ref(self)
+        opt.build(self.params.shape[0], self.dtype)
         self._prepared = (opt, opt.state)
         self._net.set_loss(self._loss_code, self.fused,
                            self.loss.target_width(self.output_dim))

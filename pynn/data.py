@@ -16,7 +16,7 @@ does with every form.
 """
 import numpy as np
 
-from ._validation import check_positive_int
+from ._validation import check_finite, check_positive_int
 
 
 class Batches:
@@ -160,6 +160,10 @@ def prepare(model, x, y, steps_per_epoch, validation_split):
         if x.shape[1] != model.input_dim:
             raise ValueError(f"x has {x.shape[1]} features, the model expects "
                              f"{model.input_dim}")
+        # Checked whole before training, in row chunks: a NaN, or a value
+        # the model's dtype cannot hold, found at batch k would come after
+        # k updates (the batches are converted one at a time)
+        check_finite(x, "x", dtype=model.dtype)
         # targets are n_outputs wide: converting them whole costs little
         y = model.loss.prepare_targets(y, model.output_dim, model.dtype, "y")
         if y.shape[0] != x.shape[0]:

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import json
 import os
-import re
+import stat
 import tempfile
+import tokenize
 import zipfile
 import zlib
 from collections.abc import Mapping
@@ -95,7 +96,13 @@ def from_arrays(arrays: Mapping[str, np.ndarray]) -> Sequential:
     ValueError
         When the arrays do not describe a pynn model of a supported format.
     """
+    if not isinstance(arrays, Mapping):
+        raise TypeError(f"arrays must be a mapping of names to numpy arrays, got "
+                        f"{type(arrays).__name__}")
     try:
+        for name, value in arrays.items():
+            _require(isinstance(value, np.ndarray),
+                     f"its entry {name!r} is a {type(value).__name__}, not a numpy array")
         return _build(_parse_config(arrays), arrays)
     except _Invalid as exc:
         raise ValueError(f"cannot rebuild a pynn model from these arrays: {exc}") from None
@@ -158,8 +165,7 @@ _MAX_EXPANSION = 50
 _MAX_SMALL_ENTRY = 1 << 20          # bytes any entry may expand to regardless
 _MAX_JSON_BYTES = 1 << 22           # config and generator state: ~100x pynn's
 _MAX_JSON_DEPTH = 32                # pynn's config nests 4 deep
-# a whole string literal (skipped: brackets in names do not nest), or a bracket
-_JSON_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+_SCAN_CHUNK = 1 << 16               # bytes per pass of the depth scan
 
 
 def _read_entry(zf, info):
@@ -171,6 +177,10 @@ def _read_entry(zf, info):
     """
     fmt = np.lib.format
     name = info.filename[:-4]
+    if info.compress_type == zipfile.ZIP_STORED:
+        _require(info.file_size == info.compress_size,
+                 f"its stored entry {name!r} declares {info.file_size} bytes but "
+                 f"occupies {info.compress_size}")
     limit = max(_MAX_SMALL_ENTRY, _MAX_EXPANSION * info.compress_size)
     _require(info.file_size <= limit,
              f"its entry {name!r} declares {info.file_size} bytes from "
@@ -180,7 +190,13 @@ def _read_entry(zf, info):
         reader = {(1, 0): fmt.read_array_header_1_0,
                   (2, 0): fmt.read_array_header_2_0}.get(version)
         _require(reader is not None, f"its entry {name!r} has .npy version {version}")
-        shape, fortran, dtype = reader(f)
+        try:
+            shape, fortran, dtype = reader(f)
+        except (ValueError, SyntaxError, TypeError, tokenize.TokenError) as exc:
+            # NumPy's header parser tokenizes the header as Python: an
+            # unclosed bracket is a TokenError, not a ValueError
+            raise _Invalid(f"its entry {name!r} has a malformed .npy header "
+                           f"({type(exc).__name__}: {str(exc)[:200]})") from None
         _require(not dtype.hasobject and dtype.kind in "biuf",
                  f"its entry {name!r} has dtype {dtype} (pynn never unpickles)")
         count = 1
@@ -199,12 +215,34 @@ def _read(path):
     """The arrays of a pynn file, fully read into memory (or _Invalid).
 
     Read with zipfile and NumPy's header parser rather than np.load, so
-    that every size is checked before memory is allocated for it.
+    that every size is checked before memory is allocated for it: each
+    entry must lie inside the file's real size, as the file system reports
+    it, whatever the archive's directory claims.
     """
     path = os.fspath(path)
+    # O_NONBLOCK: opening a FIFO must not wait for a writer before it is
+    # refused (it changes nothing for a regular file)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     try:
-        with zipfile.ZipFile(path) as zf:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(f"{path!r} is a directory")
+        _require(stat.S_ISREG(mode), "it is not a regular file (a device, a FIFO "
+                                     "or a socket has no size to bound the read by)")
+        file = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    try:
+        with file, zipfile.ZipFile(file) as zf:
+            size = os.fstat(file.fileno()).st_size
             infos = zf.infolist()
+            for info in infos:
+                _require(0 <= info.header_offset and
+                         info.header_offset + info.compress_size <= size,
+                         f"its entry {info.filename!r:.80} claims {info.compress_size} "
+                         f"bytes at offset {info.header_offset}, past the end of "
+                         f"the file ({size} bytes)")
             names = [info.filename for info in infos]
             for entry in names:
                 _require(entry.endswith(".npy") and entry[:-4] in _ENTRIES,
@@ -216,7 +254,8 @@ def _read(path):
     except _Invalid:
         raise
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError,
-            RuntimeError, NotImplementedError, SyntaxError, OverflowError) as exc:
+            RuntimeError, NotImplementedError, SyntaxError, OverflowError,
+            tokenize.TokenError) as exc:
         # RuntimeError: an encrypted entry; NotImplementedError: an unknown
         # compression; SyntaxError/ValueError: a malformed .npy header
         raise _Invalid(f"it is not a readable .npz archive ({type(exc).__name__}: "
@@ -228,23 +267,39 @@ def _json(raw, what):
     _require(raw.dtype == np.uint8 and raw.ndim == 1, f"its {what} entry is not JSON bytes")
     _require(raw.shape[0] <= _MAX_JSON_BYTES, f"its {what} is {raw.shape[0]} bytes of JSON")
     text = raw.tobytes()
-    # Depth bound before parsing: json recurses per level, and a deep
-    # enough nest raises RecursionError, or with a raised recursion limit
-    # overflows the C stack.  Brackets inside strings do not count.
-    depth = 0
-    for token in _JSON_TOKENS.finditer(text):     # one match at a time: O(1) memory
-        char = token.group()[:1]
-        if char in (b"[", b"{"):
-            depth += 1
-            _require(depth <= _MAX_JSON_DEPTH,
-                     f"its {what} nests more than {_MAX_JSON_DEPTH} levels deep")
-        elif char in (b"]", b"}"):
-            depth -= 1
+    _require(_json_depth(text) <= _MAX_JSON_DEPTH,
+             f"its {what} nests more than {_MAX_JSON_DEPTH} levels deep")
     try:
         return json.loads(text.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         # ValueError also covers integers longer than Python's digit limit
         raise _Invalid(f"its {what} is not valid JSON ({str(exc)[:200]})") from None
+
+
+def _json_depth(text):
+    """The deepest nesting of brackets outside strings in JSON ``text``, in
+    linear time and bounded memory (or _Invalid when they do not balance).
+
+    Checked before parsing: json recurses per level, and a deep enough nest
+    raises RecursionError, or with a raised recursion limit overflows the C
+    stack.  Escapes go first (an escaped backslash, then an escaped quote:
+    the left-to-right pairing JSON gives them); every quote left then opens
+    or closes a string, so the parity of the quotes before a bracket says
+    whether it is inside one.  No scan restarts, whatever the quotes.
+    """
+    data = np.frombuffer(text.replace(b"\\\\", b"").replace(b'\\"', b""), np.uint8)
+    quotes = depth = deepest = 0
+    for start in range(0, data.shape[0], _SCAN_CHUNK):
+        chunk = data[start:start + _SCAN_CHUNK]
+        outside = (np.cumsum(chunk == ord('"'), dtype=np.int64) + quotes) % 2 == 0
+        opens = (chunk == ord("[")) | (chunk == ord("{"))
+        closes = (chunk == ord("]")) | (chunk == ord("}"))
+        levels = np.cumsum((opens.astype(np.int64) - closes) * outside) + depth
+        _require(levels.min() >= 0, "its JSON closes a bracket it never opened")
+        deepest = max(deepest, int(levels.max()))
+        quotes += int(np.count_nonzero(chunk == ord('"')))
+        depth = int(levels[-1])
+    return deepest
 
 
 def _parse_config(arrays):
@@ -281,6 +336,8 @@ def _build(config, arrays):
         metrics = config.get("metrics", [])    # absent from older files
         _require(isinstance(metrics, list) and all(isinstance(m, str) for m in metrics),
                  f"its metrics {metrics!r:.80} are not a list of names")
+        _require(config.get("loss") is None or config.get("optimizer") is not None,
+                 "its config names a loss but no optimizer")
         # built once from the whole config, however many layers
         model = _registry.model_class(FORMAT_NAME).from_config(config)
     except _Invalid:

@@ -6,11 +6,55 @@ buffer, and ``dW``/``db`` views into the gradient buffer of the same layout.
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import numpy.typing as npt
 
 from . import _dense, activations, initializers
-from ._validation import as_float_array, check_positive_int
+from ._validation import as_float_array, check_finite, check_name, check_positive_int
+
+
+def _physical_memory():
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _format_bytes(n):
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
+        n /= 1024
+
+
+def check_memory(layers, sizes, dtype, buffers=2):
+    """Refuse a model whose flat buffers could not fit in this machine's memory.
+
+    ``sizes`` are the input size then each layer's units; the model holds
+    ``buffers`` arrays of its parameters (the parameters, their gradients).
+    Checked against the physical memory before anything is allocated, so
+    that the error says which layer asks for how much, where NumPy would
+    say only that an allocation failed (or the system would end the
+    process on first touching lazily allocated pages).
+    """
+    physical = _physical_memory()
+    if physical is None:
+        return
+    itemsize = np.dtype(dtype).itemsize
+    per_layer = [(n_in * n_out + n_out) * itemsize * buffers
+                 for n_in, n_out in zip(sizes[:-1], sizes[1:])]
+    total = sum(per_layer)
+    if total > physical:
+        i = int(np.argmax(per_layer))
+        name = layers[i].name or f"number {i}"
+        raise MemoryError(
+            f"layer {name} (Dense({sizes[i + 1]}) on {sizes[i]} inputs, "
+            f"{sizes[i] * sizes[i + 1] + sizes[i + 1]} parameters) needs "
+            f"{_format_bytes(per_layer[i])} for its {np.dtype(dtype).name} weights and "
+            f"their gradients; the model needs {_format_bytes(total)} in all, more than "
+            f"this machine's {_format_bytes(physical)} of memory")
 
 
 class Dense:
@@ -29,6 +73,8 @@ class Dense:
         How W and b are drawn (defaults glorot_uniform and zeros, as Keras;
         he_* suits relu layers better).
     name : str, optional
+        Up to 256 printable characters; None gives the layer a numbered
+        name in the model (``dense``, ``dense_1``, ...).
     """
 
     def __init__(self, units: int, activation: str | None = None, input_dim: int | None = None,
@@ -40,8 +86,41 @@ class Dense:
         self.input_dim = check_positive_int(input_dim, "input_dim", allow_none=True)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
-        self.name = name
-        self.W = self.b = self.dW = self.db = None
+        self.name = check_name(name)
+        self._W = self._b = self.dW = self.db = None
+
+    @property
+    def W(self) -> np.ndarray | None:
+        """The kernel (units, input_dim): a view into the model's parameters.
+
+        Assigning copies the values into that view (the model trains and
+        predicts with them); an array of another shape, or holding NaN or
+        infinite values, is refused and changes nothing.
+        """
+        return self._W
+
+    @W.setter
+    def W(self, value):
+        self._assign(self._W, value, "W")
+
+    @property
+    def b(self) -> np.ndarray | None:
+        """The bias (units,): a view into the model's parameters; assigned as W."""
+        return self._b
+
+    @b.setter
+    def b(self, value):
+        self._assign(self._b, value, "b")
+
+    def _assign(self, live, value, part):
+        if live is None:
+            raise RuntimeError(f"layer is not built: cannot assign {part} before it "
+                               f"is added to a built model (use set_weights after)")
+        arr = as_float_array(value, live.dtype.type, part)
+        if arr.shape != live.shape:
+            raise ValueError(f"{part} must have shape {live.shape}, got {arr.shape}")
+        check_finite(arr, part)
+        live[...] = arr
 
     @property
     def activation_code(self):
@@ -62,8 +141,10 @@ class Dense:
         ``params[b_offset:]``, the gradients at the same places of ``grads``."""
         self.input_dim = input_dim
         w_end = w_offset + self.units * input_dim
-        self.W = params[w_offset:w_end].reshape(self.units, input_dim)
-        self.b = params[b_offset:b_offset + self.units]
+        # written to __dict__ directly: W and b are properties whose setters
+        # copy into these views, and a subclass may guard its attributes
+        vars(self).update(_W=params[w_offset:w_end].reshape(self.units, input_dim),
+                          _b=params[b_offset:b_offset + self.units])
         self.dW = grads[w_offset:w_end].reshape(self.units, input_dim)
         self.db = grads[b_offset:b_offset + self.units]
 

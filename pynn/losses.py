@@ -241,7 +241,8 @@ class SparseCategoricalCrossentropy(_CrossEntropy):
     from logits ``logsumexp(x) - x_label``.  Targets are integer labels in
     [0, n_classes), as a 1-D array or an (n, 1) column, of any numeric type;
     they are stored as an (n, 1) array of the model's float type for the
-    kernel.
+    kernel.  float32 holds every integer up to 2**24 exactly: a float32
+    model of more classes than that refuses a label it would round.
 
     Parameters
     ----------
@@ -272,7 +273,18 @@ class SparseCategoricalCrossentropy(_CrossEntropy):
         _refuse_first(labels, (labels < 0) | (labels >= n_outputs), lambda value, idx: (
             f"{argname} holds label {value:g} at index {idx}: labels must lie "
             f"in [0, {n_outputs}) for {n_outputs} classes"))
-        return np.ascontiguousarray(labels.reshape(-1, 1), dtype=dtype)
+        out = np.ascontiguousarray(labels.reshape(-1, 1), dtype=dtype)
+        # The kernels read labels in the model's dtype: float32 holds every
+        # integer up to 2**24 exactly, not beyond (2**24 + 1 would become
+        # 2**24, and train the wrong class).  Only a model with more classes
+        # than that can meet such a label; it is refused rather than rounded.
+        exact = 2.0 ** (np.finfo(dtype).nmant + 1)
+        if n_outputs > exact:
+            _refuse_first(labels, out[:, 0] != labels, lambda value, idx: (
+                f"{argname} holds label {value:.0f} at index {idx}, which "
+                f"{np.dtype(dtype).name} cannot hold exactly (integers above "
+                f"{exact:.0f} are rounded): use a float64 model for so many classes"))
+        return out
 
 
 _CLASSES = {

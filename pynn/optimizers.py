@@ -18,22 +18,134 @@ SGD_CODE = 0
 ADAM_CODE = 1
 
 
-def _check_learning_rate(value):
+def _check_learning_rate(value, argname="learning_rate"):
     # A number, or a schedule called with the step count (Keras style).
     if callable(value) and not isinstance(value, (int, float, np.number)):
         return value
-    return check_real(value, "learning_rate", low=0, low_open=True)
+    return check_real(value, argname, low=0, low_open=True)
+
+
+def _check_bool(value, argname):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{argname} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _unit_interval(value, argname):
+    return check_real(value, argname, low=0, high=1, high_open=True)
+
+
+def _positive(value, argname):
+    return check_real(value, argname, low=0, low_open=True)
+
+
+def _nonnegative(value, argname):
+    return check_real(value, argname, low=0)
+
+
+class _Setting:
+    """An optimizer setting checked on every assignment, as in the constructor.
+
+    ``below_one`` marks a factor that must stay under 1 (a momentum, a
+    decay rate): in the model's dtype it must not round up to 1.  Once the
+    optimizer trains a model, a new value is also checked against the
+    model's dtype (``Optimizer.check_dtype``); a refused value changes nothing.
+    """
+
+    def __init__(self, check, below_one=False):
+        self.check, self.below_one = check, below_one
+
+    def __set_name__(self, owner, name):
+        self.name, self.slot = name, "_" + name
+
+    def __get__(self, obj, objtype=None):
+        return self if obj is None else getattr(obj, self.slot)
+
+    def __set__(self, obj, value):
+        value = self.check(value, self.name)
+        model = obj._owner() if obj._owner is not None else None
+        if model is not None:
+            obj._check_value(self, value, model.dtype)
+        setattr(obj, self.slot, value)
 
 
 class Optimizer:
     """Base class: ``code`` names the kernel, ``hyper()`` its settings."""
 
     code = None
+    learning_rate = _Setting(_check_learning_rate)
+    weight_decay = _Setting(_nonnegative)
 
     def __init__(self):
         self.state = None
         self.iterations = 0
-        self.owner = None           # weak reference to the model it trains
+        self._owner_ref = None
+
+    @property
+    def _owner(self):
+        """A weak reference to the model this optimizer trains, or None.
+
+        Its state (velocities, moments, step count) belongs to that one
+        model: assigning another live model is refused, whether by compile
+        or by ``model.optimizer = ...`` followed by training, before the
+        state is resized for the other model.
+        """
+        return getattr(self, "_owner_ref", None)
+
+    @_owner.setter
+    def _owner(self, ref):
+        current = self._owner() if self._owner is not None else None
+        new = ref() if ref is not None else None
+        if current is not None and new is not current:
+            raise ValueError(f"this optimizer ({self!r}) already trains another model; "
+                             f"give each model an optimizer of its own")
+        if new is not None:
+            self.check_dtype(new.dtype)
+        self._owner_ref = ref
+
+    @property
+    def owner(self):
+        """The public face of ``_owner``: the model sets it when it takes
+        this optimizer (a weak reference), with the same refusal."""
+        return self._owner
+
+    @owner.setter
+    def owner(self, ref):
+        self._owner = ref
+
+    def check_dtype(self, dtype) -> None:
+        """Refuse settings that ``dtype`` cannot hold as given.
+
+        The kernels compute in the model's dtype: a setting that rounds to
+        0 there (``Adam(epsilon=1e-50)`` in float32), overflows it
+        (``SGD(1e39)``) or, for a factor below 1, rounds to 1
+        (``momentum=1 - 1e-9`` in float32) would silently change the
+        update rule.  A schedule's rates are checked as they are computed.
+        """
+        for setting in type(self)._all_settings():
+            self._check_value(setting, getattr(self, setting.name), dtype)
+
+    @classmethod
+    def _all_settings(cls):
+        return [v for klass in reversed(cls.__mro__) for v in vars(klass).values()
+                if isinstance(v, _Setting)]
+
+    def _check_value(self, setting, value, dtype):
+        if isinstance(value, bool) or not isinstance(value, float):
+            return                        # a flag, or a schedule
+        dtype = np.dtype(dtype)
+        with np.errstate(over="ignore"):
+            held = float(dtype.type(value))
+        reason = None
+        if not np.isfinite(held):
+            reason = f"overflows {dtype.name} (largest {np.finfo(dtype).max:.4g})"
+        elif value != 0 and held == 0:
+            reason = f"rounds to 0 in {dtype.name} (smallest {np.finfo(dtype).smallest_subnormal:.4g})"
+        elif setting.below_one and held == 1:
+            reason = f"rounds to 1 in {dtype.name} (its spacing below 1 is {np.finfo(dtype).epsneg:.4g})"
+        if reason:
+            raise ValueError(f"{setting.name}={value!r} {reason}: give a value "
+                             f"{dtype.name} holds, or a float64 model")
 
     def state_size(self, n_params):
         return 0
@@ -61,17 +173,23 @@ class Optimizer:
         """The learning rate of update number ``step`` (0-based).
 
         A constant, or the schedule's value at ``step``; a schedule returning
-        anything but a finite number > 0 raises ValueError.
+        anything but a finite number > 0, or one the trained model's dtype
+        rounds to 0 or overflows, raises ValueError.
         """
         lr = self.learning_rate
         if not callable(lr):
             return lr
         value = lr(step)
+        model = self._owner() if self._owner is not None else None
         try:
-            return check_real(value, "learning_rate", low=0, low_open=True)
-        except (TypeError, ValueError):
+            value = check_real(value, "learning_rate", low=0, low_open=True)
+            if model is not None:
+                self._check_value(Optimizer.learning_rate, value, model.dtype)
+            return value
+        except (TypeError, ValueError) as exc:
             raise ValueError(f"the learning-rate schedule {lr!r} returned {value!r} at "
-                             f"step {step}; it must return a finite number > 0") from None
+                             f"step {step}; it must return a finite number > 0 that "
+                             f"the model's dtype holds ({exc})") from None
 
     def get_config(self) -> dict:
         """The settings, JSON-ready (a schedule as ``{"class_name", "config"}``)."""
@@ -118,15 +236,17 @@ class SGD(Optimizer):
     """
 
     code = SGD_CODE
+    momentum = _Setting(_unit_interval, below_one=True)
+    nesterov = _Setting(_check_bool)
 
     def __init__(self, learning_rate: float | Callable[[int], float] = 0.01,
                  momentum: float = 0.0, nesterov: bool = False,
                  weight_decay: float = 0.0) -> None:
         super().__init__()
-        self.learning_rate = _check_learning_rate(learning_rate)
-        self.momentum = check_real(momentum, "momentum", low=0, high=1, high_open=True)
-        self.nesterov = check_bool(nesterov, "nesterov")
-        self.weight_decay = check_real(weight_decay, "weight_decay", low=0)
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.weight_decay = weight_decay
 
     def state_size(self, n_params):
         return n_params if self.momentum != 0 else 0
@@ -165,16 +285,19 @@ class Adam(Optimizer):
     """
 
     code = ADAM_CODE
+    beta_1 = _Setting(_unit_interval, below_one=True)
+    beta_2 = _Setting(_unit_interval, below_one=True)
+    epsilon = _Setting(_positive)
 
     def __init__(self, learning_rate: float | Callable[[int], float] = 0.001,
                  beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7,
                  weight_decay: float = 0.0) -> None:
         super().__init__()
-        self.learning_rate = _check_learning_rate(learning_rate)
-        self.beta_1 = check_real(beta_1, "beta_1", low=0, high=1, high_open=True)
-        self.beta_2 = check_real(beta_2, "beta_2", low=0, high=1, high_open=True)
-        self.epsilon = check_real(epsilon, "epsilon", low=0, low_open=True)
-        self.weight_decay = check_real(weight_decay, "weight_decay", low=0)
+        self.learning_rate = learning_rate
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.weight_decay = weight_decay
 
     def state_size(self, n_params):
         return 2 * n_params              # m, then v

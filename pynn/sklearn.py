@@ -1,19 +1,26 @@
 """scikit-learn estimators over pynn: ``MLPClassifier`` and ``MLPRegressor``.
 
-They take scikit-learn's parameter names where they mean the same thing as
-in ``sklearn.neural_network``, so they drop into a Pipeline, GridSearchCV or
-cross_val_score, can be cloned, and pickle (as their weights and settings,
-never as compiled objects).  The network underneath is a
+They take scikit-learn's parameters and follow the semantics of
+``sklearn.neural_network`` (attributes, warm starts, partial_fit, early
+stopping, warnings and error texts), so they drop into a Pipeline,
+GridSearchCV or cross_val_score, can be cloned, and pickle (as their weights
+and settings, never as compiled objects).  The network underneath is a
 :class:`pynn.Sequential`, kept as the fitted attribute ``model_``.
 
 This module needs scikit-learn (``pip install "pynn[sklearn]"``); ``import
 pynn`` never imports it.
 
-Where they differ from scikit-learn's estimators
-------------------------------------------------
+Where they differ from scikit-learn's estimators (the README's table goes
+through every parameter and attribute)
+-----------------------------------------------------------------------
 - ``coefs_[i]`` has scikit-learn's shape (n_in, n_out): it is the transposed
   VIEW ``model_.layers[i].W.T`` of pynn's kernel (n_out, n_in), so writing
-  into it changes the model; ``intercepts_[i]`` is the bias itself.
+  into it changes the model; assigning ``coefs_`` / ``intercepts_`` copies
+  checked arrays into the network.
+- The initial weights are drawn from ``random_state`` exactly as scikit-learn
+  draws them, and so is the early-stopping split; the shuffling order comes
+  from pynn's generator (seeded from ``random_state``), so stochastic runs
+  agree with scikit-learn's in distribution, not bit for bit.
 - ``alpha`` is scikit-learn's L2 term ``0.5 * alpha * ||W||^2 / batch_size``
   added to each batch's mean loss; it becomes pynn's ``weight_decay =
   alpha / batch_size`` (kernels only, as in scikit-learn).  scikit-learn
@@ -26,30 +33,35 @@ Where they differ from scikit-learn's estimators
   ratio, so that the steps are scikit-learn's (Adam is otherwise invariant
   to the scale of the loss); ``loss_curve_`` reports scikit-learn's values.
 - Adam is Kingma & Ba's Algorithm 1 (epsilon added to the bias-corrected
-  root); scikit-learn adds it before the correction.  The weights start from
-  pynn's generator, drawn as scikit-learn draws them (Glorot uniform with
-  its factor for logistic layers, biases uniform in the same range), so
-  results agree with scikit-learn's in distribution, not bit for bit.
-- ``loss_curve_`` holds, per epoch, the mean of the batch losses (each taken
-  before its update) plus the L2 term at the end of the epoch.
-- ``dtype`` (default float64) is pynn's storage type; inputs are converted.
-- Only the "sgd" and "adam" solvers (scikit-learn's "lbfgs" is not here).
+  root); scikit-learn adds it before the correction.
+- "lbfgs" minimises scikit-learn's objective (its losses and L2 term, over
+  the full batch) with SciPy's L-BFGS-B, pynn's compiled network giving the
+  loss and the gradient at each point.
+- A step whose loss or gradient is not finite is never applied: where
+  scikit-learn's weights become NaN, pynn's stay those of the last finite
+  step.  The error raised, ``pynn.errors.SolverDivergenceError``, is both
+  the ValueError scikit-learn raises and pynn's DivergenceError.
+- ``dtype`` (default None: X's dtype, float32 or float64, as scikit-learn)
+  fixes pynn's storage type when given.
 """
 import numbers
 import warnings
 
 import numpy as np
+import scipy.optimize
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state
-from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
-from . import initializers, io
+from . import io
 from ._validation import as_dtype, check_positive_int, check_real
+from .errors import DivergenceError, SolverDivergenceError
 from .layers import Dense
 from .model import Sequential
 from .optimizers import SGD, Adam
@@ -63,11 +75,16 @@ except ImportError:  # pragma: no cover - older scikit-learn
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
 _ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "logistic": "sigmoid", "identity": "linear"}
-_SOLVERS = ("sgd", "adam")
+_SOLVERS = ("lbfgs", "sgd", "adam")
 _SCHEDULES = ("constant", "invscaling", "adaptive")
 # scikit-learn's adaptive schedule divides the rate by 5 on a plateau and
 # stops once it is this small
 _ADAPTIVE_MIN_LR = 1e-6
+# scikit-learn's texts, which users and tools match on
+_NONFINITE_MESSAGE = ("Solver produced non-finite parameter weights. The input data may"
+                      " contain large values and need to be preprocessed.")
+_SMALL_VALIDATION_MESSAGE = ("The validation set is too small. Increase "
+                             "'validation_fraction' or the size of your dataset.")
 
 
 def _check_bool(value, name):
@@ -76,8 +93,54 @@ def _check_bool(value, name):
     return bool(value)
 
 
+def _check_stochastic(estimator):
+    # partial_fit exists for the stochastic solvers only (as scikit-learn)
+    if estimator.solver not in ("sgd", "adam"):
+        raise AttributeError(f"partial_fit is only available for stochastic optimizers. "
+                             f"{estimator.solver} is not stochastic.")
+    return True
+
+
+def _check_weights(arrays, shapes, dtype, name):
+    """Copies in ``dtype`` of ``arrays``, a list of one array per layer of
+    the given shapes; ValueError / TypeError naming ``name``."""
+    if isinstance(arrays, np.ndarray) or not isinstance(arrays, (list, tuple)):
+        raise TypeError(f"{name} must be a list of {len(shapes)} arrays, got "
+                        f"{type(arrays).__name__}")
+    if len(arrays) != len(shapes):
+        raise ValueError(f"{name} must hold {len(shapes)} arrays (one per layer), "
+                         f"got {len(arrays)}")
+    checked = []
+    for i, (array, shape) in enumerate(zip(arrays, shapes)):
+        array = np.asarray(array)
+        if array.dtype.kind not in "biuf":
+            raise TypeError(f"{name}[{i}] must hold real numbers, got dtype {array.dtype}")
+        if array.shape != tuple(shape):
+            raise ValueError(f"{name}[{i}] must have shape {tuple(shape)}, got {array.shape}")
+        if not np.isfinite(array).all():
+            raise ValueError(f"{name}[{i}] holds NaN or infinite values")
+        checked.append(array.astype(dtype))
+    return checked
+
+
+def _lbfgs_n_iter(result, max_iter):
+    """n_iter_ of an L-BFGS-B run, with scikit-learn's ConvergenceWarning
+    when it did not converge."""
+    n_iter = min(result.nit, max_iter)
+    if result.status != 0:
+        message = (f"lbfgs failed to converge after {n_iter} iteration(s) "
+                   f"(status={result.status}):\n{result.message}\n")
+        if n_iter == max_iter:
+            message += (f"\nIncrease the number of iterations to improve the "
+                        f"convergence (max_iter={max_iter}).")
+        message += ("\nYou might also want to scale the data as shown in:\n"
+                    "    https://scikit-learn.org/stable/modules/preprocessing.html")
+        warnings.warn(message, ConvergenceWarning, stacklevel=5)
+    return n_iter
+
+
 class _BaseMLP(BaseEstimator):
-    """Shared by MLPClassifier and MLPRegressor: parameters, the epoch loop."""
+    """Shared by MLPClassifier and MLPRegressor: parameters, the solvers."""
 
     def _loss_scale(self):
         # scikit-learn's reported data loss = this * pynn's loss
@@ -93,7 +156,7 @@ class _BaseMLP(BaseEstimator):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False,
                  momentum=0.9, nesterovs_momentum=True, early_stopping=False,
                  validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-                 n_iter_no_change=10, dtype="float64"):
+                 n_iter_no_change=10, max_fun=15000, dtype=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -116,6 +179,7 @@ class _BaseMLP(BaseEstimator):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
         self.dtype = dtype
 
     # --------------------------------------------------------------- checks
@@ -137,8 +201,7 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, "
                              f"got {self.activation!r}")
         if self.solver not in _SOLVERS:
-            raise ValueError(f"solver must be one of {list(_SOLVERS)} (pynn has no "
-                             f"'lbfgs'), got {self.solver!r}")
+            raise ValueError(f"solver must be one of {list(_SOLVERS)}, got {self.solver!r}")
         if self.learning_rate not in _SCHEDULES:
             raise ValueError(f"learning_rate must be one of {list(_SCHEDULES)}, "
                              f"got {self.learning_rate!r}")
@@ -148,6 +211,7 @@ class _BaseMLP(BaseEstimator):
         check_real(self.learning_rate_init, "learning_rate_init", low=0, low_open=True)
         check_real(self.power_t, "power_t", low=0)
         check_positive_int(self.max_iter, "max_iter")
+        check_positive_int(self.max_fun, "max_fun")
         check_real(self.tol, "tol", low=0)
         check_real(self.momentum, "momentum", low=0, high=1, high_open=True)
         check_real(self.validation_fraction, "validation_fraction", low=0, high=1,
@@ -155,48 +219,53 @@ class _BaseMLP(BaseEstimator):
         check_real(self.beta_1, "beta_1", low=0, high=1, high_open=True)
         check_real(self.beta_2, "beta_2", low=0, high=1, high_open=True)
         check_real(self.epsilon, "epsilon", low=0, low_open=True)
-        check_positive_int(self.n_iter_no_change, "n_iter_no_change")
+        # as scikit-learn: np.inf means never stop on a plateau
+        if not (isinstance(self.n_iter_no_change, numbers.Real)
+                and self.n_iter_no_change == np.inf):
+            check_positive_int(self.n_iter_no_change, "n_iter_no_change")
         for name in ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping"):
             _check_bool(getattr(self, name), name)
         if not isinstance(self.verbose, (bool, np.bool_, numbers.Integral)):
             raise TypeError(f"verbose must be a bool or an int, got {self.verbose!r}")
-        as_dtype(self.dtype)
+        if self.dtype is not None:
+            as_dtype(self.dtype)
         return sizes
 
     def _batch_size(self, n_samples):
         if isinstance(self.batch_size, str):
             return min(200, n_samples)
         if self.batch_size > n_samples:
-            warnings.warn(f"Got batch_size={self.batch_size} larger than the "
-                          f"{n_samples} samples; it is clipped to {n_samples}",
-                          UserWarning, stacklevel=3)
+            # scikit-learn's text, which warning filters match on
+            warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is "
+                          "going to be clipped", UserWarning, stacklevel=4)
         return min(self.batch_size, n_samples)
 
     # ------------------------------------------------------------ the model
 
-    def _new_model(self, sizes, n_features, n_outputs, out_activation, loss, seed):
-        """A Sequential initialised as scikit-learn initialises its MLPs."""
-        dims = [n_features, *sizes, n_outputs]
-        activations = [_ACTIVATIONS[self.activation]] * len(sizes) + [out_activation]
-        # scikit-learn: W and b uniform in +-sqrt(factor / (fan_in + fan_out)),
-        # factor 2 for a logistic layer and 6 otherwise; as a variance-scaling
-        # initializer (limit sqrt(3 * scale / fan_avg)), scale = factor / 6
-        layers = []
-        for i, act in enumerate(activations):
-            factor = 2.0 if act == "sigmoid" else 6.0
-            limit = float(np.sqrt(factor / (dims[i] + dims[i + 1])))
-            layers.append(Dense(
-                dims[i + 1], activation=act, input_dim=dims[0] if i == 0 else None,
-                kernel_initializer=initializers.VarianceScaling(
-                    scale=factor / 6.0, mode="fan_avg", distribution="uniform"),
-                bias_initializer=initializers.RandomUniform(-limit, limit)))
-        model = Sequential(layers, dtype=self.dtype, seed=seed)
-        model.compile(loss=loss, optimizer=self._new_optimizer(n_samples=None))
+    def _draw_weights(self, rng, dims, dtype):
+        """The initial (kernels, biases), drawn from ``rng`` exactly as
+        scikit-learn draws them: per layer, W (n_in, n_out) then b, uniform in
+        +-sqrt(factor / (fan_in + fan_out)), factor 2 when the hidden
+        activation is logistic and 6 otherwise (for every layer)."""
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        kernels, biases = [], []
+        for fan_in, fan_out in zip(dims[:-1], dims[1:]):
+            bound = np.sqrt(factor / (fan_in + fan_out))
+            kernels.append(rng.uniform(-bound, bound, (fan_in, fan_out)).astype(dtype))
+            biases.append(rng.uniform(-bound, bound, fan_out).astype(dtype))
+        return kernels, biases
+
+    def _new_model(self, dims, out_activation, loss, dtype, seed):
+        activations = [_ACTIVATIONS[self.activation]] * (len(dims) - 2) + [out_activation]
+        layers = [Dense(units, activation=act, input_dim=dims[0] if i == 0 else None)
+                  for i, (units, act) in enumerate(zip(dims[1:], activations))]
+        model = Sequential(layers, dtype=dtype, seed=seed)
+        model.compile(loss=loss, optimizer=SGD())
         return model
 
-    def _new_optimizer(self, n_samples, batch_size=None):
-        # the rate is that of the first epoch; _fit_epochs updates it
-        weight_decay = (self.alpha / batch_size / self._grad_scale()) if batch_size else 0.0
+    def _new_optimizer(self, batch_size):
+        # the rate is that of the first epoch; _fit_stochastic updates it
+        weight_decay = self.alpha / batch_size / self._grad_scale()
         if self.solver == "sgd":
             return SGD(learning_rate=self.learning_rate_init * self._grad_scale(),
                        momentum=self.momentum,
@@ -206,134 +275,218 @@ class _BaseMLP(BaseEstimator):
                     beta_2=self.beta_2, epsilon=self.epsilon / self._grad_scale(),
                     weight_decay=weight_decay)
 
-    def _penalty(self, batch_size):
-        # scikit-learn's L2 term on the batch loss, with the current weights
-        squares = sum(float(np.dot(layer.W.ravel(), layer.W.ravel()))
-                      for layer in self.model_.layers)
-        return 0.5 * self.alpha * squares / batch_size
+    def _squared_kernels(self):
+        return sum(float(np.dot(layer.W.ravel(), layer.W.ravel()))
+                   for layer in self.model_.layers)
+
+    def _layer_shapes(self):
+        return ([(layer.W.shape[1], layer.W.shape[0]) for layer in self.model_.layers],
+                [layer.b.shape for layer in self.model_.layers])
 
     @property
     def coefs_(self):
         """Kernels in scikit-learn's layout: ``coefs_[i]`` of shape
-        (n_in, n_out), the transposed view of ``model_.layers[i].W``."""
+        (n_in, n_out), the transposed view of ``model_.layers[i].W``.
+        Assigning a list of arrays of these shapes copies them in."""
         check_is_fitted(self, "model_")
         return [layer.W.T for layer in self.model_.layers]
+
+    @coefs_.setter
+    def coefs_(self, coefs):
+        check_is_fitted(self, "model_")
+        checked = _check_weights(coefs, self._layer_shapes()[0], self.model_.dtype, "coefs_")
+        for layer, coef in zip(self.model_.layers, checked):
+            layer.W[...] = coef.T
 
     @property
     def intercepts_(self):
         """Biases: ``intercepts_[i]`` of shape (n_out,), a view of
-        ``model_.layers[i].b``."""
+        ``model_.layers[i].b``.  Assigning a list of arrays copies them in."""
         check_is_fitted(self, "model_")
         return [layer.b for layer in self.model_.layers]
 
+    @intercepts_.setter
+    def intercepts_(self, intercepts):
+        check_is_fitted(self, "model_")
+        checked = _check_weights(intercepts, self._layer_shapes()[1], self.model_.dtype,
+                                 "intercepts_")
+        for layer, bias in zip(self.model_.layers, checked):
+            layer.b[...] = bias
+
     # ------------------------------------------------------------- training
 
-    def _fit(self, X, y, incremental, classes=None):
+    def _fit(self, X, y, incremental, state=None):
+        # a fit refused before training starts leaves the estimator as it was
+        state = dict(self.__dict__) if state is None else state
+        try:
+            train = self._prepare_fit(X, y, incremental)
+        except Exception:
+            self.__dict__.clear()
+            self.__dict__.update(state)
+            raise
+        train()
+        return self
+
+    def _prepare_fit(self, X, y, incremental):
+        """Check and encode the data, build or check the network; return
+        the training to run."""
         sizes = self._check_params()
-        first_call = not hasattr(self, "model_")
-        reuse = not first_call and (incremental or self.warm_start)
-        X, y = _validate_data(self, X, y, reset=not reuse, **self._validate_kwargs())
-        X = np.ascontiguousarray(X, dtype=as_dtype(self.dtype))
-        targets = self._encode(y, incremental, reuse, classes)
-        n_samples = X.shape[0]
+        if incremental and self.early_stopping:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        first_pass = not hasattr(self, "model_") or (not self.warm_start and not incremental)
+        X, y = _validate_data(self, X, y, reset=first_pass, **self._validate_kwargs())
+        if first_pass:
+            dtype = as_dtype(self.dtype) if self.dtype is not None else X.dtype.type
+        else:
+            dtype = self.model_.dtype
+            if len(self.model_.layers) != len(sizes) + 1 or any(
+                    layer.units != size for layer, size in zip(self.model_.layers, sizes)):
+                raise ValueError(f"hidden_layer_sizes={self.hidden_layer_sizes!r} does not "
+                                 f"match the fitted network; refit with warm_start=False")
+        X = np.ascontiguousarray(X, dtype=dtype)
+        targets, stratify, y_score = self._encode(y, incremental, dtype)
         rng = check_random_state(self.random_state)
-        if not reuse:
+        if first_pass:
             n_outputs, out_activation, loss = self._output_spec()
+            dims = [X.shape[1], *sizes, n_outputs]
+            kernels, biases = self._draw_weights(rng, dims, dtype)
+        early_stopping = self.early_stopping and self.solver != "lbfgs"
+        if early_stopping:
+            # split indices as scikit-learn splits X and y: the same held-out
+            # samples for the same random_state (stratified for one output)
+            train, val = train_test_split(np.arange(X.shape[0]), random_state=rng,
+                                          test_size=self.validation_fraction,
+                                          stratify=stratify)
+            if val.shape[0] < 2:
+                raise ValueError(_SMALL_VALIDATION_MESSAGE)
+        if first_pass:
             seed = int(rng.randint(np.iinfo(np.int32).max))
-            self.model_ = self._new_model(sizes, X.shape[1], n_outputs, out_activation,
-                                          loss, seed)
+            self.model_ = self._new_model(dims, out_activation, loss, dtype, seed)
             self.n_outputs_ = n_outputs
             self.out_activation_ = {"sigmoid": "logistic", "linear": "identity"}.get(
                 out_activation, out_activation)
-            self.n_layers_ = len(sizes) + 2
+            self.n_layers_ = len(dims)
+            self.coefs_, self.intercepts_ = kernels, biases
             self.n_iter_ = 0
             self.t_ = 0
-            self.loss_curve_ = []
-            self._no_improvement_count = 0
-            self.best_loss_ = np.inf
-            self._current_lr = self.learning_rate_init
-        elif len(self.model_.layers) != len(sizes) + 1 or any(
-                layer.units != size for layer, size in zip(self.model_.layers, sizes)):
-            raise ValueError(f"hidden_layer_sizes={self.hidden_layer_sizes!r} does not "
-                             f"match the fitted network; refit with warm_start=False")
+            self._best_params = self.model_.params.copy()
+        if self.solver != "lbfgs":
+            # scikit-learn starts these records on the first fit only; pynn
+            # also when a warm start comes from lbfgs or turns early stopping
+            # on or off (where scikit-learn fails on the missing records)
+            if first_pass or not hasattr(self, "loss_curve_"):
+                self.loss_curve_ = []
+                self._no_improvement_count = 0
+                self.best_loss_ = np.inf
+                self.validation_scores_ = self.best_validation_score_ = None
+            if early_stopping and self.validation_scores_ is None:
+                self.validation_scores_, self.best_validation_score_ = [], -np.inf
+                self.best_loss_ = None
+            elif not early_stopping and self.best_loss_ is None:
+                self.best_loss_ = np.inf
+        if self.solver == "lbfgs":
+            return lambda: self._fit_lbfgs(X, targets)
+        if early_stopping:
+            return lambda: self._fit_stochastic(X[train], targets[train], X[val], y_score[val],
+                                                incremental)
+        return lambda: self._fit_stochastic(X, targets, None, None, incremental)
+
+    def _fit_lbfgs(self, X, targets):
+        """scikit-learn's full-batch objective, minimised by L-BFGS-B.
+
+        The objective is the data loss (scikit-learn's definitions) plus
+        ``0.5 * alpha * sum of squared kernels / n_samples``; pynn's compiled
+        network gives the loss and gradient at each point SciPy asks for.
+        """
+        model = self.model_
+        # the gradients of the loss alone: the L2 term is added here, once;
+        # a later partial_fit starts a new stochastic optimizer
+        model.compile(loss=model.loss, optimizer=SGD())
+        self.__dict__.pop("_current_lr", None)
+        n_samples = X.shape[0]
+        loss_scale, grad_scale = self._loss_scale(), self._grad_scale()
+        shapes = [(layer.W.shape, layer.b.shape) for layer in model.layers]
+        sizes = [int(np.prod(shape)) for pair in shapes for shape in pair]
+        bounds = np.cumsum([0] + sizes)
+        is_kernel = np.zeros(bounds[-1], dtype=bool)
+        for k in range(0, len(sizes), 2):
+            is_kernel[bounds[k]:bounds[k + 1]] = True
+
+        def unpack(w):
+            for i, layer in enumerate(model.layers):
+                layer.W[...] = w[bounds[2 * i]:bounds[2 * i + 1]].reshape(layer.W.shape)
+                layer.b[...] = w[bounds[2 * i + 1]:bounds[2 * i + 2]]
+
+        def loss_and_grad(w):
+            unpack(w)
+            try:
+                loss, grads = model.gradients(X, targets)
+            except DivergenceError:
+                # SciPy's line search steps back from an infinite value; at
+                # the start L-BFGS-B stops there, as scikit-learn's does on NaN
+                return np.inf, np.zeros_like(w)
+            grad = np.concatenate([g.ravel() for g in grads]).astype(np.float64)
+            kernels = np.where(is_kernel, w, 0.0)
+            loss = loss_scale * loss + 0.5 * self.alpha * float(kernels @ kernels) / n_samples
+            return loss, grad_scale * grad + self.alpha * kernels / n_samples
+
+        start = np.concatenate([a.ravel() for layer in model.layers
+                                for a in (layer.W, layer.b)]).astype(np.float64)
+        result = scipy.optimize.minimize(
+            loss_and_grad, start, method="L-BFGS-B", jac=True,
+            options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol})
+        if not np.isfinite(result.x).all():
+            unpack(start)
+            raise SolverDivergenceError(_NONFINITE_MESSAGE)
+        unpack(result.x)
+        self.n_iter_ = _lbfgs_n_iter(result, self.max_iter)
+        # scikit-learn's loss is NaN where pynn's network reports overflow
+        self.loss_ = float(result.fun) if np.isfinite(result.fun) else np.nan
+
+    def _fit_stochastic(self, X, targets, X_val, y_val, incremental):
+        model = self.model_
+        n_samples = X.shape[0]
         batch_size = self._batch_size(n_samples)
-        if not incremental:
+        n_batches = -(-n_samples // batch_size)
+        if not incremental or not hasattr(self, "_current_lr"):
             # scikit-learn starts a new optimizer on every fit, warm or not
-            self.model_.compile(loss=self.model_.loss,
-                                optimizer=self._new_optimizer(n_samples, batch_size))
+            model.compile(loss=model.loss, optimizer=self._new_optimizer(batch_size))
             self._current_lr = self.learning_rate_init
-            self._no_improvement_count = 0
-        elif first_call or not reuse:
-            self.model_.compile(loss=self.model_.loss,
-                                optimizer=self._new_optimizer(n_samples, batch_size))
         else:
             # partial_fit on batches of another size: keep scikit-learn's L2 term
-            self.model_.optimizer.weight_decay = self.alpha / batch_size / self._grad_scale()
-
-        early_stopping = self.early_stopping and not incremental
-        if early_stopping:
-            stratify = (targets if isinstance(self, MLPClassifier) and targets.ndim == 1
-                        else None)
-            X, X_val, targets, _, _, y_val = train_test_split(
-                X, targets, y, random_state=rng, test_size=self.validation_fraction,
-                stratify=stratify)
-            if X.shape[0] < 2 or X_val.shape[0] < 2:
-                raise ValueError(f"validation_fraction={self.validation_fraction!r} of "
-                                 f"{n_samples} samples leaves too few for training or "
-                                 f"validation")
-            batch_size = self._batch_size(X.shape[0])
-            self.model_.optimizer.weight_decay = self.alpha / batch_size / self._grad_scale()
-            if not reuse or not hasattr(self, "validation_scores_") \
-                    or self.validation_scores_ is None:
-                self.validation_scores_ = []
-                self.best_validation_score_ = -np.inf
-            self.best_loss_ = None
-        else:
-            X_val = y_val = None
-            self.validation_scores_ = None
-            self.best_validation_score_ = None
-            if self.best_loss_ is None:
-                self.best_loss_ = np.inf
-        self._fit_epochs(X, targets, X_val, y_val, batch_size,
-                         1 if incremental else self.max_iter, incremental)
-        return self
-
-    def _fit_epochs(self, X, targets, X_val, y_val, batch_size, n_epochs, incremental):
-        model, opt = self.model_, self.model_.optimizer
-        best_params = None
-        for _ in range(n_epochs):
-            if self.solver == "sgd":
-                opt.learning_rate = self._current_lr * self._grad_scale()
-            history = model.fit(X, targets, epochs=1, batch_size=batch_size,
-                                shuffle=bool(self.shuffle), verbose=0)
-            loss = self._loss_scale() * history.history["loss"][0] + self._penalty(batch_size)
+            model.optimizer.weight_decay = self.alpha / batch_size / self._grad_scale()
+        opt = model.optimizer
+        early_stopping = X_val is not None
+        diverged = None
+        self.n_iter_ = 0
+        for _ in range(self.max_iter):
+            if diverged is None:
+                if self.solver == "sgd":
+                    opt.learning_rate = self._current_lr * self._grad_scale()
+                try:
+                    history = model.fit(X, targets, epochs=1, batch_size=batch_size,
+                                        shuffle=bool(self.shuffle), verbose=0)
+                except DivergenceError:
+                    # scikit-learn's weights would now be NaN for good: every
+                    # later epoch's loss and score is NaN (pynn's weights stay
+                    # those of the last finite step)
+                    diverged = self.n_iter_ + 1
+            if diverged is None:
+                # scikit-learn's epoch loss: the batch losses, each with its
+                # L2 term 0.5 * alpha * ||W||^2 / batch, weighted by batch size
+                loss = (self._loss_scale() * history.history["loss"][0] + 0.5 * self.alpha
+                        * self._squared_kernels() * n_batches / n_samples)
+            else:
+                loss = np.nan
             self.n_iter_ += 1
-            self.t_ += X.shape[0]
+            self.t_ += n_samples
+            self.loss_ = loss
             self.loss_curve_.append(loss)
             if self.verbose:
                 print(f"Iteration {self.n_iter_}, loss = {loss:.8f}")
+            self._update_no_improvement_count(X_val, y_val, diverged is not None)
             if self.solver == "sgd" and self.learning_rate == "invscaling":
                 self._current_lr = self.learning_rate_init / (self.t_ + 1) ** self.power_t
-            if X_val is not None:
-                score = self._score_raw(X_val, y_val)
-                self.validation_scores_.append(score)
-                if self.verbose:
-                    print(f"Validation score: {score:f}")
-                if score < self.best_validation_score_ + self.tol:
-                    self._no_improvement_count += 1
-                else:
-                    self._no_improvement_count = 0
-                if score > self.best_validation_score_:
-                    self.best_validation_score_ = score
-                    best_params = model.params.copy()
-            else:
-                if loss > self.best_loss_ - self.tol:
-                    self._no_improvement_count += 1
-                else:
-                    self._no_improvement_count = 0
-                self.best_loss_ = min(self.best_loss_, loss)
-            if incremental:
-                continue
             if self._no_improvement_count > self.n_iter_no_change:
                 if self.solver == "sgd" and self.learning_rate == "adaptive" \
                         and self._current_lr > _ADAPTIVE_MIN_LR:
@@ -341,20 +494,50 @@ class _BaseMLP(BaseEstimator):
                     self._no_improvement_count = 0
                     if self.verbose:
                         print(f"Setting learning rate to {self._current_lr:f}")
-                    continue
-                if self.verbose:
-                    what = "Validation score" if X_val is not None else "Training loss"
-                    print(f"{what} did not improve more than tol={self.tol:f} for "
-                          f"{self.n_iter_no_change} consecutive epochs. Stopping.")
+                else:
+                    if self.verbose:
+                        what = "Validation score" if early_stopping else "Training loss"
+                        print(f"{what} did not improve more than tol={self.tol:f} for "
+                              f"{self.n_iter_no_change} consecutive epochs. Stopping.")
+                    break
+            if incremental:
                 break
-        else:
-            if not incremental and n_epochs > 0:
+            if self.n_iter_ == self.max_iter:
                 warnings.warn(f"Stochastic Optimizer: Maximum iterations "
                               f"({self.max_iter}) reached and the optimization hasn't "
-                              f"converged yet.", ConvergenceWarning, stacklevel=3)
-        if best_params is not None:
-            # as scikit-learn: early stopping keeps the best-scoring weights
-            model.params[...] = best_params
+                              f"converged yet.", ConvergenceWarning, stacklevel=4)
+        if early_stopping:
+            # as scikit-learn: keep the best-scoring weights
+            model.params[...] = self._best_params
+        elif diverged is not None:
+            raise SolverDivergenceError(
+                f"{_NONFINITE_MESSAGE} (pynn: a loss or gradient became non-finite in "
+                f"epoch {diverged}; that step was not applied, the weights are those of "
+                f"the last finite step)")
+
+    def _update_no_improvement_count(self, X_val, y_val, diverged):
+        # NaN compares False both ways: a NaN loss or score resets the count,
+        # as in scikit-learn
+        if X_val is not None:
+            score = np.nan if diverged else self._score_raw(X_val, y_val)
+            self.validation_scores_.append(score)
+            if self.verbose:
+                print(f"Validation score: {score:f}")
+            if score < self.best_validation_score_ + self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if score > self.best_validation_score_:
+                self.best_validation_score_ = score
+                self._best_params = self.model_.params.copy()
+        else:
+            loss = self.loss_curve_[-1]
+            if loss > self.best_loss_ - self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if loss < self.best_loss_:
+                self.best_loss_ = loss
 
     def fit(self, X, y):
         """Fit the network to ``X``, ``y``.
@@ -370,12 +553,18 @@ class _BaseMLP(BaseEstimator):
         """
         return self._fit(X, y, incremental=False)
 
-    def _predict_raw(self, X):
+    def _forward(self, X):
         """The network's outputs, (n_samples, n_outputs), for checked X."""
+        X = np.ascontiguousarray(X, dtype=self.model_.dtype)
+        return self.model_.predict(X)
+
+    def _predict_raw(self, X):
         check_is_fitted(self, "model_")
         X = _validate_data(self, X, reset=False, accept_sparse=False,
                            dtype=(np.float64, np.float32))
-        return self.model_.predict(np.ascontiguousarray(X, dtype=as_dtype(self.dtype)))
+        out = self._forward(X)
+        # scikit-learn's outputs have the dtype of X with the weights'
+        return out.astype(np.result_type(X.dtype, out.dtype), copy=False)
 
     # -------------------------------------------------------------- pickling
 
@@ -411,7 +600,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Units of each hidden layer.
     activation : {"relu", "tanh", "logistic", "identity"}, default "relu"
         Hidden layers' activation (pynn's relu, tanh, sigmoid, linear).
-    solver : {"adam", "sgd"}, default "adam"
+    solver : {"adam", "sgd", "lbfgs"}, default "adam"
+        "lbfgs": SciPy's L-BFGS-B on the full-batch objective.
     alpha : float >= 0, default 1e-4
         L2 penalty (see the module doc).
     batch_size : int or "auto", default "auto"
@@ -422,11 +612,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     power_t : float >= 0, default 0.5
         Exponent of "invscaling".
     max_iter : int > 0, default 200
-        Epochs.
+        Epochs ("sgd", "adam"), iterations ("lbfgs").
     shuffle : bool, default True
     random_state : int, RandomState or None
-        Seeds pynn's generator (initial weights, shuffling) and the
-        early-stopping split.
+        Draws the initial weights and the early-stopping split as
+        scikit-learn draws them, and seeds pynn's generator (shuffling).
     tol : float >= 0, default 1e-4
     verbose : bool or int, default False
         Print the loss of each epoch.
@@ -435,28 +625,32 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     momentum : float in [0, 1), default 0.9
     nesterovs_momentum : bool, default True
     early_stopping : bool, default False
-        Hold out ``validation_fraction`` (stratified), stop when its accuracy
-        has not improved by ``tol`` for ``n_iter_no_change`` epochs, and keep
-        the best-scoring weights.
+        Hold out ``validation_fraction`` (stratified when there is one
+        output), stop when its accuracy has not improved by ``tol`` for
+        ``n_iter_no_change`` epochs, and keep the best-scoring weights.
     validation_fraction : float in (0, 1), default 0.1
     beta_1, beta_2 : float in [0, 1), defaults 0.9, 0.999
     epsilon : float > 0, default 1e-8
-    n_iter_no_change : int > 0, default 10
-    dtype : "float64" or "float32", default "float64"
+    n_iter_no_change : int > 0 or np.inf, default 10
+    max_fun : int > 0, default 15000
+        Most loss evaluations of "lbfgs".
+    dtype : None, "float64" or "float32", default None
+        pynn's storage type; None follows X (float32 stays float32).
 
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
-    loss_curve_ : list of float, one per epoch
-    best_loss_ : float or None (None with early stopping)
+    loss_ : float
+    loss_curve_ : list of float, one per epoch (not with "lbfgs")
+    best_loss_ : float or None (None with early stopping; not with "lbfgs")
     validation_scores_ : list of float or None
     best_validation_score_ : float or None
     n_iter_ : int
-        Epochs run.
+        Epochs (or lbfgs iterations) of the last fit or partial_fit.
     t_ : int
-        Samples seen.
+        Samples seen by the stochastic solvers since the first fit.
     coefs_ : list of ndarray, ``coefs_[i]`` of shape (n_in, n_out)
-        Transposed views of pynn's kernels.
+        Transposed views of pynn's kernels (assignable).
     intercepts_ : list of ndarray, ``intercepts_[i]`` of shape (n_out,)
     n_features_in_ : int
     n_outputs_ : int
@@ -470,38 +664,35 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return dict(accept_sparse=False, multi_output=True,
                     dtype=(np.float64, np.float32))
 
-    def _encode(self, y, incremental, reuse, classes=None):
-        # y -> what the pynn loss reads: class codes 0..k-1 (as floats), or
-        # the 0/1 indicator matrix of a multilabel y
+    def _encode(self, y, incremental, dtype):
+        """y as scikit-learn binarizes it, then what the pynn loss reads:
+        class codes (as floats) for several classes, the 0/1 matrix for one
+        output or a multilabel y; also the array to stratify the
+        early-stopping split on, and the labels to score it with."""
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         check_classification_targets(y)
-        if reuse:
-            binarizer = self._label_binarizer
-            known = set(binarizer.classes_.tolist())
-            if not set(np.unique(y).tolist()) <= known or \
-                    (y.ndim == 2) != (binarizer.y_type_ == "multilabel-indicator"):
-                what = "partial_fit" if incremental else "warm_start"
-                raise ValueError(f"{what} can only be used where y has the same "
-                                 f"classes as in the first fit, got {np.unique(y)!r} "
-                                 f"for classes_={self.classes_!r}")
+        if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer().fit(y)
+            self.classes_ = self._label_binarizer.classes_
         else:
-            binarizer = LabelBinarizer()
-            binarizer.fit(y if classes is None else classes)
-            if classes is not None and binarizer.y_type_ != "multilabel-indicator":
-                unknown = np.setdiff1d(np.unique(y), binarizer.classes_)
-                if unknown.size:
-                    raise ValueError(f"y has classes not in classes={list(classes)!r}: "
-                                     f"{unknown.tolist()!r}")
-            if binarizer.y_type_ != "multilabel-indicator" and len(binarizer.classes_) < 2:
-                raise ValueError(f"MLPClassifier needs samples of at least 2 classes, "
-                                 f"got one class: {binarizer.classes_[0]!r}")
-            self._label_binarizer = binarizer
-            self.classes_ = binarizer.classes_
-        if binarizer.y_type_ == "multilabel-indicator":
-            return np.ascontiguousarray(y, dtype=as_dtype(self.dtype))
-        codes = np.searchsorted(self.classes_, y)
-        return codes.astype(as_dtype(self.dtype))
+            classes = unique_labels(y)
+            if self.warm_start:
+                if set(classes) != set(self.classes_):
+                    raise ValueError(f"warm_start can only be used where `y` has the same "
+                                     f"classes as in the previous call to fit. Previously "
+                                     f"got {self.classes_}, `y` has {classes}")
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` "
+                                 f"has {self.classes_}. 'y' has {classes}.")
+        binarized = self._label_binarizer.transform(y).astype(bool)
+        # as scikit-learn: stratified for one output (two classes, or one)
+        stratify = binarized if binarized.shape[1] == 1 else None
+        if self._label_binarizer.y_type_ == "multiclass":
+            targets = np.argmax(binarized, axis=1).astype(dtype)
+        else:
+            targets = np.ascontiguousarray(binarized, dtype=dtype)
+        return targets, stratify, y
 
     def _loss_scale(self):
         # scikit-learn sums the binary cross-entropy over the labels, pynn's
@@ -511,22 +702,24 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return 1.0
 
     def _output_spec(self):
-        if self._label_binarizer.y_type_ == "multilabel-indicator":
+        binarizer = self._label_binarizer
+        if binarizer.y_type_ == "multilabel-indicator":
             return len(self.classes_), "sigmoid", "binary_crossentropy"
-        if len(self.classes_) == 2:
-            return 1, "sigmoid", "binary_crossentropy"
-        return len(self.classes_), "softmax", "sparse_categorical_crossentropy"
+        if binarizer.y_type_ == "multiclass":
+            return len(self.classes_), "softmax", "sparse_categorical_crossentropy"
+        return 1, "sigmoid", "binary_crossentropy"   # two classes, or one
 
     def _score_raw(self, X, y):
-        return accuracy_score(y, self._decide(self.model_.predict(X)))
+        proba = self._forward(X)
+        if not np.isfinite(proba).all():
+            return np.nan
+        return accuracy_score(y, self._decide(proba))
 
     def _decide(self, proba):
-        if self._label_binarizer.y_type_ == "multilabel-indicator":
-            return (proba > 0.5).astype(int)
-        if proba.shape[1] == 1:
-            return self.classes_[(proba[:, 0] > 0.5).astype(np.intp)]
-        return self.classes_[np.argmax(proba, axis=1)]
+        return self._label_binarizer.inverse_transform(
+            proba.ravel() if proba.shape[1] == 1 else proba)
 
+    @available_if(_check_stochastic)
     def partial_fit(self, X, y, classes=None):
         """One epoch over ``X``, ``y``, continuing from the current weights
         and optimizer state.
@@ -535,22 +728,28 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         ----------
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_labels)
-        classes : array-like of shape (n_classes,), optional
+        classes : array-like of shape (n_classes,)
             Every class that will ever appear; required on the first call
-            (for a multilabel ``y`` it may be left out).
+            (for a multilabel y, the label indices).
 
         Returns
         -------
         self
         """
-        if not hasattr(self, "model_"):
+        state = dict(self.__dict__)
+        if getattr(self, "classes_", None) is None:
+            if classes is None:
+                raise ValueError("classes must be passed on the first call to partial_fit.")
             y_arr = np.asarray(y)
-            if classes is None and not (y_arr.ndim == 2 and y_arr.shape[1] > 1):
-                raise ValueError("classes must be passed on the first call to partial_fit")
-        elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
-            raise ValueError(f"classes={classes!r} is not the same as on the first "
-                             f"call to partial_fit ({self.classes_!r})")
-        return self._fit(X, y, incremental=True, classes=classes)
+            # unknown labels in y are refused in _fit, with scikit-learn's text
+            binarizer = LabelBinarizer().fit(
+                y_arr if y_arr.ndim == 2 and y_arr.shape[1] > 1 else classes)
+            self._label_binarizer = binarizer
+            self.classes_ = binarizer.classes_
+        elif classes is not None and not np.array_equal(self.classes_, unique_labels(classes)):
+            raise ValueError(f"`classes={classes!r}` is not the same as on last call to "
+                             f"partial_fit, was: {self.classes_!r}")
+        return self._fit(X, y, incremental=True, state=state)
 
     def predict(self, X):
         """Predicted class of each sample.
@@ -576,10 +775,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         -------
         ndarray of shape (n_samples, n_classes)
             Columns in the order of ``classes_``; for multilabel, the
-            probability of each label (rows need not sum to 1).
+            probability of each label (rows need not sum to 1).  With one
+            output (two classes, or one) the columns are 1 - p and p.
         """
         proba = self._predict_raw(X)
-        if self._label_binarizer.y_type_ != "multilabel-indicator" and proba.shape[1] == 1:
+        if proba.shape[1] == 1:
             return np.hstack([1.0 - proba, proba])
         return proba
 
@@ -606,13 +806,15 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     Parameters
     ----------
-    The same as :class:`MLPClassifier`'s; early stopping scores the
-    held-out fraction (not stratified) by R^2.
+    loss : "squared_error", default "squared_error"
+    others
+        The same as :class:`MLPClassifier`'s; early stopping scores the
+        held-out fraction (not stratified) by R^2.
 
     Attributes
     ----------
-    loss_curve_ : list of float, one per epoch
-    best_loss_, validation_scores_, best_validation_score_, n_iter_, t_
+    loss_, loss_curve_, best_loss_, validation_scores_, best_validation_score_,
+    n_iter_, t_
         As in :class:`MLPClassifier`.
     coefs_ : list of ndarray, ``coefs_[i]`` of shape (n_in, n_out)
         Transposed views of pynn's kernels.
@@ -620,6 +822,33 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     n_features_in_, n_outputs_, n_layers_, out_activation_ ("identity")
     model_ : pynn.Sequential
     """
+
+    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
+                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False,
+                 momentum=0.9, nesterovs_momentum=True, early_stopping=False,
+                 validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
+                 n_iter_no_change=10, max_fun=15000, dtype=None):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
+            alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
+            shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
+            warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping, validation_fraction=validation_fraction,
+            beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun, dtype=dtype)
+        self.loss = loss
+
+    def _check_params(self):
+        if self.loss == "poisson":
+            raise ValueError("loss='poisson' is not available yet in pynn.sklearn (it needs "
+                             "the compiled Poisson loss with an exp output); use "
+                             "loss='squared_error'")
+        if self.loss != "squared_error":
+            raise ValueError(f"loss must be 'squared_error', got {self.loss!r}")
+        return super()._check_params()
 
     def _loss_scale(self):
         # scikit-learn's squared loss has a 0.5 that pynn's MSE has not
@@ -634,22 +863,27 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return dict(accept_sparse=False, multi_output=True, y_numeric=True,
                     dtype=(np.float64, np.float32))
 
-    def _encode(self, y, incremental, reuse, classes=None):
-        y = np.asarray(y)
+    def _encode(self, y, incremental, dtype):
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
         y2 = y.reshape(-1, 1) if y.ndim == 1 else y
-        if reuse and y2.shape[1] != self.n_outputs_:
+        if hasattr(self, "model_") and (self.warm_start or incremental) \
+                and y2.shape[1] != self.n_outputs_:
             raise ValueError(f"y has {y2.shape[1]} outputs, the fitted network "
                              f"{self.n_outputs_}")
-        if not reuse:
-            self._n_targets = y2.shape[1]
-        return np.ascontiguousarray(y2, dtype=as_dtype(self.dtype))
+        self._n_targets = y2.shape[1]
+        return np.ascontiguousarray(y2, dtype=dtype), None, y2
 
     def _output_spec(self):
         return self._n_targets, "linear", "mse"
 
     def _score_raw(self, X, y):
-        return r2_score(y, self.model_.predict(X).reshape(np.shape(y)))
+        pred = self._forward(X)
+        if not np.isfinite(pred).all():
+            return np.nan
+        return r2_score(y, pred)
 
+    @available_if(_check_stochastic)
     def partial_fit(self, X, y):
         """One epoch over ``X``, ``y``, continuing from the current weights
         and optimizer state.

@@ -158,3 +158,127 @@ def test_history_plot_without_matplotlib(monkeypatch, tmp_path):
     h.record(0, {"loss": 1.0})
     with pytest.raises(ImportError, match=r"pynn\[plot\]"):
         h.plot(tmp_path / "x.png")
+
+
+# ---------------------------- LearningRateScheduler, CSVLogger, TerminateOnNaN
+
+
+def test_learning_rate_scheduler_sets_the_rate_of_each_epoch(data):
+    x, y = data
+    def schedule(epoch, lr):
+        return lr if epoch < 2 else lr * 0.5
+    net = make_net()
+    twin = make_net()
+    scheduler = pynn.callbacks.LearningRateScheduler(schedule)
+    hist = net.fit(x, y, epochs=5, batch_size=20, shuffle=False, verbose=0,
+                   callbacks=[scheduler])
+    # the twin replays the same batches with the rate set by hand
+    lr = 0.1
+    for epoch in range(5):
+        lr = schedule(epoch, lr)
+        twin.optimizer.learning_rate = lr
+        for start in range(0, 80, 20):
+            twin.train_on_batch(x[start:start + 20], y[start:start + 20])
+    for a, b in zip(net.get_weights(), twin.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert hist.history["learning_rate"] == [0.1, 0.1, 0.05, 0.025, 0.0125]
+    assert net.optimizer.learning_rate == 0.0125
+
+
+def test_learning_rate_scheduler_of_the_epoch_alone(data, capsys):
+    x, y = data
+    net = make_net()
+    hist = net.fit(x, y, epochs=3, verbose=0, callbacks=[
+        pynn.callbacks.LearningRateScheduler(lambda epoch: 0.01 * (epoch + 1), verbose=1)])
+    assert hist.history["learning_rate"] == pytest.approx([0.01, 0.02, 0.03], rel=1e-15)
+    assert "Epoch 3: LearningRateScheduler setting learning rate to 0.03" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("returned", [0.0, -1.0, float("nan"), "fast", None])
+def test_learning_rate_scheduler_refuses_a_bad_rate(data, returned):
+    x, y = data
+    net = make_net()
+    before = net.get_weights()
+    with pytest.raises(ValueError, match="epoch 0"):
+        net.fit(x, y, epochs=2, verbose=0, callbacks=[
+            pynn.callbacks.LearningRateScheduler(lambda epoch, lr: returned)])
+    for a, b in zip(net.get_weights(), before):   # refused before any step
+        np.testing.assert_array_equal(a, b)
+
+
+def test_learning_rate_scheduler_refuses_a_step_schedule(data):
+    x, y = data
+    net = make_net()
+    net.compile(loss="mse", optimizer=pynn.SGD(pynn.ExponentialDecay(0.1, 10, 0.5)))
+    with pytest.raises(TypeError, match="constant learning rate"):
+        net.fit(x, y, verbose=0, callbacks=[
+            pynn.callbacks.LearningRateScheduler(lambda epoch, lr: lr)])
+    with pytest.raises(TypeError, match="callable"):
+        pynn.callbacks.LearningRateScheduler(0.1)
+
+
+def read_csv(path, sep=","):
+    import csv
+    with open(path, newline="") as f:
+        return list(csv.reader(f, delimiter=sep))
+
+
+def test_csv_logger_writes_the_history(data, tmp_path):
+    x, y = data
+    net = make_net()
+    net.compile(loss="mse", optimizer=pynn.SGD(0.1), metrics=["mae"])
+    path = tmp_path / "log.csv"
+    hist = net.fit(x[:60], y[:60], epochs=3, verbose=0, validation_data=(x[60:], y[60:]),
+                   callbacks=[pynn.callbacks.CSVLogger(path)])
+    rows = read_csv(path)
+    keys = sorted(hist.history)
+    assert rows[0] == ["epoch"] + keys
+    assert keys == ["learning_rate", "loss", "mae", "val_loss", "val_mae"]
+    assert len(rows) == 4
+    for epoch, row in enumerate(rows[1:]):
+        assert int(row[0]) == epoch
+        assert [float(v) for v in row[1:]] == [hist.history[k][epoch] for k in keys]
+
+
+def test_csv_logger_appends_and_separates(data, tmp_path):
+    x, y = data
+    net = make_net()
+    path = tmp_path / "log.csv"
+    net.fit(x, y, epochs=2, verbose=0, callbacks=[pynn.callbacks.CSVLogger(path, ";")])
+    hist = net.fit(x, y, epochs=4, initial_epoch=2, verbose=0,
+                   callbacks=[pynn.callbacks.CSVLogger(path, separator=";", append=True)])
+    rows = read_csv(path, ";")
+    assert rows[0] == ["epoch", "learning_rate", "loss"]
+    assert [r[0] for r in rows[1:]] == ["0", "1", "2", "3"]     # one header
+    assert float(rows[4][2]) == hist.history["loss"][1]
+    # without append, a new fit starts the file again
+    net.fit(x, y, epochs=1, verbose=0, callbacks=[pynn.callbacks.CSVLogger(path, ";")])
+    assert len(read_csv(path, ";")) == 2
+
+
+def test_csv_logger_refuses_bad_settings(tmp_path):
+    with pytest.raises(ValueError, match="separator"):
+        pynn.callbacks.CSVLogger(tmp_path / "a.csv", separator=", ")
+    with pytest.raises(TypeError, match="append"):
+        pynn.callbacks.CSVLogger(tmp_path / "a.csv", append="yes")
+    with pytest.raises(TypeError, match="filename"):
+        pynn.callbacks.CSVLogger(3)
+
+
+def test_terminate_on_nan_stops_after_a_non_finite_validation_loss(data, capsys):
+    x, y = data
+    # finite inputs whose outputs overflow in the squared error
+    far = (np.full((4, 3), 1e200), np.zeros((4, 1)))
+    def make_linear():
+        net = pynn.Sequential([pynn.Dense(1, input_dim=3)], dtype="float64", seed=0)
+        net.compile(loss="mse", optimizer=pynn.SGD(0.1))
+        return net
+    net = make_linear()
+    hist = net.fit(x, y, epochs=5, verbose=0, validation_data=far,
+                   callbacks=[pynn.callbacks.TerminateOnNaN()])
+    assert hist.epoch == [0] and hist.history["val_loss"] == [float("inf")]
+    assert "invalid val_loss" in capsys.readouterr().out
+    assert all(np.isfinite(w).all() for w in net.get_weights())
+    # without it, the five epochs run
+    assert make_linear().fit(x, y, epochs=5, verbose=0, validation_data=far).epoch == \
+        [0, 1, 2, 3, 4]

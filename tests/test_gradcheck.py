@@ -69,3 +69,40 @@ def test_summary_of_an_unbuilt_model():
     net = pynn.Sequential([pynn.Dense(4), pynn.Dense(2, name="head")])
     text = net.summary(print_fn=None)
     assert "0 (unbuilt)" in text and "head (Dense)" in text and "unknown" in text
+
+
+def smooth_networks(n):
+    """Small float64 networks of smooth activations, with data that saturates some units."""
+    rng = np.random.default_rng(5)
+    for trial in range(n):
+        act = ["tanh", "sigmoid"][trial % 2]
+        loss, last = [("mse", None), ("binary_crossentropy", "sigmoid"),
+                      ("categorical_crossentropy", "softmax"), ("mse", "tanh")][trial % 4]
+        n_in, hidden, n_out = (int(v) for v in rng.integers(2, 12, size=3))
+        net = pynn.Sequential([pynn.Dense(hidden, activation=act, input_dim=n_in),
+                               pynn.Dense(hidden, activation=act),
+                               pynn.Dense(n_out, activation=last)], dtype="float64", seed=trial)
+        net.compile(loss=loss)
+        x = rng.normal(size=(8, n_in)) * 3
+        y = rng.random((8, n_out))
+        yield net, x, y / y.sum(1, keepdims=True) if last == "softmax" else y
+
+
+def test_correct_and_wrong_gradients_are_orders_of_magnitude_apart(monkeypatch):
+    # The entry-wise maximum reached 1e-6..1e-4 on such correct networks
+    # (rounding noise where a gradient entry is tiny); the norm-wise error
+    # stays under 1e-6, and a wrong gradient scores 1e-3 or more.
+    correct = max(max(pynn.check_gradients(*case).values()) for case in smooth_networks(16))
+    assert correct < 1e-6
+    original = pynn.Sequential.gradients
+
+    def one_entry_off(self, x, y):
+        loss, grads = original(self, x, y)
+        for g in grads:
+            g.reshape(-1)[0] += 0.01 * np.linalg.norm(g)      # 1% of the array's norm
+        return loss, grads
+
+    monkeypatch.setattr(pynn.Sequential, "gradients", one_entry_off)
+    wrong = min(min(pynn.check_gradients(*case).values()) for case in smooth_networks(4))
+    assert wrong > 1e-3
+    assert wrong / correct > 1e3

@@ -5,6 +5,8 @@ bytes, foreign archives, wrong sizes); these are the deliberate ones.
 """
 import io
 import json
+import os
+import time
 import tracemalloc
 import zipfile
 
@@ -198,7 +200,7 @@ def test_deeply_nested_json(saved, tmp_path, depth):
 
 def test_brackets_inside_strings_do_not_count_as_nesting(saved, tmp_path):
     config = config_of(saved)
-    config["layers"][0]["name"] = '[[[{{{"\\' * 50      # 300 brackets, escaped quotes
+    config["layers"][0]["name"] = '[[[{{{"\\' * 30      # 180 brackets, escaped quotes
     write(tmp_path / "named.npz", {**entries(saved), "config.npy": json_npy(json.dumps(config))})
     assert pynn.load(tmp_path / "named.npz").layers[0].name == config["layers"][0]["name"]
 
@@ -290,3 +292,106 @@ def test_path_of_wrong_type():
         pynn.load(12)
     with pytest.raises(TypeError, match="path.*None"):
         pynn.load(None)
+
+
+def claim_sizes(path, entry, compress_size, file_size):
+    """Rewrite the central directory record of ``entry`` to claim these sizes."""
+    data = bytearray(path.read_bytes())
+    at = data.index(b"PK\x01\x02")
+    while data[at + 46:at + 46 + len(entry)] != entry.encode():
+        at = data.index(b"PK\x01\x02", at + 4)
+    data[at + 20:at + 28] = np.array([compress_size, file_size], "<u4").tobytes()
+    path.write_bytes(bytes(data))
+
+
+def test_sizes_claimed_past_the_end_of_the_file(saved, tmp_path):
+    # a 4 GB entry claimed by a file of a few KB: refused from the file's
+    # real size before any buffer is allocated for the claim
+    claim = 0xF000_0000
+    payload = npy_header((claim - 128,), dtype="|u1", payload=b"\0" * 64)
+    assert len(payload) == 128 + 64
+    path = write(tmp_path / "claims.npz", {**entries(saved), "params.npy": payload})
+    claim_sizes(path, "params.npy", claim, claim)
+    assert path.stat().st_size < 1 << 13
+    assert "past the end of the file" in refused(path)
+
+
+def test_stored_entry_whose_sizes_disagree(saved, tmp_path):
+    path = write(tmp_path / "stored.npz", entries(saved))
+    size = len(entries(saved)["params.npy"])
+    claim_sizes(path, "params.npy", size, 40 * size)
+    assert "declares" in refused(path)
+
+
+def test_npy_header_with_an_unclosed_bracket(saved, tmp_path):
+    members = entries(saved)
+    good = members["params.npy"]
+    start = good.index(b"(")
+    for cut in [good.index(b")"), good.index(b"}")]:
+        # the same length, so the header's length field still holds
+        evil = good[:cut] + b" " + good[cut + 1:]
+        assert len(evil) == len(good) and evil[start:start + 1] == b"("
+        write(tmp_path / "h.npz", {**members, "params.npy": evil})
+        assert "malformed .npy header" in refused(tmp_path / "h.npz")
+
+
+def test_json_depth_scan_takes_linear_time(saved, tmp_path):
+    # Strings of escaped quotes, closed and not: a scan restarting at every
+    # quote took tens of seconds on 80 KB; a linear one takes milliseconds.
+    # The bound is generous (a loaded machine) yet far below the quadratic time.
+    n = 40_000
+    for text in [b'"' + b'\\"' * n, b'\\"' * n, b'["' + b'\\"' * n + b'"]', b'"' * 2 * n]:
+        write(tmp_path / "q.npz", {**entries(saved), "config.npy": json_npy(text)})
+        start = time.perf_counter()
+        refused(tmp_path / "q.npz")
+        assert time.perf_counter() - start < 5.0
+
+
+def test_json_depth_scan_counts_only_brackets_outside_strings():
+    depth = pio._json_depth
+    assert depth(b'[[["a"]]]') == 3
+    assert depth(b'["[[[[", "\\"[[[", "\\\\"]') == 1
+    assert depth(b'{"a": "\\\\\\"{{{"}') == 1
+    assert depth(b'"\\\\" [[ "\\\\\\\\" ]]') == 2
+    with pytest.raises(ValueError, match="never opened"):
+        depth(b"[]][[[")
+
+
+def test_generator_state_depth_is_bounded(saved, tmp_path):
+    write(tmp_path / "g.npz", {**entries(saved),
+                               "generator_state.npy": json_npy("[" * 50_000 + "]" * 50_000)})
+    assert "generator state nests" in refused(tmp_path / "g.npz")
+
+
+def test_config_with_a_loss_but_no_optimizer(saved, tmp_path):
+    config = config_of(saved)
+    del config["optimizer"]
+    members = {k: v for k, v in entries(saved).items() if not k.startswith("optimizer")}
+    write(tmp_path / "o.npz", {**members, "config.npy": json_npy(json.dumps(config))})
+    refused(tmp_path / "o.npz", match="no optimizer")
+
+
+def test_from_arrays_refuses_what_is_not_an_array(saved):
+    arrays = dict(np.load(saved))
+    for name, value in [("config", b"{}"), ("config", '{"format": 1}'),
+                        ("params", [0.0, 1.0]), ("params", None)]:
+        with pytest.raises(ValueError, match=f"entry '{name}' is a"):
+            pio.from_arrays({**arrays, name: value})
+    with pytest.raises(TypeError, match="mapping"):
+        pio.from_arrays([("config", arrays["config"])])
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero")
+def test_device_is_refused_unread():
+    assert "not a regular file" in refused("/dev/zero")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_fifo_is_refused_without_waiting_for_a_writer(tmp_path):
+    os.mkfifo(tmp_path / "fifo")
+    assert "not a regular file" in refused(tmp_path / "fifo")
+
+
+def test_directory_is_not_a_model(tmp_path):
+    with pytest.raises(IsADirectoryError):
+        pynn.load(tmp_path)
