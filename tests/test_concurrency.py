@@ -161,21 +161,24 @@ def test_save_during_fit_writes_one_consistent_model(tmp_path):
             first_epoch_done.set()
             issuing.wait(30)
 
+    # epochs long enough (512 batches) for an unguarded save to land inside one
+    x, y = np.tile(X, (8, 1)), np.tile(Y, (8, 1))
+
     def trainer():
-        net.fit(X, Y, epochs=3, batch_size=8, verbose=0,
+        net.fit(x, y, epochs=3, batch_size=8, verbose=0,
                 callbacks=[pynn.LambdaCallback(on_epoch_end=record)])
         finished.set()
 
     def saver():
         first_epoch_done.wait(60)
-        for i in range(3):
-            issued_during_fit.append(not finished.is_set())
+        while not finished.is_set() and len(saved) < 50:
+            issued_during_fit.append(True)
             issuing.set()
-            saved.append(net.save(tmp_path / f"m{i}.npz"))
+            saved.append(net.save(tmp_path / f"m{len(saved)}.npz"))
 
     run_threads(trainer, saver)
-    assert issued_during_fit[0], "no save was made while fit ran: nothing was tested"
-    assert net.optimizer.iterations == 3 * 64
+    assert issued_during_fit, "no save was made while fit ran: nothing was tested"
+    assert net.optimizer.iterations == 3 * 512
     for path in saved:
         back = pynn.load(path)
         n = back.optimizer.iterations
