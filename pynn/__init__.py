@@ -7,6 +7,7 @@ except ImportError as exc:  # pragma: no cover - depends on how pynn was install
         "checkout, Python is importing it instead of the installed package: "
         "build it in place (pip install -e .) or run from another directory."
     ) from exc
+from ._version import __version__
 from . import activations, callbacks, initializers, losses, metrics, optimizers, schedules
 from .callbacks import (CSVLogger, Callback, EarlyStopping, History, LambdaCallback,
                         LearningRateScheduler, ModelCheckpoint, ReduceLROnPlateau,
@@ -21,8 +22,6 @@ from .model import Sequential
 from .optimizers import SGD, Adam
 from .metrics import AUC, Precision, Recall
 from .schedules import CosineDecay, ExponentialDecay, InverseScaling, LinearWarmup, StepDecay
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AUC", "Adam", "BinaryCrossentropy", "CSVLogger", "Callback", "CategoricalCrossentropy",

@@ -46,3 +46,22 @@ def from_config(config, classes, what):
         return classes[name](**config["config"])
     except (TypeError, ValueError) as exc:
         raise ValueError(f"invalid {what} config for {name}: {exc}") from None
+
+
+# Model classes by the format name their files carry: the public model
+# registers itself when it is defined, so that the loader (pynn.io, which
+# sits below it) can rebuild one without importing it.
+_MODELS = {}
+
+
+def register_model(format_name, cls):
+    """Make ``cls`` the class that files of ``format_name`` load into."""
+    _MODELS[format_name] = cls
+
+
+def model_class(format_name):
+    """The class registered for ``format_name`` (LookupError if none is)."""
+    try:
+        return _MODELS[format_name]
+    except KeyError:
+        raise LookupError(f"no model class is registered for {format_name!r}") from None

@@ -12,7 +12,7 @@ import ctypes
 import functools
 
 # A step with fewer floating-point operations than this runs its products on
-# one thread.  Measured on the project's 2-core machine with
+# one thread.  Measured on a 2-core x86-64 machine (OpenBLAS) with
 # ``python -m pynn bench --threads-sweep``: below it one thread is faster.
 MIN_PARALLEL_FLOPS = 5e6
 

@@ -205,6 +205,14 @@ def check_nonneg_int(value, argname):
     return int(value)
 
 
+def check_bool(value, argname):
+    """``value`` as a bool: True or False (or NumPy's), nothing that merely
+    converts to one (``bool("no")`` is True)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{argname} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def check_real(value, argname, low=None, high=None, low_open=False, high_open=False):
     """A finite real number within [low, high] (ends open if asked)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):

@@ -204,11 +204,11 @@ def profile_config(name, dtype, rounds):
     rng = np.random.default_rng(2)
     x = rng.standard_normal((4096, sizes[0])).astype(dtype)
     y = rng.standard_normal((4096, sizes[-1])).astype(dtype)
-    net._prepare_training()
+    net.refresh_optimizer()
     ours, theirs = [], []
     for _ in range(rounds):
         rows = rng.permutation(4096)[:batch].astype(np.intp)
-        ours.append(net._net.profile_step(x, y, rows))
+        ours.append(net.engine.profile_step(x, y, rows))
         t = [time.perf_counter()]
         xb, yb = x[rows], y[rows]
         t.append(time.perf_counter())
@@ -232,7 +232,7 @@ def threads_sweep(dtype, rounds):
         for k in (1, 2):
             net, _, x, y = build(sizes, batch, dtype)
             net.n_threads = k
-            net._net.set_thread_policy(_threads.local_thread_setter(), k, 0)
+            net.engine.set_thread_policy(_threads.local_thread_setter(), k, 0)
             nets[k] = net
         n_calls = max(1, int(0.02 / max(time_calls(lambda: nets[1].train_on_batch(x, y), 2), 1e-7)))
         times = {1: [], 2: []}

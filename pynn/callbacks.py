@@ -9,9 +9,17 @@
         on_epoch_end(epoch, logs)    # logs: loss, val_loss, learning_rate, ...
     on_train_end(logs)               # logs of the last epoch
 
+and ``on_divergence(epoch, logs={"batch", "loss"})`` when a step's loss or
+gradient is not finite (before fit raises DivergenceError or stops).
+
 Epochs and batches are counted from 0.  ``on_batch_end`` costs a return
 to Python after every batch, so ``fit`` only makes it when some callback
 overrides it; otherwise an epoch's batches run in one compiled pass.
+
+A callback with a ``batch_period`` (seconds) instead of ``wants_batches``
+hears ``on_batch_end`` about that often, after the last batch of a chunk,
+with ``samples_seen`` and ``mean_loss`` (the epoch's so far) in its logs:
+the live progress bar works so.
 
 A callback reaches the model through ``self.model`` (and can stop training
 by setting ``self.model.stop_training = True``) and fit's settings through
@@ -31,11 +39,13 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import check_nonneg_int, check_real
+from ._validation import check_bool, check_nonneg_int, check_real
 
 
 class Callback:
     """Base class: override the hooks you need; each receives ``logs``, a dict."""
+
+    batch_period = None     # seconds between coarse on_batch_end calls (see above)
 
     def __init__(self):
         self.model = None
@@ -60,6 +70,9 @@ class Callback:
         pass
 
     def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        pass
+
+    def on_divergence(self, epoch: int, logs: dict | None = None) -> None:
         pass
 
     @property
@@ -263,11 +276,11 @@ class EarlyStopping(_Monitor):
     def __init__(self, monitor: str = "val_loss", patience: int = 0, min_delta: float = 0,
                  mode: str = "auto", restore_best_weights: bool = False) -> None:
         super().__init__(monitor, mode, min_delta)
+        self.wait = 0
+        self.best_weights = None
+        self.best_epoch = self.stopped_epoch = None
         self.patience = check_nonneg_int(patience, "patience")
-        if not isinstance(restore_best_weights, bool):
-            raise TypeError(f"restore_best_weights must be True or False, "
-                            f"got {restore_best_weights!r}")
-        self.restore_best_weights = restore_best_weights
+        self.restore_best_weights = check_bool(restore_best_weights, "restore_best_weights")
 
     def on_train_begin(self, logs=None):
         self._check_available()
@@ -314,6 +327,7 @@ class ReduceLROnPlateau(_Monitor):
     def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10,
                  min_delta: float = 1e-4, min_lr: float = 0.0, mode: str = "auto") -> None:
         super().__init__(monitor, mode, min_delta)
+        self.wait = 0
         self.factor = check_real(factor, "factor", low=0, high=1, low_open=True, high_open=True)
         self.patience = check_nonneg_int(patience, "patience")
         self.min_lr = check_real(min_lr, "min_lr", low=0)
@@ -362,12 +376,8 @@ class ModelCheckpoint(_Monitor):
         if not isinstance(path, (str, bytes, os.PathLike)):
             raise TypeError(f"path must be a str or path-like, got {path!r:.80}")
         self.path = os.fsdecode(path)  # bytes paths too: str.format needs text
-        for name, flag in (("save_best_only", save_best_only),
-                           ("include_optimizer", include_optimizer)):
-            if not isinstance(flag, (bool, np.bool_)):   # bool("no") would be True
-                raise TypeError(f"{name} must be True or False, got {flag!r}")
-        self.save_best_only = bool(save_best_only)
-        self.include_optimizer = bool(include_optimizer)
+        self.save_best_only = check_bool(save_best_only, "save_best_only")
+        self.include_optimizer = check_bool(include_optimizer, "include_optimizer")
 
     def on_train_begin(self, logs=None):
         if self.save_best_only:
@@ -471,6 +481,7 @@ class CSVLogger(Callback):
         self.sep = separator
         self.append = bool(append)
         self.keys = None
+        self._write_header = True
 
     def on_train_begin(self, logs=None):
         self.keys = None
@@ -542,8 +553,9 @@ class ProgressLogger(Callback):
     The bar (batches done/total, samples/s, ETA, running loss) is redrawn
     in place with ``\\r`` at most ``refresh`` times a second, and only when
     sys.stdout is a terminal; elsewhere (a log file, a pipe) each epoch
-    prints just its final line.  fit reports progress through ``update``
-    between chunks of batches, never per batch on its own account.
+    prints just its final line.  While the bar is live its ``batch_period``
+    asks fit for ``on_batch_end`` between chunks of batches, never per batch
+    on its own account.
     """
 
     REFRESH_SECONDS = 0.1
@@ -551,11 +563,19 @@ class ProgressLogger(Callback):
     def __init__(self, verbose=1):
         super().__init__()
         self.verbose = verbose
+        self._live = False
+        self._width = 0
+        self._start = self._last_draw = 0.0
 
     @property
-    def live(self):
-        """True when intermediate updates are drawn (verbose=1 on a terminal)."""
-        return self._live
+    def wants_batches(self):
+        return False        # it asks for batches from time to time: batch_period
+
+    @property
+    def batch_period(self):
+        """REFRESH_SECONDS while a live bar is drawn (fit then reports the
+        batches that often), else None."""
+        return self.REFRESH_SECONDS if self._live else None
 
     def on_train_begin(self, logs=None):
         isatty = getattr(sys.stdout, "isatty", None)
@@ -567,11 +587,10 @@ class ProgressLogger(Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = self._last_draw = time.perf_counter()
-        self._epoch = epoch
         if self.verbose == 1:
             self._write(f"Epoch {epoch + 1}/{self.params['epochs']}\n")
 
-    def update(self, batches_done, samples_done, loss):
+    def on_batch_end(self, batch, logs=None):
         """Redraw the bar (if live and at least REFRESH_SECONDS passed)."""
         if not self._live:
             return
@@ -581,10 +600,11 @@ class ProgressLogger(Callback):
         self._last_draw = now
         elapsed = now - self._start
         steps = self.params["steps"]
-        eta = elapsed / batches_done * (steps - batches_done) if batches_done else 0.0
+        batches_done = batch + 1
+        eta = elapsed / batches_done * (steps - batches_done)
         self._draw(f"{self._bar(batches_done, steps)} - "
-                   f"{samples_done / max(elapsed, 1e-9):,.0f} samples/s - "
-                   f"ETA {_fmt_time(eta)} - loss: {_fmt(loss)}")
+                   f"{logs['samples_seen'] / max(elapsed, 1e-9):,.0f} samples/s - "
+                   f"ETA {_fmt_time(eta)} - loss: {_fmt(logs['mean_loss'])}")
 
     def _bar(self, done, total, width=20):
         filled = width * done // total
@@ -619,8 +639,8 @@ class ProgressLogger(Callback):
                         f"{_fmt_time(elapsed)} - {values}\n")
         self._width = 0
 
-    def interrupt(self):
-        """End a half-drawn bar line (training stopped mid-epoch)."""
+    def on_divergence(self, epoch, logs=None):
+        """End a half-drawn bar line (training stops mid-epoch)."""
         if self._live and self._width:
             self._write("\n")
             self._width = 0

@@ -10,10 +10,9 @@
 - an iterable of ``(x_batch, y_batch)`` pairs, passed as x with y omitted
   (``Stream``): read batch by batch as it yields them.
 
-Every form but the first trains one compiled step per batch through
-``train_batches``, which is also the path of distributed training
-(pynn.distributed), where each step's gradients are all-reduced before
-the update.
+Every form but the first trains one compiled step per batch (the
+``Streamed`` runner of pynn.training.runners), as distributed training
+does with every form.
 """
 import numpy as np
 
@@ -56,7 +55,7 @@ class RowsToConvert(Batches):
             rows = slice(k * batch_size, min((k + 1) * batch_size, n))
             if order is not None:
                 rows = order[rows]
-            xb, yb = model._check_xy(self.x[rows], y[rows], finite=False)
+            xb, yb = model.check_xy(self.x[rows], y[rows], finite=False)
             yield k, xb, yb
 
 
@@ -121,7 +120,7 @@ class Stream(Batches):
         if not isinstance(item, (tuple, list)) or len(item) != 2:
             raise TypeError(f"x must yield (x_batch, y_batch) pairs; batch {k} of epoch "
                             f"{self._epoch + 1} is {type(item).__name__!s:.40}")
-        return self.model._check_xy(item[0], item[1], finite=False)
+        return self.model.check_xy(item[0], item[1], finite=False)
 
     def batches(self, model, y, order, batch_size, first, stop):
         if first == 0 and self._peeked is None:
@@ -171,48 +170,19 @@ def prepare(model, x, y, steps_per_epoch, validation_split):
             raise ValueError(f"x and y have different numbers of samples: "
                              f"{x.shape[0]} and {y.shape[0]}")
         return RowsToConvert(x), y
-    return model._check_xy(x, y)
+    return model.check_xy(x, y)
 
 
 def plan(x, batch_size):
     """(n_samples or None, n_batches, sizes) of an epoch over fit's data."""
     if isinstance(x, Stream):
         return None, x.n_batches, x.sizes
-    n = x.shape[0]
-    n_batches = -(-n // batch_size)
-    return n, n_batches, np.minimum(batch_size, n - batch_size * np.arange(n_batches))
+    sizes = batch_sizes(x.shape[0], batch_size)
+    return x.shape[0], sizes.shape[0], sizes
 
 
-def _array_batches(x, y, order, batch_size, first, stop):
-    n = x.shape[0]
-    for k in range(first, stop):
-        rows = slice(k * batch_size, min((k + 1) * batch_size, n))
-        if order is None:
-            yield k, x[rows], y[rows]
-        else:
-            yield k, x[order[rows]], y[order[rows]]
-
-
-def train_batches(model, x, y, order, batch_size, first, stop, losses, metric_values):
-    """Sequential._train_batches one compiled step per batch: for Batches
-    sources, and for every source in distributed training.  Same contract:
-    returns the first batch not applied (its loss or gradient was not
-    finite, on any rank), or ``stop``."""
-    dist = model._dist
-    if isinstance(x, Batches):
-        batches = x.batches(model, y, order, batch_size, first, stop)
-    else:
-        batches = _array_batches(x, y, order, batch_size, first, stop)
-    done = first
-    for k, xb, yb in batches:
-        if dist is None:
-            losses[k], ok = model._step(xb, yb)
-        else:
-            losses[k], ok = dist.step(k, xb, yb)
-        if not ok:
-            break
-        if metric_values is not None:
-            model._batch_metrics(yb, metric_values[:, k])
-        done = k + 1
-    model._trained = model._trained or done > first
-    return done
+def batch_sizes(n_samples, batch_size):
+    """Sizes of an epoch's batches over ``n_samples``: ``batch_size`` each
+    but the last, which takes the rest."""
+    n_batches = -(-n_samples // batch_size)
+    return np.minimum(batch_size, n_samples - batch_size * np.arange(n_batches))

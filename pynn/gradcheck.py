@@ -1,18 +1,50 @@
 """``check_gradients``: backpropagation against central finite differences."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
 
 from ._validation import check_real
+from .core import Model
+from .layers import Dense
+from .summary import layer_names
 
-if TYPE_CHECKING:  # model.py is imported lazily, below
-    from .model import Sequential
+
+def central_differences(loss: Callable[[], float], array: np.ndarray,
+                        epsilon: float | Callable[[float], float] = 1e-5) -> np.ndarray:
+    """The derivatives of ``loss()`` with respect to each entry of ``array``.
+
+    Each entry ``w`` is moved in place to ``w + epsilon`` and ``w - epsilon``
+    (then put back), and its derivative taken as
+    ``(loss(w + epsilon) - loss(w - epsilon)) / (2 * epsilon)``.
+
+    Parameters
+    ----------
+    loss : callable with no arguments, returning a float
+        Reads ``array`` (a view into the buffers it computes from).
+    array : writeable array of any shape
+    epsilon : float, or callable of the entry's value giving its step
+
+    Returns
+    -------
+    float64 array of ``array``'s shape
+    """
+    numeric = np.empty(array.shape)
+    for idx in np.ndindex(array.shape):
+        saved = array[idx]
+        step = epsilon(saved) if callable(epsilon) else epsilon
+        array[idx] = saved + step
+        up = loss()
+        array[idx] = saved - step
+        down = loss()
+        array[idx] = saved
+        numeric[idx] = (up - down) / (2 * step)
+    return numeric
 
 
-def check_gradients(model: Sequential, x: npt.ArrayLike, y: npt.ArrayLike,
+def check_gradients(model: Model, x: npt.ArrayLike, y: npt.ArrayLike,
                     epsilon: float = 1e-5, atol: float = 1e-6) -> dict[str, float]:
     """Compare the model's backpropagated gradients with finite differences.
 
@@ -53,41 +85,30 @@ def check_gradients(model: Sequential, x: npt.ArrayLike, y: npt.ArrayLike,
         value above 1e-5 as a failure.  relu's kink can give a correct
         gradient a large error when an input lies within ``epsilon`` of 0.
     """
-    from .model import Sequential
-    from .layers import Dense
-    from .summary import layer_names
-
-    if not isinstance(model, Sequential):
+    if not isinstance(model, Model):
         raise TypeError(f"model must be a pynn.Sequential, got {model!r}")
-    model._check_compiled("check_gradients")
+    model.check_compiled("check_gradients")
     epsilon = check_real(epsilon, "epsilon", low=0, low_open=True)
     atol = check_real(atol, "atol", low=0)
-    x = model._check_x(x)                       # builds the model if needed
-    twin = Sequential([Dense(layer.units, activation=layer.activation)
+    x = model.check_x(x)                        # builds the model if needed
+    twin = type(model)([Dense(layer.units, activation=layer.activation)
                        for layer in model.layers], dtype="float64")
     twin.build(model.input_dim)
     twin.params[...] = model.params
     twin.compile(loss=model.loss, optimizer="sgd")
-    x, y = twin._check_xy(x, y)
+    x, y = twin.check_xy(x, y)
     _, grads = twin.gradients(x, y)
+    net = twin.engine
 
     def loss():
-        return twin._net.loss(x, y, x.shape[0])
+        return net.loss(x, y, x.shape[0])
 
     errors = {}
     arrays = [a for layer in twin.layers for a in (layer.W, layer.b)]
     keys = [f"{name}/{part}" for name in layer_names(model) for part in ("W", "b")]
     for key, values, backprop in zip(keys, arrays, grads):
         flat = values.reshape(-1)             # a view into twin.params
-        numeric = np.empty(flat.shape[0])
-        for i in range(flat.shape[0]):
-            saved = flat[i]
-            flat[i] = saved + epsilon
-            up = loss()
-            flat[i] = saved - epsilon
-            down = loss()
-            flat[i] = saved
-            numeric[i] = (up - down) / (2 * epsilon)
+        numeric = central_differences(loss, flat, epsilon)
         backprop = backprop.reshape(-1)
         scale = max(np.linalg.norm(backprop), np.linalg.norm(numeric), atol)
         errors[key] = float(np.linalg.norm(backprop - numeric) / scale) if scale else 0.0

@@ -17,11 +17,11 @@ dimensions has ``fan_in = inputs * prod(k)`` and ``fan_out = units *
 prod(k)``.
 """
 import math
-import numbers
 
 import numpy as np
 
-from pynn._random import Generator
+from ._random import Generator
+from ._validation import check_real
 
 __all__ = [
     "Initializer", "Zeros", "Ones", "Constant", "RandomNormal", "RandomUniform",
@@ -74,16 +74,6 @@ def compute_fans(shape):
         return shape[0], shape[0]
     receptive = math.prod(shape[2:])
     return shape[1] * receptive, shape[0] * receptive
-
-
-def _real(name, value):
-    # A finite real number (bools excluded) as a float.
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    v = float(value)
-    if not math.isfinite(v):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return v
 
 
 def _check_out(out):
@@ -222,7 +212,7 @@ class Constant(Initializer):
     random = False
 
     def __init__(self, value=0.0):
-        self.value = _real("value", value)
+        self.value = check_real(value, "value")
 
     def _fill(self, out, generator):
         out.fill(self.value)
@@ -247,8 +237,8 @@ class RandomNormal(Initializer):
     """
 
     def __init__(self, mean=0.0, stddev=0.05):
-        self.mean = _real("mean", mean)
-        self.stddev = _real("stddev", stddev)
+        self.mean = check_real(mean, "mean")
+        self.stddev = check_real(stddev, "stddev")
         if self.stddev < 0:
             raise ValueError(f"stddev must be >= 0, got {stddev!r}")
 
@@ -290,8 +280,8 @@ class RandomUniform(Initializer):
     """
 
     def __init__(self, minval=-0.05, maxval=0.05):
-        self.minval = _real("minval", minval)
-        self.maxval = _real("maxval", maxval)
+        self.minval = check_real(minval, "minval")
+        self.maxval = check_real(maxval, "maxval")
         if not self.minval < self.maxval:
             raise ValueError(
                 f"minval must be < maxval, got minval={minval!r}, maxval={maxval!r}")
@@ -337,7 +327,7 @@ class VarianceScaling(Initializer):
     """
 
     def __init__(self, scale=1.0, mode="fan_in", distribution="truncated_normal"):
-        self.scale = _real("scale", scale)
+        self.scale = check_real(scale, "scale")
         if self.scale <= 0:
             raise ValueError(f"scale must be > 0, got {scale!r}")
         if not isinstance(mode, str) or mode not in _MODES:

@@ -34,11 +34,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import losses, optimizers
-from ._validation import as_dtype, check_positive_int
+from . import _registry
+from ._validation import check_bool, check_positive_int
+from ._version import __version__
 
-if TYPE_CHECKING:  # model.py imports this module
-    from .model import Sequential
+if TYPE_CHECKING:  # the model imports this module; files load through _registry
+    from .core import Model as Sequential
 
 FORMAT_NAME = "pynn.Sequential"
 FORMAT_VERSION = 1
@@ -74,28 +75,14 @@ def to_arrays(model: Sequential, include_optimizer: bool = True) -> dict[str, np
     """
     if not model.built:
         raise ValueError("cannot save a model that is not built (it has no weights yet)")
-    if not isinstance(include_optimizer, (bool, np.bool_)):
-        raise TypeError(f"include_optimizer must be True or False, got {include_optimizer!r}")
-    from . import __version__
-    config = {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "pynn_version": __version__,
-        "dtype": np.dtype(model.dtype).name,
-        "seed": model.seed,
-        "input_dim": int(model.input_dim),
-        "layers": [{"units": layer.units, "activation": layer.activation,
-                    "name": layer.name} for layer in model.layers],
-        "loss": losses.serialize(model.loss) if model.loss is not None else None,
-        "optimizer": (optimizers.serialize(model.optimizer)
-                      if model.optimizer is not None else None),
-        "metrics": [metric.name for metric in model.metrics],
-    }
+    include_optimizer = check_bool(include_optimizer, "include_optimizer")
+    config = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION,
+              "pynn_version": __version__, **model.get_config()}
     arrays = {"config": _json_bytes(config), "params": model.params}
     if include_optimizer and model.optimizer is not None:
         arrays["optimizer_state"] = model.optimizer.state
         arrays["optimizer_iterations"] = np.array(model.optimizer.iterations, dtype=np.int64)
-    gen_state = _generator_state(model._generator)
+    gen_state = _generator_state(model.generator)
     if gen_state is not None:
         arrays["generator_state"] = _json_bytes(gen_state)
     return arrays
@@ -321,7 +308,6 @@ def _parse_config(arrays):
     _require(isinstance(config, dict) and config.get("format") == FORMAT_NAME,
              "it is not a pynn model file")
     version = config.get("format_version")
-    from . import __version__
     _require(version == FORMAT_VERSION,
              f"its format version {version!r} is not supported (this pynn "
              f"{__version__} reads version {FORMAT_VERSION})")
@@ -329,24 +315,15 @@ def _parse_config(arrays):
 
 
 def _build(config, arrays):
-    # Imported here: model.py imports this module for Sequential.save.
-    from .layers import Dense
-    from .model import Sequential
-
     layers = config.get("layers")
     _require(isinstance(layers, list) and layers, "its config lists no layers")
     try:
-        dtype = as_dtype(config.get("dtype"))
-        dense = []
         for i, spec in enumerate(layers):
             _require(isinstance(spec, dict), f"layer {i} of its config is not a dict")
-            dense.append(Dense(spec.get("units"), activation=spec.get("activation"),
-                               input_dim=config.get("input_dim") if i == 0 else None,
-                               name=spec.get("name")))
         # Compare the architecture's size with the params entry before
         # building: a config claiming huge layers must not allocate them.
         sizes = [check_positive_int(config.get("input_dim"), "input_dim")]
-        sizes += [layer.units for layer in dense]
+        sizes += [check_positive_int(spec.get("units"), "units") for spec in layers]
         expected = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
         params = arrays.get("params")
         _require(params is not None, "it has no 'params' entry")
@@ -356,15 +333,13 @@ def _build(config, arrays):
         seed = config.get("seed")
         _require(seed is None or (isinstance(seed, int) and not isinstance(seed, bool)),
                  f"its seed {seed!r} is not an integer")
-        model = Sequential(dense, dtype=dtype, seed=seed)
-        if config.get("loss") is not None:
-            metrics = config.get("metrics", [])    # absent from older files
-            _require(isinstance(metrics, list) and all(isinstance(m, str) for m in metrics),
-                     f"its metrics {metrics!r:.80} are not a list of names")
-            _require(config.get("optimizer") is not None,
-                     "its config names a loss but no optimizer")
-            model.compile(loss=losses.get(config["loss"]),
-                          optimizer=optimizers.get(config["optimizer"]), metrics=metrics)
+        metrics = config.get("metrics", [])    # absent from older files
+        _require(isinstance(metrics, list) and all(isinstance(m, str) for m in metrics),
+                 f"its metrics {metrics!r:.80} are not a list of names")
+        _require(config.get("loss") is None or config.get("optimizer") is not None,
+                 "its config names a loss but no optimizer")
+        # built once from the whole config, however many layers
+        model = _registry.model_class(FORMAT_NAME).from_config(config)
     except _Invalid:
         raise
     except (TypeError, ValueError) as exc:
@@ -377,6 +352,13 @@ def _build(config, arrays):
              f"its params ({params.dtype}, shape {params.shape}) do not fit the "
              f"architecture ({model.params.dtype}, shape {model.params.shape})")
     _require(bool(np.isfinite(params).all()), "its params contain NaN or infinite values")
+    with model.lock:
+        _load_state(model, params, arrays)
+    return model
+
+
+def _load_state(model, params, arrays):
+    # the saved weights, optimizer state and generator state into ``model``
     model.params[...] = params
 
     opt = model.optimizer
@@ -399,8 +381,7 @@ def _build(config, arrays):
             model.generator.set_state(state)
         except (TypeError, ValueError) as exc:
             raise _Invalid(f"its generator state is invalid ({exc})") from None
-    model._trained = True                # adding a layer would redraw the loaded weights
-    return model
+    model.mark_trained()                 # adding a layer would redraw the loaded weights
 
 
 def load(path: str | os.PathLike[str]) -> Sequential:

@@ -134,8 +134,11 @@ class Dense:
         n_in = self.input_dim if input_dim is None else input_dim
         return self.units * n_in + self.units
 
-    def _bind(self, input_dim, params, grads, w_offset, b_offset):
-        # Called by the model: make W, b, dW, db views of its flat buffers.
+    def bind(self, input_dim: int, params: np.ndarray, grads: np.ndarray,
+             w_offset: int, b_offset: int) -> None:
+        """Make W, b, dW, db views of the model's flat buffers (the model
+        calls it when it builds): W at ``params[w_offset:]``, b at
+        ``params[b_offset:]``, the gradients at the same places of ``grads``."""
         self.input_dim = input_dim
         w_end = w_offset + self.units * input_dim
         # written to __dict__ directly: W and b are properties whose setters

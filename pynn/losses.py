@@ -10,7 +10,7 @@ import numpy.typing as npt
 
 from . import _losses
 from ._registry import from_config, from_name
-from ._validation import as_float_array, check_finite
+from ._validation import as_float_array, check_bool, check_finite
 
 # Kernel codes, as in csrc/loss_kernels.pxd.
 MSE = 0
@@ -111,11 +111,13 @@ class MeanSquaredError(Loss):
     accepts_any_real_targets = True
 
 
-def _first_bad(y, bad):
-    # (index, value) of the first entry flagged by the boolean array ``bad``
-    idx = np.unravel_index(int(np.argmax(bad)), y.shape)
-    idx = idx[0] if len(idx) == 1 else tuple(int(i) for i in idx)
-    return idx, float(y[idx])
+def _refuse_first(y, bad, describe):
+    # ValueError naming the first entry flagged by the boolean array ``bad``:
+    # ``describe(value, index)`` gives the message
+    if bad.any():
+        idx = np.unravel_index(int(np.argmax(bad)), y.shape)
+        idx = idx[0] if len(idx) == 1 else tuple(int(i) for i in idx)
+        raise ValueError(describe(float(y[idx]), idx))
 
 
 class _CrossEntropy(Loss):
@@ -144,9 +146,7 @@ class _CrossEntropy(Loss):
     logits_code = None         # the fused kernel, reading logits
 
     def __init__(self, from_logits: bool = False) -> None:
-        if not isinstance(from_logits, (bool, np.bool_)):
-            raise TypeError(f"from_logits must be True or False, got {from_logits!r}")
-        self.from_logits = bool(from_logits)
+        self.from_logits = check_bool(from_logits, "from_logits")
 
     def fuses_with(self, activation):
         if self.from_logits:
@@ -193,12 +193,9 @@ class BinaryCrossentropy(_CrossEntropy):
     def prepare_targets(self, y: npt.ArrayLike, n_outputs: int, dtype: npt.DTypeLike,
                         argname: str = "y", finite: bool = True) -> np.ndarray:
         y = super().prepare_targets(y, n_outputs, dtype, argname, finite)
-        bad = (y < 0) | (y > 1)
-        if bad.any():
-            idx, value = _first_bad(y, bad)
-            raise ValueError(
-                f"{argname} holds {value!r} at index {idx}: binary_crossentropy "
-                f"targets must lie in [0, 1]")
+        _refuse_first(y, (y < 0) | (y > 1), lambda value, idx: (
+            f"{argname} holds {value!r} at index {idx}: binary_crossentropy "
+            f"targets must lie in [0, 1]"))
         return y
 
 
@@ -231,12 +228,9 @@ class CategoricalCrossentropy(_CrossEntropy):
                 f"got a 1-D array of shape {arr.shape}; for integer class labels "
                 f"use sparse_categorical_crossentropy")
         y = super().prepare_targets(arr, n_outputs, dtype, argname, finite)
-        bad = y < 0
-        if bad.any():
-            idx, value = _first_bad(y, bad)
-            raise ValueError(
-                f"{argname} holds {value!r} at index {idx}: categorical_crossentropy "
-                f"targets must be non-negative (one-hot or probabilities)")
+        _refuse_first(y, y < 0, lambda value, idx: (
+            f"{argname} holds {value!r} at index {idx}: categorical_crossentropy "
+            f"targets must be non-negative (one-hot or probabilities)"))
         return y
 
 
@@ -273,18 +267,12 @@ class SparseCategoricalCrossentropy(_CrossEntropy):
             raise ValueError(
                 f"{argname} must hold integer class labels, as a 1-D array or an "
                 f"(n_samples, 1) column, got shape {np.shape(y)}")
-        bad = ~np.isfinite(labels) | (labels != np.floor(labels))
-        if bad.any():
-            idx, value = _first_bad(labels, bad)
-            raise ValueError(
-                f"{argname} holds {value!r} at index {idx}: sparse "
-                f"categorical labels must be integers")
-        bad = (labels < 0) | (labels >= n_outputs)
-        if bad.any():
-            idx, value = _first_bad(labels, bad)
-            raise ValueError(
-                f"{argname} holds label {value:g} at index {idx}: labels must lie "
-                f"in [0, {n_outputs}) for {n_outputs} classes")
+        _refuse_first(labels, ~np.isfinite(labels) | (labels != np.floor(labels)),
+                      lambda value, idx: (f"{argname} holds {value!r} at index {idx}: "
+                                          f"sparse categorical labels must be integers"))
+        _refuse_first(labels, (labels < 0) | (labels >= n_outputs), lambda value, idx: (
+            f"{argname} holds label {value:g} at index {idx}: labels must lie "
+            f"in [0, {n_outputs}) for {n_outputs} classes"))
         out = np.ascontiguousarray(labels.reshape(-1, 1), dtype=dtype)
         # The kernels read labels in the model's dtype: float32 holds every
         # integer up to 2**24 exactly, not beyond (2**24 + 1 would become
@@ -292,13 +280,10 @@ class SparseCategoricalCrossentropy(_CrossEntropy):
         # than that can meet such a label; it is refused rather than rounded.
         exact = 2.0 ** (np.finfo(dtype).nmant + 1)
         if n_outputs > exact:
-            bad = out[:, 0] != labels
-            if bad.any():
-                idx, value = _first_bad(labels, bad)
-                raise ValueError(
-                    f"{argname} holds label {value:.0f} at index {idx}, which "
-                    f"{np.dtype(dtype).name} cannot hold exactly (integers above "
-                    f"{exact:.0f} are rounded): use a float64 model for so many classes")
+            _refuse_first(labels, out[:, 0] != labels, lambda value, idx: (
+                f"{argname} holds label {value:.0f} at index {idx}, which "
+                f"{np.dtype(dtype).name} cannot hold exactly (integers above "
+                f"{exact:.0f} are rounded): use a float64 model for so many classes"))
         return out
 
 

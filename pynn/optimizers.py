@@ -12,7 +12,7 @@ import numpy as np
 
 from . import _optim, schedules
 from ._registry import from_config, from_name
-from ._validation import check_real
+from ._validation import check_bool, check_real
 
 SGD_CODE = 0
 ADAM_CODE = 1
@@ -102,6 +102,16 @@ class Optimizer:
         if new is not None:
             self.check_dtype(new.dtype)
         self._owner_ref = ref
+
+    @property
+    def owner(self):
+        """The public face of ``_owner``: the model sets it when it takes
+        this optimizer (a weak reference), with the same refusal."""
+        return self._owner
+
+    @owner.setter
+    def owner(self, ref):
+        self._owner = ref
 
     def check_dtype(self, dtype) -> None:
         """Refuse settings that ``dtype`` cannot hold as given.

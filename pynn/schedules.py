@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 
-from ._validation import check_nonneg_int, check_positive_int, check_real
+from ._validation import check_bool, check_nonneg_int, check_positive_int, check_real
 
 # (2**63) ** 16 = 2**1008 < 2**1024, the largest float64
 MAX_POWER_T = 16.0
@@ -60,9 +60,7 @@ class ExponentialDecay(LearningRateSchedule):
             initial_learning_rate, "initial_learning_rate", low=0, low_open=True)
         self.decay_steps = check_positive_int(decay_steps, "decay_steps")
         self.decay_rate = check_real(decay_rate, "decay_rate", low=0, high=1, low_open=True)
-        if not isinstance(staircase, bool):
-            raise TypeError(f"staircase must be True or False, got {staircase!r}")
-        self.staircase = staircase
+        self.staircase = check_bool(staircase, "staircase")
 
     def __call__(self, step):
         exponent = step / self.decay_steps

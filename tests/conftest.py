@@ -1,6 +1,9 @@
 import numpy as np
 import pytest
 
+# finite differences, one helper for every test: the one check_gradients uses
+from pynn.gradcheck import central_differences  # noqa: F401
+
 # Tolerances per dtype for comparisons of compiled kernels with the NumPy
 # reference: both are correct, but sum in different orders.
 TOL = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=1e-12, atol=1e-13)}
@@ -22,3 +25,19 @@ def assert_close(actual, desired, dtype, scale=1.0):
     tol = TOL[dtype]
     np.testing.assert_allclose(actual, desired, rtol=tol["rtol"] * scale,
                                atol=tol["atol"] * scale)
+
+
+def make_model(*layers, input_dim, dtype="float64", seed=0, loss="mse", optimizer="sgd",
+               metrics=None, n_threads=None):
+    """A compiled Sequential, the model factory of the tests.
+
+    ``layers`` are ``(units, activation)`` pairs, the first layer taking
+    ``input_dim`` inputs; the rest goes to Sequential and compile.
+    """
+    import pynn
+    dense = [pynn.Dense(units, activation=act, input_dim=input_dim if i == 0 else None)
+             for i, (units, act) in enumerate(layers)]
+    net = pynn.Sequential(dense, dtype=dtype, seed=seed, n_threads=n_threads)
+    net.compile(loss=loss, optimizer=optimizer,
+                metrics=None if metrics is None else list(metrics))
+    return net

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import pynn
+from conftest import make_model
 from pynn import reference
 
 X = np.linspace(-1, 1, 36).reshape(12, 3)
@@ -16,10 +17,8 @@ Y = np.cos(X[:, :2] * 3)
 
 
 def make(dtype="float32", loss="mse", out=2, act=None, opt=None):
-    net = pynn.Sequential([pynn.Dense(5, activation="tanh", input_dim=3),
-                           pynn.Dense(out, activation=act)], dtype=dtype, seed=3)
-    net.compile(loss=loss, optimizer=opt or pynn.SGD(0.1, momentum=0.5))
-    return net
+    return make_model((5, "tanh"), (out, act), input_dim=3, dtype=dtype, seed=3, loss=loss,
+                      optimizer=opt or pynn.SGD(0.1, momentum=0.5))
 
 
 def ref_predict(net, x):

@@ -7,13 +7,11 @@ import numpy as np
 import pytest
 
 import pynn
+from conftest import make_model
 
 
 def make_net(seed=0):
-    net = pynn.Sequential([pynn.Dense(8, activation="tanh", input_dim=3), pynn.Dense(1)],
-                          dtype="float64", seed=seed)
-    net.compile(loss="mse", optimizer=pynn.SGD(0.1))
-    return net
+    return make_model((8, "tanh"), (1, None), input_dim=3, seed=seed, optimizer=pynn.SGD(0.1))
 
 
 @pytest.fixture

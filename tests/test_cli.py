@@ -3,6 +3,7 @@ import re
 import subprocess
 import sys
 
+import pytest
 
 
 def run(*args):
@@ -27,6 +28,7 @@ def test_info_names_versions_and_blas():
         assert word in text
 
 
+@pytest.mark.slow
 def test_bench_prints_a_table():
     text = run("bench", "--configs", "tiny", "--dtypes", "float32", "--rounds", "2", "--no-fit",
                "--ceiling-size", "256")
@@ -35,6 +37,7 @@ def test_bench_prints_a_table():
     assert row and re.search(r"\d+\.\d+x", row[0])
 
 
+@pytest.mark.slow
 def test_bench_profile_splits_phases():
     text = run("bench", "--profile", "--configs", "tiny", "--dtypes", "float64", "--rounds", "2")
     for phase in ("data", "forward", "loss", "backward", "update", "total"):

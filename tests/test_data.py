@@ -55,7 +55,7 @@ def test_memmap_of_another_dtype_is_checked_before_training(tmp_path, rng):
     y[7, 1] = np.nan
     with pytest.raises(ValueError, match="y contains 1 NaN"):
         net.fit(xm, y, verbose=0)
-    assert not net._trained
+    assert not net.trained
 
 
 def _peak_bytes_of(fn):

@@ -6,7 +6,7 @@ import pytest
 
 import pynn
 from pynn import _dense, activations, reference
-from conftest import ACTIVATIONS, assert_close
+from conftest import ACTIVATIONS, assert_close, central_differences
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
@@ -72,17 +72,8 @@ def test_gradients_match_central_differences(activation, rng):
     x = rng.standard_normal((8, 4))
     y = rng.standard_normal((8, 3))
     _, grads = net.gradients(x, y)
-    eps = 1e-6
     for array, grad in zip([p for layer in net.layers for p in (layer.W, layer.b)], grads):
-        numeric = np.empty_like(array)
-        for idx in np.ndindex(array.shape):
-            saved = array[idx]
-            array[idx] = saved + eps
-            plus = net.evaluate(x, y)["loss"]
-            array[idx] = saved - eps
-            minus = net.evaluate(x, y)["loss"]
-            array[idx] = saved
-            numeric[idx] = (plus - minus) / (2 * eps)
+        numeric = central_differences(lambda: net.evaluate(x, y)["loss"], array, 1e-6)
         np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-8)
 
 

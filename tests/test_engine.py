@@ -5,15 +5,15 @@ import numpy as np
 import pytest
 
 import pynn
+from conftest import make_model
 from pynn import reference
+from pynn.training.runners import run_batches
 
 
 def make_net(dtype, seed=0):
-    net = pynn.Sequential([pynn.Dense(24, activation="relu", input_dim=10),
-                           pynn.Dense(16, activation="tanh"),
-                           pynn.Dense(3)], dtype=dtype, seed=seed)
-    net.compile(loss="mse", optimizer=pynn.SGD(learning_rate=0.01, momentum=0.9, nesterov=True))
-    return net
+    return make_model((24, "relu"), (16, "tanh"), (3, None), input_dim=10, dtype=dtype,
+                      seed=seed,
+                      optimizer=pynn.SGD(learning_rate=0.01, momentum=0.9, nesterov=True))
 
 
 def test_compiled_epoch_equals_train_on_batch_sequence(dtype, rng):
@@ -23,7 +23,7 @@ def test_compiled_epoch_equals_train_on_batch_sequence(dtype, rng):
     order = rng.permutation(103).astype(np.intp)
     a, b = make_net(dtype), make_net(dtype)
     losses = np.empty(11)
-    assert a._train_batches(x, y, order, 10, 0, 11, losses) == 11
+    assert run_batches(a, x, y, order, 10, 0, 11, losses) == 11
     expected = [b.train_on_batch(x[order[k:k + 10]], y[order[k:k + 10]])
                 for k in range(0, 103, 10)]
     np.testing.assert_array_equal(losses, expected)
@@ -53,7 +53,8 @@ def test_divergence_inside_compiled_epoch_stops_at_that_batch(rng):
     net = make_net(np.float32)
     net.compile(loss="mse", optimizer=pynn.SGD(learning_rate=1e10))
     losses = np.empty(4)
-    done = net._train_batches(x.astype(np.float32), y.astype(np.float32), None, 10, 0, 4, losses)
+    done = run_batches(net, x.astype(np.float32), y.astype(np.float32), None, 10, 0, 4,
+                       losses)
     assert done < 4
     assert np.all(np.isfinite(net.params))
 
@@ -157,7 +158,7 @@ def test_bounds_fall_back_to_the_exact_check_near_the_top_of_the_range(rng):
     for net in (a, b):
         net.layers[0].b[0] = -2e38      # a dead relu unit: output 0, gradient 0
     losses = np.empty(8)
-    assert a._train_batches(x, y, None, 8, 0, 8, losses) == 8
+    assert run_batches(a, x, y, None, 8, 0, 8, losses) == 8
     for k in range(8):
         b.train_on_batch(x[8 * k:8 * k + 8], y[8 * k:8 * k + 8])
     np.testing.assert_array_equal(a.params, b.params)

@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 
 import pynn
+from conftest import make_model
 from pynn.callbacks import ProgressLogger
+from pynn.training import runners
 
 
 def make_net(seed=0, dtype="float64", optimizer=None):
-    net = pynn.Sequential([pynn.Dense(16, activation="tanh", input_dim=4),
-                           pynn.Dense(2)], dtype=dtype, seed=seed)
-    net.compile(loss="mse", optimizer=optimizer or pynn.SGD(0.05, momentum=0.9))
-    return net
+    return make_model((16, "tanh"), (2, None), input_dim=4, dtype=dtype, seed=seed,
+                      optimizer=optimizer or pynn.SGD(0.05, momentum=0.9))
 
 
 @pytest.fixture
@@ -205,13 +205,13 @@ def test_one_train_batches_call_per_epoch_when_nothing_needs_batches(data, monke
     x, y = data
     net = make_net()
     calls = []
-    original = net._train_batches
+    original = runners.CompiledEpoch.run
 
-    def counting(*args):
+    def counting(self, *args):
         calls.append(args[4:6])
-        return original(*args)
+        return original(self, *args)
 
-    monkeypatch.setattr(net, "_train_batches", counting)
+    monkeypatch.setattr(runners.CompiledEpoch, "run", counting)
     net.fit(x, y, epochs=3, batch_size=16, verbose=0,
             callbacks=[pynn.LambdaCallback(on_epoch_end=lambda e, logs: None)])
     net.fit(x, y, epochs=2, batch_size=16, verbose=2)

@@ -3,14 +3,11 @@ import numpy as np
 import pytest
 
 import pynn
+from conftest import make_model
 
 
 def make_net(dtype="float32"):
-    net = pynn.Sequential([pynn.Dense(6, activation="tanh", input_dim=4),
-                           pynn.Dense(5, activation="sigmoid"),
-                           pynn.Dense(3)], dtype=dtype, seed=2)
-    net.compile(loss="mse")
-    return net
+    return make_model((6, "tanh"), (5, "sigmoid"), (3, None), input_dim=4, dtype=dtype, seed=2)
 
 
 @pytest.fixture

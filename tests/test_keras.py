@@ -278,7 +278,7 @@ def test_missing_training_options_raise_a_clear_error():
                  lambda: model.fit(x, y, validation_data=(x, y, weights), verbose=0)):
         with pytest.raises(NotImplementedError, match="weighted losses"):
             call()
-    assert not model.pynn_model._trained          # nothing ran
+    assert not model.pynn_model.trained          # nothing ran
 
 
 def test_keras_names_that_do_not_exist_are_attribute_errors():

@@ -12,6 +12,7 @@ import tracemalloc
 import numpy as np
 
 import pynn
+from conftest import make_model
 
 rng = np.random.default_rng(0)
 X = rng.standard_normal((64, 20)).astype(np.float32)
@@ -19,11 +20,9 @@ Y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 64)]
 
 
 def make():
-    net = pynn.Sequential([pynn.Dense(32, activation="relu", input_dim=20),
-                           pynn.Dense(3, activation="softmax")], seed=0)
-    net.compile(loss="categorical_crossentropy", optimizer=pynn.Adam(1e-3),
-                metrics=["accuracy"])
-    return net
+    return make_model((32, "relu"), (3, "softmax"), input_dim=20, dtype="float32",
+                      loss="categorical_crossentropy", optimizer=pynn.Adam(1e-3),
+                      metrics=["accuracy"])
 
 
 def traced_growth(work, repeats):

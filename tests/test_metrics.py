@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import pynn
+from conftest import make_model as build_model
 from pynn import metrics
 
 
@@ -55,10 +56,8 @@ def test_bad_metrics_refused():
 
 
 def make_model(loss, activation, units, dtype="float64", metric_names=()):
-    net = pynn.Sequential([pynn.Dense(8, activation="tanh", input_dim=4),
-                           pynn.Dense(units, activation=activation)], dtype=dtype, seed=7)
-    net.compile(loss=loss, optimizer=pynn.SGD(learning_rate=0.1), metrics=list(metric_names))
-    return net
+    return build_model((8, "tanh"), (units, activation), input_dim=4, dtype=dtype, seed=7,
+                       loss=loss, optimizer=pynn.SGD(learning_rate=0.1), metrics=metric_names)
 
 
 # (loss, last activation, outputs, metric names, targets from (labels, z))
@@ -168,7 +167,7 @@ def test_predict_returns_probabilities(rng):
     for activation, units, loss in [("sigmoid", 2, "binary_crossentropy"),
                                     ("softmax", 3, "categorical_crossentropy")]:
         net = make_model(loss, activation, units)
-        assert net._fused
+        assert net.fused
         p = net.predict(x)
         ref = pynn.reference.ReferenceNetwork(net.get_weights(), ["tanh", activation])
         np.testing.assert_allclose(p, ref.predict(x), rtol=1e-12)

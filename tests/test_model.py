@@ -3,15 +3,12 @@ import numpy as np
 import pytest
 
 import pynn
+from conftest import make_model
 
 
 def make_net(dtype="float32", seed=0, optimizer=None):
-    net = pynn.Sequential([
-        pynn.Dense(32, activation="relu", input_dim=8),
-        pynn.Dense(3),
-    ], dtype=dtype, seed=seed)
-    net.compile(loss="mse", optimizer=optimizer or pynn.SGD(learning_rate=0.01, momentum=0.9))
-    return net
+    return make_model((32, "relu"), (3, None), input_dim=8, dtype=dtype, seed=seed,
+                      optimizer=optimizer or pynn.SGD(learning_rate=0.01, momentum=0.9))
 
 
 @pytest.fixture
@@ -189,3 +186,60 @@ def test_strings_and_objects_accepted():
             net.compile(loss=loss, optimizer=opt)
             assert isinstance(net.loss, pynn.MeanSquaredError)
             assert isinstance(net.optimizer, pynn.SGD)
+
+
+def count_binds(monkeypatch):
+    """A list that grows by one each time a layer is bound to a model's buffers."""
+    calls = []
+    original = pynn.Dense.bind
+
+    def counting(self, *args):
+        calls.append(self)
+        return original(self, *args)
+
+    monkeypatch.setattr(pynn.Dense, "bind", counting)
+    return calls
+
+
+def deep(n_layers):
+    return [pynn.Dense(1, input_dim=1)] + [pynn.Dense(1) for _ in range(n_layers - 1)]
+
+
+def test_a_deep_model_is_built_once_from_its_layers_and_from_a_file(monkeypatch):
+    n = 200
+    binds = count_binds(monkeypatch)
+    net = pynn.Sequential(deep(n), seed=3)
+    net.compile(loss="mse", optimizer="adam")
+    assert len(binds) == n                 # each layer bound once, not once per add
+    binds.clear()
+    back = pynn.io.from_arrays(pynn.io.to_arrays(net))
+    assert len(binds) == n
+    np.testing.assert_array_equal(back.params, net.params)
+
+
+@pytest.mark.parametrize("how", ["constructor", "add", "mixed", "build"])
+def test_the_weights_do_not_depend_on_how_the_layers_were_added(how):
+    def layers():
+        return [pynn.Dense(4, activation="relu", input_dim=3), pynn.Dense(5, activation="tanh"),
+                pynn.Dense(2)]
+
+    expected = pynn.Sequential(layers(), seed=7).get_weights()
+    if how == "constructor":
+        net = pynn.Sequential(layers(), seed=7)
+    elif how == "add":
+        net = pynn.Sequential(seed=7)
+        for layer in layers():
+            net.add(layer)
+    elif how == "mixed":
+        first, *rest = layers()
+        net = pynn.Sequential([first], seed=7)
+        for layer in rest:
+            net.add(layer)
+    else:
+        specs = layers()
+        specs[0] = pynn.Dense(4, activation="relu")
+        net = pynn.Sequential(specs, seed=7)
+        assert not net.built
+        net.build(3)
+    for a, b in zip(net.get_weights(), expected):
+        np.testing.assert_array_equal(a, b)

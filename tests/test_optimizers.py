@@ -35,7 +35,8 @@ def test_classic_momentum(dtype):
     np.testing.assert_array_equal(opt.state, np.array([-0.625, 0.125], dtype=dtype))
 
 
-def test_nesterov_as_the_mission_writes_it(dtype):
+def test_nesterov_in_the_keras_form(dtype):
+    # the Keras form of Nesterov momentum (keras.optimizers.SGD):
     # v = mu v - lr g;  w += mu v - lr g   (lr 0.5, mu 0.5)
     # step 1: v = [-0.25, -0.5];   w += [-0.125-0.25, -0.25-0.5]  -> [0.625, -2.75]
     # step 2: v = [-0.25, 0.25];   w += [-0.125-0.125, 0.125+0.5] -> [0.375, -2.125]

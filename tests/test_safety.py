@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import pynn
+from conftest import make_model
 
 # on_divergence="stop" warns by design; the tests check the weights instead
 pytestmark = pytest.mark.filterwarnings("ignore:training stopped:RuntimeWarning")
@@ -18,10 +19,8 @@ Y = np.stack([np.sin(X[:, 0]), X[:, 1] * X[:, 2]], axis=1)
 
 
 def make(opt, dtype="float64", out_act=None, seed=2):
-    net = pynn.Sequential([pynn.Dense(8, activation="relu", input_dim=4),
-                           pynn.Dense(2, activation=out_act)], dtype=dtype, seed=seed)
-    net.compile(loss="mse", optimizer=opt)
-    return net
+    return make_model((8, "relu"), (2, out_act), input_dim=4, dtype=dtype, seed=seed,
+                      optimizer=opt)
 
 
 def assert_same_model(a, b):
@@ -233,22 +232,39 @@ def test_no_entry_point_writes_to_user_arrays(tmp_path, loss, out_act, y, dtype)
 
 
 def test_read_only_arrays_work_everywhere():
-    # accepted everywhere (the kernels' memoryviews are const); that nothing
-    # is written through raw pointers is checked by the test above
+    # accepted everywhere (the kernels' memoryviews are const), with the
+    # results that writeable copies of the same values give, and left as
+    # they were; that nothing is written through raw pointers is checked by
+    # the test above
+    def run(x, y, frozen):
+        def maybe_frozen(arr):
+            arr.flags.writeable = not frozen
+            return arr
+
+        net = make(pynn.SGD(0.01, momentum=0.9))
+        out = {"fit": net.fit(x, y, epochs=2, batch_size=5, verbose=0,
+                              validation_data=(x, y)).history,
+               "fit_per_batch": net.fit(x, y, epochs=1, verbose=0, shuffle=False, callbacks=[
+                   pynn.LambdaCallback(on_batch_end=lambda b, logs: None)]).history,
+               "train_on_batch": net.train_on_batch(x, y),
+               "gradients": net.gradients(x, y),
+               "evaluate": net.evaluate(x, y),
+               "predict": net.predict(x)}
+        net.set_weights([maybe_frozen(w) for w in net.get_weights()])
+        a = maybe_frozen(net.layers[0].forward(x))
+        g = maybe_frozen(np.ones_like(a))
+        out["backward"] = net.layers[0].backward(x, a, g, need_grad_x=False)
+        out["check_gradients"] = pynn.check_gradients(net, x[:2], y[:2])
+        out["params"] = net.params.copy()
+        return out
+
     x, y = X.copy(), Y.copy()
     x.flags.writeable = y.flags.writeable = False
-    net = make(pynn.SGD(0.01, momentum=0.9))
-    net.fit(x, y, epochs=2, batch_size=5, verbose=0, validation_data=(x, y))
-    net.fit(x, y, epochs=1, verbose=0, shuffle=False,
-            callbacks=[pynn.LambdaCallback(on_batch_end=lambda b, logs: None)])
-    net.train_on_batch(x, y)
-    net.gradients(x, y)
-    net.evaluate(x, y)
-    net.predict(x)
-    net.set_weights([w for w in net.get_weights()])
-    a = net.layers[0].forward(x)
-    a.flags.writeable = False
-    g = np.ones_like(a)
-    g.flags.writeable = False
-    net.layers[0].backward(x, a, g, need_grad_x=False)
-    pynn.check_gradients(net, x[:2], y[:2])
+    frozen = run(x, y, frozen=True)
+    plain = run(X.copy(), Y.copy(), frozen=False)
+    assert set(frozen) == set(plain)
+    for key in plain:
+        np.testing.assert_equal(frozen[key], plain[key], err_msg=key)
+    np.testing.assert_array_equal(x, X)
+    np.testing.assert_array_equal(y, Y)
+    assert not x.flags.writeable and not y.flags.writeable

@@ -25,6 +25,8 @@ import scipy
 
 ROOT = Path(__file__).resolve().parent.parent
 
+pytestmark = pytest.mark.slow       # builds pynn from source: a minute or more
+
 pytest.importorskip("Cython", minversion="3.0")
 pytest.importorskip("setuptools", minversion="70.1")
 

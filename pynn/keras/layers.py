@@ -19,7 +19,7 @@ from . import activations as _activations
 from . import regularizers as _regularizers
 from ._missing import Missing, module_getattr, refuse
 
-_FREEZING = ("frozen layers need the compiled update to skip their part of the "
+FREEZING = ("frozen layers need the compiled update to skip their part of the "
              "parameter buffer, which it does not do yet")
 
 
@@ -98,7 +98,7 @@ class Dense(_layers.Dense):
         object.__setattr__(self, "_locked", True)
 
     @classmethod
-    def _adopt(cls, layer):
+    def adopt(cls, layer):
         # A pynn Dense (of a loaded model) seen through this namespace: the
         # same object, holding no state of its own beyond pynn's.
         layer.__class__ = cls
@@ -154,7 +154,7 @@ class Dense(_layers.Dense):
     @trainable.setter
     def trainable(self, value):
         if value is not True:
-            refuse(f"layer.trainable = {value!r}", _FREEZING)
+            refuse(f"layer.trainable = {value!r}", FREEZING)
 
     @property
     def use_bias(self):

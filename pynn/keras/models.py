@@ -53,7 +53,7 @@ class Sequential:
         object.__setattr__(self, "_input_dim", None)
         object.__setattr__(self, "name", name or "sequential")
         if trainable is not True:
-            refuse(f"Sequential(trainable={trainable!r})", _layers._FREEZING)
+            refuse(f"Sequential(trainable={trainable!r})", _layers.FREEZING)
         for layer in layers or []:
             self.add(layer)
 
@@ -64,13 +64,13 @@ class Sequential:
         object.__setattr__(self, "_input_dim", model.input_dim)
         object.__setattr__(self, "name", "sequential")
         for layer in model.layers:
-            _layers.Dense._adopt(layer)
+            _layers.Dense.adopt(layer)
         return self
 
     def __setattr__(self, name, value):
         if name == "trainable":
             if value is not True:
-                refuse(f"model.trainable = {value!r}", _layers._FREEZING)
+                refuse(f"model.trainable = {value!r}", _layers.FREEZING)
             return
         if name not in self._SETTABLE:
             raise AttributeError(f"cannot set {name!r} on a pynn.keras Sequential: pynn "
@@ -122,7 +122,7 @@ class Sequential:
                    + ("as the first layer" if last is None
                       else f"after a Dense with activation {last.activation!r}"),
                    "an Activation is fused into the linear Dense before it")
-        if model._trained:
+        if model.trained:
             raise RuntimeError("cannot add a layer to a model that has been trained")
         object.__setattr__(last, "activation", act.activation)
         if model.built:

@@ -1,0 +1,613 @@
+"""The model core: a stack of Dense layers over one flat parameter buffer.
+
+Every parameter of the model lives in ``params`` (kernels first, then
+biases), every gradient in ``grads`` with the same layout, and the
+optimizer's state in a third buffer of that layout: a training step is one
+compiled call (forward, loss, backward, update), and an all-reduce of the
+gradients would be one call over one buffer.
+
+``Model`` holds the layers, the buffers, the compile state, predict and
+evaluate, the weights and the config.  It does not train: ``pynn.training``
+does, through the step interface documented here (``engine``, ``step``,
+``check_xy``, ``batch_metrics``, ``lock``), and ``pynn.model.Sequential``
+joins the two with saving (``pynn.io``).
+"""
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from . import _dense, _threads, initializers, losses, optimizers
+from . import metrics as metrics_module
+from ._validation import (as_dtype, as_float_array, check_finite, check_n_threads,
+                          check_positive_int)
+from .errors import DivergenceError
+from .layers import Dense, check_memory
+from .summary import summary_table
+
+_PREDICT_CHUNK = 4096
+
+# What the compiled network's step reports (the enum in csrc/dense.pyx).
+STATUS_OK = 0
+STATUS_NONFINITE = 1        # loss, gradient or updated values not finite: not applied
+STATUS_X_NONFINITE = 2      # the input batch holds NaN or inf: nothing ran
+STATUS_Y_NONFINITE = 3      # the targets hold NaN or inf: nothing ran
+
+
+def raise_for_inputs(status: int, x: np.ndarray, y: np.ndarray) -> None:
+    """Turn a step's report of non-finite inputs into the ValueError naming them."""
+    if status == STATUS_X_NONFINITE:
+        check_finite(x, "x")
+    if status == STATUS_Y_NONFINITE:
+        check_finite(y, "y")
+
+
+class Model:
+    """A feed-forward network of Dense layers: the model without its trainer.
+
+    Parameters
+    ----------
+    layers : list of Dense, optional
+        The model is built once, after all of them are added, when the first
+        one has an ``input_dim``.
+    dtype : "float32" or "float64"
+        Storage and arithmetic type of parameters and data; inputs of other
+        types are converted (copied), never misread.
+    seed : int or None
+        Seeds the model's own generator, which draws the initial weights and
+        the shuffling order: the same seed gives the same weights.
+    n_threads : int or None
+        BLAS threads for this model's products.  None: the BLAS's own count
+        (threadpoolctl's limit, if one is set), but one thread for steps too
+        small to gain from more.  Only SciPy builds on OpenBLAS >= 0.3.27 let
+        pynn set this per call; elsewhere the BLAS decides.
+
+    Every method that reads or writes the buffers holds the model's lock
+    (``lock``), so one model can be shared between threads: a call that
+    frees, replaces or resizes a buffer (compile, optimizer assignment,
+    set_weights, add, build) waits until a running fit or step is over.
+    """
+
+    def __init__(self, layers: Sequence[Dense] | None = None, dtype: npt.DTypeLike = "float32",
+                 seed: int | None = None, n_threads: int | None = None) -> None:
+        self.dtype = as_dtype(dtype)
+        self.n_threads = check_n_threads(n_threads)
+        self.seed = seed
+        self._lock = threading.RLock()
+        self._generator = initializers.make_generator(seed)
+        self.layers = []
+        self.loss = None
+        self._optimizer = None
+        self.metrics = []
+        self.params = self.grads = None
+        self._net = None
+        self._n_kernel_params = 0
+        self._prepared = None               # (optimizer, its state) the network holds
+        self._metrics_compiled = False      # every metric has a compiled twin
+        self._trained = False
+        self.stop_training = False          # a callback may set it to end fit
+        self.history = None                 # the History of the last fit
+        for layer in layers or []:
+            self._append(layer)
+        # built once, however many layers: not once per layer
+        if self.layers and self.layers[0].input_dim is not None:
+            self.build(self.layers[0].input_dim)
+
+    # ------------------------------------------------------------------ build
+
+    def add(self, layer: Dense) -> None:
+        """Append a Dense layer (before training starts).
+
+        When the first layer has an ``input_dim`` the model is rebuilt at
+        once, so that the new layer's weights are there to read; to build a
+        deep model in one go, pass the layers to the constructor.
+        """
+        with self._lock:
+            self._append(layer)
+            if self.layers[0].input_dim is not None:
+                self.build(self.layers[0].input_dim)
+
+    def _append(self, layer):
+        if not isinstance(layer, Dense):
+            raise TypeError(f"layer must be a pynn.Dense, got {layer!r}")
+        if self._trained:
+            raise RuntimeError("cannot add a layer to a model that has been trained")
+        self.layers.append(layer)
+
+    @property
+    def generator(self):
+        """The model's random generator (pynn's PCG64): it drew the initial
+        weights and draws the shuffling order.  ``generator.get_state()`` and
+        ``set_state()`` save and restore it, to resume a run exactly."""
+        return self._generator
+
+    @property
+    def lock(self) -> threading.RLock:
+        """The model's re-entrant lock: held by every call that reads or
+        writes its buffers, and by a trainer for the whole of a fit."""
+        return self._lock
+
+    @property
+    def built(self):
+        return self.params is not None
+
+    @property
+    def trained(self) -> bool:
+        """True once an update was applied or weights were loaded: from then
+        on the layer stack is fixed (adding a layer would redraw them)."""
+        return self._trained
+
+    def mark_trained(self) -> None:
+        """Record that the weights are no longer the initial draw."""
+        self._trained = True
+
+    @property
+    def optimizer(self) -> optimizers.Optimizer | None:
+        """The optimizer fit and train_on_batch update with.
+
+        Assigning one waits until a running fit or step is over; the next
+        step (or save) takes it over, refusing one that trains another model.
+        """
+        return self._optimizer
+
+    @optimizer.setter
+    def optimizer(self, optimizer: optimizers.Optimizer | None) -> None:
+        if optimizer is not None and not isinstance(optimizer, optimizers.Optimizer):
+            raise TypeError(f"optimizer must be a pynn Optimizer, got {optimizer!r}")
+        # taken over (and refused if another model owns it) at the next step
+        # or save, under the lock as now
+        with self._lock:
+            self._optimizer = optimizer
+
+    @property
+    def n_kernel_params(self) -> int:
+        """How many leading entries of ``params`` are kernels (W) rather than
+        biases: weight decay applies to those only."""
+        return self._n_kernel_params
+
+    @property
+    def metrics_compiled(self) -> bool:
+        """True when every metric runs inside the compiled epoch."""
+        return self._metrics_compiled
+
+    @property
+    def engine(self) -> _dense.Network:
+        """The compiled network (``pynn._dense.Network``) behind the model.
+
+        Its methods ``step``, ``train_batches``, ``predict``, ``loss``,
+        ``last_output``, ``set_hyper``, ``profile_step`` and
+        ``set_thread_policy`` are the step interface of trainers, gradient
+        checks and benchmarks.  Call ``refresh_optimizer()`` before a call
+        that updates (the optimizer may have changed since the network got
+        it), and call its methods with ``lock`` held.
+        """
+        net = self._net
+        if net is None:
+            raise RuntimeError("the model is not built: give the first layer an "
+                               "input_dim or call fit/predict first")
+        return net
+
+    def refresh_optimizer(self) -> None:
+        """Hand a changed optimizer to the compiled network: one assigned,
+        its state array swapped, or momentum turned on or off (which resizes
+        its state).  Trainers, ``step`` and ``save`` call it; a no-op when
+        nothing changed or the model is not built and compiled."""
+        with self._lock:
+            if self._net is not None and self._optimizer is not None \
+                    and self.loss is not None:
+                self._sync_optimizer()
+
+    @property
+    def input_dim(self):
+        return self.layers[0].input_dim if self.layers else None
+
+    @property
+    def output_dim(self):
+        return self.layers[-1].units
+
+    def build(self, input_dim: int) -> None:
+        """Allocate the flat buffers for ``input_dim`` inputs and draw the weights.
+
+        Rebuilding (after ``add``) redraws every weight from a generator
+        reset to the model's seed, so the result does not depend on how the
+        layers were added.
+        """
+        input_dim = check_positive_int(input_dim, "input_dim")
+        if not self.layers:
+            raise ValueError("the model has no layers")
+        with self._lock:
+            self._build(input_dim)
+
+    def _build(self, input_dim):
+        sizes = [input_dim] + [layer.units for layer in self.layers]
+        n_weights = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+        n_params = n_weights + sum(sizes[1:])
+        check_memory(self.layers, sizes, self.dtype)
+        self.params = np.zeros(n_params, dtype=self.dtype)
+        self.grads = np.zeros(n_params, dtype=self.dtype)
+        self._n_kernel_params = n_weights
+        layout = np.zeros((len(self.layers), 5), dtype=np.intp)
+        w_off, b_off = 0, n_weights
+        self._generator = initializers.make_generator(self.seed)
+        for i, layer in enumerate(self.layers):
+            n_in, n_out = sizes[i], sizes[i + 1]
+            layout[i] = (n_in, n_out, w_off, b_off, layer.activation_code)
+            layer.bind(n_in, self.params, self.grads, w_off, b_off)
+            layer.initialize(self._generator)
+            w_off += n_in * n_out
+            b_off += n_out
+        self._net = _dense.Network(self.params, self.grads, layout)
+        self._net.set_thread_policy(_threads.local_thread_setter(), self.n_threads or 0,
+                                    _threads.MIN_PARALLEL_FLOPS)
+        if self._optimizer is not None:
+            self._hand_over_optimizer()
+
+    def _hand_over_optimizer(self):
+        # its state sized for the buffers, and given to the network once
+        # there is a loss to go with it
+        if self.loss is not None:
+            self._prepare_training()
+        else:
+            self._optimizer.build(self.params.shape[0], self.dtype)
+
+    def count_params(self) -> int:
+        return 0 if self.params is None else self.params.shape[0]
+
+    # ---------------------------------------------------------------- compile
+
+    def compile(self, loss: str | losses.Loss | dict = "mse",
+                optimizer: str | optimizers.Optimizer | dict = "sgd",
+                metrics: Sequence[str] | None = None) -> None:
+        """Choose the loss, the optimizer and the metrics fit and evaluate report.
+
+        Parameters
+        ----------
+        loss : str, Loss or dict
+            A name (``pynn.losses.names()``), a Loss, or a serialized Loss.
+        optimizer : str, Optimizer or dict
+            "sgd", "adam", an Optimizer, or a serialized one.
+        metrics : list of str, optional
+            Names from ``pynn.metrics.names()``, or "accuracy".
+        """
+        loss = losses.get(loss)
+        opt = optimizers.get(optimizer)
+        self._check_owner(opt)
+        metrics = metrics_module.get_list(metrics, loss,
+                                          self.output_dim if self.layers else None)
+        opt.check_dtype(self.dtype)
+        # nothing changes until every argument has been accepted, nor while
+        # a compiled call uses the buffers this may free
+        with self._lock:
+            self.loss, self._optimizer, self.metrics = loss, opt, metrics
+            opt.owner = weakref.ref(self)
+            if self.built:
+                self._prepare_training()
+
+    def _check_owner(self, opt):
+        # an optimizer's state (velocities, moments, step count) belongs to
+        # the one model it trains: sharing one would mix two models' state
+        owner = opt.owner
+        if owner is not None and owner() not in (None, self):
+            raise ValueError(f"this optimizer ({opt!r}) already trains another model; "
+                             f"give each model an optimizer of its own")
+
+    def _prepare_training(self):
+        # Hand the loss and the optimizer (state buffer, settings) to the
+        # compiled network; called when either changes and before training.
+        opt = self._optimizer
+        opt.owner = weakref.ref(self)
+        opt.build(self.params.shape[0], self.dtype)
+        self._prepared = (opt, opt.state)
+        self._net.set_loss(self._loss_code, self.fused,
+                           self.loss.target_width(self.output_dim))
+        self._net.set_optimizer(opt.code, opt.state, self._n_kernel_params)
+        # accuracies run inside the compiled epoch when all metrics can
+        act = self.loss.output_activation(self.layers[-1].activation)
+        kernels = [m.kernel(act) for m in self.metrics]
+        self._metrics_compiled = all(k is not None for k in kernels)
+        if self._metrics_compiled:
+            self._net.set_metrics([k[0] for k in kernels], [k[1] for k in kernels])
+        else:
+            self._net.set_metrics([], [])
+
+    @property
+    def _loss_code(self):
+        return self.loss.kernel_code(self.layers[-1].activation)
+
+    def batch_metrics(self, y: np.ndarray, values: np.ndarray) -> None:
+        """``values[j]`` <- metric j on the batch (targets ``y``) whose
+        outputs the last compiled pass left in the network's work buffer."""
+        # logits when the loss reads logits, which the metrics allow for
+        out = self._net.last_output(y.shape[0])
+        act = self.loss.output_activation(self.layers[-1].activation)
+        for j, metric in enumerate(self.metrics):
+            values[j] = metric.from_outputs(y, out, act)
+
+    def check_compiled(self, what: str) -> None:
+        """RuntimeError unless compile() was called (``what``: the caller's name)."""
+        if self.loss is None:
+            raise RuntimeError(f"call compile() before {what}()")
+
+    @property
+    def fused(self) -> bool:
+        """True when the loss reads the last layer's logits (one fused kernel)."""
+        return self.loss.fuses_with(self.layers[-1].activation)
+
+    # ------------------------------------------------------------- validation
+
+    def check_x(self, x: npt.ArrayLike, argname: str = "x", finite: bool = True) -> np.ndarray:
+        """``x`` as a C-contiguous (n_samples, input_dim) array of the model's
+        dtype, checked (and NaN/inf refused when ``finite``); builds an
+        unbuilt model for its width."""
+        if not self.layers:
+            raise ValueError("the model has no layers")
+        x = as_float_array(x, self.dtype, argname)
+        if x.ndim == 1 and self.input_dim == 1:
+            x = x.reshape(-1, 1)
+        if x.ndim != 2:
+            raise ValueError(f"{argname} must be 2-D (n_samples, n_features), "
+                             f"got an array of shape {x.shape}")
+        if x.shape[0] == 0:
+            raise ValueError(f"{argname} is empty (shape {x.shape})")
+        if not self.built:
+            self.build(x.shape[1])
+        if x.shape[1] != self.input_dim:
+            raise ValueError(f"{argname} has {x.shape[1]} features, the model "
+                             f"expects {self.input_dim}")
+        if finite:
+            check_finite(x, argname)
+        return x
+
+    def check_xy(self, x: npt.ArrayLike, y: npt.ArrayLike,
+                 finite: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """``check_x(x)`` and ``y`` as the loss's targets for it, same number of rows."""
+        x = self.check_x(x, finite=finite)
+        y = self.loss.prepare_targets(y, self.output_dim, self.dtype, "y", finite=finite)
+        if y.shape[0] != x.shape[0]:
+            raise ValueError(f"x and y have different numbers of samples: "
+                             f"{x.shape[0]} and {y.shape[0]}")
+        return x, y
+
+    # ---------------------------------------------------------- step interface
+
+    def _sync_optimizer(self):
+        # The optimizer may have changed since it was handed to the compiled
+        # network: replaced (model.optimizer = ...), its state array swapped,
+        # or momentum turned on (SGD then needs a state it did not have).
+        opt = self._optimizer
+        held_opt, held_state = self._prepared or (None, None)
+        if held_opt is not opt or held_state is not opt.state or \
+                opt.state.shape[0] != opt.state_size(self.params.shape[0]):
+            self._prepare_training()
+
+    def step(self, x: np.ndarray, y: np.ndarray, update: bool = True) -> tuple[float, bool]:
+        """One compiled forward and backward pass on a batch, and the update.
+
+        ``x`` and ``y`` are C-contiguous arrays of the model's dtype, as
+        ``check_xy`` returns them; the compiled step checks their values for
+        NaN and inf before it computes anything (a ValueError names them).
+
+        Returns
+        -------
+        loss : float
+            The batch loss, before the update.
+        applied : bool
+            False when the loss, a gradient or an updated value would not be
+            finite: nothing was changed.  The step count is the caller's to
+            advance.
+        """
+        with self._lock:
+            self._sync_optimizer()
+            self._net.set_hyper(self._optimizer.hyper())
+            loss, status = self._net.step(x, y, update)
+        raise_for_inputs(status, x, y)
+        return loss, status == STATUS_OK
+
+    def gradients(self, x: npt.ArrayLike,
+                  y: npt.ArrayLike) -> tuple[float, list[np.ndarray]]:
+        """Loss and gradients on a batch, without updating anything.
+
+        Returns
+        -------
+        loss : float
+        grads : list of arrays, in ``get_weights()`` order (dW1, db1, ...)
+        """
+        self.check_compiled("gradients")
+        with self._lock:
+            x, y = self.check_xy(x, y, finite=False)
+            loss, finite = self.step(x, y, update=False)
+            if not finite:
+                raise DivergenceError(f"the loss or a gradient is not finite (loss={loss!r})")
+            grads = []
+            for layer in self.layers:
+                grads += [layer.dW.copy(), layer.db.copy()]
+        return float(loss), grads
+
+    # ------------------------------------------------------------- inference
+
+    def predict(self, x: npt.ArrayLike, batch_size: int | None = None) -> np.ndarray:
+        """Outputs of the network for ``x``.
+
+        Parameters
+        ----------
+        x : (n_samples, n_features) array
+        batch_size : int, optional
+            Rows per compiled call (4096 by default); does not change the result.
+
+        Returns
+        -------
+        (n_samples, n_outputs) array of the model's dtype
+            Probabilities when the last layer is sigmoid / softmax.
+        """
+        # "is None", not "or": batch_size=0 is an error, not the default
+        chunk = check_positive_int(_PREDICT_CHUNK if batch_size is None else batch_size,
+                                   "batch_size")
+        with self._lock:
+            x = self.check_x(x)
+            n = x.shape[0]
+            out = np.empty((n, self.output_dim), dtype=self.dtype)
+            self._net.predict(x, out, min(chunk, n))
+        return out
+
+    def evaluate(self, x: npt.ArrayLike, y: npt.ArrayLike,
+                 batch_size: int | None = None) -> dict[str, float]:
+        """Loss and metrics on (x, y).
+
+        Parameters
+        ----------
+        x : (n_samples, n_features) array
+        y : (n_samples, n_outputs) array, or (n_samples,) labels / one output
+        batch_size : int, optional
+            Rows per compiled call; does not change the result.
+
+        Returns
+        -------
+        dict
+            ``{"loss": ..., metric name: ...}``, means over the samples.
+        """
+        self.check_compiled("evaluate")
+        # "is None", not "or": batch_size=0 is an error, not the default
+        chunk = check_positive_int(_PREDICT_CHUNK if batch_size is None else batch_size,
+                                   "batch_size")
+        with self._lock:
+            x, y = self.check_xy(x, y)
+            chunk = min(chunk, x.shape[0])  # the kernel takes a C integer
+            if not self.metrics:
+                return {"loss": self._net.loss(x, y, chunk)}
+            n = x.shape[0]
+            total = 0.0
+            totals = np.zeros(len(self.metrics))
+            values = np.empty(len(self.metrics))
+            for start in range(0, n, chunk):
+                xs, ys = x[start:start + chunk], y[start:start + chunk]
+                total += xs.shape[0] * self._net.loss(xs, ys, chunk)
+                self.batch_metrics(ys, values)
+                totals += xs.shape[0] * values
+        scores = {"loss": total / n}
+        scores.update((m.name, float(t) / n) for m, t in zip(self.metrics, totals))
+        return scores
+
+    # ---------------------------------------------------------------- weights
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Copies of the parameters.
+
+        Returns
+        -------
+        list of arrays
+            ``[W1, b1, W2, b2, ...]``, each ``W`` of shape (units, inputs)
+            and each ``b`` of shape (units,).
+        """
+        if not self.built:
+            raise RuntimeError("the model is not built: give the first layer an "
+                               "input_dim or call fit/predict first")
+        out = []
+        with self._lock:                # never a half-updated set from a fit in progress
+            for layer in self.layers:
+                out += [layer.W.copy(), layer.b.copy()]
+        return out
+
+    def set_weights(self, weights: Iterable[npt.ArrayLike]) -> None:
+        """Copy parameters into the model.
+
+        Parameters
+        ----------
+        weights : sequence of arrays
+            ``[W1, b1, W2, b2, ...]`` with the shapes ``get_weights`` returns;
+            all are checked (shape, finiteness) before any is copied.
+        """
+        if not self.built:
+            raise RuntimeError("the model is not built")
+        if isinstance(weights, np.ndarray):
+            raise TypeError(f"weights must be a list of arrays (as get_weights returns), "
+                            f"got one array of shape {weights.shape}")
+        try:
+            weights = list(weights)
+        except TypeError:
+            raise TypeError(f"weights must be a list of arrays (as get_weights returns), "
+                            f"got {weights!r:.80}") from None
+        # the buffers may not be replaced between the checks and the copy
+        with self._lock:
+            if not self.built:
+                raise RuntimeError("the model is not built")
+            targets = []
+            for layer in self.layers:
+                targets += [layer.W, layer.b]
+            if len(weights) != len(targets):
+                raise ValueError(f"weights must hold {len(targets)} arrays, "
+                                 f"got {len(weights)}")
+            checked = []
+            for i, (w, t) in enumerate(zip(weights, targets)):
+                w = as_float_array(w, self.dtype, f"weights[{i}]")
+                if w.shape != t.shape:
+                    raise ValueError(f"weights[{i}] must have shape {t.shape}, "
+                                     f"got {w.shape}")
+                check_finite(w, f"weights[{i}]")
+                checked.append(w)
+            for w, t in zip(checked, targets):
+                t[...] = w
+
+    # ----------------------------------------------------------------- config
+
+    def get_config(self) -> dict[str, Any]:
+        """The architecture, dtype, seed, loss, optimizer settings and metrics,
+        JSON-ready; ``from_config`` makes the model again (with fresh weights).
+        """
+        return {
+            "dtype": np.dtype(self.dtype).name,
+            "seed": self.seed,
+            "input_dim": None if self.input_dim is None else int(self.input_dim),
+            "layers": [{"units": layer.units, "activation": layer.activation,
+                        "name": layer.name} for layer in self.layers],
+            "loss": losses.serialize(self.loss) if self.loss is not None else None,
+            "optimizer": (optimizers.serialize(self._optimizer)
+                          if self._optimizer is not None else None),
+            "metrics": [metric.name for metric in self.metrics],
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Model:
+        """The model ``get_config`` describes, built once and compiled if it was.
+
+        Raises
+        ------
+        TypeError, ValueError
+            When a setting is refused (the message names it).
+        """
+        specs = config.get("layers")
+        if not isinstance(specs, list) or not all(isinstance(s, dict) for s in specs):
+            raise ValueError(f"layers must be a list of dicts, got {specs!r:.80}")
+        layers = [Dense(spec.get("units"), activation=spec.get("activation"),
+                        input_dim=config.get("input_dim") if i == 0 else None,
+                        name=spec.get("name")) for i, spec in enumerate(specs)]
+        model = cls(layers, dtype=config.get("dtype"), seed=config.get("seed"))
+        if config.get("loss") is not None:
+            model.compile(loss=losses.get(config["loss"]),
+                          optimizer=optimizers.get(config["optimizer"]),
+                          metrics=config.get("metrics", []))    # absent from older files
+        return model
+
+    # ---------------------------------------------------------------- summary
+
+    def summary(self, print_fn: Callable[[str], object] | None = print) -> str | None:
+        """The layers, their output shapes and parameter counts, as Keras
+        prints them.
+
+        Parameters
+        ----------
+        print_fn : callable or None
+            Called with the table; None returns it instead of printing.
+        """
+        text = summary_table(self)
+        if print_fn is None:
+            return text
+        print_fn(text)
+        return None
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.layers!r}, dtype={np.dtype(self.dtype).name!r})"

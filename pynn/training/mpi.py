@@ -1,0 +1,157 @@
+"""The collective side of a data-parallel fit (see pynn.distributed).
+
+``session`` opens one distributed fit; its ``Session`` agrees with the
+other ranks before training, broadcasts rank 0's weights and optimizer
+state, runs each step through ``DataParallel`` (gradient here, all-reduce,
+the same update everywhere) and averages the epoch logs over the ranks.
+"""
+import contextlib
+
+import numpy as np
+
+from .. import _optim, data
+from ..callbacks import ModelCheckpoint
+from ..core import STATUS_OK, raise_for_inputs
+from .runners import Streamed, array_batches
+
+
+@contextlib.contextmanager
+def session(model, comm):
+    """Context of one distributed fit (nothing when ``comm`` is None).
+
+    Yields the Session.  When this rank raises before training started, the other ranks are told (see
+    ``Session.agree``) so that they raise too.
+    """
+    if comm is None:
+        yield None
+        return
+    for name in ("Allreduce", "Bcast", "allgather", "rank", "size"):
+        if not hasattr(comm, name):
+            raise TypeError(f"comm must be an mpi4py communicator (MPI.COMM_WORLD), "
+                            f"got {comm!r}")
+    dist = Session(model, comm)
+    try:
+        yield dist
+    except BaseException as exc:
+        if not dist.agreed:
+            dist.agree(exc)
+        raise
+
+
+class Session:
+    """The collective side of one distributed fit."""
+
+    def __init__(self, model, comm):
+        from mpi4py import MPI
+        self._mpi = MPI
+        self.model = model
+        self.comm = comm
+        self.rank = comm.rank
+        self.size = comm.size
+        self.agreed = False
+        self.totals = None
+
+    def agree(self, error=None):
+        """Collective: every rank says whether it is ready (``error`` None)
+        or why not; raises ValueError on every rank if any rank is not."""
+        self.agreed = True
+        errors = self.comm.allgather(None if error is None else
+                                     f"{type(error).__name__}: {error}")
+        bad = [(r, e) for r, e in enumerate(errors) if e is not None]
+        if bad and error is None:
+            raise ValueError("distributed fit: "
+                             + "; ".join(f"rank {r} refused its data ({e})" for r, e in bad))
+
+    def start(self, x, val, batch_size, n_epochs, verbose, callbacks):
+        """Collective, after each rank checked its data: agree, check the
+        ranks' plans match, broadcast rank 0's weights and optimizer state.
+
+        Returns (verbose, callbacks) for this rank: progress and checkpoints
+        on rank 0 only.
+        """
+        self.agree()
+        model, opt = self.model, self.model.optimizer
+        if isinstance(x, data.Stream):
+            n, n_batches = None, x.n_batches
+        else:
+            n = x.shape[0]
+            n_batches = data.batch_sizes(n, batch_size).shape[0]
+        mine = (n_batches, n_epochs, val is not None, model.count_params(),
+                np.dtype(model.dtype).name, type(opt).__name__, model.loss.name,
+                len(model.metrics), opt.state.shape[0])
+        plans = self.comm.allgather((mine, n, batch_size))
+        if any(p[0] != plans[0][0] for p in plans):
+            names = ("batches per epoch", "epochs", "validation", "parameters", "dtype",
+                     "optimizer", "loss", "metrics", "optimizer state")
+            rows = [", ".join(f"{k}={v!r}" for k, v in zip(names, p[0])) for p in plans]
+            raise ValueError("distributed fit: the ranks' training plans differ; "
+                             "every rank needs the same model, fit arguments and "
+                             "number of batches per epoch:\n"
+                             + "\n".join(f"  rank {r}: {row}" for r, row in enumerate(rows)))
+        if n is not None and all(p[1] is not None for p in plans):
+            # samples of batch k summed over ranks: the weights of the mean
+            self.totals = sum(data.batch_sizes(m, b) for _, m, b in plans)
+        self.comm.Bcast(model.params, root=0)
+        if opt.state.shape[0]:
+            self.comm.Bcast(opt.state, root=0)
+        opt.iterations = self.comm.bcast(opt.iterations, root=0)
+        if self.rank != 0:
+            verbose = 0
+            callbacks = [cb for cb in callbacks if not isinstance(cb, ModelCheckpoint)]
+        return verbose, callbacks
+
+    def runner(self):
+        """The runner of this fit's steps."""
+        return DataParallel(self)
+
+    def step(self, k, x, y):
+        """Batch ``k``: gradient here, sum over ranks, the same update
+        everywhere.  Returns (this rank's batch loss, applied); the caller
+        counts the update."""
+        model = self.model
+        with model.lock:
+            loss, status = model.engine.step(x, y, False)
+            grads = model.grads
+            if status != STATUS_OK:
+                grads[0] = np.nan           # tells every rank to skip this step
+            elif self.size > 1:
+                m = x.shape[0]
+                total = self.totals[k] if self.totals is not None else \
+                    self.comm.allreduce(m)  # a stream's batch sizes are not known ahead
+                grads *= grads.dtype.type(m / total)
+            self.comm.Allreduce(self._mpi.IN_PLACE, grads, op=self._mpi.SUM)
+            raise_for_inputs(status, x, y)
+            if not _optim.is_finite(grads):
+                return loss, False
+            opt = model.optimizer
+            _optim.step(opt.code, model.params, grads, opt.state, opt.hyper(),
+                        model.n_kernel_params)
+        return loss, True
+
+    def mean_logs(self, logs, n_seen, val):
+        """Epoch logs averaged over ranks: training values weighted by each
+        rank's samples seen, ``val_`` values by its validation samples."""
+        n_val = float(val[0].shape[0]) if val is not None else 0.0
+        keys = [k for k in logs if isinstance(logs[k], float)]
+        weights = np.array([n_val if k.startswith("val_") else n_seen for k in keys])
+        sums = np.concatenate([weights * [logs[k] for k in keys], [n_seen, n_val]])
+        self.comm.Allreduce(self._mpi.IN_PLACE, sums, op=self._mpi.SUM)
+        totals = np.where([k.startswith("val_") for k in keys], sums[-1], sums[-2])
+        return {**logs, **{k: float(s / t) for k, s, t in zip(keys, sums, totals)}}
+
+
+class DataParallel(Streamed):
+    """One step per batch, each through ``Session.step`` (arrays or any
+    Batches source)."""
+
+    def __init__(self, session):
+        super().__init__(session.model)
+        self.session = session
+
+    def batches(self, x, y, order, batch_size, first, stop):
+        if isinstance(x, data.Batches):
+            return super().batches(x, y, order, batch_size, first, stop)
+        return array_batches(x, y, order, batch_size, first, stop)
+
+    def step(self, k, xb, yb):
+        return self.session.step(k, xb, yb)

@@ -1,0 +1,144 @@
+"""Batch runners: how an epoch's batches reach the compiled network.
+
+Every runner has one method, ``run(x, y, order, batch_size, first, stop,
+losses, metric_values)``, which trains on batches ``first``..``stop-1`` of
+an epoch and returns the index of the first batch not applied (its loss or
+a gradient was not finite; nothing of it was applied), or ``stop``.  Batch
+``k`` holds samples ``order[k*batch_size:(k+1)*batch_size]`` (or that
+slice itself when ``order`` is None); the last batch may be smaller.  Each
+batch's loss goes to ``losses[k]`` and, when ``metric_values`` (n_metrics,
+n_batches) is given, each metric on the batch's outputs before the update
+to ``metric_values[:, k]``.
+
+- ``CompiledEpoch``: the whole range in one compiled call (gather, steps,
+  compiled metrics in C);
+- ``PerBatch``: one compiled call per batch, when a learning-rate schedule
+  must be evaluated before each step or a metric has no compiled twin;
+- ``Streamed``: batches converted or drawn in Python (``pynn.data``
+  sources: memmaps of another dtype, iterables of batches), one step each;
+- ``DataParallel`` (``pynn.training.mpi``): one step per batch with an
+  all-reduce of the gradients between the backward pass and the update.
+
+``choose`` picks one for the data and the model's state; ``advance`` is
+the one place where training counts the updates it applied.
+"""
+from __future__ import annotations
+
+from .. import data
+
+
+def advance(model, n_updates: int) -> None:
+    """Count ``n_updates`` updates applied to ``model`` (its optimizer's
+    step count, which schedules and Adam's bias correction read)."""
+    if n_updates:
+        model.optimizer.iterations += n_updates
+        model.mark_trained()
+
+
+class Runner:
+    """Trains a model on a range of an epoch's batches (see the module doc)."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+
+    def run(self, x, y, order, batch_size, first, stop, losses, metric_values=None) -> int:
+        raise NotImplementedError
+
+
+class CompiledEpoch(Runner):
+    """The whole range in one compiled call."""
+
+    def run(self, x, y, order, batch_size, first, stop, losses, metric_values=None):
+        model = self.model
+        with model.lock:
+            net = model.engine
+            net.set_hyper(model.optimizer.hyper())
+            done = net.train_batches(x, y, order, batch_size, first, stop, losses,
+                                     metric_values)
+            advance(model, done - first)
+        return done
+
+
+class PerBatch(Runner):
+    """One compiled call per batch: the schedule's rate is set before each
+    step, and metrics without a compiled twin read each batch's outputs."""
+
+    def run(self, x, y, order, batch_size, first, stop, losses, metric_values=None):
+        model = self.model
+        with model.lock:
+            net = model.engine
+            opt = model.optimizer
+            in_c = metric_values is None or model.metrics_compiled
+            done = first
+            while done < stop:
+                net.set_hyper(opt.hyper())
+                if net.train_batches(x, y, order, batch_size, done, done + 1,
+                                     losses, metric_values if in_c else None) == done:
+                    break
+                advance(model, 1)
+                if not in_c:
+                    rows = slice(done * batch_size, (done + 1) * batch_size)
+                    ys = y[rows] if order is None else y[order[rows]]
+                    model.batch_metrics(ys, metric_values[:, done])
+                done += 1
+        return done
+
+
+def array_batches(x, y, order, batch_size, first, stop):
+    """Yield ``(k, x_batch, y_batch)`` for batches ``first..stop-1`` of arrays."""
+    n = x.shape[0]
+    for k in range(first, stop):
+        rows = slice(k * batch_size, min((k + 1) * batch_size, n))
+        if order is None:
+            yield k, x[rows], y[rows]
+        else:
+            yield k, x[order[rows]], y[order[rows]]
+
+
+class Streamed(Runner):
+    """One compiled step per batch of a ``pynn.data.Batches`` source."""
+
+    def batches(self, x, y, order, batch_size, first, stop):
+        return x.batches(self.model, y, order, batch_size, first, stop)
+
+    def step(self, k, xb, yb):
+        return self.model.step(xb, yb)
+
+    def run(self, x, y, order, batch_size, first, stop, losses, metric_values=None):
+        model = self.model
+        done = first
+        with model.lock:
+            for k, xb, yb in self.batches(x, y, order, batch_size, first, stop):
+                losses[k], applied = self.step(k, xb, yb)
+                if not applied:
+                    break
+                advance(model, 1)
+                if metric_values is not None:
+                    model.batch_metrics(yb, metric_values[:, k])
+                done = k + 1
+        return done
+
+
+def choose(model, x, metric_values=None, session=None) -> Runner:
+    """The runner for training ``model`` on ``x`` (and its metrics), now.
+
+    ``session``: the ``pynn.training.mpi.Session`` of a data-parallel fit.
+    Read before each call: a callback may change the optimizer or metrics.
+    """
+    model.refresh_optimizer()
+    if session is not None:
+        return session.runner()
+    if isinstance(x, data.Batches):
+        return Streamed(model)
+    in_c = metric_values is None or model.metrics_compiled
+    if in_c and not model.optimizer.scheduled:
+        return CompiledEpoch(model)
+    return PerBatch(model)
+
+
+def run_batches(model, x, y, order, batch_size, first, stop, losses, metric_values=None,
+                session=None) -> int:
+    """``choose(...).run(...)``: train on batches ``first``..``stop-1``."""
+    runner = choose(model, x, metric_values, session)
+    return runner.run(x, y, order, batch_size, first, stop, losses, metric_values)
+

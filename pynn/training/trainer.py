@@ -1,0 +1,175 @@
+"""fit: the epoch loop over a runner, with callbacks, logs and divergence.
+
+The model core (pynn.core) holds the model; this module trains it through
+the model's step interface, holding the model's lock for the whole fit so
+that other threads see it before or after, never in between.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+
+from .. import data
+from ..callbacks import History, ProgressLogger
+from ..errors import DivergenceError
+from . import mpi, runners
+from .arguments import check_fit_arguments
+from .callback_list import CallbackList
+
+
+def fit(model, x, y=None, epochs=1, batch_size=32, shuffle=True, validation_data=None,
+        validation_split=0.0, callbacks=None, verbose=1, initial_epoch=0, target_loss=None,
+        on_divergence="raise", steps_per_epoch=None, comm=None):
+    """Train ``model`` with mini-batch gradient descent: ``Sequential.fit``
+    (its docstring describes each argument)."""
+    model.check_compiled("fit")
+    args = check_fit_arguments(epochs, batch_size, shuffle, validation_split, callbacks,
+                               verbose, initial_epoch, target_loss, on_divergence)
+    verbose, callbacks, batch_size = args.verbose, args.callbacks, args.batch_size
+    with model.lock, mpi.session(model, comm) as dist:
+        x, y = data.prepare(model, x, y, steps_per_epoch, args.validation_split)
+        x, y, val = validation_sets(model, x, y, validation_data, args.validation_split)
+        if dist is not None:
+            verbose, callbacks = dist.start(x, val, batch_size,
+                                            args.epochs - args.initial_epoch,
+                                            verbose, callbacks)
+        model.history = History()
+        # progress first (it prints the logs as fit made them), History
+        # last (it records what the callbacks may have added), as Keras
+        cbs = ([ProgressLogger(verbose)] if verbose else []) + callbacks + [model.history]
+        # a batch larger than the data is the whole data, as in Keras
+        # (and no buffer is ever sized by the unclamped value)
+        if not isinstance(x, data.Stream):
+            batch_size = min(batch_size, x.shape[0])
+        n, n_batches, sizes = data.plan(x, batch_size)
+        cbl = CallbackList(cbs, model, {
+            "epochs": args.epochs, "steps": n_batches, "samples": n,
+            "batch_size": batch_size, "verbose": verbose, "do_validation": val is not None})
+        model.stop_training = False
+        cbl.on_train_begin({})
+        batch_losses = np.empty(n_batches, dtype=np.float64)
+        batch_metrics = (np.empty((len(model.metrics), n_batches))
+                         if model.metrics else None)
+        logs = {}
+        for epoch in range(args.initial_epoch, args.epochs):
+            cbl.on_epoch_begin(epoch, {})
+            order = model.generator.permutation(n) if args.shuffle and n else None
+            done, diverged = fit_epoch(model, x, y, order, batch_size, sizes, batch_losses,
+                                       batch_metrics, cbl, dist)
+            if diverged:
+                loss = float(batch_losses[done])
+                cbl.on_divergence(epoch, {"batch": done, "loss": loss})
+                message = (f"the loss, a gradient or the updated weights became "
+                           f"non-finite at epoch {epoch + 1}, batch {done + 1} "
+                           f"(loss={loss!r}); that update was not "
+                           f"applied, the weights are those of the last finite step")
+                if args.on_divergence == "raise":
+                    raise DivergenceError(message)
+                warnings.warn(f"training stopped: {message}", RuntimeWarning, stacklevel=3)
+                break
+            logs = epoch_logs(model, done, sizes, batch_losses, batch_metrics, val, dist)
+            if args.target_loss is not None and logs["loss"] < args.target_loss:
+                model.stop_training = True
+            cbl.on_epoch_end(epoch, logs)
+            if model.stop_training:
+                break
+        cbl.on_train_end(logs)
+    return model.history
+
+
+def epoch_logs(model, done, sizes, batch_losses, batch_metrics, val, dist):
+    """The logs of an epoch whose first ``done`` batches ran."""
+    n_seen = float(sizes[:done].sum())
+    logs = {"loss": float(batch_losses[:done] @ sizes[:done]) / n_seen}
+    for j, metric in enumerate(model.metrics):
+        logs[metric.name] = float(batch_metrics[j, :done] @ sizes[:done]) / n_seen
+    if val is not None:
+        logs.update({"val_" + k: v for k, v in model.evaluate(*val).items()})
+    if dist is not None:
+        logs = dist.mean_logs(logs, n_seen, val)
+    opt = model.optimizer
+    logs["learning_rate"] = opt.learning_rate_at(max(opt.iterations - 1, 0))
+    return logs
+
+
+def validation_sets(model, x, y, validation_data, validation_split):
+    """(x_train, y_train, (x_val, y_val) or None), all checked."""
+    if validation_data is not None:
+        if validation_split:
+            raise ValueError("give validation_data or validation_split, not both "
+                             f"(got validation_split={validation_split!r})")
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise ValueError("validation_data must be a pair (x_val, y_val), got "
+                             f"{type(validation_data).__name__} of length "
+                             f"{len(validation_data) if hasattr(validation_data, '__len__') else '?'}")
+        xv = model.check_x(validation_data[0], "validation_data[0]")
+        yv = model.loss.prepare_targets(validation_data[1], model.output_dim, model.dtype,
+                                        "validation_data[1]")
+        if xv.shape[0] != yv.shape[0]:
+            raise ValueError(f"validation_data's x and y have different numbers of "
+                             f"samples: {xv.shape[0]} and {yv.shape[0]}")
+        return x, y, (xv, yv)
+    if not validation_split:
+        return x, y, None
+    split_at = int(x.shape[0] * (1.0 - validation_split))
+    if split_at == 0 or split_at == x.shape[0]:
+        raise ValueError(f"validation_split={validation_split!r} of {x.shape[0]} "
+                         f"samples leaves {split_at} for training and "
+                         f"{x.shape[0] - split_at} for validation; both need some")
+    return x[:split_at], y[:split_at], (x[split_at:], y[split_at:])
+
+
+def fit_epoch(model, x, y, order, batch_size, sizes, losses, metric_values, cbl, dist):
+    """Run one epoch's batches; returns (batches done, diverged).
+
+    When no callback hears of batches the whole epoch is one runner call.
+    Otherwise batches run in chunks: of one batch for callbacks that want
+    every batch, or sized to take about the callbacks' ``batch_period``
+    each (the live progress bar).
+    """
+    n_batches = sizes.shape[0]
+
+    def run(first, stop):
+        return runners.run_batches(model, x, y, order, batch_size, first, stop, losses,
+                                   metric_values, dist)
+
+    if not cbl.needs_batches:
+        done = run(0, n_batches)
+        return done, done < n_batches
+    first, chunk = 0, 1
+    while first < n_batches:
+        stop = min(n_batches, first + chunk)
+        start_time = time.perf_counter()
+        done = run(first, stop)
+        if done < stop:
+            return done, True
+        cbl.on_batches_end(first, stop, sizes, losses)
+        if not cbl.every_batch:
+            per_batch = (time.perf_counter() - start_time) / (stop - first)
+            chunk = max(1, int(cbl.period / max(per_batch, 1e-9)))
+        first = stop
+        if model.stop_training:
+            break
+    return first, False
+
+
+def train_on_batch(model, x, y):
+    """One forward pass, backward pass and update on a batch: ``Sequential.train_on_batch``."""
+    model.check_compiled("train_on_batch")
+    with model.lock:
+        # The hot path: arrays ready as they are skip the Python checks
+        # (the compiled step checks their values for NaN and inf itself)
+        if not (model.loss.accepts_any_real_targets and model.built
+                and model.engine.accepts(x, y)):
+            x, y = model.check_xy(x, y, finite=False)
+        loss, applied = model.step(x, y)
+        if applied:
+            runners.advance(model, 1)
+    if not applied:
+        raise DivergenceError(
+            f"the loss, a gradient or the updated weights would not be finite "
+            f"(loss={loss!r}); the update was not applied, the weights are those "
+            f"of the last finite step")
+    return float(loss)
