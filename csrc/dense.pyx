@@ -20,6 +20,7 @@ cimport numpy as cnp
 import numpy as np
 
 from _blas cimport gemm
+from fpenv cimport FPENV_MODE, fpenv_enter, fpenv_exit, fpenv_t
 from activations cimport (ACT_LINEAR, activation_backward, bias_activate)
 from loss_kernels cimport loss_and_grad
 from libc.math cimport isfinite
@@ -76,9 +77,12 @@ def dense_forward(const floating[:, ::1] X,   # IN  (n, n_in)
         raise ValueError(f"dense_forward: shapes do not match: X {tuple(X.shape)[:2]}, "
                          f"W {tuple(W.shape)[:2]}, b {tuple(b.shape)[:1]}, "
                          f"A {tuple(A.shape)[:2]}")
+    cdef fpenv_t env
     with nogil:
+        env = fpenv_enter()
         _affine(&X[0, 0] if n else NULL, &W[0, 0], &b[0], n, n_in, n_out,
                 activation, &A[0, 0] if n else NULL)
+        fpenv_exit(env)
 
 
 def dense_backward(const floating[:, ::1] X,  # IN  (n, n_in) the layer's input
@@ -106,10 +110,13 @@ def dense_backward(const floating[:, ::1] X,  # IN  (n, n_in) the layer's input
         dW[:, :] = 0
         db[:] = 0
         return
+    cdef fpenv_t env
     with nogil:
+        env = fpenv_enter()
         activation_backward(&dA[0, 0], &A[0, 0], n, n_out, activation)
         _affine_backward(&X[0, 0], &W[0, 0], &dA[0, 0], n, n_in, n_out,
                          &dW[0, 0], &db[0], dx)
+        fpenv_exit(env)
 
 
 # --------------------------------------------------------------------------
@@ -230,6 +237,8 @@ BUILD = {
     "debug": bool(PYNN_BUILD_DEBUG),
     "cflags": PYNN_BUILD_CFLAGS.decode(),
     "cython": PYNN_BUILD_CYTHON.decode(),
+    # what the compiled calls do with subnormal floats (fpenv.h)
+    "subnormals": FPENV_MODE.decode(),
 }
 
 cdef enum:
@@ -652,7 +661,9 @@ cdef class Network:
         cdef double loss = 0
         cdef int status
         cdef bint threads
+        cdef fpenv_t env
         with nogil:
+            env = fpenv_enter()
             threads = self._threads_enter(n)
             if self.is_double:
                 status = _checked_step(self.net, <double*>self.p_params, <double*>self.p_grads,
@@ -669,6 +680,7 @@ cdef class Network:
                                        self.opt_code, self.hyper, self.n_params,
                                        self.decay_end, update, &loss)
             self._threads_exit(threads)
+            fpenv_exit(env)
         return loss, status
 
     def train_batches(self, cnp.ndarray x, cnp.ndarray y, order, Py_ssize_t batch_size,
@@ -711,6 +723,7 @@ cdef class Network:
         cdef void* by = cnp.PyArray_DATA(<cnp.ndarray>self._by) if order is not None else NULL
         cdef Py_ssize_t done
         cdef bint threads
+        cdef fpenv_t env
         cdef Metrics metrics = self.metrics
         if metric_values is None:
             metrics.n = 0           # not asked for this time
@@ -720,6 +733,7 @@ cdef class Network:
             metrics.values = &metric_values[0, 0]
             metrics.stride = metric_values.shape[1]
         with nogil:
+            env = fpenv_enter()
             threads = self._threads_enter(min(batch_size, n))
             if self.is_double:
                 done = _epoch(self.net, <double*>self.p_params, <double*>self.p_grads,
@@ -736,6 +750,7 @@ cdef class Network:
                               self.fused, self.opt_code, self.hyper, self.n_params,
                               self.decay_end, &losses[0], &metrics)
             self._threads_exit(threads)
+            fpenv_exit(env)
         return done
 
     def last_output(self, Py_ssize_t n):
@@ -770,7 +785,9 @@ cdef class Network:
         cdef void* py = cnp.PyArray_DATA(y)
         cdef double seconds[5]
         cdef bint threads
+        cdef fpenv_t env
         with nogil:
+            env = fpenv_enter()
             threads = self._threads_enter(n)
             if self.is_double:
                 _profiled_step(self.net, <double*>self.p_params, <double*>self.p_grads,
@@ -787,6 +804,7 @@ cdef class Network:
                                self.opt_code, self.hyper, self.n_params, self.decay_end,
                                seconds)
             self._threads_exit(threads)
+            fpenv_exit(env)
         return [seconds[i] for i in range(5)]
 
     def predict(self, cnp.ndarray x, cnp.ndarray out, Py_ssize_t chunk, bint logits=False):
@@ -801,7 +819,9 @@ cdef class Network:
         cdef void* px = cnp.PyArray_DATA(x)
         cdef void* pout = cnp.PyArray_DATA(out)
         cdef bint threads
+        cdef fpenv_t env
         with nogil:
+            env = fpenv_enter()
             threads = self._threads_enter(chunk)
             if self.is_double:
                 _predict_rows(self.net, <const double*>self.p_params, <const double*>px, n,
@@ -812,6 +832,7 @@ cdef class Network:
                               self.n_in, self.n_out, chunk, <float*>work, logits,
                               <float*>pout)
             self._threads_exit(threads)
+            fpenv_exit(env)
 
     def loss(self, cnp.ndarray x, cnp.ndarray y, Py_ssize_t chunk):
         """Mean loss over (x, y), computed chunk rows at a time; nothing updated."""
@@ -826,7 +847,9 @@ cdef class Network:
         cdef void* py = cnp.PyArray_DATA(y)
         cdef double loss
         cdef bint threads
+        cdef fpenv_t env
         with nogil:
+            env = fpenv_enter()
             threads = self._threads_enter(chunk)
             if self.is_double:
                 loss = _mean_loss(self.net, <const double*>self.p_params, <const double*>px,
@@ -837,4 +860,5 @@ cdef class Network:
                                   <const float*>py, n, self.n_in, self.n_y, chunk,
                                   <float*>work, self.loss_code, self.fused)
             self._threads_exit(threads)
+            fpenv_exit(env)
         return loss

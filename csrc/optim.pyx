@@ -2,6 +2,7 @@
 from cython cimport floating
 
 
+from fpenv cimport fpenv_enter, fpenv_exit, fpenv_t
 from optim_kernels cimport all_finite, fill_hyper, optimizer_step, update_is_finite
 
 
@@ -12,23 +13,25 @@ def step(int code,
          hyper,                         # IN settings (floats), see optim_kernels.pxd
          Py_ssize_t decay_end):
     """One update of params from grads, in place."""
-    cdef int status
+    cdef int status = 0
     cdef double settings[16]
     fill_hyper(hyper, settings)
     if params.shape[0] != grads.shape[0] or not 0 <= decay_end <= params.shape[0]:
         raise ValueError("params and grads must have one size, decay_end within it")
     cdef floating* p_state = &state[0] if state.shape[0] else NULL
     cdef bint finite
+    cdef fpenv_t env
     with nogil:
+        env = fpenv_enter()
         finite = update_is_finite(code, &params[0], &grads[0], p_state,
                                   params.shape[0], decay_end, settings)
+        if finite:
+            status = optimizer_step(code, &params[0], &grads[0], p_state,
+                                    params.shape[0], decay_end, settings)
+        fpenv_exit(env)
     if not finite:
         raise FloatingPointError("the update would make parameters or optimizer state "
                                  "NaN or infinite; nothing was changed")
-    with nogil:
-        status = optimizer_step(code, &params[0], &grads[0],
-                                &state[0] if state.shape[0] else NULL,
-                                params.shape[0], decay_end, settings)
     if status != 0:
         raise ValueError(f"unknown optimizer code {code}")
 

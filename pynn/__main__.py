@@ -58,6 +58,7 @@ def info(args):
     print(f"build: Cython {build['cython']}, flags {build['cflags']}, "
           f"bounds checks {'on (PYNN_DEBUG)' if build['debug'] else 'off'}")
     print("float types: float32, float64")
+    print(f"subnormals inside compiled calls: {build['subnormals']}")
     for line in bench.blas_info():
         print(f"BLAS {line}")
     setter = _threads.local_thread_setter()
