@@ -13,6 +13,7 @@
 # The Python layer validates everything (shapes, dtypes, capacities) before
 # calling in; the kernels run without the GIL and do not check again.
 from cython cimport floating
+from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
@@ -253,7 +254,7 @@ cdef int _checked_step(Net net, floating* params, floating* grads, floating* sta
                        Py_ssize_t n_in, Py_ssize_t n_y, floating* work,
                        int loss_code, bint fused, int opt_code, const double* hyper,
                        Py_ssize_t n_params, Py_ssize_t decay_end, bint update,
-                       double* loss) noexcept nogil:
+                       double* loss, int64_t* iterations) noexcept nogil:
     if not all_finite(X, n * n_in):
         return STATUS_X_NONFINITE
     if not all_finite(Y, n * n_y):
@@ -268,6 +269,7 @@ cdef int _checked_step(Net net, floating* params, floating* grads, floating* sta
     if not update_is_finite(opt_code, params, grads, state, n_params, decay_end, hyper):
         return STATUS_NONFINITE
     optimizer_step(opt_code, params, grads, state, n_params, decay_end, hyper)
+    iterations[0] += 1
     return STATUS_OK
 
 
@@ -328,9 +330,13 @@ cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* sta
                        floating* bx, floating* by, floating* work, int loss_code,
                        bint fused, int opt_code, double* hyper,
                        Py_ssize_t n_params, Py_ssize_t decay_end,
-                       double* losses, Metrics* metrics) noexcept nogil:
+                       double* losses, Metrics* metrics,
+                       int64_t* iterations) noexcept nogil:
     # Batches first..stop-1 of an epoch; returns the first batch whose step
     # was not applied (stop when all were).  x and y were checked finite once.
+    # iterations[0] counts the updates applied, advanced right after each:
+    # the count is right whenever the caller looks, even if the call
+    # returns into a KeyboardInterrupt.
     cdef Py_ssize_t k, start, m, j
     cdef Py_ssize_t n_out = net.layout[(net.n_layers - 1) * N_COLS + 1]
     cdef const floating* xb
@@ -367,6 +373,7 @@ cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* sta
                 metrics.codes[j], metrics.thresholds[j],
                 work + m * (net.total_width - n_out), yb, m, n_out, n_y)
         optimizer_step(opt_code, params, grads, state, n_params, decay_end, hyper)
+        iterations[0] += 1
         hyper[HYPER_STEP] += 1
         if not bounds.valid and k + 1 < stop:
             measure_bounds(opt_code, params, state, n_params, hyper, &bounds)
@@ -464,6 +471,9 @@ cdef class Network:
     cdef bint fused
     cdef Py_ssize_t decay_end
     cdef double hyper[16]
+    # the number of updates applied to these parameters: step and
+    # train_batches advance it inside their compiled loops, one per update
+    cdef public int64_t iterations
     cdef Metrics metrics
     cdef readonly object dtype
     # BLAS thread policy: see set_thread_policy
@@ -500,6 +510,7 @@ cdef class Network:
         self.p_state = cnp.PyArray_DATA(self._state)
         self.state_len = 0
         memset(self.hyper, 0, sizeof(self.hyper))
+        self.iterations = 0
         memset(&self.metrics, 0, sizeof(Metrics))
         self.set_local_threads = NULL
         self.n_threads = 0
@@ -591,9 +602,10 @@ cdef class Network:
 
     def set_hyper(self, hyper):
         """Copy the optimizer's settings: a sequence of at most 16 floats
-        (the slots it leaves out are zero).  Refused when the state buffer
-        is too small for what they ask (momentum turned on after compile,
-        say): the kernels would run past its end."""
+        (the slots it leaves out are zero; the step number's slot,
+        HYPER_STEP, is overwritten by ``iterations`` at each call).  Refused
+        when the state buffer is too small for what they ask (momentum
+        turned on after compile, say): the kernels would run past its end."""
         cdef Py_ssize_t i
         cdef double values[16]
         fill_hyper(hyper, values)
@@ -662,6 +674,7 @@ cdef class Network:
         cdef int status
         cdef bint threads
         cdef fpenv_t env
+        self.hyper[HYPER_STEP] = <double>self.iterations
         with nogil:
             env = fpenv_enter()
             threads = self._threads_enter(n)
@@ -671,14 +684,14 @@ cdef class Network:
                                        <const double*>py, n, self.n_in, self.n_y,
                                        <double*>work, self.loss_code, self.fused,
                                        self.opt_code, self.hyper, self.n_params,
-                                       self.decay_end, update, &loss)
+                                       self.decay_end, update, &loss, &self.iterations)
             else:
                 status = _checked_step(self.net, <float*>self.p_params, <float*>self.p_grads,
                                        <float*>self.p_state, <const float*>px,
                                        <const float*>py, n, self.n_in, self.n_y,
                                        <float*>work, self.loss_code, self.fused,
                                        self.opt_code, self.hyper, self.n_params,
-                                       self.decay_end, update, &loss)
+                                       self.decay_end, update, &loss, &self.iterations)
             self._threads_exit(threads)
             fpenv_exit(env)
         return loss, status
@@ -725,6 +738,7 @@ cdef class Network:
         cdef bint threads
         cdef fpenv_t env
         cdef Metrics metrics = self.metrics
+        self.hyper[HYPER_STEP] = <double>self.iterations
         if metric_values is None:
             metrics.n = 0           # not asked for this time
         if metrics.n:
@@ -741,14 +755,16 @@ cdef class Network:
                               n, self.n_in, self.n_y, p_order, batch_size, first, stop,
                               <double*>bx, <double*>by, <double*>work, self.loss_code,
                               self.fused, self.opt_code, self.hyper, self.n_params,
-                              self.decay_end, &losses[0], &metrics)
+                              self.decay_end, &losses[0], &metrics,
+                              &self.iterations)
             else:
                 done = _epoch(self.net, <float*>self.p_params, <float*>self.p_grads,
                               <float*>self.p_state, <const float*>px, <const float*>py,
                               n, self.n_in, self.n_y, p_order, batch_size, first, stop,
                               <float*>bx, <float*>by, <float*>work, self.loss_code,
                               self.fused, self.opt_code, self.hyper, self.n_params,
-                              self.decay_end, &losses[0], &metrics)
+                              self.decay_end, &losses[0], &metrics,
+                              &self.iterations)
             self._threads_exit(threads)
             fpenv_exit(env)
         return done
@@ -784,6 +800,7 @@ cdef class Network:
         cdef void* px = cnp.PyArray_DATA(x)
         cdef void* py = cnp.PyArray_DATA(y)
         cdef double seconds[5]
+        self.hyper[HYPER_STEP] = <double>self.iterations
         cdef bint threads
         cdef fpenv_t env
         with nogil:
@@ -805,6 +822,7 @@ cdef class Network:
                                seconds)
             self._threads_exit(threads)
             fpenv_exit(env)
+        self.iterations += 1        # it applied an update, unchecked
         return [seconds[i] for i in range(5)]
 
     def predict(self, cnp.ndarray x, cnp.ndarray out, Py_ssize_t chunk, bint logits=False):

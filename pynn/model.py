@@ -262,13 +262,18 @@ class Sequential:
         self._sync_optimizer()
         opt = self.optimizer
         self._net.set_hyper(opt.hyper())
-        loss, status = self._net.step(x, y, update)
+        # the compiled step counts the update it applies; the count is read
+        # back even when an interrupt lands as the call returns
+        self._net.iterations = opt.iterations
+        try:
+            loss, status = self._net.step(x, y, update)
+        finally:
+            opt.iterations = self._net.iterations
         if status == _STATUS_X_NONFINITE:
             check_finite(x, "x")
         if status == _STATUS_Y_NONFINITE:
             check_finite(y, "y")
         if update and status == _STATUS_OK:
-            opt.iterations += 1
             self._trained = True
         return loss, status == _STATUS_OK
 
@@ -335,28 +340,34 @@ class Sequential:
         self._sync_optimizer()
         opt = self.optimizer
         in_c = metric_values is None or self._metrics_compiled
-        if in_c and not opt.scheduled:
-            # the whole range in one compiled call
-            self._net.set_hyper(opt.hyper())
-            done = self._net.train_batches(x, y, order, batch_size, first, stop, losses,
-                                           metric_values)
-            opt.iterations += done - first
-        else:
-            # a schedule is evaluated for each step, and metrics without a
-            # compiled twin read each batch's outputs: one call per batch
-            done = first
-            while done < stop:
-                self._net.set_hyper(opt.hyper())
-                if self._net.train_batches(x, y, order, batch_size, done, done + 1,
-                                           losses, metric_values if in_c else None) == done:
-                    break
-                opt.iterations += 1
-                if not in_c:
-                    rows = slice(done * batch_size, (done + 1) * batch_size)
-                    ys = y[rows] if order is None else y[order[rows]]
-                    self._batch_metrics(ys, metric_values[:, done])
-                done += 1
-        self._trained = self._trained or done > first
+        # the compiled loop counts the updates it applies (Network.iterations);
+        # the count is read back even when an interrupt lands as a call returns
+        net = self._net
+        net.iterations = start = opt.iterations
+        try:
+            if in_c and not opt.scheduled:
+                # the whole range in one compiled call
+                net.set_hyper(opt.hyper())
+                done = net.train_batches(x, y, order, batch_size, first, stop, losses,
+                                         metric_values)
+            else:
+                # a schedule is evaluated for each step, and metrics without a
+                # compiled twin read each batch's outputs: one call per batch
+                done = first
+                while done < stop:
+                    opt.iterations = net.iterations     # the schedule's step
+                    net.set_hyper(opt.hyper())
+                    if net.train_batches(x, y, order, batch_size, done, done + 1,
+                                         losses, metric_values if in_c else None) == done:
+                        break
+                    if not in_c:
+                        rows = slice(done * batch_size, (done + 1) * batch_size)
+                        ys = y[rows] if order is None else y[order[rows]]
+                        self._batch_metrics(ys, metric_values[:, done])
+                    done += 1
+        finally:
+            opt.iterations = net.iterations
+            self._trained = self._trained or net.iterations > start
         return done
 
     def fit(self, x: npt.ArrayLike, y: npt.ArrayLike | None = None, epochs: int = 1,

@@ -85,8 +85,13 @@ class Optimizer:
 
     def apply(self, params: np.ndarray, grads: np.ndarray, decay_end: int) -> None:
         """Update ``params`` in place from ``grads`` (both flat, same layout)."""
-        _optim.step(self.code, params, grads, self.state, self.hyper(), decay_end)
-        self.iterations += 1
+        # counted inside the compiled step, so that an interrupt landing as
+        # it returns cannot leave the count short of the update
+        count = np.array([self.iterations], dtype=np.int64)
+        try:
+            _optim.step(self.code, params, grads, self.state, self.hyper(), decay_end, count)
+        finally:
+            self.iterations = int(count[0])
 
 
 class SGD(Optimizer):
