@@ -26,9 +26,10 @@ from activations cimport (ACT_LINEAR, activation_backward, bias_activate)
 from loss_kernels cimport loss_and_grad
 from libc.math cimport isfinite
 
-from optim_kernels cimport (HYPER_STEP, OPT_ADAM, OPT_SGD, Bounds, all_finite,
+from optim_kernels cimport (OPT_ADAM, OPT_SGD, Bounds, OptSettings, all_finite,
                            bounded_update_is_finite, fill_hyper, measure_bounds,
-                           optimizer_step, sum_abs_if_finite, update_is_finite)
+                           optimizer_step, settings_of, sum_abs_if_finite,
+                           update_is_finite)
 
 cdef enum:
     N_COLS = 5
@@ -252,7 +253,7 @@ cdef enum:
 cdef int _checked_step(Net net, floating* params, floating* grads, floating* state,
                        const floating* X, const floating* Y, Py_ssize_t n,
                        Py_ssize_t n_in, Py_ssize_t n_y, floating* work,
-                       int loss_code, bint fused, int opt_code, const double* hyper,
+                       int loss_code, bint fused, const OptSettings* opt,
                        Py_ssize_t n_params, Py_ssize_t decay_end, bint update,
                        double* loss, int64_t* iterations) noexcept nogil:
     if not all_finite(X, n * n_in):
@@ -266,9 +267,9 @@ cdef int _checked_step(Net net, floating* params, floating* grads, floating* sta
         return STATUS_NONFINITE
     if not update:
         return STATUS_OK if all_finite(grads, n_params) else STATUS_NONFINITE
-    if not update_is_finite(opt_code, params, grads, state, n_params, decay_end, hyper):
+    if not update_is_finite(params, grads, state, n_params, decay_end, opt):
         return STATUS_NONFINITE
-    optimizer_step(opt_code, params, grads, state, n_params, decay_end, hyper)
+    optimizer_step(params, grads, state, n_params, decay_end, opt)
     iterations[0] += 1
     return STATUS_OK
 
@@ -328,7 +329,7 @@ cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* sta
                        Py_ssize_t n_in, Py_ssize_t n_y, const Py_ssize_t* order,
                        Py_ssize_t batch_size, Py_ssize_t first, Py_ssize_t stop,
                        floating* bx, floating* by, floating* work, int loss_code,
-                       bint fused, int opt_code, double* hyper,
+                       bint fused, OptSettings* opt,
                        Py_ssize_t n_params, Py_ssize_t decay_end,
                        double* losses, Metrics* metrics,
                        int64_t* iterations) noexcept nogil:
@@ -361,10 +362,9 @@ cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* sta
         # the first step checks exactly and measures the bounds that the
         # next ones carry (optim_kernels.pxd); a step the bounds cannot
         # vouch for is checked exactly too
-        if not bounded_update_is_finite(opt_code, sum_abs_if_finite(grads, n_params),
-                                        hyper, &bounds, floating is float):
-            if not update_is_finite(opt_code, params, grads, state, n_params,
-                                    decay_end, hyper):
+        if not bounded_update_is_finite(sum_abs_if_finite(grads, n_params), opt,
+                                        &bounds, floating is float):
+            if not update_is_finite(params, grads, state, n_params, decay_end, opt):
                 return k
             bounds.valid = False
         for j in range(metrics.n):
@@ -372,11 +372,11 @@ cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* sta
             metrics.values[j * metrics.stride + k] = _metric(
                 metrics.codes[j], metrics.thresholds[j],
                 work + m * (net.total_width - n_out), yb, m, n_out, n_y)
-        optimizer_step(opt_code, params, grads, state, n_params, decay_end, hyper)
+        optimizer_step(params, grads, state, n_params, decay_end, opt)
         iterations[0] += 1
-        hyper[HYPER_STEP] += 1
+        opt.step += 1
         if not bounds.valid and k + 1 < stop:
-            measure_bounds(opt_code, params, state, n_params, hyper, &bounds)
+            measure_bounds(params, state, n_params, opt, &bounds)
     return stop
 
 
@@ -426,7 +426,7 @@ cdef void _profiled_step(Net net, floating* params, floating* grads, floating* s
                          const floating* X, const floating* Y, const Py_ssize_t* rows,
                          Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out,
                          floating* bx, floating* by, floating* work, int loss_code,
-                         bint fused, int opt_code, const double* hyper,
+                         bint fused, const OptSettings* opt,
                          Py_ssize_t n_params, Py_ssize_t decay_end,
                          double* seconds) noexcept nogil:
     # The steps of _epoch, one batch, with a clock read between the phases:
@@ -441,7 +441,7 @@ cdef void _profiled_step(Net net, floating* params, floating* grads, floating* s
     t3 = _now()
     _backward(net, params, grads, bx, n, work, fused)
     t4 = _now()
-    optimizer_step(opt_code, params, grads, state, n_params, decay_end, hyper)
+    optimizer_step(params, grads, state, n_params, decay_end, opt)
     t5 = _now()
     seconds[0] = t1 - t0
     seconds[1] = t2 - t1
@@ -674,7 +674,7 @@ cdef class Network:
         cdef int status
         cdef bint threads
         cdef fpenv_t env
-        self.hyper[HYPER_STEP] = <double>self.iterations
+        cdef OptSettings opt = settings_of(self.opt_code, self.hyper, <double>self.iterations)
         with nogil:
             env = fpenv_enter()
             threads = self._threads_enter(n)
@@ -683,14 +683,14 @@ cdef class Network:
                                        <double*>self.p_state, <const double*>px,
                                        <const double*>py, n, self.n_in, self.n_y,
                                        <double*>work, self.loss_code, self.fused,
-                                       self.opt_code, self.hyper, self.n_params,
+                                       &opt, self.n_params,
                                        self.decay_end, update, &loss, &self.iterations)
             else:
                 status = _checked_step(self.net, <float*>self.p_params, <float*>self.p_grads,
                                        <float*>self.p_state, <const float*>px,
                                        <const float*>py, n, self.n_in, self.n_y,
                                        <float*>work, self.loss_code, self.fused,
-                                       self.opt_code, self.hyper, self.n_params,
+                                       &opt, self.n_params,
                                        self.decay_end, update, &loss, &self.iterations)
             self._threads_exit(threads)
             fpenv_exit(env)
@@ -738,7 +738,7 @@ cdef class Network:
         cdef bint threads
         cdef fpenv_t env
         cdef Metrics metrics = self.metrics
-        self.hyper[HYPER_STEP] = <double>self.iterations
+        cdef OptSettings opt = settings_of(self.opt_code, self.hyper, <double>self.iterations)
         if metric_values is None:
             metrics.n = 0           # not asked for this time
         if metrics.n:
@@ -754,7 +754,7 @@ cdef class Network:
                               <double*>self.p_state, <const double*>px, <const double*>py,
                               n, self.n_in, self.n_y, p_order, batch_size, first, stop,
                               <double*>bx, <double*>by, <double*>work, self.loss_code,
-                              self.fused, self.opt_code, self.hyper, self.n_params,
+                              self.fused, &opt, self.n_params,
                               self.decay_end, &losses[0], &metrics,
                               &self.iterations)
             else:
@@ -762,7 +762,7 @@ cdef class Network:
                               <float*>self.p_state, <const float*>px, <const float*>py,
                               n, self.n_in, self.n_y, p_order, batch_size, first, stop,
                               <float*>bx, <float*>by, <float*>work, self.loss_code,
-                              self.fused, self.opt_code, self.hyper, self.n_params,
+                              self.fused, &opt, self.n_params,
                               self.decay_end, &losses[0], &metrics,
                               &self.iterations)
             self._threads_exit(threads)
@@ -800,7 +800,7 @@ cdef class Network:
         cdef void* px = cnp.PyArray_DATA(x)
         cdef void* py = cnp.PyArray_DATA(y)
         cdef double seconds[5]
-        self.hyper[HYPER_STEP] = <double>self.iterations
+        cdef OptSettings opt = settings_of(self.opt_code, self.hyper, <double>self.iterations)
         cdef bint threads
         cdef fpenv_t env
         with nogil:
@@ -811,14 +811,14 @@ cdef class Network:
                                <double*>self.p_state, <const double*>px, <const double*>py,
                                &rows[0], n, self.n_in, self.n_y, <double*>pbx,
                                <double*>pby, <double*>work, self.loss_code, self.fused,
-                               self.opt_code, self.hyper, self.n_params, self.decay_end,
+                               &opt, self.n_params, self.decay_end,
                                seconds)
             else:
                 _profiled_step(self.net, <float*>self.p_params, <float*>self.p_grads,
                                <float*>self.p_state, <const float*>px, <const float*>py,
                                &rows[0], n, self.n_in, self.n_y, <float*>pbx,
                                <float*>pby, <float*>work, self.loss_code, self.fused,
-                               self.opt_code, self.hyper, self.n_params, self.decay_end,
+                               &opt, self.n_params, self.decay_end,
                                seconds)
             self._threads_exit(threads)
             fpenv_exit(env)

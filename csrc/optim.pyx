@@ -4,8 +4,8 @@ from libc.stdint cimport int64_t
 
 
 from fpenv cimport fpenv_enter, fpenv_exit, fpenv_t
-from optim_kernels cimport (HYPER_STEP, all_finite, fill_hyper, optimizer_step,
-                            update_is_finite)
+from optim_kernels cimport (HYPER_STEP, OptSettings, all_finite, fill_hyper,
+                            optimizer_step, settings_of, update_is_finite)
 
 
 def step(int code,
@@ -31,16 +31,17 @@ def step(int code,
             raise ValueError(f"iterations must hold one count, got {iterations.shape[0]}")
         settings[HYPER_STEP] = <double>iterations[0]
     cdef int64_t* p_count = &iterations[0] if iterations is not None else NULL
+    cdef OptSettings opt = settings_of(code, settings, settings[HYPER_STEP])
     cdef floating* p_state = &state[0] if state.shape[0] else NULL
     cdef bint finite
     cdef fpenv_t env
     with nogil:
         env = fpenv_enter()
-        finite = update_is_finite(code, &params[0], &grads[0], p_state,
-                                  params.shape[0], decay_end, settings)
+        finite = update_is_finite(&params[0], &grads[0], p_state,
+                                  params.shape[0], decay_end, &opt)
         if finite:
-            status = optimizer_step(code, &params[0], &grads[0], p_state,
-                                    params.shape[0], decay_end, settings)
+            status = optimizer_step(&params[0], &grads[0], p_state,
+                                    params.shape[0], decay_end, &opt)
             if status == 0 and p_count != NULL:
                 p_count[0] += 1
         fpenv_exit(env)
