@@ -22,11 +22,15 @@ import numpy as np
 
 from _blas cimport gemm
 from fpenv cimport FPENV_MODE, fpenv_enter, fpenv_exit, fpenv_t
-from activations cimport (ACT_LINEAR, activation_backward, bias_activate)
+from activation_kernels cimport activation_backward, bias_activate
+from codes cimport (ACT_LINEAR, METRIC_BINARY_ACCURACY, METRIC_CATEGORICAL_ACCURACY,
+                   METRIC_SPARSE_ACCURACY, STATUS_NONFINITE, STATUS_OK, STATUS_X_NONFINITE,
+                   STATUS_Y_NONFINITE)
 from loss_kernels cimport loss_and_grad
 from libc.math cimport isfinite
 
-from optim_kernels cimport (OPT_ADAM, OPT_SGD, Bounds, OptSettings, all_finite,
+from codes cimport OPT_ADAM, OPT_SGD
+from optim_kernels cimport (Bounds, OptSettings, all_finite,
                            bounded_update_is_finite, fill_hyper, measure_bounds,
                            optimizer_step, settings_of, sum_abs_if_finite,
                            update_is_finite)
@@ -243,11 +247,6 @@ BUILD = {
     "subnormals": FPENV_MODE.decode(),
 }
 
-cdef enum:
-    STATUS_OK = 0
-    STATUS_NONFINITE = 1        # loss, gradient or updated values not finite: step not applied
-    STATUS_X_NONFINITE = 2      # the input batch holds NaN or inf: nothing ran
-    STATUS_Y_NONFINITE = 3      # the targets hold NaN or inf: nothing ran
 
 
 cdef int _checked_step(Net net, floating* params, floating* grads, floating* state,
@@ -286,9 +285,6 @@ cdef inline void _gather(const floating* src, const Py_ssize_t* rows, Py_ssize_t
 # NumPy definitions these follow: ties in argmax go to the first index).
 cdef enum:
     MAX_METRICS = 8
-    METRIC_BINARY_ACCURACY = 1       # mean over elements of (out > t) == (y > 0.5)
-    METRIC_CATEGORICAL_ACCURACY = 2  # argmax(out) == argmax(y), per row
-    METRIC_SPARSE_ACCURACY = 3       # argmax(out) == label, per row
 
 
 cdef struct Metrics:

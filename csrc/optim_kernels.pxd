@@ -10,9 +10,9 @@ from cython cimport floating
 from libc.float cimport DBL_MAX, FLT_MAX
 from libc.math cimport INFINITY, fabs, fabsf, isfinite, pow, sqrt
 
+from codes cimport OPT_ADAM, OPT_SGD
+
 cdef enum:
-    OPT_SGD = 0
-    OPT_ADAM = 1
     # the Python side's settings sequence: SGD [learning_rate, momentum,
     # nesterov, weight_decay], Adam [learning_rate, beta_1, beta_2, epsilon,
     # weight_decay]; slot HYPER_STEP holds the number of updates applied

@@ -37,11 +37,13 @@ import contextlib
 import numpy as np
 
 from . import _optim
+from ._codes import Status as _Status
 from .callbacks import ModelCheckpoint
 from ._validation import check_finite
 
-# What Network.step reports (csrc/dense.pyx), as in model.py.
-_STATUS_OK, _STATUS_X_NONFINITE, _STATUS_Y_NONFINITE = 0, 2, 3
+# What Network.step reports (csrc/codes.pxd), as in model.py.
+_STATUS_OK, _STATUS_X_NONFINITE, _STATUS_Y_NONFINITE = (
+    int(_Status[k]) for k in ("OK", "X_NONFINITE", "Y_NONFINITE"))
 
 
 def fit(model, x, y=None, comm=None, **kwargs):

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from . import _dense, _threads, data, distributed, initializers, losses, optimizers
+from . import _codes, _dense, _threads, data, distributed, initializers, losses, optimizers
 from . import metrics as metrics_module
 from ._validation import (as_dtype, as_float_array, check_finite,
                           check_nonneg_int, check_positive_int, check_real)
@@ -28,8 +28,9 @@ from .errors import DivergenceError
 from .layers import Dense
 
 _PREDICT_CHUNK = 4096
-# what Network.step reports (csrc/dense.pyx)
-_STATUS_OK, _STATUS_NONFINITE, _STATUS_X_NONFINITE, _STATUS_Y_NONFINITE = 0, 1, 2, 3
+# what Network.step reports (csrc/codes.pxd)
+_STATUS_OK, _STATUS_NONFINITE, _STATUS_X_NONFINITE, _STATUS_Y_NONFINITE = (
+    int(_codes.Status[k]) for k in ("OK", "NONFINITE", "X_NONFINITE", "Y_NONFINITE"))
 
 
 class Sequential:

@@ -10,12 +10,12 @@ from collections.abc import Callable
 
 import numpy as np
 
-from . import _optim, schedules
+from . import _codes, _optim, schedules
 from ._registry import from_config, from_name
 from ._validation import check_real
 
-SGD_CODE = 0
-ADAM_CODE = 1
+# the kernels' codes (csrc/codes.pxd)
+SGD_CODE, ADAM_CODE = int(_codes.Optimizer.SGD), int(_codes.Optimizer.ADAM)
 
 
 def _check_learning_rate(value):
