@@ -21,11 +21,12 @@ cimport numpy as cnp
 import numpy as np
 
 from _blas cimport gemm
-from fpenv cimport FPENV_MODE, fpenv_enter, fpenv_exit, fpenv_t
+from fpenv cimport fpenv_enter, fpenv_exit, fpenv_t
 from activation_kernels cimport activation_backward, bias_activate
 from codes cimport (ACT_LINEAR, METRIC_BINARY_ACCURACY, METRIC_CATEGORICAL_ACCURACY,
                    METRIC_SPARSE_ACCURACY, STATUS_NONFINITE, STATUS_OK, STATUS_X_NONFINITE,
                    STATUS_Y_NONFINITE)
+from metric_kernels cimport MAX_METRICS, Metrics, metric_value
 from loss_kernels cimport loss_and_grad
 from libc.math cimport isfinite
 
@@ -227,28 +228,6 @@ cdef double _loss_and_backward(Net net, const floating* params, floating* grads,
 
 cnp.import_array()
 
-cdef extern from *:
-    """
-    #ifndef PYNN_BUILD_DEBUG
-    #define PYNN_BUILD_DEBUG 0
-    #define PYNN_BUILD_CFLAGS "unknown"
-    #define PYNN_BUILD_CYTHON "unknown"
-    #endif
-    """
-    int PYNN_BUILD_DEBUG
-    const char* PYNN_BUILD_CFLAGS
-    const char* PYNN_BUILD_CYTHON
-
-BUILD = {
-    "debug": bool(PYNN_BUILD_DEBUG),
-    "cflags": PYNN_BUILD_CFLAGS.decode(),
-    "cython": PYNN_BUILD_CYTHON.decode(),
-    # what the compiled calls do with subnormal floats (fpenv.h)
-    "subnormals": FPENV_MODE.decode(),
-}
-
-
-
 cdef int _checked_step(Net net, floating* params, floating* grads, floating* state,
                        const floating* X, const floating* Y, Py_ssize_t n,
                        Py_ssize_t n_in, Py_ssize_t n_y, floating* work,
@@ -278,46 +257,6 @@ cdef inline void _gather(const floating* src, const Py_ssize_t* rows, Py_ssize_t
     cdef Py_ssize_t i
     for i in range(n_rows):
         memcpy(dst + i * width, src + rows[i] * width, width * sizeof(floating))
-
-
-# Accuracies computed on each batch's output inside the compiled epoch, so
-# that fit with metrics=["accuracy"] stays one call (pynn/metrics.py has the
-# NumPy definitions these follow: ties in argmax go to the first index).
-cdef enum:
-    MAX_METRICS = 8
-
-
-cdef struct Metrics:
-    int n
-    int codes[MAX_METRICS]
-    double thresholds[MAX_METRICS]
-    double* values          # values[j * stride + k]: metric j on batch k
-    Py_ssize_t stride
-
-
-cdef inline Py_ssize_t _argmax(const floating* row, Py_ssize_t m) noexcept nogil:
-    cdef Py_ssize_t j, best = 0
-    for j in range(1, m):
-        if row[j] > row[best]:
-            best = j
-    return best
-
-
-cdef double _metric(int code, double threshold, const floating* out, const floating* Y,
-                    Py_ssize_t n, Py_ssize_t n_out, Py_ssize_t n_y) noexcept nogil:
-    cdef Py_ssize_t i, hits = 0, truth
-    cdef floating t = <floating>threshold
-    if code == METRIC_BINARY_ACCURACY:
-        for i in range(n * n_out):
-            hits += (out[i] > t) == (Y[i] > 0.5)
-        return hits / <double>(n * n_out)
-    for i in range(n):
-        if code == METRIC_CATEGORICAL_ACCURACY:
-            truth = _argmax(Y + i * n_y, n_y)
-        else:
-            truth = <Py_ssize_t>Y[i * n_y]
-        hits += _argmax(out + i * n_out, n_out) == truth
-    return hits / <double>n
 
 
 cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* state,
@@ -365,7 +304,7 @@ cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* sta
             bounds.valid = False
         for j in range(metrics.n):
             # the output of this batch's forward pass, before the update
-            metrics.values[j * metrics.stride + k] = _metric(
+            metrics.values[j * metrics.stride + k] = metric_value(
                 metrics.codes[j], metrics.thresholds[j],
                 work + m * (net.total_width - n_out), yb, m, n_out, n_y)
         optimizer_step(params, grads, state, n_params, decay_end, opt)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import pynn
-from pynn import _dense, _losses, _optim, reference
+from pynn import _build, _dense, _losses, _optim, reference
 
 FLUSHES = platform.machine().lower() in ("x86_64", "amd64", "aarch64", "arm64")
 
@@ -97,6 +97,6 @@ def test_info_names_the_mode(capsys):
     from pynn.__main__ import main
     assert main(["info"]) == 0
     line = [s for s in capsys.readouterr().out.splitlines() if s.startswith("subnormals")]
-    assert line and _dense.BUILD["subnormals"] in line[0]
+    assert line and _build.BUILD["subnormals"] in line[0]
     if platform.machine().lower() in ("x86_64", "amd64"):
         assert "flush-to-zero" in line[0]
