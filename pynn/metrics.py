@@ -16,8 +16,8 @@ single output means binary accuracy, several mean categorical accuracy.
 import numpy as np
 
 from . import losses as _losses
-from ._codes import Metric as _Metric
 from .reference import sigmoid, softmax
+from ._codes import Metric as _Metric
 
 _ACTIVATE = {"sigmoid": sigmoid, "softmax": softmax}
 # the compiled metrics' codes (csrc/codes.pxd)
