@@ -208,9 +208,9 @@ cdef inline floating _adam_element(floating w, floating g, floating m, floating 
 
 
 cdef inline bint _adam_cheap_bad(const floating* w, const floating* g, const floating* m,
-                                 const floating* v, Py_ssize_t n_params,
-                                 Py_ssize_t decay_end, const AdamCoeffs* a,
-                                 floating wd) noexcept nogil:
+                                 const floating* v, Py_ssize_t start, Py_ssize_t stop,
+                                 const AdamCoeffs* a, floating wd,
+                                 bint decay) noexcept nogil:
     # False when the new moments are finite and every new weight certainly
     # is, without the division and root: |w - lr m_hat / (sqrt(v_hat) + eps)|
     # <= |w| + k |m|, with twice the bound (overflowing exactly when it
@@ -223,8 +223,8 @@ cdef inline bint _adam_cheap_bad(const floating* w, const floating* g, const flo
     cdef floating gp, mi, vi
     cdef Py_ssize_t i
     cdef bint bad = False
-    for i in range(n_params):
-        gp = g[i] + wd * w[i] if i < decay_end else g[i]
+    for i in range(start, stop):
+        gp = g[i] + wd * w[i] if decay else g[i]
         mi = b1 * m[i] + c1 * gp
         vi = b2 * v[i] + c2 * gp * gp
         bad |= (_bad(mi) | _bad(vi) | _bad(2 * (_abs(w[i]) + k * _abs(mi)))
@@ -232,33 +232,41 @@ cdef inline bint _adam_cheap_bad(const floating* w, const floating* g, const flo
     return bad
 
 
-cdef inline bint _adam(floating* w, const floating* g, floating* state,
-                       Py_ssize_t n_params, Py_ssize_t decay_end,
-                       const OptSettings* s, bint store) noexcept nogil:
-    # store: apply the update; otherwise return True when some value it
-    # would write is NaN or infinite
-    cdef AdamCoeffs a = _adam_coeffs(s)
+cdef inline bint _adam_range(floating* w, const floating* g, floating* m, floating* v,
+                             Py_ssize_t start, Py_ssize_t stop, const AdamCoeffs* a,
+                             floating wd, bint decay, bint store) noexcept nogil:
+    # store: apply the update to [start, stop); otherwise return True when
+    # some value it would write is NaN or infinite
     cdef floating lr = <floating>a.lr, b1 = <floating>a.b1, b2 = <floating>a.b2
     cdef floating c1 = <floating>a.c1, c2 = <floating>a.c2, eps = <floating>a.eps
     cdef floating bc1 = <floating>a.bc1, bc2 = <floating>a.bc2
-    cdef floating wd = <floating>s.weight_decay
-    cdef floating* m = state
-    cdef floating* v = state + n_params
     cdef floating wi, mi, vi
     cdef Py_ssize_t i
     cdef bint bad = False
     if store:
-        for i in range(n_params):
+        for i in range(start, stop):
             w[i] = _adam_element(w[i], g[i], m[i], v[i], lr, b1, b2, c1, c2, bc1, bc2,
-                                 eps, wd, wd != 0 and i < decay_end, &m[i], &v[i])
+                                 eps, wd, decay, &m[i], &v[i])
         return False
-    if not _adam_cheap_bad(w, g, m, v, n_params, decay_end, &a, wd):
+    if not _adam_cheap_bad(w, g, m, v, start, stop, a, wd, decay):
         return False
-    for i in range(n_params):
+    for i in range(start, stop):
         wi = _adam_element(w[i], g[i], m[i], v[i], lr, b1, b2, c1, c2, bc1, bc2,
-                           eps, wd, wd != 0 and i < decay_end, &mi, &vi)
+                           eps, wd, decay, &mi, &vi)
         bad |= _bad(wi) | _bad(mi) | _bad(vi)
     return bad
+
+
+cdef inline bint _adam(floating* w, const floating* g, floating* state,
+                       Py_ssize_t n_params, Py_ssize_t decay_end,
+                       const OptSettings* s, bint store) noexcept nogil:
+    # the kernels' entries [0, decay_end) with the weight decay, the rest without
+    cdef AdamCoeffs a = _adam_coeffs(s)
+    cdef floating wd = <floating>s.weight_decay
+    cdef bint bad = _adam_range(w, g, state, state + n_params, 0, decay_end, &a, wd,
+                                wd != 0, store)
+    return _adam_range(w, g, state, state + n_params, decay_end, n_params, &a, wd,
+                       False, store) or bad
 
 
 cdef inline bint update_is_finite(const floating* w, const floating* g,
