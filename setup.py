@@ -30,7 +30,7 @@ extensions = [
     Extension(
         f"pynn._{pyx.stem}",
         [str(pyx.relative_to(HERE))],
-        include_dirs=[numpy.get_include()],
+        include_dirs=[numpy.get_include(), "csrc"],
         extra_compile_args=compile_args,
         define_macros=[
             ("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),

@@ -13,6 +13,7 @@
 # The Python layer validates everything (shapes, dtypes, capacities) before
 # calling in; the kernels run without the GIL and do not check again.
 from cython cimport floating
+from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
@@ -20,13 +21,20 @@ cimport numpy as cnp
 import numpy as np
 
 from _blas cimport gemm
-from activations cimport (ACT_LINEAR, activation_backward, bias_activate)
+from fpenv cimport fpenv_enter, fpenv_exit, fpenv_t
+from activation_kernels cimport activation_backward, bias_activate
+from codes cimport (ACT_LINEAR, METRIC_BINARY_ACCURACY, METRIC_CATEGORICAL_ACCURACY,
+                   METRIC_SPARSE_ACCURACY, STATUS_NONFINITE, STATUS_OK, STATUS_X_NONFINITE,
+                   STATUS_Y_NONFINITE)
+from metric_kernels cimport MAX_METRICS, Metrics, metric_value
 from loss_kernels cimport loss_and_grad
 from libc.math cimport isfinite
 
-from optim_kernels cimport (HYPER_STEP, OPT_ADAM, OPT_SGD, Bounds, all_finite,
+from codes cimport OPT_ADAM, OPT_SGD
+from optim_kernels cimport (Bounds, OptSettings, all_finite,
                            bounded_update_is_finite, fill_hyper, measure_bounds,
-                           optimizer_step, sum_abs_if_finite, update_is_finite)
+                           optimizer_step, settings_of, sum_abs_if_finite,
+                           update_is_finite)
 
 cdef enum:
     N_COLS = 5
@@ -76,9 +84,12 @@ def dense_forward(const floating[:, ::1] X,   # IN  (n, n_in)
         raise ValueError(f"dense_forward: shapes do not match: X {tuple(X.shape)[:2]}, "
                          f"W {tuple(W.shape)[:2]}, b {tuple(b.shape)[:1]}, "
                          f"A {tuple(A.shape)[:2]}")
+    cdef fpenv_t env
     with nogil:
+        env = fpenv_enter()
         _affine(&X[0, 0] if n else NULL, &W[0, 0], &b[0], n, n_in, n_out,
                 activation, &A[0, 0] if n else NULL)
+        fpenv_exit(env)
 
 
 def dense_backward(const floating[:, ::1] X,  # IN  (n, n_in) the layer's input
@@ -106,10 +117,13 @@ def dense_backward(const floating[:, ::1] X,  # IN  (n, n_in) the layer's input
         dW[:, :] = 0
         db[:] = 0
         return
+    cdef fpenv_t env
     with nogil:
+        env = fpenv_enter()
         activation_backward(&dA[0, 0], &A[0, 0], n, n_out, activation)
         _affine_backward(&X[0, 0], &W[0, 0], &dA[0, 0], n, n_in, n_out,
                          &dW[0, 0], &db[0], dx)
+        fpenv_exit(env)
 
 
 # --------------------------------------------------------------------------
@@ -214,37 +228,12 @@ cdef double _loss_and_backward(Net net, const floating* params, floating* grads,
 
 cnp.import_array()
 
-cdef extern from *:
-    """
-    #ifndef PYNN_BUILD_DEBUG
-    #define PYNN_BUILD_DEBUG 0
-    #define PYNN_BUILD_CFLAGS "unknown"
-    #define PYNN_BUILD_CYTHON "unknown"
-    #endif
-    """
-    int PYNN_BUILD_DEBUG
-    const char* PYNN_BUILD_CFLAGS
-    const char* PYNN_BUILD_CYTHON
-
-BUILD = {
-    "debug": bool(PYNN_BUILD_DEBUG),
-    "cflags": PYNN_BUILD_CFLAGS.decode(),
-    "cython": PYNN_BUILD_CYTHON.decode(),
-}
-
-cdef enum:
-    STATUS_OK = 0
-    STATUS_NONFINITE = 1        # loss, gradient or updated values not finite: step not applied
-    STATUS_X_NONFINITE = 2      # the input batch holds NaN or inf: nothing ran
-    STATUS_Y_NONFINITE = 3      # the targets hold NaN or inf: nothing ran
-
-
 cdef int _checked_step(Net net, floating* params, floating* grads, floating* state,
                        const floating* X, const floating* Y, Py_ssize_t n,
                        Py_ssize_t n_in, Py_ssize_t n_y, floating* work,
-                       int loss_code, bint fused, int opt_code, const double* hyper,
+                       int loss_code, bint fused, const OptSettings* opt,
                        Py_ssize_t n_params, Py_ssize_t decay_end, bint update,
-                       double* loss) noexcept nogil:
+                       double* loss, int64_t* iterations) noexcept nogil:
     if not all_finite(X, n * n_in):
         return STATUS_X_NONFINITE
     if not all_finite(Y, n * n_y):
@@ -256,9 +245,10 @@ cdef int _checked_step(Net net, floating* params, floating* grads, floating* sta
         return STATUS_NONFINITE
     if not update:
         return STATUS_OK if all_finite(grads, n_params) else STATUS_NONFINITE
-    if not update_is_finite(opt_code, params, grads, state, n_params, decay_end, hyper):
+    if not update_is_finite(params, grads, state, n_params, decay_end, opt):
         return STATUS_NONFINITE
-    optimizer_step(opt_code, params, grads, state, n_params, decay_end, hyper)
+    optimizer_step(params, grads, state, n_params, decay_end, opt)
+    iterations[0] += 1
     return STATUS_OK
 
 
@@ -269,59 +259,20 @@ cdef inline void _gather(const floating* src, const Py_ssize_t* rows, Py_ssize_t
         memcpy(dst + i * width, src + rows[i] * width, width * sizeof(floating))
 
 
-# Accuracies computed on each batch's output inside the compiled epoch, so
-# that fit with metrics=["accuracy"] stays one call (pynn/metrics.py has the
-# NumPy definitions these follow: ties in argmax go to the first index).
-cdef enum:
-    MAX_METRICS = 8
-    METRIC_BINARY_ACCURACY = 1       # mean over elements of (out > t) == (y > 0.5)
-    METRIC_CATEGORICAL_ACCURACY = 2  # argmax(out) == argmax(y), per row
-    METRIC_SPARSE_ACCURACY = 3       # argmax(out) == label, per row
-
-
-cdef struct Metrics:
-    int n
-    int codes[MAX_METRICS]
-    double thresholds[MAX_METRICS]
-    double* values          # values[j * stride + k]: metric j on batch k
-    Py_ssize_t stride
-
-
-cdef inline Py_ssize_t _argmax(const floating* row, Py_ssize_t m) noexcept nogil:
-    cdef Py_ssize_t j, best = 0
-    for j in range(1, m):
-        if row[j] > row[best]:
-            best = j
-    return best
-
-
-cdef double _metric(int code, double threshold, const floating* out, const floating* Y,
-                    Py_ssize_t n, Py_ssize_t n_out, Py_ssize_t n_y) noexcept nogil:
-    cdef Py_ssize_t i, hits = 0, truth
-    cdef floating t = <floating>threshold
-    if code == METRIC_BINARY_ACCURACY:
-        for i in range(n * n_out):
-            hits += (out[i] > t) == (Y[i] > 0.5)
-        return hits / <double>(n * n_out)
-    for i in range(n):
-        if code == METRIC_CATEGORICAL_ACCURACY:
-            truth = _argmax(Y + i * n_y, n_y)
-        else:
-            truth = <Py_ssize_t>Y[i * n_y]
-        hits += _argmax(out + i * n_out, n_out) == truth
-    return hits / <double>n
-
-
 cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* state,
                        const floating* X, const floating* Y, Py_ssize_t n_samples,
                        Py_ssize_t n_in, Py_ssize_t n_y, const Py_ssize_t* order,
                        Py_ssize_t batch_size, Py_ssize_t first, Py_ssize_t stop,
                        floating* bx, floating* by, floating* work, int loss_code,
-                       bint fused, int opt_code, double* hyper,
+                       bint fused, OptSettings* opt,
                        Py_ssize_t n_params, Py_ssize_t decay_end,
-                       double* losses, Metrics* metrics) noexcept nogil:
+                       double* losses, Metrics* metrics,
+                       int64_t* iterations) noexcept nogil:
     # Batches first..stop-1 of an epoch; returns the first batch whose step
     # was not applied (stop when all were).  x and y were checked finite once.
+    # iterations[0] counts the updates applied, advanced right after each:
+    # the count is right whenever the caller looks, even if the call
+    # returns into a KeyboardInterrupt.
     cdef Py_ssize_t k, start, m, j
     cdef Py_ssize_t n_out = net.layout[(net.n_layers - 1) * N_COLS + 1]
     cdef const floating* xb
@@ -346,21 +297,21 @@ cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* sta
         # the first step checks exactly and measures the bounds that the
         # next ones carry (optim_kernels.pxd); a step the bounds cannot
         # vouch for is checked exactly too
-        if not bounded_update_is_finite(opt_code, sum_abs_if_finite(grads, n_params),
-                                        hyper, &bounds, floating is float):
-            if not update_is_finite(opt_code, params, grads, state, n_params,
-                                    decay_end, hyper):
+        if not bounded_update_is_finite(sum_abs_if_finite(grads, n_params), opt,
+                                        &bounds, floating is float):
+            if not update_is_finite(params, grads, state, n_params, decay_end, opt):
                 return k
             bounds.valid = False
         for j in range(metrics.n):
             # the output of this batch's forward pass, before the update
-            metrics.values[j * metrics.stride + k] = _metric(
+            metrics.values[j * metrics.stride + k] = metric_value(
                 metrics.codes[j], metrics.thresholds[j],
                 work + m * (net.total_width - n_out), yb, m, n_out, n_y)
-        optimizer_step(opt_code, params, grads, state, n_params, decay_end, hyper)
-        hyper[HYPER_STEP] += 1
+        optimizer_step(params, grads, state, n_params, decay_end, opt)
+        iterations[0] += 1
+        opt.step += 1
         if not bounds.valid and k + 1 < stop:
-            measure_bounds(opt_code, params, state, n_params, hyper, &bounds)
+            measure_bounds(params, state, n_params, opt, &bounds)
     return stop
 
 
@@ -410,7 +361,7 @@ cdef void _profiled_step(Net net, floating* params, floating* grads, floating* s
                          const floating* X, const floating* Y, const Py_ssize_t* rows,
                          Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out,
                          floating* bx, floating* by, floating* work, int loss_code,
-                         bint fused, int opt_code, const double* hyper,
+                         bint fused, const OptSettings* opt,
                          Py_ssize_t n_params, Py_ssize_t decay_end,
                          double* seconds) noexcept nogil:
     # The steps of _epoch, one batch, with a clock read between the phases:
@@ -425,7 +376,7 @@ cdef void _profiled_step(Net net, floating* params, floating* grads, floating* s
     t3 = _now()
     _backward(net, params, grads, bx, n, work, fused)
     t4 = _now()
-    optimizer_step(opt_code, params, grads, state, n_params, decay_end, hyper)
+    optimizer_step(params, grads, state, n_params, decay_end, opt)
     t5 = _now()
     seconds[0] = t1 - t0
     seconds[1] = t2 - t1
@@ -455,6 +406,9 @@ cdef class Network:
     cdef bint fused
     cdef Py_ssize_t decay_end
     cdef double hyper[16]
+    # the number of updates applied to these parameters: step and
+    # train_batches advance it inside their compiled loops, one per update
+    cdef public int64_t iterations
     cdef Metrics metrics
     cdef readonly object dtype
     # BLAS thread policy: see set_thread_policy
@@ -491,6 +445,7 @@ cdef class Network:
         self.p_state = cnp.PyArray_DATA(self._state)
         self.state_len = 0
         memset(self.hyper, 0, sizeof(self.hyper))
+        self.iterations = 0
         memset(&self.metrics, 0, sizeof(Metrics))
         self.set_local_threads = NULL
         self.n_threads = 0
@@ -582,9 +537,10 @@ cdef class Network:
 
     def set_hyper(self, hyper):
         """Copy the optimizer's settings: a sequence of at most 16 floats
-        (the slots it leaves out are zero).  Refused when the state buffer
-        is too small for what they ask (momentum turned on after compile,
-        say): the kernels would run past its end."""
+        (the slots it leaves out are zero; the step number's slot,
+        HYPER_STEP, is overwritten by ``iterations`` at each call).  Refused
+        when the state buffer is too small for what they ask (momentum
+        turned on after compile, say): the kernels would run past its end."""
         cdef Py_ssize_t i
         cdef double values[16]
         fill_hyper(hyper, values)
@@ -652,23 +608,27 @@ cdef class Network:
         cdef double loss = 0
         cdef int status
         cdef bint threads
+        cdef fpenv_t env
+        cdef OptSettings opt = settings_of(self.opt_code, self.hyper, <double>self.iterations)
         with nogil:
+            env = fpenv_enter()
             threads = self._threads_enter(n)
             if self.is_double:
                 status = _checked_step(self.net, <double*>self.p_params, <double*>self.p_grads,
                                        <double*>self.p_state, <const double*>px,
                                        <const double*>py, n, self.n_in, self.n_y,
                                        <double*>work, self.loss_code, self.fused,
-                                       self.opt_code, self.hyper, self.n_params,
-                                       self.decay_end, update, &loss)
+                                       &opt, self.n_params,
+                                       self.decay_end, update, &loss, &self.iterations)
             else:
                 status = _checked_step(self.net, <float*>self.p_params, <float*>self.p_grads,
                                        <float*>self.p_state, <const float*>px,
                                        <const float*>py, n, self.n_in, self.n_y,
                                        <float*>work, self.loss_code, self.fused,
-                                       self.opt_code, self.hyper, self.n_params,
-                                       self.decay_end, update, &loss)
+                                       &opt, self.n_params,
+                                       self.decay_end, update, &loss, &self.iterations)
             self._threads_exit(threads)
+            fpenv_exit(env)
         return loss, status
 
     def train_batches(self, cnp.ndarray x, cnp.ndarray y, order, Py_ssize_t batch_size,
@@ -711,7 +671,9 @@ cdef class Network:
         cdef void* by = cnp.PyArray_DATA(<cnp.ndarray>self._by) if order is not None else NULL
         cdef Py_ssize_t done
         cdef bint threads
+        cdef fpenv_t env
         cdef Metrics metrics = self.metrics
+        cdef OptSettings opt = settings_of(self.opt_code, self.hyper, <double>self.iterations)
         if metric_values is None:
             metrics.n = 0           # not asked for this time
         if metrics.n:
@@ -720,22 +682,26 @@ cdef class Network:
             metrics.values = &metric_values[0, 0]
             metrics.stride = metric_values.shape[1]
         with nogil:
+            env = fpenv_enter()
             threads = self._threads_enter(min(batch_size, n))
             if self.is_double:
                 done = _epoch(self.net, <double*>self.p_params, <double*>self.p_grads,
                               <double*>self.p_state, <const double*>px, <const double*>py,
                               n, self.n_in, self.n_y, p_order, batch_size, first, stop,
                               <double*>bx, <double*>by, <double*>work, self.loss_code,
-                              self.fused, self.opt_code, self.hyper, self.n_params,
-                              self.decay_end, &losses[0], &metrics)
+                              self.fused, &opt, self.n_params,
+                              self.decay_end, &losses[0], &metrics,
+                              &self.iterations)
             else:
                 done = _epoch(self.net, <float*>self.p_params, <float*>self.p_grads,
                               <float*>self.p_state, <const float*>px, <const float*>py,
                               n, self.n_in, self.n_y, p_order, batch_size, first, stop,
                               <float*>bx, <float*>by, <float*>work, self.loss_code,
-                              self.fused, self.opt_code, self.hyper, self.n_params,
-                              self.decay_end, &losses[0], &metrics)
+                              self.fused, &opt, self.n_params,
+                              self.decay_end, &losses[0], &metrics,
+                              &self.iterations)
             self._threads_exit(threads)
+            fpenv_exit(env)
         return done
 
     def last_output(self, Py_ssize_t n):
@@ -769,24 +735,29 @@ cdef class Network:
         cdef void* px = cnp.PyArray_DATA(x)
         cdef void* py = cnp.PyArray_DATA(y)
         cdef double seconds[5]
+        cdef OptSettings opt = settings_of(self.opt_code, self.hyper, <double>self.iterations)
         cdef bint threads
+        cdef fpenv_t env
         with nogil:
+            env = fpenv_enter()
             threads = self._threads_enter(n)
             if self.is_double:
                 _profiled_step(self.net, <double*>self.p_params, <double*>self.p_grads,
                                <double*>self.p_state, <const double*>px, <const double*>py,
                                &rows[0], n, self.n_in, self.n_y, <double*>pbx,
                                <double*>pby, <double*>work, self.loss_code, self.fused,
-                               self.opt_code, self.hyper, self.n_params, self.decay_end,
+                               &opt, self.n_params, self.decay_end,
                                seconds)
             else:
                 _profiled_step(self.net, <float*>self.p_params, <float*>self.p_grads,
                                <float*>self.p_state, <const float*>px, <const float*>py,
                                &rows[0], n, self.n_in, self.n_y, <float*>pbx,
                                <float*>pby, <float*>work, self.loss_code, self.fused,
-                               self.opt_code, self.hyper, self.n_params, self.decay_end,
+                               &opt, self.n_params, self.decay_end,
                                seconds)
             self._threads_exit(threads)
+            fpenv_exit(env)
+        self.iterations += 1        # it applied an update, unchecked
         return [seconds[i] for i in range(5)]
 
     def predict(self, cnp.ndarray x, cnp.ndarray out, Py_ssize_t chunk, bint logits=False):
@@ -801,7 +772,9 @@ cdef class Network:
         cdef void* px = cnp.PyArray_DATA(x)
         cdef void* pout = cnp.PyArray_DATA(out)
         cdef bint threads
+        cdef fpenv_t env
         with nogil:
+            env = fpenv_enter()
             threads = self._threads_enter(chunk)
             if self.is_double:
                 _predict_rows(self.net, <const double*>self.p_params, <const double*>px, n,
@@ -812,6 +785,7 @@ cdef class Network:
                               self.n_in, self.n_out, chunk, <float*>work, logits,
                               <float*>pout)
             self._threads_exit(threads)
+            fpenv_exit(env)
 
     def loss(self, cnp.ndarray x, cnp.ndarray y, Py_ssize_t chunk):
         """Mean loss over (x, y), computed chunk rows at a time; nothing updated."""
@@ -826,7 +800,9 @@ cdef class Network:
         cdef void* py = cnp.PyArray_DATA(y)
         cdef double loss
         cdef bint threads
+        cdef fpenv_t env
         with nogil:
+            env = fpenv_enter()
             threads = self._threads_enter(chunk)
             if self.is_double:
                 loss = _mean_loss(self.net, <const double*>self.p_params, <const double*>px,
@@ -837,4 +813,5 @@ cdef class Network:
                                   <const float*>py, n, self.n_in, self.n_y, chunk,
                                   <float*>work, self.loss_code, self.fused)
             self._threads_exit(threads)
+            fpenv_exit(env)
         return loss

@@ -26,14 +26,8 @@ from cython cimport floating
 from libc.float cimport DBL_EPSILON, FLT_EPSILON
 from libc.math cimport NAN, exp, fabs, log, log1p
 
-cdef enum:
-    LOSS_MSE = 0
-    LOSS_BCE = 1                  # binary cross-entropy, from probabilities
-    LOSS_BCE_LOGITS = 2           # ... from logits (sigmoid fused in)
-    LOSS_CCE = 3                  # categorical cross-entropy, from probabilities
-    LOSS_CCE_LOGITS = 4           # ... from logits (softmax fused in)
-    LOSS_SPARSE_CCE = 5           # sparse categorical, from probabilities
-    LOSS_SPARSE_CCE_LOGITS = 6    # ... from logits (softmax fused in)
+from codes cimport (LOSS_BCE, LOSS_BCE_LOGITS, LOSS_CCE, LOSS_CCE_LOGITS, LOSS_MSE,
+                   LOSS_SPARSE_CCE, LOSS_SPARSE_CCE_LOGITS)
 
 
 cdef inline double mse_and_grad(const floating* P, const floating* Y,

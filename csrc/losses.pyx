@@ -1,6 +1,7 @@
 # Python entry points to the loss kernels of loss_kernels.pxd.
 from cython cimport floating
 
+from fpenv cimport fpenv_enter, fpenv_exit, fpenv_t
 from loss_kernels cimport loss_and_grad
 
 
@@ -11,6 +12,9 @@ def loss_value_grad(int code,
     """Mean loss of the batch; writes its gradient with respect to P into G."""
     cdef Py_ssize_t n = P.shape[0], m = P.shape[1]
     cdef double loss
+    cdef fpenv_t env
     with nogil:
+        env = fpenv_enter()
         loss = loss_and_grad(code, &P[0, 0], &Y[0, 0], n, m, &G[0, 0])
+        fpenv_exit(env)
     return loss

@@ -1,8 +1,11 @@
 # Python entry point to the optimizer kernels of optim_kernels.pxd.
 from cython cimport floating
+from libc.stdint cimport int64_t
 
 
-from optim_kernels cimport all_finite, fill_hyper, optimizer_step, update_is_finite
+from fpenv cimport fpenv_enter, fpenv_exit, fpenv_t
+from optim_kernels cimport (HYPER_STEP, OptSettings, all_finite, fill_hyper,
+                            optimizer_step, settings_of, update_is_finite)
 
 
 def step(int code,
@@ -10,25 +13,41 @@ def step(int code,
          const floating[::1] grads,     # IN
          floating[::1] state,           # IN/OUT optimizer state (may be empty)
          hyper,                         # IN settings (floats), see optim_kernels.pxd
-         Py_ssize_t decay_end):
-    """One update of params from grads, in place."""
-    cdef int status
+         Py_ssize_t decay_end,
+         int64_t[::1] iterations=None):  # IN/OUT [the count of updates applied]
+    """One update of params from grads, in place.
+
+    With iterations given, iterations[0] is the step number the settings'
+    HYPER_STEP slot takes, and is advanced here, in the compiled code, when
+    the update is applied: an interrupt can then never separate the two.
+    """
+    cdef int status = 0
     cdef double settings[16]
     fill_hyper(hyper, settings)
     if params.shape[0] != grads.shape[0] or not 0 <= decay_end <= params.shape[0]:
         raise ValueError("params and grads must have one size, decay_end within it")
+    if iterations is not None:
+        if iterations.shape[0] != 1:
+            raise ValueError(f"iterations must hold one count, got {iterations.shape[0]}")
+        settings[HYPER_STEP] = <double>iterations[0]
+    cdef int64_t* p_count = &iterations[0] if iterations is not None else NULL
+    cdef OptSettings opt = settings_of(code, settings, settings[HYPER_STEP])
     cdef floating* p_state = &state[0] if state.shape[0] else NULL
     cdef bint finite
+    cdef fpenv_t env
     with nogil:
-        finite = update_is_finite(code, &params[0], &grads[0], p_state,
-                                  params.shape[0], decay_end, settings)
+        env = fpenv_enter()
+        finite = update_is_finite(&params[0], &grads[0], p_state,
+                                  params.shape[0], decay_end, &opt)
+        if finite:
+            status = optimizer_step(&params[0], &grads[0], p_state,
+                                    params.shape[0], decay_end, &opt)
+            if status == 0 and p_count != NULL:
+                p_count[0] += 1
+        fpenv_exit(env)
     if not finite:
         raise FloatingPointError("the update would make parameters or optimizer state "
                                  "NaN or infinite; nothing was changed")
-    with nogil:
-        status = optimizer_step(code, &params[0], &grads[0],
-                                &state[0] if state.shape[0] else NULL,
-                                params.shape[0], decay_end, settings)
     if status != 0:
         raise ValueError(f"unknown optimizer code {code}")
 

@@ -1,23 +1,35 @@
-# Parameter updates over the flat parameter buffer, one fused pass.
+# Parameter updates over the flat parameter buffer.
 #
-# hyper holds the optimizer's settings as doubles, cast once to the storage
-# type so that a float32 model updates in float32 arithmetic, exactly as the
-# NumPy formula written with float32 arrays does:
-#   SGD:  hyper = [learning_rate, momentum, nesterov, weight_decay]
-#   Adam: hyper = [learning_rate, beta_1, beta_2, epsilon, weight_decay, t]
-#         (t = the 1-based number of this step, for the bias corrections)
+# An optimizer's settings travel in one OptSettings struct, cast once to the
+# storage type so that a float32 model updates in float32 arithmetic, exactly
+# as the NumPy formula written with float32 arrays does.  Each optimizer's
+# arithmetic is written once, as a per-element inline function (_sgd_element,
+# _adam_element); the update loops, the exact finiteness check and the
+# bounds below all use it.
 from cython cimport floating
 from libc.float cimport DBL_MAX, FLT_MAX
 from libc.math cimport INFINITY, fabs, fabsf, isfinite, pow, sqrt
 
+from codes cimport OPT_ADAM, OPT_SGD
+
 cdef enum:
-    OPT_SGD = 0
-    OPT_ADAM = 1
-    # hyper[HYPER_STEP] is the number of updates applied before this one:
-    # the compiled epoch loop advances it after each update it applies, so
-    # step-dependent settings (Adam's bias corrections) stay right in a loop
-    # that never returns to Python.
+    # the Python side's settings sequence: SGD [learning_rate, momentum,
+    # nesterov, weight_decay], Adam [learning_rate, beta_1, beta_2, epsilon,
+    # weight_decay]; slot HYPER_STEP holds the number of updates applied
+    # before this one (the compiled loops keep it themselves)
     HYPER_STEP = 15
+
+
+cdef struct OptSettings:
+    int code                # OPT_SGD or OPT_ADAM
+    double learning_rate
+    double weight_decay     # L2, added to the gradient of entries [0, decay_end)
+    double momentum         # SGD
+    bint nesterov           # SGD: the Keras form of Nesterov momentum
+    double beta_1           # Adam
+    double beta_2
+    double epsilon
+    double step             # updates applied before this one (Adam: t - 1)
 
 
 cdef inline int fill_hyper(object hyper, double* out) except -1:
@@ -31,6 +43,27 @@ cdef inline int fill_hyper(object hyper, double* out) except -1:
     return 0
 
 
+cdef inline OptSettings settings_of(int code, const double* hyper,
+                                    double step) noexcept nogil:
+    """The settings named, from the Python side's sequence (see HYPER_STEP)."""
+    cdef OptSettings s
+    s.code = code
+    s.learning_rate = hyper[0]
+    s.momentum = s.beta_1 = s.beta_2 = s.epsilon = s.weight_decay = 0
+    s.nesterov = False
+    if code == OPT_SGD:
+        s.momentum = hyper[1]
+        s.nesterov = hyper[2] != 0
+        s.weight_decay = hyper[3]
+    elif code == OPT_ADAM:
+        s.beta_1 = hyper[1]
+        s.beta_2 = hyper[2]
+        s.epsilon = hyper[3]
+        s.weight_decay = hyper[4]
+    s.step = step
+    return s
+
+
 cdef inline floating _abs(floating x) noexcept nogil:
     # fabs of the storage type: libc's fabs would round-trip a float through
     # double, which keeps the compiler from vectorising the loops below
@@ -40,263 +73,225 @@ cdef inline floating _abs(floating x) noexcept nogil:
         return fabs(x)
 
 
-cdef inline void _sgd_range(floating* w, const floating* g, floating* v,
+cdef inline bint _bad(floating x) noexcept nogil:
+    # NaN or infinite: a comparison, so that loops OR-ing it vectorise
+    # (a floating-point sum would need reassociation to)
+    if floating is float:
+        return not (fabsf(x) <= FLT_MAX)
+    else:
+        return not (fabs(x) <= DBL_MAX)
+
+
+# ---- SGD --------------------------------------------------------------------
+#   g' = g + wd w           (L2 weight decay, entries [0, decay_end): the kernels)
+#   momentum 0:  w = w - lr g'
+#   classic:     v = mu v - lr g';  w = w + v
+#   Nesterov:    v = mu v - lr g';  w = w + (mu v - lr g')
+
+cdef inline floating _sgd_element(floating w, floating g, floating v, floating lr,
+                                  floating mu, floating wd, bint decay, bint momentum,
+                                  bint nesterov, floating* v_new) noexcept nogil:
+    # the new weight; the new velocity in v_new (with momentum)
+    cdef floating gp = g + wd * w if decay else g
+    cdef floating vn
+    if not momentum:
+        return w - lr * gp
+    vn = mu * v - lr * gp
+    v_new[0] = vn
+    if nesterov:
+        return w + (mu * vn - lr * gp)
+    return w + vn
+
+
+cdef inline bint _sgd_range(floating* w, const floating* g, floating* v,
                             Py_ssize_t start, Py_ssize_t stop, floating lr,
-                            floating mu, bint nesterov, floating wd) noexcept nogil:
-    # One loop per case, so that each is branch-free and the compiler can
-    # vectorise it; the arithmetic is the same in every case:
-    #   g' = g + wd w;  v = mu v - lr g';  w = w + v  or  w + (mu v - lr g')
+                            floating mu, bint nesterov, floating wd,
+                            bint store) noexcept nogil:
+    # store: apply the update to [start, stop); otherwise only compute it and
+    # return True when some value it would write is NaN or infinite.  One
+    # loop per case, each branch-free, so that the compiler vectorises it.
     cdef Py_ssize_t i
-    cdef floating gi, vi
+    cdef floating wi, vi = 0
+    cdef bint bad = False
     if mu == 0:
         if wd == 0:
+            if store:
+                for i in range(start, stop):
+                    w[i] = _sgd_element(w[i], g[i], vi, lr, mu, wd, False, False, False, &vi)
+            else:
+                for i in range(start, stop):
+                    bad |= _bad(_sgd_element(w[i], g[i], vi, lr, mu, wd, False, False,
+                                             False, &vi))
+        else:
+            if store:
+                for i in range(start, stop):
+                    w[i] = _sgd_element(w[i], g[i], vi, lr, mu, wd, True, False, False, &vi)
+            else:
+                for i in range(start, stop):
+                    bad |= _bad(_sgd_element(w[i], g[i], vi, lr, mu, wd, True, False,
+                                             False, &vi))
+    elif nesterov:
+        if store:
             for i in range(start, stop):
-                w[i] = w[i] - lr * g[i]
+                w[i] = _sgd_element(w[i], g[i], v[i], lr, mu, wd, wd != 0, True, True, &vi)
+                v[i] = vi
         else:
             for i in range(start, stop):
-                w[i] = w[i] - lr * (g[i] + wd * w[i])
-    elif nesterov:
-        for i in range(start, stop):
-            gi = g[i] + wd * w[i] if wd != 0 else g[i]
-            vi = mu * v[i] - lr * gi
-            v[i] = vi
-            w[i] = w[i] + (mu * vi - lr * gi)
+                wi = _sgd_element(w[i], g[i], v[i], lr, mu, wd, wd != 0, True, True, &vi)
+                bad |= _bad(wi) | _bad(vi)
     else:
+        if store:
+            for i in range(start, stop):
+                w[i] = _sgd_element(w[i], g[i], v[i], lr, mu, wd, wd != 0, True, False, &vi)
+                v[i] = vi
+        else:
+            for i in range(start, stop):
+                wi = _sgd_element(w[i], g[i], v[i], lr, mu, wd, wd != 0, True, False, &vi)
+                bad |= _bad(wi) | _bad(vi)
+    return bad
+
+
+cdef inline bint _sgd(floating* w, const floating* g, floating* v, Py_ssize_t n_params,
+                      Py_ssize_t decay_end, const OptSettings* s, bint store) noexcept nogil:
+    cdef floating lr = <floating>s.learning_rate
+    cdef floating mu = <floating>s.momentum
+    cdef floating wd = <floating>s.weight_decay
+    cdef bint bad = _sgd_range(w, g, v, 0, decay_end, lr, mu, s.nesterov, wd, store)
+    return _sgd_range(w, g, v, decay_end, n_params, lr, mu, s.nesterov, 0, store) or bad
+
+
+# ---- Adam -------------------------------------------------------------------
+# Kingma & Ba, Algorithm 1, with state = [m (n_params), v (n_params)]:
+#   g' = g + wd w                                (kernels only, as SGD)
+#   m = b1 m + (1 - b1) g';  v = b2 v + (1 - b2) g' g'
+#   w = w - lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+# The bias corrections are computed in double, then everything runs in the
+# storage type, in the order pynn/reference.py adam_update writes it.
+
+cdef struct AdamCoeffs:
+    double lr, b1, b2, eps, c1, c2, bc1, bc2
+    double k        # lr / (eps bc1): bounds |the weight's change| by k |m|
+    double l1       # lr / bc1
+    double ib2      # 1 / bc2
+
+
+cdef inline AdamCoeffs _adam_coeffs(const OptSettings* s) noexcept nogil:
+    cdef AdamCoeffs a
+    cdef double t = s.step + 1
+    a.lr = s.learning_rate
+    a.b1 = s.beta_1
+    a.b2 = s.beta_2
+    a.eps = s.epsilon
+    a.c1 = 1.0 - s.beta_1
+    a.c2 = 1.0 - s.beta_2
+    a.bc1 = 1.0 - pow(s.beta_1, t)
+    a.bc2 = 1.0 - pow(s.beta_2, t)
+    a.k = s.learning_rate / (s.epsilon * a.bc1)
+    a.l1 = s.learning_rate / a.bc1
+    a.ib2 = 1.0 / a.bc2
+    return a
+
+
+cdef inline floating _adam_element(floating w, floating g, floating m, floating v,
+                                   floating lr, floating b1, floating b2, floating c1,
+                                   floating c2, floating bc1, floating bc2, floating eps,
+                                   floating wd, bint decay, floating* m_new,
+                                   floating* v_new) noexcept nogil:
+    cdef floating gp = g + wd * w if decay else g
+    cdef floating mi = b1 * m + c1 * gp
+    cdef floating vi = b2 * v + c2 * gp * gp
+    m_new[0] = mi
+    v_new[0] = vi
+    # sqrt in double, rounded once to float: the correctly rounded float
+    # square root, so float32 matches NumPy's np.sqrt exactly
+    return w - lr * (mi / bc1) / (<floating>sqrt(<double>(vi / bc2)) + eps)
+
+
+cdef inline bint _adam_cheap_bad(const floating* w, const floating* g, const floating* m,
+                                 const floating* v, Py_ssize_t start, Py_ssize_t stop,
+                                 const AdamCoeffs* a, floating wd,
+                                 bint decay) noexcept nogil:
+    # False when the new moments are finite and every new weight certainly
+    # is, without the division and root: |w - lr m_hat / (sqrt(v_hat) + eps)|
+    # <= |w| + k |m|, with twice the bound (overflowing exactly when it
+    # exceeds half the range: a margin far wider than rounding) and the
+    # kernel's intermediates lr m / bc1 and v / bc2 checked too.  True: the
+    # exact new weights decide (rare).
+    cdef floating b1 = <floating>a.b1, b2 = <floating>a.b2
+    cdef floating c1 = <floating>a.c1, c2 = <floating>a.c2
+    cdef floating k = <floating>a.k, l1 = <floating>a.l1, ib2 = <floating>a.ib2
+    cdef floating gp, mi, vi
+    cdef Py_ssize_t i
+    cdef bint bad = False
+    for i in range(start, stop):
+        gp = g[i] + wd * w[i] if decay else g[i]
+        mi = b1 * m[i] + c1 * gp
+        vi = b2 * v[i] + c2 * gp * gp
+        bad |= (_bad(mi) | _bad(vi) | _bad(2 * (_abs(w[i]) + k * _abs(mi)))
+                | _bad(2 * (l1 * _abs(mi))) | _bad(2 * (vi * ib2)))
+    return bad
+
+
+cdef inline bint _adam_range(floating* w, const floating* g, floating* m, floating* v,
+                             Py_ssize_t start, Py_ssize_t stop, const AdamCoeffs* a,
+                             floating wd, bint decay, bint store) noexcept nogil:
+    # store: apply the update to [start, stop); otherwise return True when
+    # some value it would write is NaN or infinite
+    cdef floating lr = <floating>a.lr, b1 = <floating>a.b1, b2 = <floating>a.b2
+    cdef floating c1 = <floating>a.c1, c2 = <floating>a.c2, eps = <floating>a.eps
+    cdef floating bc1 = <floating>a.bc1, bc2 = <floating>a.bc2
+    cdef floating wi, mi, vi
+    cdef Py_ssize_t i
+    cdef bint bad = False
+    if store:
         for i in range(start, stop):
-            gi = g[i] + wd * w[i] if wd != 0 else g[i]
-            vi = mu * v[i] - lr * gi
-            v[i] = vi
-            w[i] = w[i] + vi
+            w[i] = _adam_element(w[i], g[i], m[i], v[i], lr, b1, b2, c1, c2, bc1, bc2,
+                                 eps, wd, decay, &m[i], &v[i])
+        return False
+    if not _adam_cheap_bad(w, g, m, v, start, stop, a, wd, decay):
+        return False
+    for i in range(start, stop):
+        wi = _adam_element(w[i], g[i], m[i], v[i], lr, b1, b2, c1, c2, bc1, bc2,
+                           eps, wd, decay, &mi, &vi)
+        bad |= _bad(wi) | _bad(mi) | _bad(vi)
+    return bad
 
 
-cdef inline void sgd_update(floating* w, const floating* g, floating* v,
-                            Py_ssize_t n_params, Py_ssize_t decay_end,
-                            const double* hyper) noexcept nogil:
-    # g += wd * w   (L2 weight decay, on entries [0, decay_end): the kernels)
-    # momentum 0:   w -= lr * g
-    # classic:      v = mu * v - lr * g;  w += v
-    # Nesterov:     v = mu * v - lr * g;  w += mu * v - lr * g
-    cdef floating lr = <floating>hyper[0]
-    cdef floating mu = <floating>hyper[1]
-    cdef bint nesterov = hyper[2] != 0
-    cdef floating wd = <floating>hyper[3]
-    _sgd_range(w, g, v, 0, decay_end, lr, mu, nesterov, wd)
-    _sgd_range(w, g, v, decay_end, n_params, lr, mu, nesterov, 0)
+cdef inline bint _adam(floating* w, const floating* g, floating* state,
+                       Py_ssize_t n_params, Py_ssize_t decay_end,
+                       const OptSettings* s, bint store) noexcept nogil:
+    # the kernels' entries [0, decay_end) with the weight decay, the rest without
+    cdef AdamCoeffs a = _adam_coeffs(s)
+    cdef floating wd = <floating>s.weight_decay
+    cdef bint bad = _adam_range(w, g, state, state + n_params, 0, decay_end, &a, wd,
+                                wd != 0, store)
+    return _adam_range(w, g, state, state + n_params, decay_end, n_params, &a, wd,
+                       False, store) or bad
 
 
-cdef inline void adam_update(floating* w, const floating* g, floating* state,
-                             Py_ssize_t n_params, Py_ssize_t decay_end,
-                             const double* hyper) noexcept nogil:
-    # Kingma & Ba, Algorithm 1, with state = [m (n_params), v (n_params)]:
-    #   g += wd * w                                (kernels only, as SGD)
-    #   m = b1 * m + (1 - b1) * g;  v = b2 * v + (1 - b2) * g * g
-    #   w -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
-    # The bias corrections are computed in double, then everything runs in
-    # the storage type, in the order pynn/reference.py adam_update writes it.
-    cdef floating lr = <floating>hyper[0]
-    cdef floating b1 = <floating>hyper[1]
-    cdef floating b2 = <floating>hyper[2]
-    cdef floating eps = <floating>hyper[3]
-    cdef floating wd = <floating>hyper[4]
-    cdef floating c1 = <floating>(1.0 - hyper[1])
-    cdef floating c2 = <floating>(1.0 - hyper[2])
-    cdef double t = hyper[HYPER_STEP] + 1
-    cdef floating bc1 = <floating>(1.0 - pow(hyper[1], t))
-    cdef floating bc2 = <floating>(1.0 - pow(hyper[2], t))
-    cdef floating* m = state
-    cdef floating* v = state + n_params
-    cdef floating gi, mi, vi, root
-    cdef Py_ssize_t i
-    for i in range(n_params):
-        gi = g[i]
-        if wd != 0 and i < decay_end:
-            gi = gi + wd * w[i]
-        mi = b1 * m[i] + c1 * gi
-        vi = b2 * v[i] + c2 * gi * gi
-        m[i] = mi
-        v[i] = vi
-        # sqrt in double, rounded once to float: the correctly rounded
-        # float square root, so float32 matches NumPy's np.sqrt exactly
-        root = <floating>sqrt(<double>(vi / bc2))
-        w[i] = w[i] - lr * (mi / bc1) / (root + eps)
-
-
-# ---- the same updates, computed without writing: are their results finite?
-#
-# Finite gradients can still give non-finite parameters or state (Adam's
-# g * g overflowing float32, a huge learning rate times a large gradient).
-# A step is applied only if every value it would write is finite, so that a
-# refused step leaves the model exactly as it was.  The test: x - x is 0 for
-# a finite x and NaN for inf or NaN, so a sum of such terms is 0 exactly
-# when every term was finite.  The sums run in four independent lanes (the
-# compiler turns those into vector instructions; one running sum it may not
-# reorder, so it would not), and they replace the separate finiteness check
-# of the gradient: a NaN or inf in it reaches the values computed here.
-# The expressions are those of the updates above; g + wd w is g when wd is 0
-# (but for the sign of a zero, which no finiteness depends on).
-
-cdef inline floating _plain_term(const floating* w, const floating* g, Py_ssize_t i,
-                                 floating lr, floating wd) noexcept nogil:
-    cdef floating wi = w[i] - lr * (g[i] + wd * w[i])
-    return wi - wi
-
-
-cdef inline floating _momentum_term(const floating* w, const floating* g, const floating* v,
-                                    Py_ssize_t i, floating lr, floating mu, floating wd,
-                                    bint nesterov) noexcept nogil:
-    cdef floating gi = g[i] + wd * w[i]
-    cdef floating vi = mu * v[i] - lr * gi
-    cdef floating wi = w[i] + (mu * vi - lr * gi) if nesterov else w[i] + vi
-    return (vi - vi) + (wi - wi)
-
-
-cdef inline floating _adam_term(const floating* w, const floating* g, const floating* m,
-                                const floating* v, Py_ssize_t i, floating b1, floating b2,
-                                floating c1, floating c2, floating wd, floating k,
-                                floating l1, floating ib2) noexcept nogil:
-    # the new moments, and twice a bound on the new weight's magnitude:
-    # |w - lr m_hat / (sqrt(v_hat) + eps)| <= |w| + (lr / (eps bc1)) |m|, and
-    # twice the bound overflows exactly when the bound exceeds half the
-    # range, a margin far wider than rounding (when it does, the exact new
-    # weights decide: rare, and it needs the costly division and root)
-    cdef floating gi = g[i] + wd * w[i]
-    cdef floating mi = b1 * m[i] + c1 * gi
-    cdef floating vi = b2 * v[i] + c2 * gi * gi
-    cdef floating twice = 2 * (_abs(w[i]) + k * _abs(mi))
-    # and the kernel's intermediates lr * (m / bc1) and v / bc2 (l1 = lr /
-    # bc1, ib2 = 1 / bc2), which can overflow when the bound does not
-    cdef floating step = 2 * (l1 * _abs(mi))
-    cdef floating scaled = 2 * (vi * ib2)
-    return (mi - mi) + (vi - vi) + (twice - twice) + (step - step) + (scaled - scaled)
-
-
-cdef inline floating _sgd_range_check(const floating* w, const floating* g,
-                                      const floating* v, Py_ssize_t start,
-                                      Py_ssize_t stop, floating lr, floating mu,
-                                      bint nesterov, floating wd) noexcept nogil:
-    # 0 when every value the update would write is finite, NaN otherwise
-    cdef Py_ssize_t i = start
-    cdef floating a0 = 0, a1 = 0, a2 = 0, a3 = 0
-    if mu == 0:
-        while i + 4 <= stop:
-            a0 += _plain_term(w, g, i, lr, wd)
-            a1 += _plain_term(w, g, i + 1, lr, wd)
-            a2 += _plain_term(w, g, i + 2, lr, wd)
-            a3 += _plain_term(w, g, i + 3, lr, wd)
-            i += 4
-        while i < stop:
-            a0 += _plain_term(w, g, i, lr, wd)
-            i += 1
-    elif nesterov:
-        while i + 4 <= stop:
-            a0 += _momentum_term(w, g, v, i, lr, mu, wd, True)
-            a1 += _momentum_term(w, g, v, i + 1, lr, mu, wd, True)
-            a2 += _momentum_term(w, g, v, i + 2, lr, mu, wd, True)
-            a3 += _momentum_term(w, g, v, i + 3, lr, mu, wd, True)
-            i += 4
-        while i < stop:
-            a0 += _momentum_term(w, g, v, i, lr, mu, wd, True)
-            i += 1
-    else:
-        while i + 4 <= stop:
-            a0 += _momentum_term(w, g, v, i, lr, mu, wd, False)
-            a1 += _momentum_term(w, g, v, i + 1, lr, mu, wd, False)
-            a2 += _momentum_term(w, g, v, i + 2, lr, mu, wd, False)
-            a3 += _momentum_term(w, g, v, i + 3, lr, mu, wd, False)
-            i += 4
-        while i < stop:
-            a0 += _momentum_term(w, g, v, i, lr, mu, wd, False)
-            i += 1
-    return (a0 + a1) + (a2 + a3)
-
-
-cdef inline floating _adam_range_check(const floating* w, const floating* g,
-                                       const floating* m, const floating* v,
-                                       Py_ssize_t start, Py_ssize_t stop,
-                                       floating b1, floating b2, floating c1,
-                                       floating c2, floating wd, floating k,
-                                       floating l1, floating ib2) noexcept nogil:
-    # 0 when the new moments are finite and every new weight certainly is
-    cdef Py_ssize_t i = start
-    cdef floating a0 = 0, a1 = 0, a2 = 0, a3 = 0
-    while i + 4 <= stop:
-        a0 += _adam_term(w, g, m, v, i, b1, b2, c1, c2, wd, k, l1, ib2)
-        a1 += _adam_term(w, g, m, v, i + 1, b1, b2, c1, c2, wd, k, l1, ib2)
-        a2 += _adam_term(w, g, m, v, i + 2, b1, b2, c1, c2, wd, k, l1, ib2)
-        a3 += _adam_term(w, g, m, v, i + 3, b1, b2, c1, c2, wd, k, l1, ib2)
-        i += 4
-    while i < stop:
-        a0 += _adam_term(w, g, m, v, i, b1, b2, c1, c2, wd, k, l1, ib2)
-        i += 1
-    return (a0 + a1) + (a2 + a3)
-
-
-cdef inline bint _adam_check(const floating* w, const floating* g,
-                             const floating* state, Py_ssize_t n_params,
-                             Py_ssize_t decay_end, const double* hyper) noexcept nogil:
-    cdef floating lr = <floating>hyper[0]
-    cdef floating b1 = <floating>hyper[1]
-    cdef floating b2 = <floating>hyper[2]
-    cdef floating eps = <floating>hyper[3]
-    cdef floating wd = <floating>hyper[4]
-    cdef floating c1 = <floating>(1.0 - hyper[1])
-    cdef floating c2 = <floating>(1.0 - hyper[2])
-    cdef double t = hyper[HYPER_STEP] + 1
-    cdef floating bc1 = <floating>(1.0 - pow(hyper[1], t))
-    cdef floating bc2 = <floating>(1.0 - pow(hyper[2], t))
-    cdef floating k = <floating>(hyper[0] / (hyper[3] * (1.0 - pow(hyper[1], t))))
-    cdef const floating* m = state
-    cdef const floating* v = state + n_params
-    cdef floating gi, mi, vi, root, wi, acc
-    cdef Py_ssize_t i
-    cdef floating l1 = <floating>(hyper[0] / (1.0 - pow(hyper[1], t)))
-    cdef floating ib2 = <floating>(1.0 / (1.0 - pow(hyper[2], t)))
-    acc = (_adam_range_check(w, g, m, v, 0, decay_end, b1, b2, c1, c2, wd, k, l1, ib2)
-           + _adam_range_check(w, g, m, v, decay_end, n_params, b1, b2, c1, c2, 0, k, l1, ib2))
-    if acc == 0:
-        return True
-    acc = 0
-    for i in range(n_params):
-        gi = g[i]
-        if wd != 0 and i < decay_end:
-            gi = gi + wd * w[i]
-        mi = b1 * m[i] + c1 * gi
-        vi = b2 * v[i] + c2 * gi * gi
-        root = <floating>sqrt(<double>(vi / bc2))
-        wi = w[i] - lr * (mi / bc1) / (root + eps)
-        acc += (mi - mi) + (vi - vi) + (wi - wi)
-    return acc == 0
-
-
-cdef inline bint update_is_finite(int code, const floating* w, const floating* g,
+cdef inline bint update_is_finite(const floating* w, const floating* g,
                                   const floating* state, Py_ssize_t n_params,
                                   Py_ssize_t decay_end,
-                                  const double* hyper) noexcept nogil:
-    """Would optimizer_step write only finite values?"""
-    cdef floating lr, mu, wd
-    cdef bint nesterov
-    if code == OPT_SGD:
-        lr = <floating>hyper[0]
-        mu = <floating>hyper[1]
-        nesterov = hyper[2] != 0
-        wd = <floating>hyper[3]
-        return (_sgd_range_check(w, g, state, 0, decay_end, lr, mu, nesterov, wd)
-                + _sgd_range_check(w, g, state, decay_end, n_params, lr, mu,
-                                   nesterov, 0)) == 0
-    if code == OPT_ADAM:
-        return _adam_check(w, g, state, n_params, decay_end, hyper)
+                                  const OptSettings* s) noexcept nogil:
+    """Would optimizer_step write only finite values?  (Finite gradients can
+    still give non-finite parameters or state: Adam's g * g overflowing
+    float32, a huge learning rate times a large gradient.  A NaN or inf in
+    the gradient reaches the values computed, so this checks it too.)"""
+    if s.code == OPT_SGD:
+        return not _sgd(<floating*>w, g, <floating*>state, n_params, decay_end, s, False)
+    if s.code == OPT_ADAM:
+        return not _adam(<floating*>w, g, <floating*>state, n_params, decay_end, s, False)
     return True
 
 
-cdef inline int optimizer_step(int code, floating* w, const floating* g,
-                               floating* state, Py_ssize_t n_params,
-                               Py_ssize_t decay_end,
-                               const double* hyper) noexcept nogil:
-    if code == OPT_SGD:
-        sgd_update(w, g, state, n_params, decay_end, hyper)
+cdef inline int optimizer_step(floating* w, const floating* g, floating* state,
+                               Py_ssize_t n_params, Py_ssize_t decay_end,
+                               const OptSettings* s) noexcept nogil:
+    if s.code == OPT_SGD:
+        _sgd(w, g, state, n_params, decay_end, s, True)
         return 0
-    if code == OPT_ADAM:
-        adam_update(w, g, state, n_params, decay_end, hyper)
+    if s.code == OPT_ADAM:
+        _adam(w, g, state, n_params, decay_end, s, True)
         return 0
     return -1
 
@@ -365,54 +360,52 @@ cdef inline double sum_abs_if_finite(const floating* x, Py_ssize_t n) noexcept n
     return total * (1 + 2 * m_u)
 
 
-cdef inline void measure_bounds(int code, const floating* w, const floating* state,
-                                Py_ssize_t n_params, const double* hyper,
+cdef inline void measure_bounds(const floating* w, const floating* state,
+                                Py_ssize_t n_params, const OptSettings* s,
                                 Bounds* b) noexcept nogil:
     # exact maxima (the parameters and state are finite here); plain SGD
     # (momentum 0) has no state to read
     b.w = sum_abs_if_finite(w, n_params)
     b.s0 = b.s1 = 0
-    if code == OPT_SGD and hyper[1] != 0:
+    if s.code == OPT_SGD and s.momentum != 0:
         b.s0 = sum_abs_if_finite(state, n_params)
-    elif code == OPT_ADAM:
+    elif s.code == OPT_ADAM:
         b.s0 = sum_abs_if_finite(state, n_params)
         b.s1 = sum_abs_if_finite(state + n_params, n_params)
     b.valid = True
 
 
-cdef inline bint bounded_update_is_finite(int code, double max_g, const double* hyper,
+cdef inline bint bounded_update_is_finite(double max_g, const OptSettings* s,
                                           Bounds* b, bint single) noexcept nogil:
-    # Carry the bounds through the update; True when its results are
-    # certainly finite (the bounds then describe the parameters after it).
-    # single: float32 storage.  Without valid bounds, False (check exactly).
+    # Carry the bounds through the update, the per-element formulas above
+    # read with magnitudes (the triangle inequality); True when its results
+    # are certainly finite (the bounds then describe the parameters after
+    # it).  single: float32 storage.  Without valid bounds, False (check
+    # exactly).
     cdef double limit = (FLT_MAX if single else DBL_MAX) / 4
-    cdef double lr = hyper[0], gp, w, s0, s1, t, k
+    cdef double lr = s.learning_rate, gp, w, s0, s1
+    cdef AdamCoeffs a
     if not (b.valid and isfinite(max_g)):
         return False
-    if code == OPT_SGD:
-        gp = max_g + hyper[3] * b.w
-        if not gp < limit:          # g + wd w itself must not overflow
-            return False
-        s0 = hyper[1] * b.s0 + lr * gp
-        if hyper[1] == 0:
+    gp = max_g + s.weight_decay * b.w
+    if not gp < limit:          # g + wd w itself must not overflow
+        return False
+    if s.code == OPT_SGD:
+        s0 = s.momentum * b.s0 + lr * gp
+        if s.momentum == 0:
             w = b.w + lr * gp
-        elif hyper[2] != 0:
-            w = b.w + hyper[1] * s0 + lr * gp
+        elif s.nesterov:
+            w = b.w + s.momentum * s0 + lr * gp
         else:
             w = b.w + s0
         s1 = 0
-    elif code == OPT_ADAM:
-        gp = max_g + hyper[4] * b.w
-        if not gp < limit:
-            return False
-        s0 = hyper[1] * b.s0 + (1 - hyper[1]) * gp
-        s1 = hyper[2] * b.s1 + (1 - hyper[2]) * gp * gp
-        t = hyper[HYPER_STEP] + 1
-        k = lr / (hyper[3] * (1 - pow(hyper[1], t)))
-        w = b.w + k * s0
+    elif s.code == OPT_ADAM:
+        a = _adam_coeffs(s)
+        s0 = a.b1 * b.s0 + a.c1 * gp
+        s1 = a.b2 * b.s1 + a.c2 * gp * gp
+        w = b.w + a.k * s0
         # the kernel's intermediates too: lr m / bc1 and v / bc2
-        if not (lr * s0 / (1 - pow(hyper[1], t)) < limit
-                and s1 / (1 - pow(hyper[2], t)) < limit):
+        if not (a.l1 * s0 < limit and s1 * a.ib2 < limit):
             return False
     else:
         return False

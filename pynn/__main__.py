@@ -49,15 +49,16 @@ def info(args):
     import scipy
 
     import pynn
-    from pynn import _dense, _threads, bench
+    from pynn import _build, _threads, bench
 
     print(f"pynn {pynn.__version__}")
     print(f"python {platform.python_version()} ({platform.machine()}, {platform.system()})")
     print(f"numpy {np.__version__}, scipy {scipy.__version__}")
-    build = _dense.BUILD
+    build = _build.BUILD
     print(f"build: Cython {build['cython']}, flags {build['cflags']}, "
           f"bounds checks {'on (PYNN_DEBUG)' if build['debug'] else 'off'}")
     print("float types: float32, float64")
+    print(f"subnormals inside compiled calls: {build['subnormals']}")
     for line in bench.blas_info():
         print(f"BLAS {line}")
     setter = _threads.local_thread_setter()

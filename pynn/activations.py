@@ -1,14 +1,13 @@
 """Activation names and the codes the compiled kernels know them by.
 
-The maths lives in csrc/activations.pxd; pynn/reference.py has the same
-functions in NumPy.  Derivatives are taken from the activation's output.
+The maths lives in csrc/activation_kernels.pxd; pynn/reference.py has the
+same functions in NumPy.  Derivatives are taken from the activation's output.
 """
+from ._codes import Activation
 
-LINEAR = 0
-RELU = 1
-TANH = 2
-SIGMOID = 3
-SOFTMAX = 4
+# the kernels' codes (csrc/codes.pxd)
+LINEAR, RELU, TANH, SIGMOID, SOFTMAX = (int(Activation[k]) for k in
+                                        ("LINEAR", "RELU", "TANH", "SIGMOID", "SOFTMAX"))
 
 _CODES = {
     "linear": LINEAR,

@@ -14,6 +14,7 @@ joins the two with saving (``pynn.io``).
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Sequence
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from . import _dense, _threads, initializers, losses, optimizers
+from . import _codes, _dense, _threads, initializers, losses, optimizers
 from . import metrics as metrics_module
 from ._validation import (as_dtype, as_float_array, check_finite, check_n_threads,
                           check_positive_int)
@@ -32,11 +33,13 @@ from .summary import summary_table
 
 _PREDICT_CHUNK = 4096
 
-# What the compiled network's step reports (the enum in csrc/dense.pyx).
-STATUS_OK = 0
-STATUS_NONFINITE = 1        # loss, gradient or updated values not finite: not applied
-STATUS_X_NONFINITE = 2      # the input batch holds NaN or inf: nothing ran
-STATUS_Y_NONFINITE = 3      # the targets hold NaN or inf: nothing ran
+# What the compiled network's step reports (declared once, in csrc/codes.pxd):
+# OK; NONFINITE, the loss, a gradient or an updated value not finite (nothing
+# applied); X_NONFINITE / Y_NONFINITE, the batch holds NaN or inf (nothing ran).
+STATUS_OK = int(_codes.Status.OK)
+STATUS_NONFINITE = int(_codes.Status.NONFINITE)
+STATUS_X_NONFINITE = int(_codes.Status.X_NONFINITE)
+STATUS_Y_NONFINITE = int(_codes.Status.Y_NONFINITE)
 
 
 def raise_for_inputs(status: int, x: np.ndarray, y: np.ndarray) -> None:
@@ -398,15 +401,43 @@ class Model:
             The batch loss, before the update.
         applied : bool
             False when the loss, a gradient or an updated value would not be
-            finite: nothing was changed.  The step count is the caller's to
-            advance.
+            finite: nothing was changed.  An applied update advances
+            ``optimizer.iterations`` (see ``counting``).
         """
         with self._lock:
             self._sync_optimizer()
-            self._net.set_hyper(self._optimizer.hyper())
-            loss, status = self._net.step(x, y, update)
+            # counting() written out: the hot path of train_on_batch
+            net, opt = self._net, self._optimizer
+            net.iterations = start = opt.iterations
+            try:
+                net.set_hyper(opt.hyper())
+                loss, status = net.step(x, y, update)
+            finally:
+                opt.iterations = net.iterations
+            if opt.iterations > start:
+                self._trained = True
         raise_for_inputs(status, x, y)
         return loss, status == STATUS_OK
+
+    @contextlib.contextmanager
+    def counting(self):
+        """Yield the compiled network with the optimizer's step count handed
+        to it, and take the count back however the block ends.
+
+        The one place the count of applied updates moves: the compiled
+        loops advance ``engine.iterations`` right after each update they
+        apply (inside the call, so that an interrupt seen as a call returns
+        never leaves ``optimizer.iterations`` short of the updates applied).
+        Hold the model's lock around it.
+        """
+        net, opt = self._net, self._optimizer
+        net.iterations = start = opt.iterations
+        try:
+            yield net
+        finally:
+            opt.iterations = net.iterations
+            if opt.iterations > start:
+                self._trained = True
 
     def gradients(self, x: npt.ArrayLike,
                   y: npt.ArrayLike) -> tuple[float, list[np.ndarray]]:

@@ -8,18 +8,14 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from . import _losses
+from . import _codes, _losses
 from ._registry import from_config, from_name
 from ._validation import as_float_array, check_bool, check_finite
 
-# Kernel codes, as in csrc/loss_kernels.pxd.
-MSE = 0
-BCE = 1
-BCE_LOGITS = 2
-CCE = 3
-CCE_LOGITS = 4
-SPARSE_CCE = 5
-SPARSE_CCE_LOGITS = 6
+# the kernels' codes (csrc/codes.pxd)
+MSE, BCE, BCE_LOGITS, CCE, CCE_LOGITS, SPARSE_CCE, SPARSE_CCE_LOGITS = (
+    int(_codes.Loss[k]) for k in ("MSE", "BCE", "BCE_LOGITS", "CCE", "CCE_LOGITS",
+                                  "SPARSE_CCE", "SPARSE_CCE_LOGITS"))
 
 
 class Loss:

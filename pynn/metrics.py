@@ -24,10 +24,12 @@ import numpy as np
 from . import losses as _losses
 from ._validation import check_real
 from .reference import sigmoid, softmax
+from ._codes import Metric as _Metric
 
 _ACTIVATE = {"sigmoid": sigmoid, "softmax": softmax}
-# the compiled metrics' codes (METRIC_* in csrc/dense.pyx)
-_BINARY_ACCURACY, _CATEGORICAL_ACCURACY, _SPARSE_ACCURACY = 1, 2, 3
+# the compiled metrics' codes (csrc/codes.pxd)
+_BINARY_ACCURACY, _CATEGORICAL_ACCURACY, _SPARSE_ACCURACY = (
+    int(_Metric[k]) for k in ("BINARY_ACCURACY", "CATEGORICAL_ACCURACY", "SPARSE_ACCURACY"))
 
 
 def _labels(y_true):

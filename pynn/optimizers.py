@@ -10,12 +10,12 @@ from collections.abc import Callable
 
 import numpy as np
 
-from . import _optim, schedules
+from . import _codes, _optim, schedules
 from ._registry import from_config, from_name
 from ._validation import check_bool, check_real
 
-SGD_CODE = 0
-ADAM_CODE = 1
+# the kernels' codes (csrc/codes.pxd)
+SGD_CODE, ADAM_CODE = int(_codes.Optimizer.SGD), int(_codes.Optimizer.ADAM)
 
 
 def _check_learning_rate(value, argname="learning_rate"):
@@ -204,8 +204,13 @@ class Optimizer:
 
     def apply(self, params: np.ndarray, grads: np.ndarray, decay_end: int) -> None:
         """Update ``params`` in place from ``grads`` (both flat, same layout)."""
-        _optim.step(self.code, params, grads, self.state, self.hyper(), decay_end)
-        self.iterations += 1
+        # counted inside the compiled step, so that an interrupt landing as
+        # it returns cannot leave the count short of the update
+        count = np.array([self.iterations], dtype=np.int64)
+        try:
+            _optim.step(self.code, params, grads, self.state, self.hyper(), decay_end, count)
+        finally:
+            self.iterations = int(count[0])
 
 
 class SGD(Optimizer):

@@ -163,6 +163,15 @@ LOSS_ACTIVATION = {
 # -------------------------------------------------------------- optimizer
 
 
+def flush_subnormals(x):
+    """x with its subnormal entries set to zero (of the same sign): what the
+    compiled kernels read and write, since they run with flush-to-zero and
+    denormals-are-zero on (csrc/fpenv.h).  Returns a new array."""
+    x = np.array(x, copy=True)
+    x[np.abs(x) < np.finfo(x.dtype).tiny] *= 0
+    return x
+
+
 def sgd_update(w, g, v, learning_rate, momentum=0.0, nesterov=False, weight_decay=0.0):
     """One SGD step on arrays w (and velocity v), in place.  See pynn.SGD."""
     if weight_decay:

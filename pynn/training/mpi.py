@@ -107,7 +107,7 @@ class Session:
     def step(self, k, x, y):
         """Batch ``k``: gradient here, sum over ranks, the same update
         everywhere.  Returns (this rank's batch loss, applied); the caller
-        counts the update."""
+        counts nothing: the compiled update counts itself."""
         model = self.model
         with model.lock:
             loss, status = model.engine.step(x, y, False)
@@ -124,8 +124,14 @@ class Session:
             if not _optim.is_finite(grads):
                 return loss, False
             opt = model.optimizer
-            _optim.step(opt.code, model.params, grads, opt.state, opt.hyper(),
-                        model.n_kernel_params)
+            # counted inside the compiled update, as the network counts its own
+            count = np.array([opt.iterations], dtype=np.int64)
+            try:
+                _optim.step(opt.code, model.params, grads, opt.state, opt.hyper(),
+                            model.n_kernel_params, count)
+            finally:
+                opt.iterations = int(count[0])
+            model.mark_trained()
         return loss, True
 
     def mean_logs(self, logs, n_seen, val):

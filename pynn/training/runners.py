@@ -19,20 +19,12 @@ to ``metric_values[:, k]``.
 - ``DataParallel`` (``pynn.training.mpi``): one step per batch with an
   all-reduce of the gradients between the backward pass and the update.
 
-``choose`` picks one for the data and the model's state; ``advance`` is
-the one place where training counts the updates it applied.
+``choose`` picks one for the data and the model's state.  The updates
+applied are counted inside the compiled calls (``Model.counting``).
 """
 from __future__ import annotations
 
 from .. import data
-
-
-def advance(model, n_updates: int) -> None:
-    """Count ``n_updates`` updates applied to ``model`` (its optimizer's
-    step count, which schedules and Adam's bias correction read)."""
-    if n_updates:
-        model.optimizer.iterations += n_updates
-        model.mark_trained()
 
 
 class Runner:
@@ -50,12 +42,10 @@ class CompiledEpoch(Runner):
 
     def run(self, x, y, order, batch_size, first, stop, losses, metric_values=None):
         model = self.model
-        with model.lock:
-            net = model.engine
+        with model.lock, model.counting() as net:
             net.set_hyper(model.optimizer.hyper())
             done = net.train_batches(x, y, order, batch_size, first, stop, losses,
                                      metric_values)
-            advance(model, done - first)
         return done
 
 
@@ -65,17 +55,16 @@ class PerBatch(Runner):
 
     def run(self, x, y, order, batch_size, first, stop, losses, metric_values=None):
         model = self.model
-        with model.lock:
-            net = model.engine
+        with model.lock, model.counting() as net:
             opt = model.optimizer
             in_c = metric_values is None or model.metrics_compiled
             done = first
             while done < stop:
+                opt.iterations = net.iterations     # the step the schedule reads
                 net.set_hyper(opt.hyper())
                 if net.train_batches(x, y, order, batch_size, done, done + 1,
                                      losses, metric_values if in_c else None) == done:
                     break
-                advance(model, 1)
                 if not in_c:
                     rows = slice(done * batch_size, (done + 1) * batch_size)
                     ys = y[rows] if order is None else y[order[rows]]
@@ -112,7 +101,6 @@ class Streamed(Runner):
                 losses[k], applied = self.step(k, xb, yb)
                 if not applied:
                     break
-                advance(model, 1)
                 if metric_values is not None:
                     model.batch_metrics(yb, metric_values[:, k])
                 done = k + 1

@@ -165,8 +165,6 @@ def train_on_batch(model, x, y):
                 and model.engine.accepts(x, y)):
             x, y = model.check_xy(x, y, finite=False)
         loss, applied = model.step(x, y)
-        if applied:
-            runners.advance(model, 1)
     if not applied:
         raise DivergenceError(
             f"the loss, a gradient or the updated weights would not be finite "

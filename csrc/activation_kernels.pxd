@@ -6,12 +6,7 @@
 from cython cimport floating
 from libc.math cimport exp, expf, tanh, tanhf
 
-cdef enum:
-    ACT_LINEAR = 0
-    ACT_RELU = 1
-    ACT_TANH = 2
-    ACT_SIGMOID = 3
-    ACT_SOFTMAX = 4
+from codes cimport ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_SOFTMAX, ACT_TANH
 
 
 cdef inline floating fexp(floating x) noexcept nogil:

@@ -1,0 +1,36 @@
+# The codes by which the Python layer names kernels to the compiled ones,
+# declared once: cimported by the kernels, and seen from Python as the
+# IntEnums of pynn._codes (codes.pyx), which pynn/activations.py, losses.py,
+# optimizers.py, metrics.py and model.py import theirs from.  (A cpdef enum
+# here would want a Python module named `codes` to import its class from.)
+
+cdef enum Activation:
+    ACT_LINEAR = 0
+    ACT_RELU = 1
+    ACT_TANH = 2
+    ACT_SIGMOID = 3
+    ACT_SOFTMAX = 4
+
+cdef enum Loss:
+    LOSS_MSE = 0
+    LOSS_BCE = 1                  # binary cross-entropy, from probabilities
+    LOSS_BCE_LOGITS = 2           # ... from logits (sigmoid fused in)
+    LOSS_CCE = 3                  # categorical cross-entropy, from probabilities
+    LOSS_CCE_LOGITS = 4           # ... from logits (softmax fused in)
+    LOSS_SPARSE_CCE = 5           # sparse categorical, from probabilities
+    LOSS_SPARSE_CCE_LOGITS = 6    # ... from logits (softmax fused in)
+
+cdef enum Optimizer:
+    OPT_SGD = 0
+    OPT_ADAM = 1
+
+cdef enum Metric:
+    METRIC_BINARY_ACCURACY = 1       # mean over elements of (out > t) == (y > 0.5)
+    METRIC_CATEGORICAL_ACCURACY = 2  # argmax(out) == argmax(y), per row
+    METRIC_SPARSE_ACCURACY = 3       # argmax(out) == label, per row
+
+cdef enum Status:
+    STATUS_OK = 0
+    STATUS_NONFINITE = 1        # loss, gradient or updated values not finite: step not applied
+    STATUS_X_NONFINITE = 2      # the input batch holds NaN or inf: nothing ran
+    STATUS_Y_NONFINITE = 3      # the targets hold NaN or inf: nothing ran

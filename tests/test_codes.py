@@ -1,0 +1,29 @@
+"""The kernel codes: declared once in csrc/codes.pxd, read by the Python layer."""
+import numpy as np
+
+import pynn
+from pynn import _codes, activations, losses, metrics, optimizers, reference
+
+
+def test_python_codes_are_the_compiled_ones():
+    assert [activations._CODES[n] for n in ("linear", "relu", "tanh", "sigmoid", "softmax")] \
+        == [int(a) for a in _codes.Activation]
+    assert optimizers.SGD().code == _codes.Optimizer.SGD
+    assert optimizers.Adam().code == _codes.Optimizer.ADAM
+    assert losses.get("mse").code == _codes.Loss.MSE
+    for enum in (_codes.Activation, _codes.Loss, _codes.Optimizer, _codes.Metric,
+                 _codes.Status):
+        values = [int(m) for m in enum]
+        assert len(set(values)) == len(values), enum
+
+
+def test_each_activation_code_runs_its_activation(dtype, rng):
+    # the code the Python layer sends selects the kernel of that name
+    x = rng.normal(size=(6, 4)).astype(dtype)
+    W = rng.normal(size=(3, 4)).astype(dtype)
+    b = rng.normal(size=3).astype(dtype)
+    for member in _codes.Activation:
+        out = np.empty((6, 3), dtype=dtype)
+        pynn._dense.dense_forward(x, W, b, int(member), out)
+        want = reference.dense_forward(x, W, b, member.name.lower())
+        np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-6)
