@@ -205,15 +205,19 @@ def operands(m, n, k, trans_a, trans_b, dtype, rng):
 
 
 def scipy_gemm(dtype):
-    """c[...] = op(a) @ op(b) on C-contiguous arrays through SciPy's BLAS."""
+    """bind(a, b, c, trans_a, trans_b): a call doing c[...] = op(a) @ op(b), SciPy's BLAS.
+
+    The arrays are C-contiguous. Row-major C = op(A) op(B) is column-major
+    C.T = op(B).T op(A).T, and the .T views are Fortran-ordered: nothing is copied.
+    """
     from scipy.linalg import blas
     gemm = blas.sgemm if dtype == np.float32 else blas.dgemm
 
-    def run(a, b, c, trans_a, trans_b):
-        # row-major C = op(A) op(B) is column-major C.T = op(B).T op(A).T;
-        # the .T views are Fortran-ordered, so nothing is copied
-        gemm(1.0, b.T, a.T, 0.0, c.T, trans_a=trans_b, trans_b=trans_a, overwrite_c=True)
-    return run
+    def bind(a, b, c, trans_a, trans_b):
+        at, bt, ct = a.T, b.T, c.T
+        return lambda: gemm(1.0, bt, at, 0.0, ct, trans_a=trans_b, trans_b=trans_a,
+                            overwrite_c=True)
+    return bind
 
 
 def find_mkl():
@@ -231,7 +235,7 @@ def find_mkl():
 
 
 def mkl_gemm(dtype, lib):
-    """c[...] = op(a) @ op(b) on C-contiguous arrays through MKL's cblas."""
+    """bind(a, b, c, trans_a, trans_b): a call doing c[...] = op(a) @ op(b), MKL's cblas."""
     real = ctypes.c_float if dtype == np.float32 else ctypes.c_double
     fn = lib.cblas_sgemm if dtype == np.float32 else lib.cblas_dgemm
     ci, vp = ctypes.c_int, ctypes.c_void_p
@@ -239,13 +243,16 @@ def mkl_gemm(dtype, lib):
     fn.restype = None
     row_major, no_trans, trans = 101, 111, 112
 
-    def run(a, b, c, trans_a, trans_b):
+    def bind(a, b, c, trans_a, trans_b):
         m, n = c.shape
         k = a.shape[0] if trans_a else a.shape[1]
-        fn(row_major, trans if trans_a else no_trans, trans if trans_b else no_trans,
-           m, n, k, 1.0, a.ctypes.data, a.shape[1], b.ctypes.data, b.shape[1],
-           0.0, c.ctypes.data, n)
-    return run
+        # converted once, so that a call costs ctypes as little as it can
+        args = [ci(row_major), ci(trans if trans_a else no_trans),
+                ci(trans if trans_b else no_trans), ci(m), ci(n), ci(k), real(1.0),
+                vp(a.ctypes.data), ci(a.shape[1]), vp(b.ctypes.data), ci(b.shape[1]),
+                real(0.0), vp(c.ctypes.data), ci(n)]
+        return lambda: fn(*args)
+    return bind
 
 
 def blas_gemm(backend, dtype):
@@ -293,13 +300,16 @@ class LimitCase:
 
     def __init__(self, sizes, batch, dtype, backend, threads, block):
         self.block = block
-        self.run_gemm = blas_gemm(backend, dtype)
-        if self.run_gemm is None:
+        bind = blas_gemm(backend, dtype)
+        if bind is None:
             raise LookupError("MKL not installed (pip install mkl)")
         rng = np.random.default_rng(0)
-        self.calls = [(operands(m, n, k, ta, tb, dtype, rng), ta, tb)
-                      for m, n, k, ta, tb in gemm_sequence(sizes, batch)]
-        self.tiny = (operands(1, 1, 1, False, False, dtype, rng), False, False)
+        # the arrays stay referenced here while the bound calls point at them
+        self.operands = [(operands(m, n, k, ta, tb, dtype, rng), ta, tb)
+                         for m, n, k, ta, tb in gemm_sequence(sizes, batch)]
+        self.operands.append((operands(1, 1, 1, False, False, dtype, rng), False, False))
+        calls = [bind(*abc, ta, tb) for abc, ta, tb in self.operands]
+        self.calls, self.one_tiny = calls[:-1], calls[-1]
         self.threads = threads
         itemsize = np.dtype(dtype).itemsize
         # read w, v, g; write w, v: the least any SGD-momentum update moves
@@ -307,12 +317,8 @@ class LimitCase:
         self.bandwidth = copy_bandwidth(self.update_bytes)
 
     def sequence(self):
-        for (a, b, c), ta, tb in self.calls:
-            self.run_gemm(a, b, c, ta, tb)
-
-    def one_tiny(self):
-        (a, b, c), ta, tb = self.tiny
-        self.run_gemm(a, b, c, ta, tb)
+        for call in self.calls:
+            call()
 
     def run(self):
         from threadpoolctl import threadpool_limits
@@ -329,6 +335,13 @@ class LimitCase:
 # ------------------------------------------------------------- the cases
 
 
+def use_threads(contender, threads):
+    """NumPy's BLAS threads for the NumPy loop (pynn and PyTorch take them as arguments)."""
+    if contender == "numpy" and threads is not None:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(threads, user_api="blas")  # for the rest of the process
+
+
 class StepCase:
     """One contender's train step on one configuration, timed in blocks."""
 
@@ -336,15 +349,16 @@ class StepCase:
         self.block = block
         weights = initial_weights(sizes, dtype)
         x, y = step_batch(sizes, batch, dtype)
+        use_threads(contender, threads)
         if contender == "pynn":
-            model = pynn_model(weights, dtype)
+            model = pynn_model(weights, dtype, threads)
             self.step = lambda: model.train_on_batch(x, y)
         elif contender == "numpy":
             mlp = NumpyMLP(weights)
             self.step = lambda: mlp.train_step(x, y)
         else:
             import torch
-            _, step = torch_mlp(weights, threads)
+            _, step = torch_mlp(weights, threads or n_cores())
             tx, ty = torch.from_numpy(x), torch.from_numpy(y)
             self.step = lambda: step(tx, ty)
         self.step()
@@ -360,8 +374,9 @@ class FitCase:
         weights = initial_weights(sizes, dtype)
         x, y = digits_like(n_samples, sizes[0], sizes[-1], dtype)
         rng = np.random.default_rng(seed)
+        use_threads(contender, threads)
         if contender == "pynn":
-            model = pynn_model(weights, dtype)
+            model = pynn_model(weights, dtype, threads)
 
             def epoch():
                 return model.fit(x, y, epochs=1, batch_size=batch, verbose=0).history["loss"][-1]
@@ -377,7 +392,7 @@ class FitCase:
                 return total / n_samples
         else:
             import torch
-            _, step = torch_mlp(weights, threads)
+            _, step = torch_mlp(weights, threads or n_cores())
             tx, ty = torch.from_numpy(x), torch.from_numpy(y)
             gen = torch.Generator().manual_seed(seed)
 
@@ -412,7 +427,10 @@ def blas_libraries():
         if lib.get("user_api") != "blas":
             continue
         entry = {k: lib[k] for k in keys if lib.get(k) is not None}
-        entry["file"] = os.path.basename(lib.get("filepath", ""))
+        # the folder tells whose copy it is: numpy.libs, scipy.libs, torch/lib, ...
+        path = lib.get("filepath", "")
+        entry["file"] = os.path.join(os.path.basename(os.path.dirname(path)),
+                                     os.path.basename(path))
         libs.append(entry)
     return libs
 
@@ -443,10 +461,10 @@ def environment(contender, backend=None):
 
 def make_case(req):
     sizes, batch, dtype = tuple(req["sizes"]), req["batch"], np.dtype(req["dtype"]).type
-    threads = req.get("threads") or n_cores()
+    threads = req.get("threads")  # None: each library's own default
     block = req.get("block") or (SETTLE_SECONDS, BLOCK_SECONDS)
     if req["kind"] == "limit":
-        return LimitCase(sizes, batch, dtype, req["backend"], threads, block)
+        return LimitCase(sizes, batch, dtype, req["backend"], threads or n_cores(), block)
     if req["kind"] == "fit":
         return FitCase(req["contender"], sizes, batch, dtype, threads, req["n_samples"])
     return StepCase(req["contender"], sizes, batch, dtype, threads, block)

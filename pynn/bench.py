@@ -160,13 +160,16 @@ def setup_cases(workers, request, threads):
     """{key: (worker, case id)} for every contender that could set this case up."""
     cases, failed = {}, []
     for w in workers:
-        variants = [None] if w.contender != "limit" else sorted({1, threads})
-        for t in variants:
-            key = w.contender if t is None else f"{w.backend} {t}t"
+        if w.contender != "limit":
+            variants = [(w.contender, threads)]
+        else:
+            variants = [(f"{w.backend} {t}t", t)
+                        for t in ([threads] if threads else sorted({1, work.n_cores()}))]
+        for key, t in variants:
             case = f"{request['name']}-{request['dtype']}-{key}"
             kind = "limit" if w.contender == "limit" else request["kind"]
             reply = w.ask(op="setup", case=case, contender=w.contender, backend=w.backend,
-                          threads=t or threads, **dict(request, kind=kind))
+                          threads=t, **dict(request, kind=kind))
             if "error" in reply:
                 failed.append(f"{w.name}: {reply['error']}")
             else:
@@ -419,7 +422,9 @@ def parse(argv):
     parser.add_argument("--epochs", type=int, default=None,
                         help="fit epochs in a row, each timed (default 4; 2 with --quick)")
     parser.add_argument("--threads", type=int, default=None,
-                        help="threads for PyTorch and the limit's BLAS (default: the cores)")
+                        help="threads for every contender and the limit (default: pynn's "
+                             "and NumPy's BLAS choose, PyTorch one per core, the limit "
+                             "the faster of 1 and one per core)")
     parser.add_argument("--markdown", action="store_true",
                         help="print the README's tables (medians only)")
     parser.add_argument("--profile", action="store_true",
@@ -440,13 +445,12 @@ def parse(argv):
     for d in args.dtypes:
         if d not in ("float32", "float64"):
             parser.error(f"--dtype: expected float32 or float64, got {d!r}")
-    for opt in ("rounds", "epochs"):
+    for opt in ("rounds", "epochs", "threads"):
         value = getattr(args, opt)
         if value is not None and value < 1:
             parser.error(f"--{opt} must be at least 1, got {value}")
     args.rounds = args.rounds or (1 if args.quick else 7)
     args.epochs = args.epochs or (2 if args.quick else 4)
-    args.threads = args.threads or work.n_cores()
     return args
 
 
@@ -463,6 +467,9 @@ def main(argv=None):
     print(f"CPU: {name}, {work.n_cores()} cores, flags {' '.join(flags) or 'none of interest'}; "
           f"python {platform.python_version()}; load average at start "
           f"{', '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print("threads: " + (f"{args.threads} for every contender and the limit" if args.threads
+                         else "pynn's and NumPy's BLAS choose, PyTorch one per core, the limit "
+                              "the faster of 1 and one per core"))
     if not args.quick:
         bw = work.copy_bandwidth(1 << 29, seconds=0.5)
         print(f"memory bandwidth, a 256 MiB copy: {bw / 1e9:.1f} GB/s (read + written)")

@@ -84,7 +84,7 @@ def test_limit_gemm_computes_op_a_times_op_b(backend, dtype):
         for trans_b in (False, True):
             a, b, c = work.operands(3, 5, 4, trans_a, trans_b, dtype, rng)
             c[...] = np.nan
-            gemm(a, b, c, trans_a, trans_b)
+            gemm(a, b, c, trans_a, trans_b)()
             expected = (a.T if trans_a else a) @ (b.T if trans_b else b)
             np.testing.assert_allclose(c, expected, rtol=1e-5 if dtype == np.float32 else 1e-12)
 
