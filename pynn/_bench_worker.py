@@ -17,6 +17,7 @@ over every element), SGD with Nesterov momentum in the Keras form
 ``v = mu*v - lr*g; w += mu*v - lr*g`` (PyTorch's form gives the same weights
 at a constant learning rate).
 """
+import contextlib
 import ctypes
 import glob
 import json
@@ -321,8 +322,12 @@ class LimitCase:
             call()
 
     def run(self):
-        from threadpoolctl import threadpool_limits
-        with threadpool_limits(self.threads, user_api="blas"):
+        try:
+            from threadpoolctl import threadpool_limits
+            limits = threadpool_limits(self.threads, user_api="blas")
+        except ImportError:  # the BLAS's own thread count, then
+            limits = contextlib.nullcontext()
+        with limits:
             gemm = timed_block(self.sequence, *self.block)
             # the Python wrapper's cost per call, which the compiled kernels do not pay
             overhead = min(seconds_per_call(self.one_tiny, 2000) for _ in range(3))
@@ -338,7 +343,10 @@ class LimitCase:
 def use_threads(contender, threads):
     """NumPy's BLAS threads for the NumPy loop (pynn and PyTorch take them as arguments)."""
     if contender == "numpy" and threads is not None:
-        from threadpoolctl import threadpool_limits
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:
+            return
         threadpool_limits(threads, user_api="blas")  # for the rest of the process
 
 
@@ -435,6 +443,21 @@ def blas_libraries():
     return libs
 
 
+# mkl_cbwr_get_auto_branch(): the code path MKL chose for this CPU
+MKL_BRANCHES = {4: "SSE2", 6: "SSSE3", 7: "SSE4_1", 8: "SSE4_2", 9: "AVX", 10: "AVX2",
+                11: "AVX512_MIC", 12: "AVX512", 13: "AVX512_MIC_E1", 14: "AVX512_E1"}
+
+
+def mkl_kernel():
+    lib = find_mkl()
+    branch = getattr(lib, "mkl_cbwr_get_auto_branch", None) if lib is not None else None
+    if branch is None:
+        return None
+    branch.restype = ctypes.c_int
+    code = branch()
+    return MKL_BRANCHES.get(code, f"code {code}")
+
+
 def environment(contender, backend=None):
     info = {"contender": contender, "numpy": np.__version__}
     if contender == "pynn":
@@ -456,6 +479,9 @@ def environment(contender, backend=None):
         if backend == "openblas":
             import scipy.linalg  # noqa: F401
     info["blas"] = blas_libraries()
+    for lib in info["blas"]:
+        if lib.get("internal_api") == "mkl" and "architecture" not in lib:
+            lib["architecture"] = mkl_kernel()
     return info
 
 

@@ -118,8 +118,13 @@ class Worker:
             [sys.executable, "-c", "import runpy, sys; runpy.run_path(sys.argv[1], "
              "run_name='__main__')", work.__file__],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
-        hello = self.ask(op="hello", contender=contender, backend=backend,
-                         pynn_root=os.path.dirname(os.path.dirname(work.__file__)))
+        # answered by greet(), so that the processes import their libraries side by side
+        self.send(op="hello", contender=contender, backend=backend,
+                  pynn_root=os.path.dirname(os.path.dirname(work.__file__)))
+        self.skip = self.info = None
+
+    def greet(self):
+        hello = self.receive()
         self.skip = hello.get("skip") or hello.get("error")
         self.info = hello.get("info")
 
@@ -128,8 +133,14 @@ class Worker:
         return self.contender if self.backend is None else f"{self.contender} {self.backend}"
 
     def ask(self, **request):
+        self.send(**request)
+        return self.receive()
+
+    def send(self, **request):
         self.proc.stdin.write(json.dumps(request) + "\n")
         self.proc.stdin.flush()
+
+    def receive(self):
         line = self.proc.stdout.readline()
         if not line:
             raise RuntimeError(f"the {self.name} process ended (exit code {self.proc.wait()})")
@@ -475,10 +486,11 @@ def main(argv=None):
         print(f"memory bandwidth, a 256 MiB copy: {bw / 1e9:.1f} GB/s (read + written)")
     workers = []
     try:
-        for contender, backend in CONTENDERS + LIMITS:
-            w = Worker(contender, backend)
+        started = [Worker(contender, backend) for contender, backend in CONTENDERS + LIMITS]
+        for w in started:
+            w.greet()
             if w.skip:
-                print(f"{LABELS.get(contender, w.name)}: {w.skip}")
+                print(f"{LABELS.get(w.contender, w.name)}: {w.skip}")
                 w.close()
                 continue
             print(describe_worker(w.info))
@@ -498,9 +510,10 @@ def main(argv=None):
             sizes, batch, n = QUICK_FIT if args.quick else (FIT_SIZES, FIT_BATCH, FIT_SAMPLES)
             fits = [bench_fit(workers, sizes, batch, n, dt, args.epochs, args.threads)
                     for dt in args.dtypes]
+            later = (f"the median of epochs 2 to {args.epochs}" if args.epochs > 2 else
+                     "epoch 2" if args.epochs == 2 else "epoch 1 again")
             print(f"\nfit, {'-'.join(map(str, sizes))} on digit-like images, "
-                  f"{args.epochs} epochs in a row, interleaved; 'later' is the median of "
-                  f"epochs 2 to {args.epochs}:\n")
+                  f"{args.epochs} epochs in a row, interleaved; 'later' is {later}:\n")
             print(fit_table(fits, contenders, markdown=args.markdown))
     finally:
         for w in workers:

@@ -3,6 +3,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 
 
 def run(*args):
@@ -47,6 +49,7 @@ def _table(text, first_header):
     return rows[0], rows[2:]
 
 
+@pytest.mark.slow
 def test_bench_quick_prints_every_contender_and_the_limit():
     text = run("bench", "--quick")
     try:
