@@ -500,6 +500,7 @@ def main(argv=None):
         for cfg in args.configs:
             sizes, batch = args.known[cfg]
             for dt in args.dtypes:
+                print(f"timing {cfg} {dt} ...", file=sys.stderr, flush=True)
                 rows.append(bench_step(workers, cfg, sizes, batch, dt, args.rounds,
                                        args.threads, QUICK_BLOCK if args.quick else None))
         if rows:
@@ -508,6 +509,7 @@ def main(argv=None):
             print(step_table(rows, contenders, markdown=args.markdown))
         if args.fit:
             sizes, batch, n = QUICK_FIT if args.quick else (FIT_SIZES, FIT_BATCH, FIT_SAMPLES)
+            print("timing fit epochs ...", file=sys.stderr, flush=True)
             fits = [bench_fit(workers, sizes, batch, n, dt, args.epochs, args.threads)
                     for dt in args.dtypes]
             later = (f"the median of epochs 2 to {args.epochs}" if args.epochs > 2 else
@@ -515,6 +517,12 @@ def main(argv=None):
             print(f"\nfit, {'-'.join(map(str, sizes))} on digit-like images, "
                   f"{args.epochs} epochs in a row, interleaved; 'later' is {later}:\n")
             print(fit_table(fits, contenders, markdown=args.markdown))
+            if not args.markdown:
+                for r in fits:
+                    print(f"\n{r['dtype']}: mean training loss of each epoch (shuffled apart, "
+                          f"so close, not equal): " + "; ".join(
+                              f"{LABELS[c]} " + ", ".join(f"{v:.4f}" for v in r[c]["loss"])
+                              for c in contenders if c in r))
     finally:
         for w in workers:
             w.close()
