@@ -341,13 +341,18 @@ class LimitCase:
 
 
 def use_threads(contender, threads):
-    """NumPy's BLAS threads for the NumPy loop (pynn and PyTorch take them as arguments)."""
-    if contender == "numpy" and threads is not None:
+    """Threads for the rest of the process: NumPy's BLAS, or PyTorch's (pynn's are per model)."""
+    if threads is None:
+        return
+    if contender == "numpy":
         try:
             from threadpoolctl import threadpool_limits
         except ImportError:
             return
-        threadpool_limits(threads, user_api="blas")  # for the rest of the process
+        threadpool_limits(threads, user_api="blas")
+    elif contender == "torch":
+        import torch
+        torch.set_num_threads(threads)
 
 
 class StepCase:
@@ -357,7 +362,6 @@ class StepCase:
         self.block = block
         weights = initial_weights(sizes, dtype)
         x, y = step_batch(sizes, batch, dtype)
-        use_threads(contender, threads)
         if contender == "pynn":
             model = pynn_model(weights, dtype, threads)
             self.step = lambda: model.train_on_batch(x, y)
@@ -382,7 +386,6 @@ class FitCase:
         weights = initial_weights(sizes, dtype)
         x, y = digits_like(n_samples, sizes[0], sizes[-1], dtype)
         rng = np.random.default_rng(seed)
-        use_threads(contender, threads)
         if contender == "pynn":
             model = pynn_model(weights, dtype, threads)
 
@@ -520,7 +523,10 @@ def serve(inp, out):
                     out.write(json.dumps(reply) + "\n")
                     out.flush()
                     continue
+                threads = req.get("threads")
+                use_threads(req["contender"], threads)
                 reply = {"info": environment(req["contender"], req.get("backend"))}
+                reply["info"]["threads"] = threads
             elif op == "setup":
                 cases[req["case"]] = make_case(req)
                 reply = {}

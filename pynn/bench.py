@@ -80,23 +80,28 @@ def blas_info():
     return [describe_blas(lib) for lib in work.blas_libraries()]
 
 
+def _threads(n):
+    return f"{n} thread" + ("" if n == 1 else "s")
+
+
 def describe_blas(lib):
     if "note" in lib:
         return lib["note"]
     kernel = lib.get("architecture") or lib.get("corename") or "?"
     layer = f", {lib['threading_layer']} threads" if lib.get("threading_layer") else ""
     return (f"{lib.get('internal_api')} {lib.get('version')} ({lib['file']}), "
-            f"kernel {kernel}, {lib.get('num_threads')} threads{layer}")
+            f"kernel {kernel}, {_threads(lib.get('num_threads'))}{layer}")
 
 
 def describe_worker(info):
     c = info["contender"]
     if c == "pynn":
-        head = f"pynn {info['pynn']} (numpy {info['numpy']})"
+        head = (f"pynn {info['pynn']} (numpy {info['numpy']}), n_threads="
+                f"{info['threads'] or 'None (its BLAS decides; 1 for small steps)'}")
     elif c == "numpy":
         head = f"NumPy loop: numpy {info['numpy']}"
     elif c == "torch":
-        head = (f"PyTorch {info['torch']}, {info['torch_threads']} threads, "
+        head = (f"PyTorch {info['torch']}, {_threads(info['torch_threads'])}, "
                 f"BLAS {info.get('blas_info', '?')}, oneDNN {'on' if info['mkldnn'] else 'off'}")
     else:
         head = f"limit on {info['backend']}"
@@ -110,7 +115,7 @@ def describe_worker(info):
 class Worker:
     """One contender's process, driven one JSON line at a time."""
 
-    def __init__(self, contender, backend=None):
+    def __init__(self, contender, backend=None, threads=None):
         self.contender, self.backend = contender, backend
         # run as a file, not as pynn._bench_worker: importing the package would
         # load pynn and SciPy's BLAS into every contender's process
@@ -119,7 +124,7 @@ class Worker:
              "run_name='__main__')", work.__file__],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
         # answered by greet(), so that the processes import their libraries side by side
-        self.send(op="hello", contender=contender, backend=backend,
+        self.send(op="hello", contender=contender, backend=backend, threads=threads,
                   pynn_root=os.path.dirname(os.path.dirname(work.__file__)))
         self.skip = self.info = None
 
@@ -231,7 +236,6 @@ def bench_step(workers, name, sizes, batch, dtype, rounds, threads, block=None):
         row["limit_update"] = float(np.median([r["update"] for r in rs]))
         row["limit_bw"] = float(np.median([r["bandwidth"] for r in rs]))
         row["limit_blas"] = best
-        row["limit_all"] = {k: float(np.median([r["gemm"] for r in v])) for k, v in limits.items()}
         if "pynn" in row:
             row["share"] = row["limit"][0] / row["pynn"][0]
     return row
@@ -250,14 +254,12 @@ def bench_fit(workers, sizes, batch, n_samples, dtype, epochs, threads):
     for c, replies in results.items():
         s = [r["seconds"] for r in replies]
         later = s[1:] or s
-        row[c] = {"first": s[0], "later": summary(later), "last": s[-1],
+        row[c] = {"first": s[0], "later": summary(later),
                   "slowdown": float(np.median(later)) / s[0],
                   "loss": [r["loss"] for r in replies]}
     for c in ("numpy", "torch"):
-        if c in results and "pynn" in results:
-            row["vs_" + c] = (float(np.median([r["seconds"] for r in results[c]][1:] or
-                                              [results[c][0]["seconds"]]))
-                              / row["pynn"]["later"][0])
+        if c in row and "pynn" in row:  # in the steady state: the later epochs
+            row["vs_" + c] = row[c]["later"][0] / row["pynn"]["later"][0]
     return row
 
 
@@ -486,7 +488,8 @@ def main(argv=None):
         print(f"memory bandwidth, a 256 MiB copy: {bw / 1e9:.1f} GB/s (read + written)")
     workers = []
     try:
-        started = [Worker(contender, backend) for contender, backend in CONTENDERS + LIMITS]
+        started = [Worker(contender, backend, args.threads)
+                   for contender, backend in CONTENDERS + LIMITS]
         for w in started:
             w.greet()
             if w.skip:
