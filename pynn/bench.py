@@ -438,6 +438,8 @@ def parse(argv):
                         help="threads for every contender and the limit (default: pynn's "
                              "and NumPy's BLAS choose, PyTorch one per core, the limit "
                              "the faster of 1 and one per core)")
+    parser.add_argument("--no-fit", action="store_true",
+                        help="leave the fit epochs out (as --configs without 'fit')")
     parser.add_argument("--markdown", action="store_true",
                         help="print the README's tables (medians only)")
     parser.add_argument("--profile", action="store_true",
@@ -452,7 +454,7 @@ def parse(argv):
             parser.error(f"--configs: unknown configuration {n!r}; choose from "
                          f"{', '.join(list(known) + ['fit'])}")
     args.configs = [n for n in names if n != "fit"]
-    args.fit = "fit" in names
+    args.fit = "fit" in names and not args.no_fit
     args.known = known
     args.dtypes = args.dtype.split(",")
     for d in args.dtypes:

@@ -84,6 +84,8 @@ def test_bench_markdown_prints_the_readme_table():
     assert len(rows) == 1 and rows[0][0] == "tiny 64-32-10, batch 16"
     assert "±" not in "".join(rows[0])
     assert _table(text, "fit epoch")[1][0][1] == "float32"
+    text = run("bench", "--quick", "--configs", "tiny,fit", "--no-fit", "--dtype", "float32")
+    assert "| config |" in text and "| fit epoch |" not in text
 
 
 def test_bench_refuses_unknown_configs_and_dtypes():
