@@ -80,7 +80,7 @@ def main(argv=None):
     p.set_defaults(func=demo)
     p = sub.add_parser("info", help="versions, BLAS and threads, build flags")
     p.set_defaults(func=info)
-    p = sub.add_parser("bench", help="time pynn against the NumPy baseline (and PyTorch)",
+    p = sub.add_parser("bench", help="time pynn against a NumPy loop, PyTorch and the limit",
                        add_help=False)
     p.set_defaults(func=None)
     args, rest = parser.parse_known_args(argv)

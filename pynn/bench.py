@@ -1,17 +1,32 @@
-"""Benchmark pynn against the NumPy baseline (pynn/reference.py) and PyTorch.
+"""Benchmark pynn against the NumPy loop its users would write, PyTorch, and the limit.
 
-Run as ``python -m pynn bench``.  Every comparison is timed side by side in
-one process on the same data, interleaving the contenders so that a noisy
-machine slows both alike; speedups are medians of paired ratios.
+Run as ``python -m pynn bench``.  Every contender (pynn, the NumPy loop,
+PyTorch when installed, and the GEMMs alone on each installed BLAS) runs in
+a process of its own; the processes take turns, block by block, round after
+round, in a rotating order, so that a noisy machine slows all alike.
+Figures are medians over the rounds, with their spread (half the range, as
+a share of the median); ratios are medians of the paired per-round ratios.
+
+The step: a relu MLP with a linear output, MSE, SGD with Nesterov momentum
+(the Keras form).  The limit of a configuration is the time of that step's
+GEMMs alone on the fastest installed BLAS and thread count (SciPy's
+OpenBLAS, and MKL when the ``mkl`` wheel is installed; the Python wrapper's
+per-call cost subtracted) plus the update's least memory traffic (read w, v,
+g; write w, v) at the copy bandwidth measured for that many bytes.  The fit
+epoch runs several epochs in a row, reported apart, so that a slowdown in
+later epochs shows.
 """
 import argparse
+import json
+import os
 import platform
+import subprocess
+import sys
 import time
 
 import numpy as np
 
-import pynn
-from pynn import _threads, reference
+from pynn import _bench_worker as work
 
 CONFIGS = {
     # name: (layer sizes, batch size)
@@ -20,195 +35,327 @@ CONFIGS = {
     "mid": ((784, 512, 512, 10), 128),
     "wide": ((1024, 2048, 2048, 1024), 256),
 }
+QUICK_CONFIGS = {"tiny": ((64, 32, 10), 16), "small": ((128, 64, 10), 32)}
+FIT_SIZES, FIT_BATCH, FIT_SAMPLES = (784, 128, 10), 32, 60000
+QUICK_FIT = ((64, 32, 10), 16, 1024)
+QUICK_BLOCK = (0.02, 0.02)  # seconds of settling calls, then of timed calls
+
+CONTENDERS = [("pynn", None), ("numpy", None), ("torch", None)]
+LIMITS = [("limit", "openblas"), ("limit", "mkl")]
+LABELS = {"pynn": "pynn", "numpy": "NumPy loop", "torch": "PyTorch"}
+CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl",
+             "avx512_vnni", "avx512_bf16", "amx_tile")
+
+
+# --------------------------------------------------------- the machine
+
+
+def cpu_info():
+    """(model name, flags of interest present) of this machine's CPU."""
+    name, flags = platform.processor() or platform.machine(), []
+    try:
+        with open("/proc/cpuinfo") as f:
+            text = f.read()
+    except OSError:
+        return name, flags
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and value.strip():
+            name = value.strip()
+        if key.strip() == "flags":
+            have = set(value.split())
+            flags = [f for f in CPU_FLAGS if f in have]
+            break
+    return name, flags
 
 
 def blas_info():
-    """One line per BLAS library loaded: its kernel and thread count."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return ["threadpoolctl not installed: BLAS kernel and threads unknown"]
+    """One line per BLAS library loaded in this process: its kernel and threads."""
     import scipy.linalg  # noqa: F401  (load SciPy's BLAS, the one pynn calls)
-    lines = []
-    for lib in threadpool_info():
-        if lib.get("user_api") != "blas":
-            continue
-        owner = "scipy (pynn)" if "scipy.libs" in lib["filepath"] else \
-            "numpy (reference)" if "numpy" in lib["filepath"] else lib["filepath"].split("/")[-1]
-        lines.append(f"{owner}: {lib['internal_api']} {lib.get('version')} "
-                     f"kernel={lib.get('architecture')} threads={lib['num_threads']}")
-    return lines
+    return [describe_blas(lib) for lib in work.blas_libraries()]
 
 
-def step_flops(sizes, batch):
-    """Multiply-adds x2 of one train step: forward, dW, and dX past the first layer."""
-    flops = 0
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        flops += 2 * batch * n_in * n_out * (2 if i == 0 else 3)
-    return flops
+def _threads(n):
+    return f"{n} thread" + ("" if n == 1 else "s")
 
 
-def gemm_ceiling(dtype, size=2048, repeats=5):
-    """GFLOP/s of a large square GEMM through SciPy's BLAS (pynn's BLAS)."""
-    from scipy.linalg import blas
-    gemm = blas.sgemm if dtype == np.float32 else blas.dgemm
-    a = np.asfortranarray(np.random.default_rng(0).standard_normal((size, size)).astype(dtype))
-    gemm(1.0, a, a)
-    best = np.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        gemm(1.0, a, a)
-        best = min(best, time.perf_counter() - t0)
-    return 2 * size ** 3 / best / 1e9
+def describe_blas(lib):
+    if "note" in lib:
+        return lib["note"]
+    kernel = lib.get("architecture") or lib.get("corename") or "?"
+    layer = f", {lib['threading_layer']} threads" if lib.get("threading_layer") else ""
+    return (f"{lib.get('internal_api')} {lib.get('version')} ({lib['file']}), "
+            f"kernel {kernel}, {_threads(lib.get('num_threads'))}{layer}")
 
 
-def build(sizes, batch, dtype, seed=0):
-    layers = [pynn.Dense(sizes[1], activation="relu", input_dim=sizes[0])]
-    layers += [pynn.Dense(u, activation="relu") for u in sizes[2:-1]]
-    layers += [pynn.Dense(sizes[-1])]
-    net = pynn.Sequential(layers, dtype=dtype, seed=seed)
-    net.compile(loss="mse", optimizer=pynn.SGD(learning_rate=1e-3, momentum=0.9))
-    ref = reference.ReferenceNetwork(net.get_weights(),
-                                     ["relu"] * (len(sizes) - 2) + ["linear"],
-                                     learning_rate=1e-3, momentum=0.9)
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((batch, sizes[0])).astype(dtype)
-    y = rng.standard_normal((batch, sizes[-1])).astype(dtype)
-    return net, ref, x, y
+def describe_worker(info):
+    c = info["contender"]
+    if c == "pynn":
+        head = (f"pynn {info['pynn']} (numpy {info['numpy']}), n_threads="
+                f"{info['threads'] or 'None (its BLAS decides; 1 for small steps)'}")
+    elif c == "numpy":
+        head = f"NumPy loop: numpy {info['numpy']}"
+    elif c == "torch":
+        head = (f"PyTorch {info['torch']}, {_threads(info['torch_threads'])}, "
+                f"BLAS {info.get('blas_info', '?')}, oneDNN {'on' if info['mkldnn'] else 'off'}")
+    else:
+        head = f"limit on {info['backend']}"
+    libs = [describe_blas(lib) for lib in info["blas"]]
+    return head + ("; BLAS: " + "; ".join(libs) if libs else "; no BLAS library seen")
 
 
-def torch_step(sizes, net, dtype, threads):
-    """A PyTorch train step on the same network, or None without torch."""
-    try:
-        import torch
-    except ImportError:
-        return None
-    if threads:
-        torch.set_num_threads(threads)
-    tdtype = torch.float32 if dtype == np.float32 else torch.float64
-    mods = []
-    ws = net.get_weights()
-    for i in range(len(sizes) - 1):
-        lin = torch.nn.Linear(sizes[i], sizes[i + 1]).to(tdtype)
-        with torch.no_grad():
-            lin.weight.copy_(torch.from_numpy(ws[2 * i]))
-            lin.bias.copy_(torch.from_numpy(ws[2 * i + 1]))
-        mods.append(lin)
-        if i < len(sizes) - 2:
-            mods.append(torch.nn.ReLU())
-    model = torch.nn.Sequential(*mods)
-    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    loss_fn = torch.nn.MSELoss()
-
-    def step(x, y):
-        opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-    return step, (lambda a: torch.from_numpy(a))
+# --------------------------------------------------------- the workers
 
 
-def time_calls(fn, n_calls):
-    t0 = time.perf_counter()
-    for _ in range(n_calls):
-        fn()
-    return (time.perf_counter() - t0) / n_calls
+class Worker:
+    """One contender's process, driven one JSON line at a time."""
+
+    def __init__(self, contender, backend=None, threads=None):
+        self.contender, self.backend = contender, backend
+        # run as a file, not as pynn._bench_worker: importing the package would
+        # load pynn and SciPy's BLAS into every contender's process
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", "import runpy, sys; runpy.run_path(sys.argv[1], "
+             "run_name='__main__')", work.__file__],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        # answered by greet(), so that the processes import their libraries side by side
+        self.send(op="hello", contender=contender, backend=backend, threads=threads,
+                  pynn_root=os.path.dirname(os.path.dirname(work.__file__)))
+        self.skip = self.info = None
+
+    def greet(self):
+        hello = self.receive()
+        self.skip = hello.get("skip") or hello.get("error")
+        self.info = hello.get("info")
+
+    @property
+    def name(self):
+        return self.contender if self.backend is None else f"{self.contender} {self.backend}"
+
+    def ask(self, **request):
+        self.send(**request)
+        return self.receive()
+
+    def send(self, **request):
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+
+    def receive(self):
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the {self.name} process ended (exit code {self.proc.wait()})")
+        return json.loads(line)
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=60)
 
 
-# Each library keeps its own thread pool (SciPy's OpenBLAS for pynn, NumPy's
-# OpenBLAS for the baseline, OpenMP for PyTorch), and a pool's threads keep
-# spinning for a while after their last call: on two cores, alternating
-# contenders call by call would charge each with its predecessor's spinning.
-# So each contender runs in blocks: a settling part (discarded), then the
-# timed calls; blocks alternate, round after round.
-SETTLE_SECONDS = 0.15
-BLOCK_SECONDS = 0.1
+def interleave(cases, rounds):
+    """{key: [reply per round]}: each case run once per round, the order rotating."""
+    results = {key: [] for key in cases}
+    keys = list(cases)
+    for r in range(rounds):
+        shift = r % len(keys)
+        for key in keys[shift:] + keys[:shift]:
+            worker, case = cases[key]
+            reply = worker.ask(op="run", case=case)
+            if "error" in reply:
+                raise RuntimeError(f"{worker.name}: {reply['error']}")
+            results[key].append(reply)
+    return results
 
 
-def time_block(fn, n_calls):
-    """Seconds per call of fn, after a settling stretch of untimed calls."""
-    settle_until = time.perf_counter() + SETTLE_SECONDS
-    while time.perf_counter() < settle_until:
-        fn()
-    return time_calls(fn, n_calls)
+def setup_cases(workers, request, threads):
+    """{key: (worker, case id)} for every contender that could set this case up."""
+    cases, failed = {}, []
+    for w in workers:
+        if w.contender != "limit":
+            variants = [(w.contender, threads)]
+        else:
+            variants = [(f"{w.backend} {t}t", t)
+                        for t in ([threads] if threads else sorted({1, work.n_cores()}))]
+        for key, t in variants:
+            case = f"{request['name']}-{request['dtype']}-{key}"
+            kind = "limit" if w.contender == "limit" else request["kind"]
+            reply = w.ask(op="setup", case=case, contender=w.contender, backend=w.backend,
+                          threads=t, **dict(request, kind=kind))
+            if "error" in reply:
+                failed.append(f"{w.name}: {reply['error']}")
+            else:
+                cases[key] = (w, case)
+    return cases, failed
 
 
-def bench_config(name, dtype, rounds, threads):
-    sizes, batch = CONFIGS[name]
-    net, ref, x, y = build(sizes, batch, dtype)
-    flops = step_flops(sizes, batch)
-    contenders = {"pynn": lambda: net.train_on_batch(x, y),
-                  "numpy": lambda: ref.train_step(x, y)}
-    ts = torch_step(sizes, net, dtype, threads)
-    if ts is not None:
-        step, conv = ts
-        tx, ty = conv(x), conv(y)
-        contenders["torch"] = lambda: step(tx, ty)
-    times = {k: [] for k in contenders}
-    calls = {}
-    for k, fn in contenders.items():
-        fn()  # warm up, then enough calls for a timed block
-        calls[k] = max(1, int(BLOCK_SECONDS / max(time_calls(fn, 3), 1e-7)))
-    for _ in range(rounds):
-        for k, fn in contenders.items():
-            times[k].append(time_block(fn, calls[k]))
-    t = {k: np.array(v) for k, v in times.items()}
-    row = {"config": name, "dtype": np.dtype(dtype).name, "batch": batch,
-           "pynn_us": np.median(t["pynn"]) * 1e6, "numpy_us": np.median(t["numpy"]) * 1e6,
-           "speedup": float(np.median(t["numpy"] / t["pynn"])),
-           "gflops": flops / np.median(t["pynn"]) / 1e9}
-    if "torch" in t:
-        row["torch_us"] = np.median(t["torch"]) * 1e6
-        row["vs_torch"] = float(np.median(t["torch"] / t["pynn"]))
+def drop_cases(cases):
+    for worker, case in cases.values():
+        worker.ask(op="drop", case=case)
+
+
+# --------------------------------------------------------- the figures
+
+
+def summary(seconds):
+    s = np.asarray(seconds, float)
+    med = float(np.median(s))
+    return med, float((s.max() - s.min()) / 2 / med) if med > 0 else 0.0
+
+
+def paired_ratio(num, den):
+    return float(np.median(np.asarray(num, float) / np.asarray(den, float)))
+
+
+def bench_step(workers, name, sizes, batch, dtype, rounds, threads, block=None):
+    request = {"name": name, "kind": "step", "sizes": list(sizes), "batch": batch,
+               "dtype": dtype, "block": block}
+    cases, failed = setup_cases(workers, request, threads)
+    for line in failed:
+        print(f"  {name} {dtype}: {line}")
+    results = interleave(cases, rounds)
+    drop_cases(cases)
+    times = {k: [r["seconds"] for r in v] for k, v in results.items()}
+    row = {"config": name, "sizes": sizes, "batch": batch, "dtype": dtype}
+    for c, _ in CONTENDERS:
+        if c in times:
+            row[c] = summary(times[c])
+    for c in ("numpy", "torch"):
+        if c in times and "pynn" in times:
+            row["vs_" + c] = paired_ratio(times[c], times["pynn"])
+    limits = {k: v for k, v in results.items() if k not in dict(CONTENDERS)}
+    if limits:
+        best = min(limits, key=lambda k: np.median([r["seconds"] for r in limits[k]]))
+        rs = limits[best]
+        row["limit"] = summary([r["seconds"] for r in rs])
+        row["limit_gemm"] = float(np.median([r["gemm"] for r in rs]))
+        row["limit_update"] = float(np.median([r["update"] for r in rs]))
+        row["limit_bw"] = float(np.median([r["bandwidth"] for r in rs]))
+        row["limit_blas"] = best
+        if "pynn" in row:
+            row["share"] = row["limit"][0] / row["pynn"][0]
     return row
 
 
-def bench_fit_epoch(dtype, n_samples=60000, batch=32, epochs=1, rounds=3):
-    """One fit epoch of the mnist shape against a NumPy loop that shuffles and slices."""
-    sizes, _ = CONFIGS["mnist"]
-    net, ref, _, _ = build(sizes, batch, dtype)
-    rng = np.random.default_rng(1)
-    x = rng.standard_normal((n_samples, sizes[0])).astype(dtype)
-    y = rng.standard_normal((n_samples, sizes[-1])).astype(dtype)
-
-    def numpy_epoch():
-        order = rng.permutation(n_samples)
-        for start in range(0, n_samples, batch):
-            idx = order[start:start + batch]
-            ref.train_step(x[idx], y[idx])
-
-    def pynn_epoch():
-        net.fit(x, y, epochs=epochs, batch_size=batch, verbose=0)
-
-    tp, tn = [], []
-    for _ in range(rounds):
-        t0 = time.perf_counter(); pynn_epoch(); tp.append(time.perf_counter() - t0)
-        t0 = time.perf_counter(); numpy_epoch(); tn.append(time.perf_counter() - t0)
-    tp, tn = np.array(tp), np.array(tn)
-    return {"pynn_s": np.median(tp), "numpy_s": np.median(tn),
-            "speedup": float(np.median(tn / tp))}
+def bench_fit(workers, sizes, batch, n_samples, dtype, epochs, threads):
+    request = {"name": "fit", "kind": "fit", "sizes": list(sizes), "batch": batch,
+               "dtype": dtype, "n_samples": n_samples}
+    contenders = [w for w in workers if w.contender != "limit"]
+    cases, failed = setup_cases(contenders, request, threads)
+    for line in failed:
+        print(f"  fit {dtype}: {line}")
+    results = interleave(cases, epochs)
+    drop_cases(cases)
+    row = {"dtype": dtype, "sizes": sizes, "batch": batch, "n_samples": n_samples}
+    for c, replies in results.items():
+        s = [r["seconds"] for r in replies]
+        later = s[1:] or s
+        row[c] = {"first": s[0], "later": summary(later),
+                  "slowdown": float(np.median(later)) / s[0],
+                  "loss": [r["loss"] for r in replies]}
+    for c in ("numpy", "torch"):
+        if c in row and "pynn" in row:  # in the steady state: the later epochs
+            row["vs_" + c] = row[c]["later"][0] / row["pynn"]["later"][0]
+    return row
 
 
-PHASES = ["data", "forward", "loss", "backward", "update"]
+# --------------------------------------------------------- the tables
+
+
+def fmt_time(seconds):
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.1f} µs"
+    if seconds < 1:
+        return f"{seconds * 1e3:.2f} ms"
+    return f"{seconds:.3f} s"
+
+
+def fmt_spread(pair):
+    return f"{fmt_time(pair[0])} ±{100 * pair[1]:.0f}%"
+
+
+def config_label(row):
+    return f"{row['config']} {'-'.join(map(str, row['sizes']))}, batch {row['batch']}"
+
+
+def table(header, lines):
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(cells) + " |" for cells in lines]
+    return "\n".join(out)
+
+
+def step_table(rows, contenders, markdown=False):
+    have_torch = "torch" in contenders
+    header = ["config", "dtype", "pynn", "NumPy loop"] + (["PyTorch"] if have_torch else [])
+    header += ["pynn vs NumPy"] + (["vs PyTorch"] if have_torch else [])
+    header += ["limit", "pynn's share of limit"]
+    if not markdown:
+        header += ["limit: GEMM + update, BLAS threads"]
+    lines = []
+    for r in rows:
+        cell = (lambda p: fmt_time(p[0])) if markdown else fmt_spread
+        cells = [config_label(r), r["dtype"]]
+        cells += [cell(r[c]) if c in r else "-" for c in ["pynn", "numpy"] +
+                  (["torch"] if have_torch else [])]
+        cells += [f"{r['vs_numpy']:.2f}×" if "vs_numpy" in r else "-"]
+        if have_torch:
+            cells += [f"{r['vs_torch']:.2f}×" if "vs_torch" in r else "-"]
+        cells += [cell(r["limit"]) if "limit" in r else "-",
+                  f"{100 * r['share']:.0f}%" if "share" in r else "-"]
+        if not markdown:
+            cells += [f"{fmt_time(r['limit_gemm'])} + {fmt_time(r['limit_update'])} "
+                      f"({r['limit_bw'] / 1e9:.0f} GB/s), {r['limit_blas']}"
+                      if "limit" in r else "-"]
+        lines.append(cells)
+    return table(header, lines)
+
+
+def fit_table(rows, contenders, markdown=False):
+    header = ["fit epoch", "dtype"]
+    for c in contenders:
+        header += [f"{LABELS[c]} epoch 1", f"{LABELS[c]} later"]
+        if not markdown:
+            header += [f"{LABELS[c]} later / first"]
+    header += [f"pynn vs {LABELS[c]}" for c in contenders if c != "pynn"]
+    lines = []
+    for r in rows:
+        cells = [f"{r['n_samples']:,} × {r['sizes'][0]}, batch {r['batch']}", r["dtype"]]
+        for c in contenders:
+            if c not in r:
+                cells += ["-", "-"] + ([] if markdown else ["-"])
+                continue
+            later = fmt_time(r[c]["later"][0]) if markdown else fmt_spread(r[c]["later"])
+            cells += [fmt_time(r[c]["first"]), later]
+            if not markdown:
+                cells += [f"{r[c]['slowdown']:.2f}"]
+        cells += [f"{r['vs_' + c]:.2f}×" if "vs_" + c in r else "-"
+                  for c in contenders if c != "pynn"]
+        lines.append(cells)
+    return table(header, lines)
+
+
+# --------------------------------------------------------- other modes
 
 
 def profile_config(name, dtype, rounds):
-    """Median seconds per phase of one step, for pynn and the NumPy baseline.
-
-    The batch is gathered from a 4096-sample set by shuffled indices (the
-    "data" phase), as fit does.
-    """
+    """Median seconds per phase of one pynn step (from its compiled network) and NumPy's."""
+    from pynn import reference
     sizes, batch = CONFIGS[name]
-    net, ref, _, _ = build(sizes, batch, dtype)
+    weights = work.initial_weights(sizes, dtype)
+    model = work.pynn_model(weights, dtype)
+    ref = reference.ReferenceNetwork(weights, ["relu"] * (len(sizes) - 2) + ["linear"],
+                                     learning_rate=work.LEARNING_RATE,
+                                     momentum=work.MOMENTUM, nesterov=True)
     rng = np.random.default_rng(2)
     x = rng.standard_normal((4096, sizes[0])).astype(dtype)
     y = rng.standard_normal((4096, sizes[-1])).astype(dtype)
-    net.refresh_optimizer()
+    model.train_on_batch(x[:batch], y[:batch])  # hands loss and optimizer to the network
+    engine = model.engine
+    if not hasattr(engine, "profile_step"):
+        return None
     ours, theirs = [], []
     for _ in range(rounds):
         rows = rng.permutation(4096)[:batch].astype(np.intp)
-        ours.append(net.engine.profile_step(x, y, rows))
+        ours.append(engine.profile_step(x, y, rows))
         t = [time.perf_counter()]
         xb, yb = x[rows], y[rows]
         t.append(time.perf_counter())
@@ -224,111 +371,161 @@ def profile_config(name, dtype, rounds):
     return np.median(ours, axis=0), np.median(theirs, axis=0)
 
 
-def threads_sweep(dtype, rounds):
-    """pynn's step on one thread against two, per configuration."""
-    rows = []
-    for name, (sizes, batch) in CONFIGS.items():
-        nets = {}
-        for k in (1, 2):
-            net, _, x, y = build(sizes, batch, dtype)
-            net.n_threads = k
-            net.engine.set_thread_policy(_threads.local_thread_setter(), k, 0)
-            nets[k] = net
-        n_calls = max(1, int(0.02 / max(time_calls(lambda: nets[1].train_on_batch(x, y), 2), 1e-7)))
-        times = {1: [], 2: []}
-        for _ in range(rounds):
-            for k in (1, 2):
-                times[k].append(time_calls(lambda: nets[k].train_on_batch(x, y), n_calls))
-        rows.append((name, step_flops(sizes, batch), np.median(times[1]), np.median(times[2]),
-                     float(np.median(np.array(times[1]) / np.array(times[2])))))
-    return rows
+PHASES = ["data", "forward", "loss", "backward", "update"]
 
 
-def header():
-    lines = [f"pynn {pynn.__version__}, numpy {np.__version__}, python {platform.python_version()}, "
-             f"{platform.machine()}"]
-    lines += blas_info()
-    try:
-        import torch
-        lines.append(f"torch {torch.__version__} threads={torch.get_num_threads()}")
-    except ImportError:
-        lines.append("torch not installed: no PyTorch column")
-    return lines
+def print_profiles(configs, dtypes, rounds):
+    for name in configs:
+        for dt in dtypes:
+            result = profile_config(name, np.dtype(dt).type, rounds * 4)
+            if result is None:
+                print(f"\n{name} {dt}: this build's compiled network has no phase profile")
+                continue
+            ours, theirs = result
+            print(f"\n{name} {dt}: median µs per phase (one process: pynn, then NumPy)")
+            print(table(["phase", "pynn", "numpy"],
+                        [[p, f"{a * 1e6:.1f}", f"{b * 1e6:.1f}"]
+                         for p, a, b in zip(PHASES, ours, theirs)] +
+                        [["total", f"{ours.sum() * 1e6:.1f}", f"{theirs.sum() * 1e6:.1f}"]]))
 
 
-def format_table(rows, ceilings):
-    has_torch = any("torch_us" in r for r in rows)
-    cols = ["config", "dtype", "batch", "pynn µs", "numpy µs", "speedup", "GFLOP/s", "% ceiling"]
-    if has_torch:
-        cols += ["torch µs", "vs torch"]
-    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for r in rows:
-        cells = [r["config"], r["dtype"], str(r["batch"]), f"{r['pynn_us']:.1f}",
-                 f"{r['numpy_us']:.1f}", f"{r['speedup']:.2f}x", f"{r['gflops']:.1f}",
-                 f"{100 * r['gflops'] / ceilings[r['dtype']]:.0f}%"]
-        if has_torch:
-            cells += [f"{r['torch_us']:.1f}" if "torch_us" in r else "-",
-                      f"{r['vs_torch']:.2f}x" if "vs_torch" in r else "-"]
-        out.append("| " + " | ".join(cells) + " |")
-    return "\n".join(out)
+def print_threads_sweep(configs, dtypes, rounds):
+    """pynn's step with n_threads=1 against n_threads=2, per configuration."""
+    for dt in dtypes:
+        lines = []
+        for name in configs:
+            sizes, batch = CONFIGS[name]
+            weights = work.initial_weights(sizes, dt)
+            x, y = work.step_batch(sizes, batch, dt)
+            models = {k: work.pynn_model(weights, dt, n_threads=k) for k in (1, 2)}
+            steps = {k: (lambda m=m: m.train_on_batch(x, y)) for k, m in models.items()}
+            times = {1: [], 2: []}
+            for _ in range(rounds):
+                for k in (1, 2):
+                    times[k].append(work.timed_block(steps[k]))
+            flops = sum(2 * m * n * k for m, n, k, _, _ in work.gemm_sequence(sizes, batch))
+            lines.append([name, f"{flops:.3g}", fmt_time(np.median(times[1])),
+                          fmt_time(np.median(times[2])),
+                          f"{paired_ratio(times[1], times[2]):.2f}"])
+        print(f"\n{dt}: pynn step, 1 BLAS thread vs 2")
+        print(table(["config", "GEMM flops/step", "1 thread", "2 threads",
+                     "1-thread time / 2-thread time"], lines))
+
+
+# --------------------------------------------------------- the command
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser(prog="python -m pynn bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny shapes, one round, a short fit: seconds in all")
+    parser.add_argument("--configs", default=None,
+                        help="comma-separated subset of " + ",".join(CONFIGS) +
+                             ", and 'fit' for the fit epoch (default: all)")
+    parser.add_argument("--dtype", "--dtypes", dest="dtype", default="float32,float64",
+                        help="float32, float64 or both, comma-separated")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="interleaved rounds per configuration (default 7; 1 with --quick)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="fit epochs in a row, each timed (default 4; 2 with --quick)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for every contender and the limit (default: pynn's "
+                             "and NumPy's BLAS choose, PyTorch one per core, the limit "
+                             "the faster of 1 and one per core)")
+    parser.add_argument("--no-fit", action="store_true",
+                        help="leave the fit epochs out (as --configs without 'fit')")
+    parser.add_argument("--markdown", action="store_true",
+                        help="print the README's tables (medians only)")
+    parser.add_argument("--profile", action="store_true",
+                        help="split pynn's step into data, forward, loss, backward, update")
+    parser.add_argument("--threads-sweep", action="store_true",
+                        help="time pynn's step on one BLAS thread against two")
+    args = parser.parse_args(argv)
+    known = dict(QUICK_CONFIGS if args.quick else CONFIGS)
+    names = (args.configs or ",".join(list(known) + ["fit"])).split(",")
+    for n in names:
+        if n not in known and n != "fit":
+            parser.error(f"--configs: unknown configuration {n!r}; choose from "
+                         f"{', '.join(list(known) + ['fit'])}")
+    args.configs = [n for n in names if n != "fit"]
+    args.fit = "fit" in names and not args.no_fit
+    args.known = known
+    args.dtypes = args.dtype.split(",")
+    for d in args.dtypes:
+        if d not in ("float32", "float64"):
+            parser.error(f"--dtype: expected float32 or float64, got {d!r}")
+    for opt in ("rounds", "epochs", "threads"):
+        value = getattr(args, opt)
+        if value is not None and value < 1:
+            parser.error(f"--{opt} must be at least 1, got {value}")
+    args.rounds = args.rounds or (1 if args.quick else 7)
+    args.epochs = args.epochs or (2 if args.quick else 4)
+    return args
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m pynn bench", description=__doc__)
-    parser.add_argument("--configs", default=",".join(CONFIGS),
-                        help="comma-separated subset of " + ",".join(CONFIGS))
-    parser.add_argument("--dtypes", default="float32,float64")
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--ceiling-size", type=int, default=2048,
-                        help="side of the square GEMM that measures the ceiling")
-    parser.add_argument("--torch-threads", type=int, default=None,
-                        help="PyTorch's intra-op threads (default: its own)")
-    parser.add_argument("--no-fit", action="store_true", help="skip the fit-epoch timing")
-    parser.add_argument("--profile", action="store_true",
-                        help="split each step into data, forward, loss, backward, update")
-    parser.add_argument("--threads-sweep", action="store_true",
-                        help="time pynn on one BLAS thread against two, per configuration")
-    args = parser.parse_args(argv)
-    for line in header():
-        print(line)
-    if args.threads_sweep:
-        for dt in [np.dtype(d).type for d in args.dtypes.split(",")]:
-            print(f"\n{np.dtype(dt).name}: pynn step, 1 BLAS thread vs 2 "
-                  f"(policy threshold now {_threads.MIN_PARALLEL_FLOPS:.3g} flops)")
-            print("| config | flops/step | 1 thread µs | 2 threads µs | 1-thread time / 2-thread time |")
-            print("|---|---|---|---|---|")
-            for name, flops, t1, t2, ratio in threads_sweep(dt, args.rounds):
-                print(f"| {name} | {flops:.3g} | {t1 * 1e6:.1f} | {t2 * 1e6:.1f} | {ratio:.2f} |")
-        return 0
+    args = parse(argv)
     if args.profile:
-        for name in args.configs.split(","):
-            for dt in [np.dtype(d).type for d in args.dtypes.split(",")]:
-                ours, theirs = profile_config(name, dt, args.rounds * 4)
-                print(f"\n{name} {np.dtype(dt).name}: median µs per phase")
-                print("| phase | pynn | numpy |")
-                print("|---|---|---|")
-                for phase, a, b in zip(PHASES, ours, theirs):
-                    print(f"| {phase} | {a * 1e6:.1f} | {b * 1e6:.1f} |")
-                print(f"| total | {ours.sum() * 1e6:.1f} | {theirs.sum() * 1e6:.1f} |")
+        print_profiles([c for c in args.configs if c in CONFIGS], args.dtypes, args.rounds)
         return 0
-    dtypes = [np.dtype(d).type for d in args.dtypes.split(",")]
-    ceilings = {}
-    for dt in dtypes:
-        ceilings[np.dtype(dt).name] = gemm_ceiling(dt, args.ceiling_size)
-        print(f"GEMM ceiling ({np.dtype(dt).name}, {args.ceiling_size}^3 through SciPy's BLAS): "
-              f"{ceilings[np.dtype(dt).name]:.1f} GFLOP/s")
-    rows = []
-    for name in args.configs.split(","):
-        for dt in dtypes:
-            rows.append(bench_config(name, dt, args.rounds, args.torch_threads))
-    print()
-    print(format_table(rows, ceilings))
-    if not args.no_fit:
-        for dt in dtypes:
-            r = bench_fit_epoch(dt)
-            print(f"\nfit epoch, mnist shape, 60000 samples, batch 32, {np.dtype(dt).name}: "
-                  f"pynn {r['pynn_s']:.3f} s, numpy loop {r['numpy_s']:.3f} s, "
-                  f"speedup {r['speedup']:.2f}x")
+    if args.threads_sweep:
+        print_threads_sweep([c for c in args.configs if c in CONFIGS], args.dtypes,
+                            args.rounds)
+        return 0
+    name, flags = cpu_info()
+    print(f"CPU: {name}, {work.n_cores()} cores, flags {' '.join(flags) or 'none of interest'}; "
+          f"python {platform.python_version()}; load average at start "
+          f"{', '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print("threads: " + (f"{args.threads} for every contender and the limit" if args.threads
+                         else "pynn's and NumPy's BLAS choose, PyTorch one per core, the limit "
+                              "the faster of 1 and one per core"))
+    if not args.quick:
+        bw = work.copy_bandwidth(1 << 29, seconds=0.5)
+        print(f"memory bandwidth, a 256 MiB copy: {bw / 1e9:.1f} GB/s (read + written)")
+    workers = []
+    try:
+        started = [Worker(contender, backend, args.threads)
+                   for contender, backend in CONTENDERS + LIMITS]
+        for w in started:
+            w.greet()
+            if w.skip:
+                print(f"{LABELS.get(w.contender, w.name)}: {w.skip}")
+                w.close()
+                continue
+            print(describe_worker(w.info))
+            workers.append(w)
+        contenders = [w.contender for w in workers if w.contender != "limit"]
+        rows = []
+        for cfg in args.configs:
+            sizes, batch = args.known[cfg]
+            for dt in args.dtypes:
+                print(f"timing {cfg} {dt} ...", file=sys.stderr, flush=True)
+                rows.append(bench_step(workers, cfg, sizes, batch, dt, args.rounds,
+                                       args.threads, QUICK_BLOCK if args.quick else None))
+        if rows:
+            print(f"\nOne train step, median of {args.rounds} interleaved rounds"
+                  + ("" if args.markdown else " (± half the range)") + ":\n")
+            print(step_table(rows, contenders, markdown=args.markdown))
+        if args.fit:
+            sizes, batch, n = QUICK_FIT if args.quick else (FIT_SIZES, FIT_BATCH, FIT_SAMPLES)
+            print("timing fit epochs ...", file=sys.stderr, flush=True)
+            fits = [bench_fit(workers, sizes, batch, n, dt, args.epochs, args.threads)
+                    for dt in args.dtypes]
+            later = (f"the median of epochs 2 to {args.epochs}" if args.epochs > 2 else
+                     "epoch 2" if args.epochs == 2 else "epoch 1 again")
+            print(f"\nfit, {'-'.join(map(str, sizes))} on digit-like images, "
+                  f"{args.epochs} epochs in a row, interleaved; 'later' is {later}:\n")
+            print(fit_table(fits, contenders, markdown=args.markdown))
+            if not args.markdown:
+                for r in fits:
+                    print(f"\n{r['dtype']}: mean training loss of each epoch (shuffled apart, "
+                          f"so close, not equal): " + "; ".join(
+                              f"{LABELS[c]} " + ", ".join(f"{v:.4f}" for v in r[c]["loss"])
+                              for c in contenders if c in r))
+    finally:
+        for w in workers:
+            w.close()
     return 0
 
 

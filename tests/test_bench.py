@@ -1,0 +1,127 @@
+"""The benchmark's contenders compute the same step, and its limit the right products."""
+import io
+import json
+
+import numpy as np
+import pytest
+
+from pynn import _bench_worker as work
+from pynn import reference
+
+SIZES, BATCH = (7, 5, 4, 3), 6
+
+
+def _data(dtype):
+    return work.initial_weights(SIZES, dtype, seed=4), *work.step_batch(SIZES, BATCH, dtype)
+
+
+def _after_steps(train_step, x, y, n=3):
+    return [train_step(x, y) for _ in range(n)]
+
+
+def test_numpy_loop_is_the_reference_formula():
+    weights, x, y = _data(np.float64)
+    mlp = work.NumpyMLP(weights)
+    ref = reference.ReferenceNetwork(weights, ["relu", "relu", "linear"],
+                                     learning_rate=work.LEARNING_RATE,
+                                     momentum=work.MOMENTUM, nesterov=True)
+    losses = _after_steps(mlp.train_step, x, y)
+    ref_losses = _after_steps(ref.train_step, x, y)
+    np.testing.assert_allclose(losses, ref_losses, rtol=1e-13)
+    for a, b in zip(mlp.get_weights(), ref.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+    assert not np.allclose(mlp.get_weights()[0], weights[0])
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float32, 2e-5), (np.float64, 1e-11)])
+def test_pynn_contender_trains_as_the_numpy_loop(dtype, rtol):
+    weights, x, y = _data(dtype)
+    model = work.pynn_model(weights, dtype)
+    mlp = work.NumpyMLP(weights)
+    np.testing.assert_allclose(_after_steps(model.train_on_batch, x, y),
+                               _after_steps(mlp.train_step, x, y), rtol=rtol)
+    for a, b in zip(model.get_weights(), mlp.get_weights()):
+        assert a.dtype == b.dtype == dtype
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * 1e-2)
+
+
+def test_torch_contender_trains_as_the_numpy_loop():
+    torch = pytest.importorskip("torch")
+    weights, x, y = _data(np.float64)
+    model, step = work.torch_mlp(weights, n_threads=1)
+    mlp = work.NumpyMLP(weights)
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+    torch_losses = [float(step(tx, ty)) for _ in range(3)]
+    np.testing.assert_allclose(torch_losses, _after_steps(mlp.train_step, x, y), rtol=1e-12)
+    mods = [m for m in model if isinstance(m, torch.nn.Linear)]
+    for lin, W, b in zip(mods, mlp.W, mlp.b):
+        np.testing.assert_allclose(lin.weight.detach().numpy(), W, rtol=1e-11, atol=1e-14)
+        np.testing.assert_allclose(lin.bias.detach().numpy(), b, rtol=1e-11, atol=1e-14)
+
+
+def test_gemm_sequence_lists_the_products_of_a_step():
+    # forward A @ W.T per layer; dW = dZ.T @ A per layer; dA = dZ @ W past the first
+    assert sorted(work.gemm_sequence(SIZES, BATCH)) == sorted([
+        (6, 5, 7, False, True), (6, 4, 5, False, True), (6, 3, 4, False, True),
+        (5, 7, 6, True, False), (4, 5, 6, True, False), (3, 4, 6, True, False),
+        (6, 5, 4, False, False), (6, 4, 3, False, False)])
+    assert work.n_params(SIZES) == 7 * 5 + 5 + 5 * 4 + 4 + 4 * 3 + 3
+
+
+def _backends():
+    out = ["openblas"]
+    if work.find_mkl() is not None:
+        out.append("mkl")
+    return out
+
+
+@pytest.mark.parametrize("backend", _backends())
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_limit_gemm_computes_op_a_times_op_b(backend, dtype):
+    rng = np.random.default_rng(5)
+    gemm = work.blas_gemm(backend, dtype)
+    for trans_a in (False, True):
+        for trans_b in (False, True):
+            a, b, c = work.operands(3, 5, 4, trans_a, trans_b, dtype, rng)
+            c[...] = np.nan
+            gemm(a, b, c, trans_a, trans_b)()
+            expected = (a.T if trans_a else a) @ (b.T if trans_b else b)
+            np.testing.assert_allclose(c, expected, rtol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+def test_limit_case_reports_gemm_and_update_parts():
+    case = work.LimitCase(SIZES, BATCH, np.float64, "openblas", 1, (0.0, 0.001))
+    result = case.run()
+    assert result["seconds"] == pytest.approx(result["gemm"] + result["update"])
+    assert result["update"] > 0 and result["bandwidth"] > 0
+    assert case.update_bytes == 5 * work.n_params(SIZES) * 8
+
+
+def test_digit_like_images_have_blank_corners_and_one_hot_targets():
+    x, y = work.digits_like(500, 784, 10, np.float32)
+    assert x.dtype == y.dtype == np.float32
+    img = x.reshape(500, 28, 28)
+    assert not img[:, :3, :3].any() and not img[:, -3:, -3:].any()
+    assert np.count_nonzero(img[:, 0, :]) < 0.001 * img[:, 0, :].size
+    assert img[:, 10:18, 10:18].mean() > 0.1
+    np.testing.assert_array_equal(y.sum(axis=1), 1)
+
+
+def _serve(*requests):
+    out = io.StringIO()
+    work.serve(io.StringIO("".join(json.dumps(r) + "\n" for r in requests)), out)
+    return [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def test_worker_answers_each_request_and_reports_errors():
+    case = {"case": "c", "kind": "step", "contender": "numpy", "sizes": list(SIZES),
+            "batch": BATCH, "dtype": "float64", "threads": 1, "block": [0.0, 0.001]}
+    hello, setup, ran, dropped, missing, bad = _serve(
+        {"op": "hello", "contender": "numpy"}, dict(case, op="setup"),
+        {"op": "run", "case": "c"}, {"op": "drop", "case": "c"},
+        {"op": "run", "case": "c"}, {"op": "fly"})
+    assert hello["info"]["contender"] == "numpy" and "blas" in hello["info"]
+    assert setup == {} and dropped == {}
+    assert ran["seconds"] > 0
+    assert "KeyError" in missing["error"]
+    assert "fly" in bad["error"]
