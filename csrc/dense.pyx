@@ -2,7 +2,7 @@
 #
 # Conventions shared with pynn/layers.py and pynn/model.py:
 # - row-major, C-contiguous arrays; a batch X is (n_samples, n_inputs);
-# - W is (units, inputs), as in the mission's W·x, so a layer computes
+# - W is (units, inputs), so that a layer computes W·x per sample, as
 #   Z = X @ W.T + b and A = act(Z);
 # - a network is described by `layout`, an int64 array (n_layers, 5) whose
 #   rows are [n_in, n_out, w_offset, b_offset, activation code], offsets into

@@ -60,7 +60,7 @@ from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from . import io
-from ._validation import as_dtype, check_positive_int, check_real
+from ._validation import as_dtype, check_bool, check_positive_int, check_real
 from .errors import DivergenceError, SolverDivergenceError
 from .layers import Dense
 from .model import Sequential
@@ -85,12 +85,6 @@ _NONFINITE_MESSAGE = ("Solver produced non-finite parameter weights. The input d
                       " contain large values and need to be preprocessed.")
 _SMALL_VALIDATION_MESSAGE = ("The validation set is too small. Increase "
                              "'validation_fraction' or the size of your dataset.")
-
-
-def _check_bool(value, name):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
 
 
 def _check_stochastic(estimator):
@@ -224,7 +218,7 @@ class _BaseMLP(BaseEstimator):
                 and self.n_iter_no_change == np.inf):
             check_positive_int(self.n_iter_no_change, "n_iter_no_change")
         for name in ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping"):
-            _check_bool(getattr(self, name), name)
+            check_bool(getattr(self, name), name)
         if not isinstance(self.verbose, (bool, np.bool_, numbers.Integral)):
             raise TypeError(f"verbose must be a bool or an int, got {self.verbose!r}")
         if self.dtype is not None:
