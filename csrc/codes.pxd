@@ -23,6 +23,10 @@ cdef enum Loss:
 cdef enum Optimizer:
     OPT_SGD = 0
     OPT_ADAM = 1
+    OPT_RMSPROP = 2
+    OPT_ADAMW = 3
+    OPT_NADAM = 4
+    OPT_ADAGRAD = 5
 
 cdef enum Metric:
     METRIC_BINARY_ACCURACY = 1       # mean over elements of (out > t) == (y > 0.5)

@@ -11,7 +11,9 @@ Loss = IntEnum("Loss", {
     "MSE": c.LOSS_MSE, "BCE": c.LOSS_BCE, "BCE_LOGITS": c.LOSS_BCE_LOGITS,
     "CCE": c.LOSS_CCE, "CCE_LOGITS": c.LOSS_CCE_LOGITS,
     "SPARSE_CCE": c.LOSS_SPARSE_CCE, "SPARSE_CCE_LOGITS": c.LOSS_SPARSE_CCE_LOGITS})
-Optimizer = IntEnum("Optimizer", {"SGD": c.OPT_SGD, "ADAM": c.OPT_ADAM})
+Optimizer = IntEnum("Optimizer", {"SGD": c.OPT_SGD, "ADAM": c.OPT_ADAM, "RMSPROP": c.OPT_RMSPROP,
+                                  "ADAMW": c.OPT_ADAMW, "NADAM": c.OPT_NADAM,
+                                  "ADAGRAD": c.OPT_ADAGRAD})
 Metric = IntEnum("Metric", {
     "BINARY_ACCURACY": c.METRIC_BINARY_ACCURACY,
     "CATEGORICAL_ACCURACY": c.METRIC_CATEGORICAL_ACCURACY,

@@ -30,10 +30,9 @@ from metric_kernels cimport MAX_METRICS, Metrics, metric_value
 from loss_kernels cimport loss_and_grad
 from libc.math cimport isfinite
 
-from codes cimport OPT_ADAM, OPT_SGD
 from optim_kernels cimport (Bounds, OptSettings, all_finite,
                            bounded_update_is_finite, fill_hyper, measure_bounds,
-                           optimizer_step, settings_of, sum_abs_if_finite,
+                           optimizer_step, settings_of, state_size, sum_abs_if_finite,
                            update_is_finite)
 
 cdef enum:
@@ -544,8 +543,7 @@ cdef class Network:
         cdef Py_ssize_t i
         cdef double values[16]
         fill_hyper(hyper, values)
-        if (self.opt_code == OPT_SGD and values[1] != 0 and self.state_len < self.n_params) \
-                or (self.opt_code == OPT_ADAM and self.state_len < 2 * self.n_params):
+        if self.state_len < state_size(self.opt_code, values, self.n_params):
             raise ValueError(f"the optimizer's state holds {self.state_len} values, fewer "
                              f"than its settings need for {self.n_params} parameters")
         for i in range(16):

@@ -6,6 +6,7 @@ from libc.stdint cimport int64_t
 from fpenv cimport fpenv_enter, fpenv_exit, fpenv_t
 from optim_kernels cimport (HYPER_STEP, OptSettings, all_finite, fill_hyper,
                             optimizer_step, settings_of, update_is_finite)
+from optim_kernels cimport nadam_u_product as _nadam_u_product
 
 
 def step(int code,
@@ -58,3 +59,8 @@ def is_finite(const floating[::1] x):
     with nogil:
         result = all_finite(&x[0], x.shape[0]) if x.shape[0] else True
     return result
+
+
+def nadam_u_product(double beta_1, double t):
+    """Nadam's u_1 ... u_t as its kernel computes it (optim_kernels.pxd)."""
+    return _nadam_u_product(beta_1, t)

@@ -10,18 +10,21 @@ from cython cimport floating
 from libc.float cimport DBL_MAX, FLT_MAX
 from libc.math cimport INFINITY, fabs, fabsf, isfinite, pow, sqrt
 
-from codes cimport OPT_ADAM, OPT_SGD
+from codes cimport OPT_ADAGRAD, OPT_ADAM, OPT_ADAMW, OPT_NADAM, OPT_RMSPROP, OPT_SGD
 
 cdef enum:
     # the Python side's settings sequence: SGD [learning_rate, momentum,
     # nesterov, weight_decay], Adam [learning_rate, beta_1, beta_2, epsilon,
-    # weight_decay]; slot HYPER_STEP holds the number of updates applied
+    # weight_decay], RMSprop [learning_rate, rho, momentum, epsilon,
+    # centered], AdamW [learning_rate, beta_1, beta_2, epsilon,
+    # weight_decay], Nadam [learning_rate, beta_1, beta_2, epsilon],
+    # Adagrad [learning_rate, initial_accumulator_value, epsilon]; slot HYPER_STEP holds the number of updates applied
     # before this one (the compiled loops keep it themselves)
     HYPER_STEP = 15
 
 
 cdef struct OptSettings:
-    int code                # OPT_SGD or OPT_ADAM
+    int code                # an OPT_* code
     double learning_rate
     double weight_decay     # L2, added to the gradient of entries [0, decay_end)
     double momentum         # SGD
@@ -29,6 +32,8 @@ cdef struct OptSettings:
     double beta_1           # Adam
     double beta_2
     double epsilon
+    double rho              # RMSprop
+    bint centered           # RMSprop
     double step             # updates applied before this one (Adam: t - 1)
 
 
@@ -50,16 +55,24 @@ cdef inline OptSettings settings_of(int code, const double* hyper,
     s.code = code
     s.learning_rate = hyper[0]
     s.momentum = s.beta_1 = s.beta_2 = s.epsilon = s.weight_decay = 0
-    s.nesterov = False
+    s.nesterov = s.centered = False
+    s.rho = 0
     if code == OPT_SGD:
         s.momentum = hyper[1]
         s.nesterov = hyper[2] != 0
         s.weight_decay = hyper[3]
-    elif code == OPT_ADAM:
+    elif code == OPT_ADAM or code == OPT_ADAMW or code == OPT_NADAM:
         s.beta_1 = hyper[1]
         s.beta_2 = hyper[2]
         s.epsilon = hyper[3]
-        s.weight_decay = hyper[4]
+        s.weight_decay = hyper[4] if code != OPT_NADAM else 0
+    elif code == OPT_RMSPROP:
+        s.rho = hyper[1]
+        s.momentum = hyper[2]
+        s.epsilon = hyper[3]
+        s.centered = hyper[4] != 0
+    elif code == OPT_ADAGRAD:
+        s.epsilon = hyper[2]
     s.step = step
     return s
 
@@ -269,6 +282,217 @@ cdef inline bint _adam(floating* w, const floating* g, floating* state,
                        False, store) or bad
 
 
+# ---- RMSprop, AdamW, Nadam, Adagrad -------------------------------------
+# Each in the form of its twin in pynn/reference.py (rmsprop_step,
+# adamw_step, nadam_step, adagrad_step), operation for operation: per-step
+# scalars in double rounded once to the storage type, everything else in
+# the storage type.  No carried bounds for these (bounded_update_is_finite
+# answers False): their divisions by a root of the state have no cheap
+# bound, so the exact check runs before every update.
+
+cdef inline floating _root(floating x) noexcept nogil:
+    # the correctly rounded square root in the storage type (see Adam)
+    return <floating>sqrt(<double>x)
+
+
+# RMSprop, Keras 3's form; state = [velocity, momentum (if momentum > 0),
+# average_gradient (if centered)], each n_params long:
+#   velocity = rho velocity + (1 - rho) g g
+#   centered: average = rho average + (1 - rho) g;  den = velocity - average^2 + eps
+#   otherwise den = velocity + eps
+#   increment = lr g / sqrt(den)
+#   momentum > 0: buffer = momentum buffer + increment;  w = w - buffer
+#   otherwise     w = w - increment
+cdef inline floating _rmsprop_element(floating w, floating g, floating vel, floating buf,
+                                      floating avg, floating lr, floating rho,
+                                      floating c, floating mu, floating eps,
+                                      bint momentum, bint centered, floating* vel_new,
+                                      floating* buf_new, floating* avg_new) noexcept nogil:
+    cdef floating vn = rho * vel + c * g * g
+    cdef floating an, den, inc
+    vel_new[0] = vn
+    if centered:
+        an = rho * avg + c * g
+        avg_new[0] = an
+        den = vn - an * an + eps
+    else:
+        den = vn + eps
+    inc = lr * g / _root(den)
+    if momentum:
+        inc = mu * buf + inc
+        buf_new[0] = inc
+    return w - inc
+
+
+cdef inline bint _rmsprop(floating* w, const floating* g, floating* state,
+                          Py_ssize_t n, const OptSettings* s, bint store) noexcept nogil:
+    cdef floating lr = <floating>s.learning_rate, rho = <floating>s.rho
+    cdef floating c = <floating>(1.0 - s.rho), mu = <floating>s.momentum
+    cdef floating eps = <floating>s.epsilon
+    cdef bint momentum = s.momentum > 0, centered = s.centered
+    cdef floating* vel = state
+    cdef floating* buf = state + n if momentum else state
+    cdef floating* avg = state + n * (1 + momentum) if centered else state
+    cdef floating wi, vi, bi = 0, ai = 0, zero = 0
+    cdef Py_ssize_t i
+    cdef bint bad = False
+    for i in range(n):
+        wi = _rmsprop_element(w[i], g[i], vel[i], buf[i] if momentum else zero,
+                              avg[i] if centered else zero, lr, rho, c, mu, eps,
+                              momentum, centered, &vi, &bi, &ai)
+        if store:
+            w[i] = wi
+            vel[i] = vi
+            if momentum:
+                buf[i] = bi
+            if centered:
+                avg[i] = ai
+        else:
+            bad |= _bad(wi) | _bad(vi) | _bad(bi) | _bad(ai)
+    return bad
+
+
+# AdamW: the decoupled decay of Loshchilov & Hutter as Keras 3 and PyTorch
+# apply it, w = w - (lr wd) w on every entry (biases too, as Keras without
+# exclude_from_weight_decay), then the Adam step above without L2.
+cdef inline bint _adamw(floating* w, const floating* g, floating* state,
+                        Py_ssize_t n, const OptSettings* s, bint store) noexcept nogil:
+    cdef AdamCoeffs a = _adam_coeffs(s)
+    cdef floating lr = <floating>a.lr, b1 = <floating>a.b1, b2 = <floating>a.b2
+    cdef floating c1 = <floating>a.c1, c2 = <floating>a.c2, eps = <floating>a.eps
+    cdef floating bc1 = <floating>a.bc1, bc2 = <floating>a.bc2
+    cdef floating decay = <floating>(s.learning_rate * s.weight_decay), zero = 0
+    cdef bint decayed = s.weight_decay != 0
+    cdef floating* m = state
+    cdef floating* v = state + n
+    cdef floating wi, mi, vi
+    cdef Py_ssize_t i
+    cdef bint bad = False
+    for i in range(n):
+        wi = w[i] - decay * w[i] if decayed else w[i]
+        wi = _adam_element(wi, g[i], m[i], v[i], lr, b1, b2, c1, c2, bc1, bc2, eps,
+                           zero, False, &mi, &vi)
+        if store:
+            w[i] = wi
+            m[i] = mi
+            v[i] = vi
+        else:
+            bad |= _bad(wi) | _bad(mi) | _bad(vi)
+    return bad
+
+
+# Nadam, Keras 3's form (Dozat 2016), t the 1-based step:
+#   u_t = b1 (1 - 0.5 0.96^t);  u_next = b1 (1 - 0.5 0.96^(t+1));  P = u_1 ... u_t
+#   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g g
+#   m_hat = [u_next / (1 - P u_next)] m + [(1 - u_t) / (1 - P)] g
+#   w = w - lr m_hat / (sqrt(v / (1 - b2^t)) + eps)
+# P is recomputed from the step count (multiplied in the twin's order, so
+# bit for bit the product it keeps), stopping once it falls below 2^-60:
+# from there 1 - P u and 1 - P are exactly 1 in double, whatever P is.  So
+# the state is the step count the model keeps; the cost is bounded (about
+# 400 factors for beta_1 = 0.9).
+cdef inline double _nadam_cache(double b1, double t) noexcept nogil:
+    return b1 * (1.0 - 0.5 * pow(0.96, t))
+
+
+cdef inline double nadam_u_product(double b1, double t) noexcept nogil:
+    """u_1 u_2 ... u_t (1 for t = 0), or a value below 2^-60 standing for it."""
+    cdef double p = 1.0, j = 1
+    while j <= t and p >= 8.673617379884035e-19:
+        p = p * _nadam_cache(b1, j)
+        j += 1
+    return p
+
+
+cdef inline bint _nadam(floating* w, const floating* g, floating* state,
+                        Py_ssize_t n, const OptSettings* s, bint store) noexcept nogil:
+    cdef double t = s.step + 1
+    cdef double u_t = _nadam_cache(s.beta_1, t), u_next = _nadam_cache(s.beta_1, t + 1)
+    cdef double p = nadam_u_product(s.beta_1, t)
+    cdef floating a = <floating>(u_next / (1.0 - p * u_next))
+    cdef floating bg = <floating>((1.0 - u_t) / (1.0 - p))
+    cdef floating b1 = <floating>s.beta_1, b2 = <floating>s.beta_2
+    cdef floating c1 = <floating>(1.0 - s.beta_1), c2 = <floating>(1.0 - s.beta_2)
+    cdef floating bc2 = <floating>(1.0 - pow(s.beta_2, t))
+    cdef floating lr = <floating>s.learning_rate, eps = <floating>s.epsilon
+    cdef floating* m = state
+    cdef floating* v = state + n
+    cdef floating wi, mi, vi, gi
+    cdef Py_ssize_t i
+    cdef bint bad = False
+    for i in range(n):
+        gi = g[i]
+        mi = b1 * m[i] + c1 * gi
+        vi = b2 * v[i] + c2 * gi * gi
+        wi = w[i] - lr * (a * mi + bg * gi) / (_root(vi / bc2) + eps)
+        if store:
+            w[i] = wi
+            m[i] = mi
+            v[i] = vi
+        else:
+            bad |= _bad(wi) | _bad(mi) | _bad(vi)
+    return bad
+
+
+# Adagrad, Keras 3's form (Duchi et al. 2011); state = [accumulator],
+# started at initial_accumulator_value:
+#   accumulator = accumulator + g g;  w = w - lr g / sqrt(accumulator + eps)
+cdef inline floating _adagrad_element(floating w, floating g, floating acc, floating lr,
+                                      floating eps, floating* acc_new) noexcept nogil:
+    cdef floating an = acc + g * g
+    acc_new[0] = an
+    return w - lr * g / _root(an + eps)
+
+
+cdef inline bint _adagrad(floating* w, const floating* g, floating* state,
+                          Py_ssize_t n, const OptSettings* s, bint store) noexcept nogil:
+    cdef floating lr = <floating>s.learning_rate, eps = <floating>s.epsilon
+    cdef floating wi, ai
+    cdef Py_ssize_t i
+    cdef bint bad = False
+    if store:
+        for i in range(n):
+            w[i] = _adagrad_element(w[i], g[i], state[i], lr, eps, &state[i])
+        return False
+    for i in range(n):
+        wi = _adagrad_element(w[i], g[i], state[i], lr, eps, &ai)
+        bad |= _bad(wi) | _bad(ai)
+    return bad
+
+
+cdef inline Py_ssize_t state_size(int code, const double* hyper,
+                                  Py_ssize_t n_params) noexcept nogil:
+    """The state values an optimizer's kernel reads and writes, -1 for an
+    unknown code."""
+    if code == OPT_SGD:
+        return n_params if hyper[1] != 0 else 0
+    if code == OPT_ADAM or code == OPT_ADAMW or code == OPT_NADAM:
+        return 2 * n_params
+    if code == OPT_RMSPROP:
+        return n_params * (1 + (hyper[2] > 0) + (hyper[4] != 0))
+    if code == OPT_ADAGRAD:
+        return n_params
+    return -1
+
+
+cdef inline bint _dispatch(floating* w, const floating* g, floating* state,
+                           Py_ssize_t n_params, Py_ssize_t decay_end,
+                           const OptSettings* s, bint store) noexcept nogil:
+    if s.code == OPT_SGD:
+        return _sgd(w, g, state, n_params, decay_end, s, store)
+    if s.code == OPT_ADAM:
+        return _adam(w, g, state, n_params, decay_end, s, store)
+    if s.code == OPT_RMSPROP:
+        return _rmsprop(w, g, state, n_params, s, store)
+    if s.code == OPT_ADAMW:
+        return _adamw(w, g, state, n_params, s, store)
+    if s.code == OPT_NADAM:
+        return _nadam(w, g, state, n_params, s, store)
+    if s.code == OPT_ADAGRAD:
+        return _adagrad(w, g, state, n_params, s, store)
+    return False                # unknown: optimizer_step refuses it
+
+
 cdef inline bint update_is_finite(const floating* w, const floating* g,
                                   const floating* state, Py_ssize_t n_params,
                                   Py_ssize_t decay_end,
@@ -277,23 +501,16 @@ cdef inline bint update_is_finite(const floating* w, const floating* g,
     still give non-finite parameters or state: Adam's g * g overflowing
     float32, a huge learning rate times a large gradient.  A NaN or inf in
     the gradient reaches the values computed, so this checks it too.)"""
-    if s.code == OPT_SGD:
-        return not _sgd(<floating*>w, g, <floating*>state, n_params, decay_end, s, False)
-    if s.code == OPT_ADAM:
-        return not _adam(<floating*>w, g, <floating*>state, n_params, decay_end, s, False)
-    return True
+    return not _dispatch(<floating*>w, g, <floating*>state, n_params, decay_end, s, False)
 
 
 cdef inline int optimizer_step(floating* w, const floating* g, floating* state,
                                Py_ssize_t n_params, Py_ssize_t decay_end,
                                const OptSettings* s) noexcept nogil:
-    if s.code == OPT_SGD:
-        _sgd(w, g, state, n_params, decay_end, s, True)
-        return 0
-    if s.code == OPT_ADAM:
-        _adam(w, g, state, n_params, decay_end, s, True)
-        return 0
-    return -1
+    if s.code < OPT_SGD or s.code > OPT_ADAGRAD:
+        return -1
+    _dispatch(w, g, state, n_params, decay_end, s, True)
+    return 0
 
 
 cdef inline bint all_finite(const floating* x, Py_ssize_t n) noexcept nogil:

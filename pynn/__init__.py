@@ -19,15 +19,15 @@ from .layers import Dense
 from .losses import (BinaryCrossentropy, CategoricalCrossentropy, MeanSquaredError,
                      SparseCategoricalCrossentropy)
 from .model import Sequential
-from .optimizers import SGD, Adam
+from .optimizers import SGD, Adagrad, Adam, AdamW, Nadam, RMSprop
 from .metrics import AUC, Precision, Recall
 from .schedules import CosineDecay, ExponentialDecay, InverseScaling, LinearWarmup, StepDecay
 
 __all__ = [
-    "AUC", "Adam", "BinaryCrossentropy", "CSVLogger", "Callback", "CategoricalCrossentropy",
+    "AUC", "Adagrad", "Adam", "AdamW", "BinaryCrossentropy", "CSVLogger", "Callback", "CategoricalCrossentropy",
     "CosineDecay", "Dense", "DivergenceError", "EarlyStopping", "ExponentialDecay", "History",
     "InverseScaling", "LambdaCallback", "LearningRateScheduler", "LinearWarmup",
-    "MeanSquaredError", "ModelCheckpoint", "Precision", "Recall", "ReduceLROnPlateau", "SGD",
+    "MeanSquaredError", "ModelCheckpoint", "Nadam", "Precision", "RMSprop", "Recall", "ReduceLROnPlateau", "SGD",
     "Sequential", "SparseCategoricalCrossentropy", "StepDecay", "TerminateOnNaN",
     "activations", "callbacks", "check_gradients", "initializers", "load", "losses",
     "metrics", "optimizers", "schedules",

@@ -16,6 +16,8 @@ from ._validation import check_bool, check_real
 
 # the kernels' codes (csrc/codes.pxd)
 SGD_CODE, ADAM_CODE = int(_codes.Optimizer.SGD), int(_codes.Optimizer.ADAM)
+RMSPROP_CODE, ADAMW_CODE = int(_codes.Optimizer.RMSPROP), int(_codes.Optimizer.ADAMW)
+NADAM_CODE, ADAGRAD_CODE = int(_codes.Optimizer.NADAM), int(_codes.Optimizer.ADAGRAD)
 
 
 def _check_learning_rate(value, argname="learning_rate"):
@@ -74,7 +76,6 @@ class Optimizer:
 
     code = None
     learning_rate = _Setting(_check_learning_rate)
-    weight_decay = _Setting(_nonnegative)
 
     def __init__(self):
         self.state = None
@@ -241,6 +242,7 @@ class SGD(Optimizer):
     """
 
     code = SGD_CODE
+    weight_decay = _Setting(_nonnegative)
     momentum = _Setting(_unit_interval, below_one=True)
     nesterov = _Setting(_check_bool)
 
@@ -278,8 +280,10 @@ class Adam(Optimizer):
         v_hat = v / (1 - beta_2 ** t)
         w = w - learning_rate * m_hat / (sqrt(v_hat) + epsilon)
 
-    ``weight_decay`` is an L2 penalty added to the gradient (as in SGD and
-    PyTorch's Adam), not AdamW's decoupled decay.
+    ``weight_decay`` is an L2 penalty added to the kernels' gradient (as
+    in SGD and PyTorch's Adam), not the decoupled decay of ``AdamW``; Keras
+    3's ``Adam(weight_decay=...)`` means the decoupled one: use ``AdamW``
+    for that.
 
     Parameters
     ----------
@@ -290,6 +294,7 @@ class Adam(Optimizer):
     """
 
     code = ADAM_CODE
+    weight_decay = _Setting(_nonnegative)
     beta_1 = _Setting(_unit_interval, below_one=True)
     beta_2 = _Setting(_unit_interval, below_one=True)
     epsilon = _Setting(_positive)
@@ -309,8 +314,8 @@ class Adam(Optimizer):
 
     def hyper(self):
         # slot 15 is the count of updates so far (HYPER_STEP in optim_kernels.pxd)
-        return [self.learning_rate_at(self.iterations), self.beta_1, self.beta_2,
-                self.epsilon, self.weight_decay] + [0.0] * 10 + [float(self.iterations)]
+        return _step_hyper([self.learning_rate_at(self.iterations), self.beta_1,
+                            self.beta_2, self.epsilon, self.weight_decay], self.iterations)
 
     def _settings(self):
         return {"learning_rate": self.learning_rate, "beta_1": self.beta_1,
@@ -318,7 +323,231 @@ class Adam(Optimizer):
                 "weight_decay": self.weight_decay}
 
 
-_CLASSES = {"sgd": SGD, "adam": Adam}
+def _step_hyper(values, iterations):
+    # the settings, then the count of updates so far in slot 15
+    # (HYPER_STEP in optim_kernels.pxd)
+    return list(values) + [0.0] * (15 - len(values)) + [float(iterations)]
+
+
+class RMSprop(Optimizer):
+    """RMSprop in Keras 3's form (keras/src/optimizers/rmsprop.py; Hinton's
+    lecture 6e), ``pynn.reference.rmsprop_step`` its twin::
+
+        velocity = rho * velocity + (1 - rho) * g * g
+        if centered:
+            average_gradient = rho * average_gradient + (1 - rho) * g
+            denominator = velocity - average_gradient ** 2 + epsilon
+        else:
+            denominator = velocity + epsilon
+        increment = learning_rate * g / sqrt(denominator)
+        if momentum > 0:
+            buffer = momentum * buffer + increment
+            w = w - buffer
+        else:
+            w = w - increment
+
+    epsilon is inside the root and the learning rate inside the momentum
+    buffer, as Keras (PyTorch puts both outside).  Every parameter is
+    updated alike; there is no weight decay.
+
+    Parameters
+    ----------
+    learning_rate : float > 0 or schedule
+    rho : float in [0, 1)
+    momentum : float in [0, 1)
+    epsilon : float > 0
+    centered : bool
+    """
+
+    code = RMSPROP_CODE
+    rho = _Setting(_unit_interval, below_one=True)
+    momentum = _Setting(_unit_interval, below_one=True)
+    epsilon = _Setting(_positive)
+    centered = _Setting(_check_bool)
+
+    def __init__(self, learning_rate: float | Callable[[int], float] = 0.001,
+                 rho: float = 0.9, momentum: float = 0.0, epsilon: float = 1e-7,
+                 centered: bool = False) -> None:
+        super().__init__()
+        self.learning_rate = learning_rate
+        self.rho = rho
+        self.momentum = momentum
+        self.epsilon = epsilon
+        self.centered = centered
+
+    def state_size(self, n_params):
+        # velocity, then the momentum buffer and the average gradient when on
+        return n_params * (1 + (self.momentum > 0) + self.centered)
+
+    def hyper(self):
+        return _step_hyper([self.learning_rate_at(self.iterations), self.rho,
+                            self.momentum, self.epsilon, float(self.centered)],
+                           self.iterations)
+
+    def _settings(self):
+        return {"learning_rate": self.learning_rate, "rho": self.rho,
+                "momentum": self.momentum, "epsilon": self.epsilon,
+                "centered": self.centered}
+
+
+class AdamW(Optimizer):
+    """Adam with decoupled weight decay (Loshchilov & Hutter, 2019), as
+    Keras 3 and PyTorch's AdamW apply it; ``pynn.reference.adamw_step``
+    (``decay_mask=None``) its twin::
+
+        w = w - learning_rate * weight_decay * w      # every parameter
+        m = beta_1 * m + (1 - beta_1) * g
+        v = beta_2 * v + (1 - beta_2) * g * g
+        m_hat = m / (1 - beta_1 ** t)
+        v_hat = v / (1 - beta_2 ** t)
+        w = w - learning_rate * m_hat / (sqrt(v_hat) + epsilon)
+
+    The decay covers biases too, as Keras (nothing is excluded unless
+    ``exclude_from_weight_decay`` is called) and PyTorch (every parameter
+    given) do; SGD's and Adam's L2 ``weight_decay`` covers kernels only.
+    Defaults are Keras's (weight_decay 0.004, epsilon 1e-7).
+
+    Parameters
+    ----------
+    learning_rate : float > 0 or schedule
+    weight_decay : float >= 0
+    beta_1, beta_2 : float in [0, 1)
+    epsilon : float > 0
+    """
+
+    code = ADAMW_CODE
+    weight_decay = _Setting(_nonnegative)
+    beta_1 = _Setting(_unit_interval, below_one=True)
+    beta_2 = _Setting(_unit_interval, below_one=True)
+    epsilon = _Setting(_positive)
+
+    def __init__(self, learning_rate: float | Callable[[int], float] = 0.001,
+                 weight_decay: float = 0.004, beta_1: float = 0.9,
+                 beta_2: float = 0.999, epsilon: float = 1e-7) -> None:
+        super().__init__()
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+
+    def state_size(self, n_params):
+        return 2 * n_params              # m, then v
+
+    def hyper(self):
+        return _step_hyper([self.learning_rate_at(self.iterations), self.beta_1,
+                            self.beta_2, self.epsilon, self.weight_decay],
+                           self.iterations)
+
+    def _settings(self):
+        return {"learning_rate": self.learning_rate, "weight_decay": self.weight_decay,
+                "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
+
+
+class Nadam(Optimizer):
+    """Nadam in Keras 3's form (keras/src/optimizers/nadam.py; Dozat 2016),
+    ``pynn.reference.nadam_step`` its twin, with ``t`` the 1-based step::
+
+        u_t = beta_1 * (1 - 0.5 * 0.96 ** t)           # momentum cache
+        u_next = beta_1 * (1 - 0.5 * 0.96 ** (t + 1))
+        u_product = u_product * u_t                    # u_1 ... u_t
+        m = beta_1 * m + (1 - beta_1) * g
+        v = beta_2 * v + (1 - beta_2) * g * g
+        m_hat = u_next * m / (1 - u_product * u_next) + (1 - u_t) * g / (1 - u_product)
+        v_hat = v / (1 - beta_2 ** t)
+        w = w - learning_rate * m_hat / (sqrt(v_hat) + epsilon)
+
+    ``u_product`` (a double) is a function of the step count, which the
+    model saves with the moments: the kernel recomputes it in the twin's
+    order (see ``u_product``), so saving the count saves it exactly.
+
+    Parameters
+    ----------
+    learning_rate : float > 0 or schedule
+    beta_1, beta_2 : float in [0, 1)
+    epsilon : float > 0
+    """
+
+    code = NADAM_CODE
+    beta_1 = _Setting(_unit_interval, below_one=True)
+    beta_2 = _Setting(_unit_interval, below_one=True)
+    epsilon = _Setting(_positive)
+
+    def __init__(self, learning_rate: float | Callable[[int], float] = 0.001,
+                 beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-7) -> None:
+        super().__init__()
+        self.learning_rate = learning_rate
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+
+    @property
+    def u_product(self) -> float:
+        """u_1 u_2 ... u_t after ``iterations`` = t updates (1 before any).
+        Below 2**-60 the kernel stops multiplying: 1 - u_product and
+        1 - u_product * u_next are then exactly 1 in double either way."""
+        return _optim.nadam_u_product(self.beta_1, self.iterations)
+
+    def state_size(self, n_params):
+        return 2 * n_params              # m, then v
+
+    def hyper(self):
+        return _step_hyper([self.learning_rate_at(self.iterations), self.beta_1,
+                            self.beta_2, self.epsilon], self.iterations)
+
+    def _settings(self):
+        return {"learning_rate": self.learning_rate, "beta_1": self.beta_1,
+                "beta_2": self.beta_2, "epsilon": self.epsilon}
+
+
+class Adagrad(Optimizer):
+    """Adagrad in Keras 3's form (keras/src/optimizers/adagrad.py; Duchi et
+    al. 2011), ``pynn.reference.adagrad_step`` its twin::
+
+        accumulator = accumulator + g * g      # starts at initial_accumulator_value
+        w = w - learning_rate * g / sqrt(accumulator + epsilon)
+
+    Parameters
+    ----------
+    learning_rate : float > 0 or schedule
+    initial_accumulator_value : float >= 0
+    epsilon : float > 0
+    """
+
+    code = ADAGRAD_CODE
+    initial_accumulator_value = _Setting(_nonnegative)
+    epsilon = _Setting(_positive)
+
+    def __init__(self, learning_rate: float | Callable[[int], float] = 0.001,
+                 initial_accumulator_value: float = 0.1, epsilon: float = 1e-7) -> None:
+        super().__init__()
+        self.learning_rate = learning_rate
+        self.initial_accumulator_value = initial_accumulator_value
+        self.epsilon = epsilon
+
+    def state_size(self, n_params):
+        return n_params
+
+    def build(self, n_params: int, dtype: type) -> None:
+        size = self.state_size(n_params)
+        if self.state is None or self.state.shape[0] != size or self.state.dtype != dtype:
+            self.state = np.full(size, self.initial_accumulator_value, dtype=dtype)
+            self.iterations = 0
+
+    def hyper(self):
+        return _step_hyper([self.learning_rate_at(self.iterations),
+                            self.initial_accumulator_value, self.epsilon],
+                           self.iterations)
+
+    def _settings(self):
+        return {"learning_rate": self.learning_rate,
+                "initial_accumulator_value": self.initial_accumulator_value,
+                "epsilon": self.epsilon}
+
+
+_CLASSES = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop, "adamw": AdamW,
+            "nadam": Nadam, "adagrad": Adagrad}
 _BY_CLASS_NAME = {cls.__name__: cls for cls in _CLASSES.values()}
 
 

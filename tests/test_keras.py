@@ -116,8 +116,8 @@ def test_compile_in_kerass_order_and_evaluates_return():
     assert model.evaluate(x, y, verbose=0, return_dict=True) == \
         {"loss": loss, "accuracy": acc, "mse": mse}
     assert model.metrics_names == ["loss", "accuracy", "mse"]
-    with pytest.raises(NotImplementedError, match="RMSprop|rmsprop"):
-        model.compile(loss="mse")                            # Keras's default optimizer
+    model.compile(loss="mse")                                # Keras's default optimizer
+    assert type(model.optimizer).__name__ == "RMSprop"
     with pytest.raises(ValueError, match="needs a loss"):
         model.compile("adam")
 
@@ -244,8 +244,7 @@ def test_save_and_load_model(tmp_path):
     (lambda: keras.optimizers.Adam(weight_decay=0.004), "decoupled"),
     (lambda: keras.optimizers.SGD(clipnorm=1.0), "clipping"),
     (lambda: keras.optimizers.Adam(amsgrad=True), "AMSGrad"),
-    (lambda: keras.optimizers.RMSprop(), "RMSprop"),
-    (lambda: keras.optimizers.AdamW(), "AdamW"),
+    (lambda: keras.optimizers.RMSprop(clipnorm=1.0), "clipping"),
     (lambda: keras.losses.MeanAbsoluteError(), "MeanAbsoluteError"),
     (lambda: keras.losses.BinaryCrossentropy(label_smoothing=0.1), "label_smoothing"),
     (lambda: keras.activations.gelu(np.zeros(2)), "gelu"),
@@ -264,8 +263,8 @@ def test_missing_pieces_raise_a_clear_error(make_missing, match):
 def test_missing_training_options_raise_a_clear_error():
     x, y = data()
     model = make()
-    with pytest.raises(NotImplementedError, match="rmsprop"):
-        model.compile(optimizer="rmsprop", loss="mse")
+    with pytest.raises(NotImplementedError, match="adadelta"):
+        model.compile(optimizer="adadelta", loss="mse")
     with pytest.raises(NotImplementedError, match="mae"):
         model.compile(optimizer="adam", loss="mae")
     with pytest.raises(NotImplementedError, match="custom loss"):

@@ -1,8 +1,9 @@
-"""``keras.optimizers``: pynn's SGD and Adam under Keras's signatures.
+"""``keras.optimizers``: pynn's SGD, Adam, RMSprop, AdamW, Nadam and Adagrad
+under Keras's signatures.
 
 Keras's ``weight_decay`` is decoupled decay (AdamW's, on every variable);
 pynn's optimizers take ``weight_decay`` as an L2 penalty on the kernels'
-gradients.  The two differ, so here any ``weight_decay`` raises
+gradients.  The two differ, so here any ``weight_decay`` (but AdamW's) raises
 NotImplementedError instead of changing what a ported script does; use
 ``pynn.SGD`` / ``pynn.Adam`` for the L2 form.  Clipping, EMA, AMSGrad and
 loss scaling raise too.
@@ -54,21 +55,65 @@ class Adam(_optimizers.Adam):
                          epsilon=epsilon)
 
 
+def _keras_kwargs(name, kwargs):
+    kwargs.pop("ema_momentum", None), kwargs.pop("ema_overwrite_frequency", None)
+    _check(name, kwargs)
+
+
+class RMSprop(_optimizers.RMSprop):
+    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7,
+                 centered=False, name="rmsprop", **kwargs):
+        _keras_kwargs("RMSprop", kwargs)
+        super().__init__(learning_rate=learning_rate, rho=rho, momentum=momentum,
+                         epsilon=epsilon, centered=centered)
+
+
+class AdamW(_optimizers.AdamW):
+    # decoupled decay on every variable, biases included, as Keras without
+    # exclude_from_weight_decay
+    def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-7, amsgrad=False, name="adamw", **kwargs):
+        if amsgrad:
+            refuse("AdamW(amsgrad=True)", "AMSGrad is not in the compiled update")
+        _keras_kwargs("AdamW", kwargs)
+        super().__init__(learning_rate=learning_rate, weight_decay=weight_decay,
+                         beta_1=beta_1, beta_2=beta_2, epsilon=epsilon)
+
+
+class Nadam(_optimizers.Nadam):
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 name="nadam", **kwargs):
+        _keras_kwargs("Nadam", kwargs)
+        super().__init__(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2,
+                         epsilon=epsilon)
+
+
+class Adagrad(_optimizers.Adagrad):
+    def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7,
+                 name="adagrad", **kwargs):
+        _keras_kwargs("Adagrad", kwargs)
+        super().__init__(learning_rate=learning_rate,
+                         initial_accumulator_value=initial_accumulator_value,
+                         epsilon=epsilon)
+
+
 Optimizer = _optimizers.Optimizer
 
-_MISSING = ("RMSprop", "AdamW", "Nadam", "Adagrad", "Adadelta", "Adamax", "Adafactor", "Ftrl",
+_MISSING = ("Adadelta", "Adamax", "Adafactor", "Ftrl",
             "Lion", "Lamb", "LossScaleOptimizer", "Muon")
-_BY_NAME = {"sgd": SGD, "adam": Adam}
+_BY_NAME = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop, "adamw": AdamW, "nadam": Nadam,
+            "adagrad": Adagrad}
 
 
 def get(identifier):
-    """An optimizer from a Keras name ("sgd", "adam") or an instance."""
+    """An optimizer from a Keras name ("sgd", "adam", "rmsprop", ...) or an instance."""
     if isinstance(identifier, str):
         key = identifier.lower()
         if key in _BY_NAME:
             return _BY_NAME[key]()
         if key in {m.lower() for m in _MISSING}:
-            refuse(f"optimizer {identifier!r}", "the compiled update has SGD and Adam")
+            refuse(f"optimizer {identifier!r}", "the compiled update has SGD, Adam, RMSprop, "
+                   "AdamW, Nadam and Adagrad")
     return _optimizers.get(identifier)
 
 
