@@ -50,6 +50,20 @@ def raise_for_inputs(status: int, x: np.ndarray, y: np.ndarray) -> None:
         check_finite(y, "y")
 
 
+def _check_compile_order(optimizer, loss):
+    # compile's order was (loss, optimizer) before it became Keras's
+    # (optimizer, loss): a call written in the old order is refused by name
+    # rather than read as something else
+    swapped = (isinstance(optimizer, losses.Loss)
+               or (isinstance(optimizer, str) and optimizer.lower() in losses.names())
+               or isinstance(loss, optimizers.Optimizer)
+               or (isinstance(loss, str) and loss.lower() in optimizers.names()))
+    if swapped:
+        raise TypeError(f"compile takes (optimizer, loss, metrics), in Keras's order; "
+                        f"got optimizer={optimizer!r} and loss={loss!r}, which look "
+                        f"swapped: write compile(optimizer=..., loss=...)")
+
+
 class Model:
     """A feed-forward network of Dense layers: the model without its trainer.
 
@@ -263,25 +277,31 @@ class Model:
 
     # ---------------------------------------------------------------- compile
 
-    def compile(self, loss: str | losses.Loss | dict = "mse",
-                optimizer: str | optimizers.Optimizer | dict = "sgd",
-                metrics: Sequence[str] | None = None) -> None:
-        """Choose the loss, the optimizer and the metrics fit and evaluate report.
+    def compile(self, optimizer: str | optimizers.Optimizer | dict = "sgd",
+                loss: str | losses.Loss | dict = "mse",
+                metrics: Sequence[str | metrics_module.Metric] | None = None) -> None:
+        """Choose the optimizer, the loss and the metrics fit and evaluate report.
+
+        The parameters come in Keras's order: ``compile(optimizer, loss, metrics)``.
 
         Parameters
         ----------
-        loss : str, Loss or dict
-            A name (``pynn.losses.names()``), a Loss, or a serialized Loss.
         optimizer : str, Optimizer or dict
             "sgd", "adam", an Optimizer, or a serialized one.
-        metrics : list of str, optional
-            Names from ``pynn.metrics.names()``, or "accuracy".
+        loss : str, Loss or dict
+            A name (``pynn.losses.names()``), a Loss, or a serialized Loss.
+        metrics : list of str or Metric, optional
+            Names from ``pynn.metrics.names()`` ("accuracy" is resolved from
+            the loss); AUC, precision and recall accumulate over each epoch
+            (fit) or over the whole data (evaluate).
         """
+        _check_compile_order(optimizer, loss)
         loss = losses.get(loss)
         opt = optimizers.get(optimizer)
         self._check_owner(opt)
         metrics = metrics_module.get_list(metrics, loss,
-                                          self.output_dim if self.layers else None)
+                                          self.output_dim if self.layers else None,
+                                          accumulates=True)
         opt.check_dtype(self.dtype)
         # nothing changes until every argument has been accepted, nor while
         # a compiled call uses the buffers this may free
@@ -329,7 +349,27 @@ class Model:
         out = self._net.last_output(y.shape[0])
         act = self.loss.output_activation(self.layers[-1].activation)
         for j, metric in enumerate(self.metrics):
-            values[j] = metric.from_outputs(y, out, act)
+            if metric.stateful:
+                # accumulated across batches: ``metric_result`` reads it
+                metric.update_from_outputs(y, out, act)
+                values[j] = np.nan
+            else:
+                values[j] = metric.from_outputs(y, out, act)
+
+    def reset_metrics(self) -> None:
+        """Start the stateful metrics (AUC, precision, recall) afresh: fit
+        calls it before each epoch, evaluate before its first chunk."""
+        for metric in self.metrics:
+            if metric.stateful:
+                metric.reset_state()
+
+    @staticmethod
+    def metric_result(metric, values: np.ndarray, sizes: np.ndarray) -> float:
+        """A metric over batches: a stateful metric's ``result()``, or the
+        mean of the per-batch ``values`` weighted by the batches' ``sizes``."""
+        if metric.stateful:
+            return float(metric.result())
+        return float(values @ sizes) / float(sizes.sum())
 
     def check_compiled(self, what: str) -> None:
         """RuntimeError unless compile() was called (``what``: the caller's name)."""
@@ -511,16 +551,18 @@ class Model:
             if not self.metrics:
                 return {"loss": self._net.loss(x, y, chunk)}
             n = x.shape[0]
-            total = 0.0
-            totals = np.zeros(len(self.metrics))
-            values = np.empty(len(self.metrics))
-            for start in range(0, n, chunk):
+            starts = range(0, n, chunk)
+            sizes = np.array([min(chunk, n - start) for start in starts], dtype=np.float64)
+            chunk_losses = np.empty(len(starts))
+            values = np.empty((len(self.metrics), len(starts)))
+            self.reset_metrics()
+            for k, start in enumerate(starts):
                 xs, ys = x[start:start + chunk], y[start:start + chunk]
-                total += xs.shape[0] * self._net.loss(xs, ys, chunk)
-                self.batch_metrics(ys, values)
-                totals += xs.shape[0] * values
-        scores = {"loss": total / n}
-        scores.update((m.name, float(t) / n) for m, t in zip(self.metrics, totals))
+                chunk_losses[k] = self._net.loss(xs, ys, chunk)
+                self.batch_metrics(ys, values[:, k])
+            scores = {"loss": float(chunk_losses @ sizes) / n}
+            scores.update((m.name, self.metric_result(m, values[j], sizes))
+                          for j, m in enumerate(self.metrics))
         return scores
 
     # ---------------------------------------------------------------- weights

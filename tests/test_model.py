@@ -243,3 +243,26 @@ def test_the_weights_do_not_depend_on_how_the_layers_were_added(how):
         net.build(3)
     for a, b in zip(net.get_weights(), expected):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("args", [("mse", "sgd"), ("binary_crossentropy", pynn.Adam()),
+                                  (pynn.MeanSquaredError(), "adam")])
+def test_compile_in_the_old_order_is_refused_by_name(args):
+    net = pynn.Sequential([pynn.Dense(1, activation="sigmoid", input_dim=2)])
+    with pytest.raises(TypeError, match=r"compile takes \(optimizer, loss, metrics\)"):
+        net.compile(*args)
+    assert net.loss is None and net.optimizer is None      # nothing was compiled
+
+
+def test_compile_takes_keras_order_positionally():
+    net = pynn.Sequential([pynn.Dense(1, activation="sigmoid", input_dim=2)])
+    net.compile("adam", "binary_crossentropy", ["accuracy"])
+    assert isinstance(net.optimizer, pynn.Adam) and net.loss.name == "binary_crossentropy"
+    assert [m.name for m in net.metrics] == ["accuracy"]
+
+
+def test_data_parallel_fit_refuses_stateful_metrics():
+    net = pynn.Sequential([pynn.Dense(1, activation="sigmoid", input_dim=2)])
+    net.compile(loss="binary_crossentropy", metrics=["accuracy", "auc"])
+    with pytest.raises(ValueError, match=r"data-parallel.*\['auc'\]"):
+        net.fit(np.zeros((4, 2)), np.zeros(4), comm=object(), verbose=0)
