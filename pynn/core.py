@@ -26,7 +26,7 @@ import numpy.typing as npt
 from . import _codes, _dense, _threads, initializers, losses, optimizers
 from . import metrics as metrics_module
 from ._validation import (as_dtype, as_float_array, check_finite, check_n_threads,
-                          check_positive_int)
+                          check_positive_int, check_verbose)
 from .errors import DivergenceError
 from .layers import Dense, check_memory
 from .summary import summary_table
@@ -114,6 +114,32 @@ class Model:
         # built once, however many layers: not once per layer
         if self.layers and self.layers[0].input_dim is not None:
             self.build(self.layers[0].input_dim)
+        self._ready = True                  # from now on, unknown names are refused
+
+    def __setattr__(self, name, value):
+        # An attribute pynn does not know is refused, never stored unread.
+        # Known: those __init__ made (in the instance's dict) and the
+        # class's (properties with a setter run it; a property without one
+        # raises as usual).  One dict lookup on the step's path.
+        if name not in self.__dict__ and not hasattr(type(self), name) \
+                and "_ready" in self.__dict__:
+            known = sorted(k for k in self.__dict__ if not k.startswith("_"))
+            raise AttributeError(
+                f"cannot set {name!r} on a {type(self).__name__}: pynn has no such "
+                f"setting, and storing it would change nothing; the attributes that "
+                f"can be set are {known} and the properties 'optimizer', 'trainable'")
+        object.__setattr__(self, name, value)
+
+    @property
+    def trainable(self) -> bool:
+        """Whether fit updates the model's weights; only True for now (see
+        ``Dense.trainable``)."""
+        return True
+
+    @trainable.setter
+    def trainable(self, value):
+        for layer in self.layers:
+            layer.trainable = value
 
     # ------------------------------------------------------------------ build
 
@@ -454,8 +480,8 @@ class Model:
                 loss, status = net.step(x, y, update)
             finally:
                 opt.iterations = net.iterations
-            if opt.iterations > start:
-                self._trained = True
+            if opt.iterations > start and not self._trained:
+                self._trained = True        # set once: no __setattr__ per step
         raise_for_inputs(status, x, y)
         return loss, status == STATUS_OK
 
@@ -476,8 +502,8 @@ class Model:
             yield net
         finally:
             opt.iterations = net.iterations
-            if opt.iterations > start:
-                self._trained = True
+            if opt.iterations > start and not self._trained:
+                self._trained = True        # set once: no __setattr__ per step
 
     def gradients(self, x: npt.ArrayLike,
                   y: npt.ArrayLike) -> tuple[float, list[np.ndarray]]:
@@ -501,7 +527,8 @@ class Model:
 
     # ------------------------------------------------------------- inference
 
-    def predict(self, x: npt.ArrayLike, batch_size: int | None = None) -> np.ndarray:
+    def predict(self, x: npt.ArrayLike, batch_size: int | None = None,
+                verbose: int | str = "auto") -> np.ndarray:
         """Outputs of the network for ``x``.
 
         Parameters
@@ -509,6 +536,8 @@ class Model:
         x : (n_samples, n_features) array
         batch_size : int, optional
             Rows per compiled call (4096 by default); does not change the result.
+        verbose : "auto", 0, 1 or 2
+            Accepted as Keras's; predict prints nothing whatever its value.
 
         Returns
         -------
@@ -518,6 +547,7 @@ class Model:
         # "is None", not "or": batch_size=0 is an error, not the default
         chunk = check_positive_int(_PREDICT_CHUNK if batch_size is None else batch_size,
                                    "batch_size")
+        check_verbose(verbose)
         with self._lock:
             x = self.check_x(x)
             n = x.shape[0]
@@ -525,8 +555,8 @@ class Model:
             self._net.predict(x, out, min(chunk, n))
         return out
 
-    def evaluate(self, x: npt.ArrayLike, y: npt.ArrayLike,
-                 batch_size: int | None = None) -> dict[str, float]:
+    def evaluate(self, x: npt.ArrayLike, y: npt.ArrayLike, batch_size: int | None = None,
+                 verbose: int | str = "auto") -> dict[str, float]:
         """Loss and metrics on (x, y).
 
         Parameters
@@ -535,6 +565,8 @@ class Model:
         y : (n_samples, n_outputs) array, or (n_samples,) labels / one output
         batch_size : int, optional
             Rows per compiled call; does not change the result.
+        verbose : "auto", 0, 1 or 2
+            Accepted as Keras's; evaluate prints nothing whatever its value.
 
         Returns
         -------
@@ -545,6 +577,7 @@ class Model:
         # "is None", not "or": batch_size=0 is an error, not the default
         chunk = check_positive_int(_PREDICT_CHUNK if batch_size is None else batch_size,
                                    "batch_size")
+        check_verbose(verbose)
         with self._lock:
             x, y = self.check_xy(x, y)
             chunk = min(chunk, x.shape[0])  # the kernel takes a C integer

@@ -266,3 +266,49 @@ def test_data_parallel_fit_refuses_stateful_metrics():
     net.compile(loss="binary_crossentropy", metrics=["accuracy", "auc"])
     with pytest.raises(ValueError, match=r"data-parallel.*\['auc'\]"):
         net.fit(np.zeros((4, 2)), np.zeros(4), comm=object(), verbose=0)
+
+
+def test_verbose_and_batch_size_as_keras():
+    x = np.random.default_rng(0).normal(size=(70, 2))
+    y = x.sum(axis=1)
+    nets = []
+    for kwargs in ({"batch_size": None, "verbose": "auto"}, {"batch_size": 32, "verbose": 1}):
+        net = pynn.Sequential([pynn.Dense(1, input_dim=2)], dtype="float64", seed=5)
+        net.compile(loss="mse")
+        net.fit(x, y, epochs=2, **kwargs)
+        nets.append(net)
+    for a, b in zip(*(n.get_weights() for n in nets)):
+        np.testing.assert_array_equal(a, b)     # None is 32, "auto" is 1
+    net = nets[0]
+    for verbose in ("auto", 0, 1, 2):
+        np.testing.assert_array_equal(net.predict(x, verbose=verbose), net.predict(x))
+        assert net.evaluate(x, y, verbose=verbose) == net.evaluate(x, y)
+    for bad in (3, -1, True, "loud", 1.0):
+        for call in (lambda: net.predict(x, verbose=bad),
+                     lambda: net.evaluate(x, y, verbose=bad),
+                     lambda: net.fit(x, y, verbose=bad)):
+            with pytest.raises(ValueError, match=r"verbose must be 'auto', 0, 1 or 2"):
+                call()
+
+
+def test_unknown_attributes_refused_on_layers_and_models():
+    layer = pynn.Dense(2, input_dim=3)
+    net = pynn.Sequential([layer, pynn.Dense(1)])
+    for obj, name in ((layer, "kernel_regularizer"), (net, "run_eagerly"), (net, "stop_traning")):
+        with pytest.raises(AttributeError, match=rf"cannot set '{name}'.*attributes that can be set"):
+            setattr(obj, name, 1)
+        assert not hasattr(obj, name)
+    net.stop_training = True                    # known ones still set
+    layer.name = "first"
+    assert net.stop_training and layer.name == "first"
+
+
+def test_freezing_is_refused_not_ignored():
+    net = pynn.Sequential([pynn.Dense(2, input_dim=3), pynn.Dense(1)])
+    for obj in (net.layers[0], net):
+        assert obj.trainable is True
+        obj.trainable = True
+        with pytest.raises(NotImplementedError, match="trainable = False"):
+            obj.trainable = False
+        with pytest.raises(TypeError, match="trainable"):
+            obj.trainable = "no"

@@ -19,8 +19,8 @@ from .arguments import check_fit_arguments
 from .callback_list import CallbackList
 
 
-def fit(model, x, y=None, epochs=1, batch_size=32, shuffle=True, validation_data=None,
-        validation_split=0.0, callbacks=None, verbose=1, initial_epoch=0, target_loss=None,
+def fit(model, x, y=None, epochs=1, batch_size=None, shuffle=True, validation_data=None,
+        validation_split=0.0, callbacks=None, verbose="auto", initial_epoch=0, target_loss=None,
         on_divergence="raise", steps_per_epoch=None, comm=None):
     """Train ``model`` with mini-batch gradient descent: ``Sequential.fit``
     (its docstring describes each argument)."""
