@@ -598,6 +598,41 @@ class Model:
                           for j, m in enumerate(self.metrics))
         return scores
 
+    def predict_on_batch(self, x: npt.ArrayLike) -> np.ndarray:
+        """``predict`` on one batch, as Keras's: the outputs for ``x``."""
+        return self.predict(x)
+
+    def __call__(self, x: npt.ArrayLike) -> np.ndarray:
+        """``model(x)``: the outputs for one batch (``predict_on_batch``)."""
+        return self.predict(x)
+
+    def test_on_batch(self, x: npt.ArrayLike, y: npt.ArrayLike) -> dict[str, float]:
+        """Loss and metrics on one batch, returned as ``evaluate`` returns them."""
+        return self.evaluate(x, y)
+
+    @property
+    def metrics_names(self) -> list[str]:
+        """``["loss", *metric names]``: the order of evaluate's values."""
+        return ["loss"] + [m.name for m in self.metrics]
+
+    def get_layer(self, name: str | None = None, index: int | None = None) -> Dense:
+        """The layer called ``name``, or at position ``index`` (one of the two)."""
+        if (name is None) == (index is None):
+            raise ValueError(f"give the layer's name or its index, not both nor neither "
+                             f"(got name={name!r}, index={index!r})")
+        if index is not None:
+            if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+                raise TypeError(f"index must be an int, got {index!r}")
+            if not -len(self.layers) <= index < len(self.layers):
+                raise ValueError(f"index {index} is out of range for "
+                                 f"{len(self.layers)} layers")
+            return self.layers[index]
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"no layer named {name!r}; the layers' names: "
+                         f"{[layer.name for layer in self.layers]}")
+
     # ---------------------------------------------------------------- weights
 
     def get_weights(self) -> list[np.ndarray]:

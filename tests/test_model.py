@@ -312,3 +312,24 @@ def test_freezing_is_refused_not_ignored():
             obj.trainable = False
         with pytest.raises(TypeError, match="trainable"):
             obj.trainable = "no"
+
+
+def test_keras_inference_methods():
+    x = np.random.default_rng(1).normal(size=(9, 3))
+    y = x[:, 0]
+    net = pynn.Sequential([pynn.Dense(4, "tanh", input_dim=3, name="hidden"),
+                           pynn.Dense(1, name="out")], dtype="float64", seed=2)
+    net.compile(loss="mse", metrics=["mae"])
+    np.testing.assert_array_equal(net(x), net.predict(x))
+    np.testing.assert_array_equal(net.predict_on_batch(x), net.predict(x))
+    assert net.test_on_batch(x, y) == net.evaluate(x, y)
+    assert net.metrics_names == ["loss", "mae"]
+    assert net.get_layer("out") is net.layers[1] and net.get_layer(index=0) is net.layers[0]
+    assert net.get_layer(index=-1) is net.layers[1]
+    with pytest.raises(ValueError, match="no layer named 'x'.*hidden"):
+        net.get_layer("x")
+    with pytest.raises(ValueError, match="name or its index"):
+        net.get_layer()
+    with pytest.raises(ValueError, match="index 2 is out of range"):
+        net.get_layer(index=2)
+    assert net.count_params() == 3 * 4 + 4 + 4 + 1
