@@ -65,8 +65,8 @@ def run_one(name, dtype, solver, epochs, hidden, seed):
         import pynn
         net = pynn.Sequential([pynn.Dense(hidden, "relu", input_dim=x_train.shape[1]),
                                pynn.Dense(10, "softmax")], dtype=dtype, seed=seed)
-        net.compile("sparse_categorical_crossentropy",
-                    pynn.Adam(settings["learning_rate_init"], epsilon=settings["epsilon"],
+        net.compile(loss="sparse_categorical_crossentropy",
+                    optimizer=pynn.Adam(settings["learning_rate_init"], epsilon=settings["epsilon"],
                               weight_decay=settings["alpha"] / settings["batch_size"]),
                     metrics=["accuracy"])
         start, cpu = time.perf_counter(), time.process_time()

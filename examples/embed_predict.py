@@ -46,7 +46,7 @@ def train_and_save(path, epochs):
     x, labels = make_data()
     net = pynn.Sequential([pynn.Dense(16, "relu", input_dim=2),
                            pynn.Dense(3, "softmax")], dtype="float64", seed=0)
-    net.compile("sparse_categorical_crossentropy", pynn.Adam(0.01), metrics=["accuracy"])
+    net.compile(pynn.Adam(0.01), "sparse_categorical_crossentropy", metrics=["accuracy"])
     net.fit(x, labels, epochs=epochs, batch_size=32, verbose=0)
     print(f"trainer: accuracy {net.evaluate(x, labels)['accuracy']:.3f}, saved to {path}")
     net.save(path)

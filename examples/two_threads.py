@@ -37,7 +37,7 @@ def make_model(seed, n_features, hidden):
                                       kernel_initializer="he_uniform"),
                            pynn.Dense(hidden, "relu", kernel_initializer="he_uniform"),
                            pynn.Dense(1)], dtype="float32", seed=seed, n_threads=1)
-    net.compile("mse", pynn.SGD(learning_rate=0.01, momentum=0.9))
+    net.compile(pynn.SGD(learning_rate=0.01, momentum=0.9), "mse")
     return net
 
 

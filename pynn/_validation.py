@@ -227,3 +227,13 @@ def check_real(value, argname, low=None, high=None, low_open=False, high_open=Fa
         bound = f"< {high}" if high_open else f"<= {high}"
         raise ValueError(f"{argname} must be {bound}, got {value!r}")
     return value
+
+
+def check_verbose(verbose, argname="verbose"):
+    """``verbose`` as 0, 1 or 2: "auto" is 1, as Keras; anything else is refused."""
+    if isinstance(verbose, str) and verbose == "auto":
+        return 1
+    if isinstance(verbose, (bool, np.bool_)) or not isinstance(verbose, (int, np.integer)) \
+            or verbose not in (0, 1, 2):
+        raise ValueError(f"{argname} must be 'auto', 0, 1 or 2, got {verbose!r}")
+    return int(verbose)

@@ -26,7 +26,7 @@ import numpy.typing as npt
 from . import _codes, _dense, _threads, initializers, losses, optimizers
 from . import metrics as metrics_module
 from ._validation import (as_dtype, as_float_array, check_finite, check_n_threads,
-                          check_positive_int)
+                          check_positive_int, check_verbose)
 from .errors import DivergenceError
 from .layers import Dense, check_memory
 from .summary import summary_table
@@ -48,6 +48,20 @@ def raise_for_inputs(status: int, x: np.ndarray, y: np.ndarray) -> None:
         check_finite(x, "x")
     if status == STATUS_Y_NONFINITE:
         check_finite(y, "y")
+
+
+def _check_compile_order(optimizer, loss):
+    # compile's order was (loss, optimizer) before it became Keras's
+    # (optimizer, loss): a call written in the old order is refused by name
+    # rather than read as something else
+    swapped = (isinstance(optimizer, losses.Loss)
+               or (isinstance(optimizer, str) and optimizer.lower() in losses.names())
+               or isinstance(loss, optimizers.Optimizer)
+               or (isinstance(loss, str) and loss.lower() in optimizers.names()))
+    if swapped:
+        raise TypeError(f"compile takes (optimizer, loss, metrics), in Keras's order; "
+                        f"got optimizer={optimizer!r} and loss={loss!r}, which look "
+                        f"swapped: write compile(optimizer=..., loss=...)")
 
 
 class Model:
@@ -100,6 +114,32 @@ class Model:
         # built once, however many layers: not once per layer
         if self.layers and self.layers[0].input_dim is not None:
             self.build(self.layers[0].input_dim)
+        self._ready = True                  # from now on, unknown names are refused
+
+    def __setattr__(self, name, value):
+        # An attribute pynn does not know is refused, never stored unread.
+        # Known: those __init__ made (in the instance's dict) and the
+        # class's (properties with a setter run it; a property without one
+        # raises as usual).  One dict lookup on the step's path.
+        if name not in self.__dict__ and not hasattr(type(self), name) \
+                and "_ready" in self.__dict__:
+            known = sorted(k for k in self.__dict__ if not k.startswith("_"))
+            raise AttributeError(
+                f"cannot set {name!r} on a {type(self).__name__}: pynn has no such "
+                f"setting, and storing it would change nothing; the attributes that "
+                f"can be set are {known} and the properties 'optimizer', 'trainable'")
+        object.__setattr__(self, name, value)
+
+    @property
+    def trainable(self) -> bool:
+        """Whether fit updates the model's weights; only True for now (see
+        ``Dense.trainable``)."""
+        return True
+
+    @trainable.setter
+    def trainable(self, value):
+        for layer in self.layers:
+            layer.trainable = value
 
     # ------------------------------------------------------------------ build
 
@@ -263,25 +303,31 @@ class Model:
 
     # ---------------------------------------------------------------- compile
 
-    def compile(self, loss: str | losses.Loss | dict = "mse",
-                optimizer: str | optimizers.Optimizer | dict = "sgd",
-                metrics: Sequence[str] | None = None) -> None:
-        """Choose the loss, the optimizer and the metrics fit and evaluate report.
+    def compile(self, optimizer: str | optimizers.Optimizer | dict = "sgd",
+                loss: str | losses.Loss | dict = "mse",
+                metrics: Sequence[str | metrics_module.Metric] | None = None) -> None:
+        """Choose the optimizer, the loss and the metrics fit and evaluate report.
+
+        The parameters come in Keras's order: ``compile(optimizer, loss, metrics)``.
 
         Parameters
         ----------
-        loss : str, Loss or dict
-            A name (``pynn.losses.names()``), a Loss, or a serialized Loss.
         optimizer : str, Optimizer or dict
             "sgd", "adam", an Optimizer, or a serialized one.
-        metrics : list of str, optional
-            Names from ``pynn.metrics.names()``, or "accuracy".
+        loss : str, Loss or dict
+            A name (``pynn.losses.names()``), a Loss, or a serialized Loss.
+        metrics : list of str or Metric, optional
+            Names from ``pynn.metrics.names()`` ("accuracy" is resolved from
+            the loss); AUC, precision and recall accumulate over each epoch
+            (fit) or over the whole data (evaluate).
         """
+        _check_compile_order(optimizer, loss)
         loss = losses.get(loss)
         opt = optimizers.get(optimizer)
         self._check_owner(opt)
         metrics = metrics_module.get_list(metrics, loss,
-                                          self.output_dim if self.layers else None)
+                                          self.output_dim if self.layers else None,
+                                          accumulates=True)
         opt.check_dtype(self.dtype)
         # nothing changes until every argument has been accepted, nor while
         # a compiled call uses the buffers this may free
@@ -329,7 +375,27 @@ class Model:
         out = self._net.last_output(y.shape[0])
         act = self.loss.output_activation(self.layers[-1].activation)
         for j, metric in enumerate(self.metrics):
-            values[j] = metric.from_outputs(y, out, act)
+            if metric.stateful:
+                # accumulated across batches: ``metric_result`` reads it
+                metric.update_from_outputs(y, out, act)
+                values[j] = np.nan
+            else:
+                values[j] = metric.from_outputs(y, out, act)
+
+    def reset_metrics(self) -> None:
+        """Start the stateful metrics (AUC, precision, recall) afresh: fit
+        calls it before each epoch, evaluate before its first chunk."""
+        for metric in self.metrics:
+            if metric.stateful:
+                metric.reset_state()
+
+    @staticmethod
+    def metric_result(metric, values: np.ndarray, sizes: np.ndarray) -> float:
+        """A metric over batches: a stateful metric's ``result()``, or the
+        mean of the per-batch ``values`` weighted by the batches' ``sizes``."""
+        if metric.stateful:
+            return float(metric.result())
+        return float(values @ sizes) / float(sizes.sum())
 
     def check_compiled(self, what: str) -> None:
         """RuntimeError unless compile() was called (``what``: the caller's name)."""
@@ -414,8 +480,8 @@ class Model:
                 loss, status = net.step(x, y, update)
             finally:
                 opt.iterations = net.iterations
-            if opt.iterations > start:
-                self._trained = True
+            if opt.iterations > start and not self._trained:
+                self._trained = True        # set once: no __setattr__ per step
         raise_for_inputs(status, x, y)
         return loss, status == STATUS_OK
 
@@ -436,8 +502,8 @@ class Model:
             yield net
         finally:
             opt.iterations = net.iterations
-            if opt.iterations > start:
-                self._trained = True
+            if opt.iterations > start and not self._trained:
+                self._trained = True        # set once: no __setattr__ per step
 
     def gradients(self, x: npt.ArrayLike,
                   y: npt.ArrayLike) -> tuple[float, list[np.ndarray]]:
@@ -461,7 +527,8 @@ class Model:
 
     # ------------------------------------------------------------- inference
 
-    def predict(self, x: npt.ArrayLike, batch_size: int | None = None) -> np.ndarray:
+    def predict(self, x: npt.ArrayLike, batch_size: int | None = None,
+                verbose: int | str = "auto") -> np.ndarray:
         """Outputs of the network for ``x``.
 
         Parameters
@@ -469,6 +536,8 @@ class Model:
         x : (n_samples, n_features) array
         batch_size : int, optional
             Rows per compiled call (4096 by default); does not change the result.
+        verbose : "auto", 0, 1 or 2
+            Accepted as Keras's; predict prints nothing whatever its value.
 
         Returns
         -------
@@ -478,6 +547,7 @@ class Model:
         # "is None", not "or": batch_size=0 is an error, not the default
         chunk = check_positive_int(_PREDICT_CHUNK if batch_size is None else batch_size,
                                    "batch_size")
+        check_verbose(verbose)
         with self._lock:
             x = self.check_x(x)
             n = x.shape[0]
@@ -485,8 +555,8 @@ class Model:
             self._net.predict(x, out, min(chunk, n))
         return out
 
-    def evaluate(self, x: npt.ArrayLike, y: npt.ArrayLike,
-                 batch_size: int | None = None) -> dict[str, float]:
+    def evaluate(self, x: npt.ArrayLike, y: npt.ArrayLike, batch_size: int | None = None,
+                 verbose: int | str = "auto") -> dict[str, float]:
         """Loss and metrics on (x, y).
 
         Parameters
@@ -495,6 +565,8 @@ class Model:
         y : (n_samples, n_outputs) array, or (n_samples,) labels / one output
         batch_size : int, optional
             Rows per compiled call; does not change the result.
+        verbose : "auto", 0, 1 or 2
+            Accepted as Keras's; evaluate prints nothing whatever its value.
 
         Returns
         -------
@@ -505,23 +577,61 @@ class Model:
         # "is None", not "or": batch_size=0 is an error, not the default
         chunk = check_positive_int(_PREDICT_CHUNK if batch_size is None else batch_size,
                                    "batch_size")
+        check_verbose(verbose)
         with self._lock:
             x, y = self.check_xy(x, y)
             chunk = min(chunk, x.shape[0])  # the kernel takes a C integer
             if not self.metrics:
                 return {"loss": self._net.loss(x, y, chunk)}
             n = x.shape[0]
-            total = 0.0
-            totals = np.zeros(len(self.metrics))
-            values = np.empty(len(self.metrics))
-            for start in range(0, n, chunk):
+            starts = range(0, n, chunk)
+            sizes = np.array([min(chunk, n - start) for start in starts], dtype=np.float64)
+            chunk_losses = np.empty(len(starts))
+            values = np.empty((len(self.metrics), len(starts)))
+            self.reset_metrics()
+            for k, start in enumerate(starts):
                 xs, ys = x[start:start + chunk], y[start:start + chunk]
-                total += xs.shape[0] * self._net.loss(xs, ys, chunk)
-                self.batch_metrics(ys, values)
-                totals += xs.shape[0] * values
-        scores = {"loss": total / n}
-        scores.update((m.name, float(t) / n) for m, t in zip(self.metrics, totals))
+                chunk_losses[k] = self._net.loss(xs, ys, chunk)
+                self.batch_metrics(ys, values[:, k])
+            scores = {"loss": float(chunk_losses @ sizes) / n}
+            scores.update((m.name, self.metric_result(m, values[j], sizes))
+                          for j, m in enumerate(self.metrics))
         return scores
+
+    def predict_on_batch(self, x: npt.ArrayLike) -> np.ndarray:
+        """``predict`` on one batch, as Keras's: the outputs for ``x``."""
+        return self.predict(x)
+
+    def __call__(self, x: npt.ArrayLike) -> np.ndarray:
+        """``model(x)``: the outputs for one batch (``predict_on_batch``)."""
+        return self.predict(x)
+
+    def test_on_batch(self, x: npt.ArrayLike, y: npt.ArrayLike) -> dict[str, float]:
+        """Loss and metrics on one batch, returned as ``evaluate`` returns them."""
+        return self.evaluate(x, y)
+
+    @property
+    def metrics_names(self) -> list[str]:
+        """``["loss", *metric names]``: the order of evaluate's values."""
+        return ["loss"] + [m.name for m in self.metrics]
+
+    def get_layer(self, name: str | None = None, index: int | None = None) -> Dense:
+        """The layer called ``name``, or at position ``index`` (one of the two)."""
+        if (name is None) == (index is None):
+            raise ValueError(f"give the layer's name or its index, not both nor neither "
+                             f"(got name={name!r}, index={index!r})")
+        if index is not None:
+            if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+                raise TypeError(f"index must be an int, got {index!r}")
+            if not -len(self.layers) <= index < len(self.layers):
+                raise ValueError(f"index {index} is out of range for "
+                                 f"{len(self.layers)} layers")
+            return self.layers[index]
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"no layer named {name!r}; the layers' names: "
+                         f"{[layer.name for layer in self.layers]}")
 
     # ---------------------------------------------------------------- weights
 

@@ -12,7 +12,8 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _dense, activations, initializers
-from ._validation import as_float_array, check_finite, check_name, check_positive_int
+from ._validation import (as_float_array, check_bool, check_finite, check_name,
+                          check_positive_int)
 
 
 def _physical_memory():
@@ -121,6 +122,36 @@ class Dense:
             raise ValueError(f"{part} must have shape {live.shape}, got {arr.shape}")
         check_finite(arr, part)
         live[...] = arr
+
+    @property
+    def trainable(self) -> bool:
+        """Whether fit and train_on_batch update this layer's W and b.
+
+        Only True for now: setting False raises NotImplementedError rather
+        than being ignored (the update would still change the weights).
+        """
+        return True
+
+    @trainable.setter
+    def trainable(self, value):
+        value = check_bool(value, "trainable")
+        if not value:
+            raise NotImplementedError(
+                "layer.trainable = False is not supported yet: the compiled update "
+                "would still change this layer's weights")
+
+    # What may be set on a layer; anything else is refused, never stored
+    # unread (a setting pynn does not know would change nothing).
+    _SETTABLE = frozenset({"units", "activation", "input_dim", "kernel_initializer",
+                           "bias_initializer", "name", "W", "b", "dW", "db", "_W", "_b",
+                           "trainable"})
+
+    def __setattr__(self, name, value):
+        if name not in self._SETTABLE:
+            raise AttributeError(
+                f"cannot set {name!r} on a {type(self).__name__} layer: pynn has no such "
+                f"setting; the attributes that can be set are {sorted(self._SETTABLE)}")
+        object.__setattr__(self, name, value)
 
     @property
     def activation_code(self):

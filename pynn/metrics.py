@@ -220,8 +220,8 @@ class StatefulMetric(Metric):
 
 def _not_a_mean(name):
     return (f"metric {name!r} is not a mean of per-batch values: fit and evaluate would "
-            f"have to accumulate it across batches (reset_state / update_state / "
-            f"result), which they do not do yet; compute it on the predictions "
+            f"accumulate it across batches (reset_state / update_state / result); "
+            f"this caller averages per-batch values: compute it on the predictions "
             f"instead, e.g. pynn.metrics.get({name!r}, loss)(y, model.predict(x))")
 
 

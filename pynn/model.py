@@ -38,10 +38,10 @@ class Sequential(Model):
         return training.train_on_batch(self, x, y)
 
     def fit(self, x: npt.ArrayLike, y: npt.ArrayLike | None = None, epochs: int = 1,
-            batch_size: int = 32, shuffle: bool = True,
+            batch_size: int | None = None, shuffle: bool = True,
             validation_data: tuple[npt.ArrayLike, npt.ArrayLike] | None = None,
             validation_split: float = 0.0, callbacks: Sequence[Callback] | None = None,
-            verbose: int = 1, initial_epoch: int = 0, target_loss: float | None = None,
+            verbose: int | str = "auto", initial_epoch: int = 0, target_loss: float | None = None,
             on_divergence: str = "raise", steps_per_epoch: int | None = None,
             comm: Any = None) -> History:
         """Train with mini-batch gradient descent.
@@ -61,8 +61,8 @@ class Sequential(Model):
         epochs : int >= 0
             Index of the epoch to stop at (as Keras): training runs epochs
             ``initial_epoch`` .. ``epochs - 1``.
-        batch_size : int > 0
-            The last batch of an epoch may be smaller.  A batch_size larger
+        batch_size : int > 0 or None
+            None means 32 (as Keras).  The last batch of an epoch may be smaller.  A batch_size larger
             than the number of samples means one batch of all of them (as
             Keras; silently).
         shuffle : bool
@@ -76,8 +76,9 @@ class Sequential(Model):
             and y before any shuffling (as Keras), as validation data.
             Not with ``validation_data``.
         callbacks : list of pynn.callbacks.Callback, optional
-        verbose : 0, 1 or 2
-            0 silent, 1 a progress bar per epoch, 2 one line per epoch.
+        verbose : "auto", 0, 1 or 2
+            0 silent, 1 ("auto", as Keras) a progress bar per epoch, 2 one
+            line per epoch.
         initial_epoch : int >= 0
             Epoch to start counting from, to resume a previous fit.
         target_loss : float, optional

@@ -302,8 +302,6 @@ def test_keras_auc_defaults_to_kerass_thresholds():
     assert prec.result() == pynn.metrics.precision(y, p, 0.5)
 
 
-@pytest.mark.xfail(strict=True, raises=NotImplementedError,
-                   reason="fit and evaluate do not yet accumulate stateful metrics")
 def test_auc_precision_recall_in_compile():
     x, y = data()
     model = make()

@@ -326,9 +326,6 @@ def binary_problem(seed=0, n=400):
     return x, y
 
 
-@pytest.mark.xfail(strict=True, raises=NotImplementedError,
-                   reason="evaluate averages per-chunk metric values; "
-                   "it must call reset_state / update_from_outputs / result")
 def test_evaluate_reports_exact_auc_precision_recall():
     x, y = binary_problem()
     net = pynn.Sequential([pynn.Dense(1, activation="sigmoid", input_dim=4)],
@@ -341,9 +338,6 @@ def test_evaluate_reports_exact_auc_precision_recall():
     assert scores["recall"] == pytest.approx(sklearn_metrics.recall_score(y, p > 0.5))
 
 
-@pytest.mark.xfail(strict=True, raises=NotImplementedError,
-                   reason="fit averages per-batch metric values; it must "
-                   "reset stateful metrics each epoch and log their result()")
 def test_fit_reports_auc_over_the_epoch():
     x, y = binary_problem()
     net = pynn.Sequential([pynn.Dense(1, activation="sigmoid", input_dim=4)],

@@ -243,3 +243,93 @@ def test_the_weights_do_not_depend_on_how_the_layers_were_added(how):
         net.build(3)
     for a, b in zip(net.get_weights(), expected):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("args", [("mse", "sgd"), ("binary_crossentropy", pynn.Adam()),
+                                  (pynn.MeanSquaredError(), "adam")])
+def test_compile_in_the_old_order_is_refused_by_name(args):
+    net = pynn.Sequential([pynn.Dense(1, activation="sigmoid", input_dim=2)])
+    with pytest.raises(TypeError, match=r"compile takes \(optimizer, loss, metrics\)"):
+        net.compile(*args)
+    assert net.loss is None and net.optimizer is None      # nothing was compiled
+
+
+def test_compile_takes_keras_order_positionally():
+    net = pynn.Sequential([pynn.Dense(1, activation="sigmoid", input_dim=2)])
+    net.compile("adam", "binary_crossentropy", ["accuracy"])
+    assert isinstance(net.optimizer, pynn.Adam) and net.loss.name == "binary_crossentropy"
+    assert [m.name for m in net.metrics] == ["accuracy"]
+
+
+def test_data_parallel_fit_refuses_stateful_metrics():
+    net = pynn.Sequential([pynn.Dense(1, activation="sigmoid", input_dim=2)])
+    net.compile(loss="binary_crossentropy", metrics=["accuracy", "auc"])
+    with pytest.raises(ValueError, match=r"data-parallel.*\['auc'\]"):
+        net.fit(np.zeros((4, 2)), np.zeros(4), comm=object(), verbose=0)
+
+
+def test_verbose_and_batch_size_as_keras():
+    x = np.random.default_rng(0).normal(size=(70, 2))
+    y = x.sum(axis=1)
+    nets = []
+    for kwargs in ({"batch_size": None, "verbose": "auto"}, {"batch_size": 32, "verbose": 1}):
+        net = pynn.Sequential([pynn.Dense(1, input_dim=2)], dtype="float64", seed=5)
+        net.compile(loss="mse")
+        net.fit(x, y, epochs=2, **kwargs)
+        nets.append(net)
+    for a, b in zip(*(n.get_weights() for n in nets)):
+        np.testing.assert_array_equal(a, b)     # None is 32, "auto" is 1
+    net = nets[0]
+    for verbose in ("auto", 0, 1, 2):
+        np.testing.assert_array_equal(net.predict(x, verbose=verbose), net.predict(x))
+        assert net.evaluate(x, y, verbose=verbose) == net.evaluate(x, y)
+    for bad in (3, -1, True, "loud", 1.0):
+        for call in (lambda: net.predict(x, verbose=bad),
+                     lambda: net.evaluate(x, y, verbose=bad),
+                     lambda: net.fit(x, y, verbose=bad)):
+            with pytest.raises(ValueError, match=r"verbose must be 'auto', 0, 1 or 2"):
+                call()
+
+
+def test_unknown_attributes_refused_on_layers_and_models():
+    layer = pynn.Dense(2, input_dim=3)
+    net = pynn.Sequential([layer, pynn.Dense(1)])
+    for obj, name in ((layer, "kernel_regularizer"), (net, "run_eagerly"), (net, "stop_traning")):
+        with pytest.raises(AttributeError, match=rf"cannot set '{name}'.*attributes that can be set"):
+            setattr(obj, name, 1)
+        assert not hasattr(obj, name)
+    net.stop_training = True                    # known ones still set
+    layer.name = "first"
+    assert net.stop_training and layer.name == "first"
+
+
+def test_freezing_is_refused_not_ignored():
+    net = pynn.Sequential([pynn.Dense(2, input_dim=3), pynn.Dense(1)])
+    for obj in (net.layers[0], net):
+        assert obj.trainable is True
+        obj.trainable = True
+        with pytest.raises(NotImplementedError, match="trainable = False"):
+            obj.trainable = False
+        with pytest.raises(TypeError, match="trainable"):
+            obj.trainable = "no"
+
+
+def test_keras_inference_methods():
+    x = np.random.default_rng(1).normal(size=(9, 3))
+    y = x[:, 0]
+    net = pynn.Sequential([pynn.Dense(4, "tanh", input_dim=3, name="hidden"),
+                           pynn.Dense(1, name="out")], dtype="float64", seed=2)
+    net.compile(loss="mse", metrics=["mae"])
+    np.testing.assert_array_equal(net(x), net.predict(x))
+    np.testing.assert_array_equal(net.predict_on_batch(x), net.predict(x))
+    assert net.test_on_batch(x, y) == net.evaluate(x, y)
+    assert net.metrics_names == ["loss", "mae"]
+    assert net.get_layer("out") is net.layers[1] and net.get_layer(index=0) is net.layers[0]
+    assert net.get_layer(index=-1) is net.layers[1]
+    with pytest.raises(ValueError, match="no layer named 'x'.*hidden"):
+        net.get_layer("x")
+    with pytest.raises(ValueError, match="name or its index"):
+        net.get_layer()
+    with pytest.raises(ValueError, match="index 2 is out of range"):
+        net.get_layer(index=2)
+    assert net.count_params() == 3 * 4 + 4 + 4 + 1

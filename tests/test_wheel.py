@@ -43,7 +43,7 @@ TRAIN = textwrap.dedent("""
     x = rng.normal(size=(256, 3))
     y = (x @ [1.0, -2.0, 0.5])[:, None]
     net = pynn.Sequential([pynn.Dense(8, "tanh", input_dim=3), pynn.Dense(1)], seed=0)
-    net.compile("mse", pynn.SGD(0.05, momentum=0.9))
+    net.compile(pynn.SGD(0.05, momentum=0.9), "mse")
     loss = net.fit(x, y, epochs=30, batch_size=32, verbose=0).history["loss"]
     assert loss[-1] < 0.1 * loss[0], loss
     print(here)

@@ -101,7 +101,7 @@ class Dense(_layers.Dense):
     def adopt(cls, layer):
         # A pynn Dense (of a loaded model) seen through this namespace: the
         # same object, holding no state of its own beyond pynn's.
-        layer.__class__ = cls
+        object.__setattr__(layer, "__class__", cls)
         object.__setattr__(layer, "_locked", True)
         return layer
 

@@ -3,8 +3,8 @@
 ``AUC`` here defaults to Keras's 200-threshold approximation (as Keras);
 ``pynn.metrics.AUC`` is exact.  AUC, Precision and Recall are stateful
 (``reset_state`` / ``update_state`` / ``result``) and can be used as Keras's
-are, on arrays; ``compile(metrics=[...])`` refuses them until fit and
-evaluate accumulate such metrics across batches (see pynn.metrics).
+are, on arrays and in ``compile(metrics=[...])``: fit resets them each
+epoch, evaluate accumulates them over its chunks.
 """
 from .. import metrics as _metrics
 from ._missing import module_getattr, refuse

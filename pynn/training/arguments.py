@@ -3,9 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
-from .._validation import check_bool, check_nonneg_int, check_positive_int, check_real
+from .._validation import (check_bool, check_nonneg_int, check_positive_int, check_real,
+                           check_verbose)
 from ..callbacks import Callback
 
 
@@ -32,10 +31,10 @@ def check_fit_arguments(epochs, batch_size, shuffle, validation_split, callbacks
     if initial_epoch > epochs:
         raise ValueError(f"initial_epoch ({initial_epoch}) must not exceed "
                          f"epochs ({epochs})")
-    batch_size = check_positive_int(batch_size, "batch_size")
+    # None is Keras's default of 32
+    batch_size = 32 if batch_size is None else check_positive_int(batch_size, "batch_size")
     shuffle = check_bool(shuffle, "shuffle")
-    if isinstance(verbose, (bool, np.bool_)) or verbose not in (0, 1, 2):
-        raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
+    verbose = check_verbose(verbose)
     if target_loss is not None:
         target_loss = check_real(target_loss, "target_loss")
     if on_divergence not in ("raise", "stop"):

@@ -19,12 +19,20 @@ from .arguments import check_fit_arguments
 from .callback_list import CallbackList
 
 
-def fit(model, x, y=None, epochs=1, batch_size=32, shuffle=True, validation_data=None,
-        validation_split=0.0, callbacks=None, verbose=1, initial_epoch=0, target_loss=None,
+def fit(model, x, y=None, epochs=1, batch_size=None, shuffle=True, validation_data=None,
+        validation_split=0.0, callbacks=None, verbose="auto", initial_epoch=0, target_loss=None,
         on_divergence="raise", steps_per_epoch=None, comm=None):
     """Train ``model`` with mini-batch gradient descent: ``Sequential.fit``
     (its docstring describes each argument)."""
     model.check_compiled("fit")
+    if comm is not None:
+        stateful = [m.name for m in model.metrics if m.stateful]
+        if stateful:
+            # each rank would hold the state of its own shard only
+            raise ValueError(f"a data-parallel fit (comm=...) cannot report the metrics "
+                             f"{stateful}: they accumulate over the whole data, which "
+                             f"no rank sees; compile without them, or evaluate them "
+                             f"after fit on one rank")
     args = check_fit_arguments(epochs, batch_size, shuffle, validation_split, callbacks,
                                verbose, initial_epoch, target_loss, on_divergence)
     verbose, callbacks, batch_size = args.verbose, args.callbacks, args.batch_size
@@ -55,6 +63,7 @@ def fit(model, x, y=None, epochs=1, batch_size=32, shuffle=True, validation_data
         logs = {}
         for epoch in range(args.initial_epoch, args.epochs):
             cbl.on_epoch_begin(epoch, {})
+            model.reset_metrics()
             order = model.generator.permutation(n) if args.shuffle and n else None
             done, diverged = fit_epoch(model, x, y, order, batch_size, sizes, batch_losses,
                                        batch_metrics, cbl, dist)
@@ -84,7 +93,7 @@ def epoch_logs(model, done, sizes, batch_losses, batch_metrics, val, dist):
     n_seen = float(sizes[:done].sum())
     logs = {"loss": float(batch_losses[:done] @ sizes[:done]) / n_seen}
     for j, metric in enumerate(model.metrics):
-        logs[metric.name] = float(batch_metrics[j, :done] @ sizes[:done]) / n_seen
+        logs[metric.name] = model.metric_result(metric, batch_metrics[j, :done], sizes[:done])
     if val is not None:
         logs.update({"val_" + k: v for k, v in model.evaluate(*val).items()})
     if dist is not None:
