@@ -376,6 +376,55 @@ class Model:
                              f"{x.shape[0]} and {y.shape[0]}")
         return x, y
 
+    def check_weights(self, sample_weight: npt.ArrayLike | None, class_weight: dict | None,
+                      y: np.ndarray) -> np.ndarray | None:
+        """Per-sample weights for the prepared targets ``y``, or None.
+
+        ``sample_weight``: (n_samples,) finite values >= 0.  ``class_weight``:
+        a dict class index -> weight, read from the labels (the integer
+        label, the 0/1 target of a one-output binary model, or the argmax of
+        a one-hot row), for the cross-entropy losses only; with both, the
+        two multiply (as Keras).  Returns a C-contiguous array of the
+        model's dtype, never one of the user's arrays.
+        """
+        if sample_weight is None and class_weight is None:
+            return None
+        n = y.shape[0]
+        weights = np.ones(n, dtype=np.float64)
+        if class_weight is not None:
+            if not isinstance(class_weight, dict):
+                raise TypeError(f"class_weight must be a dict class -> weight, got "
+                                f"{type(class_weight).__name__}")
+            if not isinstance(self.loss, (losses.BinaryCrossentropy,
+                                          losses.CategoricalCrossentropy,
+                                          losses.SparseCategoricalCrossentropy)):
+                raise ValueError(f"class_weight applies to classification losses, "
+                                 f"not to {self.loss.name!r}")
+            classes = (y[:, 0] if y.shape[1] == 1 else np.argmax(y, axis=1)).astype(np.intp)
+            n_classes = max(self.output_dim, 2)
+            table = np.ones(n_classes)
+            for label, value in class_weight.items():
+                if isinstance(label, bool) or not isinstance(label, (int, np.integer)) \
+                        or not 0 <= label < n_classes:
+                    raise ValueError(f"class_weight's keys must be class indices in "
+                                     f"[0, {n_classes}), got {label!r}")
+                w = float(value)
+                if not (np.isfinite(w) and w >= 0):
+                    raise ValueError(f"class_weight[{label!r}] must be finite and >= 0, "
+                                     f"got {value!r}")
+                table[label] = w
+            weights *= table[classes]
+        if sample_weight is not None:
+            sw = as_float_array(sample_weight, np.float64, "sample_weight")
+            if sw.ndim != 1 or sw.shape[0] != n:
+                raise ValueError(f"sample_weight must be a 1-D array of {n} values (one "
+                                 f"per sample), got shape {sw.shape}")
+            if not np.all(np.isfinite(sw)) or np.any(sw < 0):
+                raise ValueError("sample_weight must hold finite values >= 0, got "
+                                 f"{sw[~(np.isfinite(sw) & (sw >= 0))][0]!r}")
+            weights *= sw
+        return np.ascontiguousarray(weights, dtype=self.dtype)
+
     # ---------------------------------------------------------- step interface
 
     def _sync_optimizer(self):
@@ -388,8 +437,11 @@ class Model:
                 opt.state.shape[0] != opt.state_size(self.params.shape[0]):
             self._prepare_training()
 
-    def step(self, x: np.ndarray, y: np.ndarray, update: bool = True) -> tuple[float, bool]:
+    def step(self, x: np.ndarray, y: np.ndarray, update: bool = True,
+             sample_weight: np.ndarray | None = None) -> tuple[float, bool]:
         """One compiled forward and backward pass on a batch, and the update.
+
+        ``sample_weight``: None, or the (n,) array ``check_weights`` returns.
 
         ``x`` and ``y`` are C-contiguous arrays of the model's dtype, as
         ``check_xy`` returns them; the compiled step checks their values for
@@ -411,7 +463,7 @@ class Model:
             net.iterations = start = opt.iterations
             try:
                 net.set_hyper(opt.hyper())
-                loss, status = net.step(x, y, update)
+                loss, status = net.step(x, y, update, sample_weight)
             finally:
                 opt.iterations = net.iterations
             if opt.iterations > start:
@@ -486,7 +538,8 @@ class Model:
         return out
 
     def evaluate(self, x: npt.ArrayLike, y: npt.ArrayLike,
-                 batch_size: int | None = None) -> dict[str, float]:
+                 batch_size: int | None = None,
+                 sample_weight: npt.ArrayLike | None = None) -> dict[str, float]:
         """Loss and metrics on (x, y).
 
         Parameters
@@ -495,6 +548,10 @@ class Model:
         y : (n_samples, n_outputs) array, or (n_samples,) labels / one output
         batch_size : int, optional
             Rows per compiled call; does not change the result.
+        sample_weight : (n_samples,) array, optional
+            Weights of the loss: ``sum_i w_i l_i / n_samples`` (Keras's
+            "sum_over_batch_size"); metrics stay unweighted, as Keras's
+            ``metrics`` (not ``weighted_metrics``).
 
         Returns
         -------
@@ -507,16 +564,18 @@ class Model:
                                    "batch_size")
         with self._lock:
             x, y = self.check_xy(x, y)
+            w = self.check_weights(sample_weight, None, y)
             chunk = min(chunk, x.shape[0])  # the kernel takes a C integer
             if not self.metrics:
-                return {"loss": self._net.loss(x, y, chunk)}
+                return {"loss": self._net.loss(x, y, chunk, w)}
             n = x.shape[0]
             total = 0.0
             totals = np.zeros(len(self.metrics))
             values = np.empty(len(self.metrics))
             for start in range(0, n, chunk):
                 xs, ys = x[start:start + chunk], y[start:start + chunk]
-                total += xs.shape[0] * self._net.loss(xs, ys, chunk)
+                ws = None if w is None else w[start:start + chunk]
+                total += xs.shape[0] * self._net.loss(xs, ys, chunk, ws)
                 self.batch_metrics(ys, values)
                 totals += xs.shape[0] * values
         scores = {"loss": total / n}
