@@ -205,10 +205,11 @@ cdef void _backward(Net net, const floating* params, floating* grads,
 
 cdef double _loss_and_backward(Net net, const floating* params, floating* grads,
                                const floating* X, const floating* Y,
+                               const floating* row_weight,
                                Py_ssize_t n, floating* work, int loss_code,
                                bint fused) noexcept nogil:
     cdef floating* output = _forward(net, params, X, n, work, fused)
-    cdef double loss = loss_and_grad(loss_code, output, Y, n,
+    cdef double loss = loss_and_grad(loss_code, output, Y, row_weight, n,
                                      net.layout[(net.n_layers - 1) * N_COLS + 1],
                                      work + n * net.total_width)
     _backward(net, params, grads, X, n, work, fused)
@@ -228,7 +229,8 @@ cdef double _loss_and_backward(Net net, const floating* params, floating* grads,
 cnp.import_array()
 
 cdef int _checked_step(Net net, floating* params, floating* grads, floating* state,
-                       const floating* X, const floating* Y, Py_ssize_t n,
+                       const floating* X, const floating* Y,
+                       const floating* row_weight, Py_ssize_t n,
                        Py_ssize_t n_in, Py_ssize_t n_y, floating* work,
                        int loss_code, bint fused, const OptSettings* opt,
                        Py_ssize_t n_params, Py_ssize_t decay_end, bint update,
@@ -237,7 +239,8 @@ cdef int _checked_step(Net net, floating* params, floating* grads, floating* sta
         return STATUS_X_NONFINITE
     if not all_finite(Y, n * n_y):
         return STATUS_Y_NONFINITE
-    loss[0] = _loss_and_backward(net, params, grads, X, Y, n, work, loss_code, fused)
+    loss[0] = _loss_and_backward(net, params, grads, X, Y, row_weight, n, work,
+                                 loss_code, fused)
     # update_is_finite also covers the gradient (a NaN or inf in it reaches
     # the values the update would write), so a step reads it once to check
     if not isfinite(loss[0]):
@@ -259,16 +262,19 @@ cdef inline void _gather(const floating* src, const Py_ssize_t* rows, Py_ssize_t
 
 
 cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* state,
-                       const floating* X, const floating* Y, Py_ssize_t n_samples,
+                       const floating* X, const floating* Y, const floating* row_weight,
+                       Py_ssize_t n_samples,
                        Py_ssize_t n_in, Py_ssize_t n_y, const Py_ssize_t* order,
                        Py_ssize_t batch_size, Py_ssize_t first, Py_ssize_t stop,
-                       floating* bx, floating* by, floating* work, int loss_code,
+                       floating* bx, floating* by, floating* bw, floating* work,
+                       int loss_code,
                        bint fused, OptSettings* opt,
                        Py_ssize_t n_params, Py_ssize_t decay_end,
                        double* losses, Metrics* metrics,
                        int64_t* iterations) noexcept nogil:
     # Batches first..stop-1 of an epoch; returns the first batch whose step
     # was not applied (stop when all were).  x and y were checked finite once.
+    # row_weight (n_samples,) or NULL: gathered with x and y into bw.
     # iterations[0] counts the updates applied, advanced right after each:
     # the count is right whenever the caller looks, even if the call
     # returns into a KeyboardInterrupt.
@@ -276,6 +282,7 @@ cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* sta
     cdef Py_ssize_t n_out = net.layout[(net.n_layers - 1) * N_COLS + 1]
     cdef const floating* xb
     cdef const floating* yb
+    cdef const floating* wb = NULL
     cdef Bounds bounds
     bounds.valid = False
     for k in range(first, stop):
@@ -284,12 +291,17 @@ cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* sta
         if order == NULL:
             xb = X + start * n_in
             yb = Y + start * n_y
+            if row_weight != NULL:
+                wb = row_weight + start
         else:
             _gather(X, order + start, m, n_in, bx)
             _gather(Y, order + start, m, n_y, by)
             xb = bx
             yb = by
-        losses[k] = _loss_and_backward(net, params, grads, xb, yb, m, work,
+            if row_weight != NULL:
+                _gather(row_weight, order + start, m, 1, bw)
+                wb = bw
+        losses[k] = _loss_and_backward(net, params, grads, xb, yb, wb, m, work,
                                        loss_code, fused)
         if not isfinite(losses[k]):
             return k
@@ -332,11 +344,13 @@ cdef void _predict_rows(Net net, const floating* params, const floating* X,
 
 
 cdef double _mean_loss(Net net, const floating* params, const floating* X,
-                       const floating* Y, Py_ssize_t n, Py_ssize_t n_in,
+                       const floating* Y, const floating* row_weight,
+                       Py_ssize_t n, Py_ssize_t n_in,
                        Py_ssize_t n_y, Py_ssize_t chunk, floating* work,
                        int loss_code, bint fused) noexcept nogil:
     # The loss over n rows, chunk rows at a time; every loss is a mean over
     # rows (and columns), so chunk means weighted by their rows give it.
+    # With row weights: sum_i w_i l_i / n, the weighted sum over the count.
     cdef Py_ssize_t start = 0, m
     cdef Py_ssize_t n_out = net.layout[(net.n_layers - 1) * N_COLS + 1]
     cdef double total = 0
@@ -344,7 +358,9 @@ cdef double _mean_loss(Net net, const floating* params, const floating* X,
     while start < n:
         m = min(chunk, n - start)
         res = _forward(net, params, X + start * n_in, m, work, fused)
-        total += m * loss_and_grad(loss_code, res, Y + start * n_y, m, n_out,
+        total += m * loss_and_grad(loss_code, res, Y + start * n_y,
+                                   row_weight + start if row_weight != NULL else NULL,
+                                   m, n_out,
                                    work + m * net.total_width)
         start += m
     return total / n
@@ -371,7 +387,7 @@ cdef void _profiled_step(Net net, floating* params, floating* grads, floating* s
     t1 = _now()
     cdef floating* output = _forward(net, params, bx, n, work, fused)
     t2 = _now()
-    loss_and_grad(loss_code, output, by, n, n_out, work + n * net.total_width)
+    loss_and_grad(loss_code, output, by, NULL, n, n_out, work + n * net.total_width)
     t3 = _now()
     _backward(net, params, grads, bx, n, work, fused)
     t4 = _now()
@@ -394,7 +410,7 @@ cdef class Network:
         reads and writes them in place).
     layout : (n_layers, 5) intp array, see the top of this file.
     """
-    cdef object _params, _grads, _layout, _work, _state, _bx, _by
+    cdef object _params, _grads, _layout, _work, _state, _bx, _by, _bw
     cdef void* p_params
     cdef void* p_grads
     cdef void* p_state
@@ -556,6 +572,22 @@ cdef class Network:
             self.work_capacity = need
         return cnp.PyArray_DATA(<cnp.ndarray>self._work)
 
+    cdef void* _weights_of(self, object w, Py_ssize_t n) except? NULL:
+        # The row weights' pointer (NULL for None) once checked: (n,) of the
+        # network's dtype, C-contiguous; the Python layer checked the values.
+        if w is None:
+            return NULL
+        if not isinstance(w, np.ndarray) or (<cnp.ndarray>w).ndim != 1 \
+                or (<cnp.ndarray>w).shape[0] != n:
+            raise ValueError(f"sample_weight must be an array of shape ({n},), got "
+                             f"{getattr(w, 'shape', type(w).__name__)}")
+        if w.dtype != self.dtype or not cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>w) \
+                or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>w) \
+                or not cnp.PyArray_ISALIGNED(<cnp.ndarray>w):
+            raise TypeError(f"sample_weight must be C-contiguous aligned {self.dtype}, "
+                            f"got {w.dtype}")
+        return cnp.PyArray_DATA(<cnp.ndarray>w)
+
     cdef int _check(self, cnp.ndarray a, Py_ssize_t width, str name) except -1:
         # The Python layer converts and explains; this makes sure that
         # nothing it missed can be misread.
@@ -588,8 +620,10 @@ cdef class Network:
                 and a.shape[1] == self.n_in and b.shape[1] == self.n_y
                 and a.shape[0] == b.shape[0] and a.shape[0] > 0)
 
-    def step(self, cnp.ndarray x, cnp.ndarray y, bint update=True):
+    def step(self, cnp.ndarray x, cnp.ndarray y, bint update=True, sample_weight=None):
         """Forward, loss, backward and (if update) the optimizer step on a batch.
+
+        sample_weight (n,) or None multiplies each row's loss and gradient.
 
         Returns (loss, status): status 0 when done, 1 when the loss or a
         gradient was not finite (the update was not applied), 2 or 3 when x
@@ -600,6 +634,7 @@ cdef class Network:
         cdef Py_ssize_t n = x.shape[0]
         if y.shape[0] != n:
             raise ValueError(f"x and y have different numbers of samples: {n} and {y.shape[0]}")
+        cdef void* pw = self._weights_of(sample_weight, n)
         cdef void* work = self._work_for(n)
         cdef void* px = cnp.PyArray_DATA(x)
         cdef void* py = cnp.PyArray_DATA(y)
@@ -614,14 +649,16 @@ cdef class Network:
             if self.is_double:
                 status = _checked_step(self.net, <double*>self.p_params, <double*>self.p_grads,
                                        <double*>self.p_state, <const double*>px,
-                                       <const double*>py, n, self.n_in, self.n_y,
+                                       <const double*>py, <const double*>pw,
+                                       n, self.n_in, self.n_y,
                                        <double*>work, self.loss_code, self.fused,
                                        &opt, self.n_params,
                                        self.decay_end, update, &loss, &self.iterations)
             else:
                 status = _checked_step(self.net, <float*>self.p_params, <float*>self.p_grads,
                                        <float*>self.p_state, <const float*>px,
-                                       <const float*>py, n, self.n_in, self.n_y,
+                                       <const float*>py, <const float*>pw,
+                                       n, self.n_in, self.n_y,
                                        <float*>work, self.loss_code, self.fused,
                                        &opt, self.n_params,
                                        self.decay_end, update, &loss, &self.iterations)
@@ -631,7 +668,7 @@ cdef class Network:
 
     def train_batches(self, cnp.ndarray x, cnp.ndarray y, order, Py_ssize_t batch_size,
                       Py_ssize_t first, Py_ssize_t stop, double[::1] losses not None,
-                      double[:, ::1] metric_values=None):
+                      double[:, ::1] metric_values=None, sample_weight=None):
         """Train on batches first..stop-1 of an epoch without coming back to Python.
 
         Batch k holds rows order[k*batch_size : (k+1)*batch_size] of x and y
@@ -640,6 +677,7 @@ cdef class Network:
         must already be known finite.  losses[k] receives batch k's loss.
         With metrics set (set_metrics) and metric_values given
         (n_metrics, >= stop), it receives metric j on batch k's output before its update at [j, k].
+        sample_weight (n,) or None: row weights, gathered with x and y.
         Returns the first batch not applied because its loss or gradient was
         not finite, or stop.
         """
@@ -653,6 +691,7 @@ cdef class Network:
         if batch_size < 1 or first < 0 or stop < first or (stop - 1) * batch_size >= n \
                 or losses.shape[0] < stop:
             raise ValueError("batch range out of bounds")
+        cdef void* pw = self._weights_of(sample_weight, n)
         if order is not None:
             idx = order
             if idx.shape[0] != n:
@@ -661,12 +700,14 @@ cdef class Network:
             if batch_size > self.batch_capacity:
                 self._bx = np.empty(batch_size * self.n_in, dtype=self.dtype)
                 self._by = np.empty(batch_size * self.n_y, dtype=self.dtype)
+                self._bw = np.empty(batch_size, dtype=self.dtype)
                 self.batch_capacity = batch_size
         cdef void* work = self._work_for(min(batch_size, n))
         cdef void* px = cnp.PyArray_DATA(x)
         cdef void* py = cnp.PyArray_DATA(y)
         cdef void* bx = cnp.PyArray_DATA(<cnp.ndarray>self._bx) if order is not None else NULL
         cdef void* by = cnp.PyArray_DATA(<cnp.ndarray>self._by) if order is not None else NULL
+        cdef void* bw = cnp.PyArray_DATA(<cnp.ndarray>self._bw) if order is not None else NULL
         cdef Py_ssize_t done
         cdef bint threads
         cdef fpenv_t env
@@ -685,16 +726,20 @@ cdef class Network:
             if self.is_double:
                 done = _epoch(self.net, <double*>self.p_params, <double*>self.p_grads,
                               <double*>self.p_state, <const double*>px, <const double*>py,
+                              <const double*>pw,
                               n, self.n_in, self.n_y, p_order, batch_size, first, stop,
-                              <double*>bx, <double*>by, <double*>work, self.loss_code,
+                              <double*>bx, <double*>by, <double*>bw, <double*>work,
+                              self.loss_code,
                               self.fused, &opt, self.n_params,
                               self.decay_end, &losses[0], &metrics,
                               &self.iterations)
             else:
                 done = _epoch(self.net, <float*>self.p_params, <float*>self.p_grads,
                               <float*>self.p_state, <const float*>px, <const float*>py,
+                              <const float*>pw,
                               n, self.n_in, self.n_y, p_order, batch_size, first, stop,
-                              <float*>bx, <float*>by, <float*>work, self.loss_code,
+                              <float*>bx, <float*>by, <float*>bw, <float*>work,
+                              self.loss_code,
                               self.fused, &opt, self.n_params,
                               self.decay_end, &losses[0], &metrics,
                               &self.iterations)
@@ -785,14 +830,16 @@ cdef class Network:
             self._threads_exit(threads)
             fpenv_exit(env)
 
-    def loss(self, cnp.ndarray x, cnp.ndarray y, Py_ssize_t chunk):
-        """Mean loss over (x, y), computed chunk rows at a time; nothing updated."""
+    def loss(self, cnp.ndarray x, cnp.ndarray y, Py_ssize_t chunk, sample_weight=None):
+        """Mean loss over (x, y), computed chunk rows at a time; nothing updated.
+        With sample_weight (n,): sum_i w_i l_i / n."""
         self._check(x, self.n_in, "x")
         self._check(y, self.n_y, "y")
         cdef Py_ssize_t n = x.shape[0]
         if y.shape[0] != n:
             raise ValueError(f"x and y have different numbers of samples: {n} and {y.shape[0]}")
         chunk = max(1, min(chunk, n))
+        cdef void* pw = self._weights_of(sample_weight, n)
         cdef void* work = self._work_for(chunk)
         cdef void* px = cnp.PyArray_DATA(x)
         cdef void* py = cnp.PyArray_DATA(y)
@@ -804,11 +851,13 @@ cdef class Network:
             threads = self._threads_enter(chunk)
             if self.is_double:
                 loss = _mean_loss(self.net, <const double*>self.p_params, <const double*>px,
-                                  <const double*>py, n, self.n_in, self.n_y, chunk,
+                                  <const double*>py, <const double*>pw,
+                                  n, self.n_in, self.n_y, chunk,
                                   <double*>work, self.loss_code, self.fused)
             else:
                 loss = _mean_loss(self.net, <const float*>self.p_params, <const float*>px,
-                                  <const float*>py, n, self.n_in, self.n_y, chunk,
+                                  <const float*>py, <const float*>pw,
+                                  n, self.n_in, self.n_y, chunk,
                                   <float*>work, self.loss_code, self.fused)
             self._threads_exit(threads)
             fpenv_exit(env)

@@ -1,9 +1,14 @@
 # Loss value and its gradient in one pass, as inline nogil loops.
 #
-# loss_and_grad(code, P, Y, n, m, G) returns the mean loss of the batch and
-# writes G = dL/dP, where P is the network's output as the loss sees it:
+# loss_and_grad(code, P, Y, row_weight, n, m, G) returns the mean loss of the
+# batch and writes G = dL/dP, where P is the network's output as the loss sees it:
 # activations for the plain losses, logits for the fused ones.  Values are
 # accumulated in double whatever the storage type.
+#
+# Sample weights: row_weight (n,) multiplies row i's loss and gradient by
+# row_weight[i]; NULL means every row weighs 1.  The denominator of the mean
+# is unchanged, as in Keras's "sum_over_batch_size" reduction: sum_i w_i l_i
+# over the batch size, not over the sum of the weights.
 #
 # Averaging, as Keras does it:
 # - MSE and binary cross-entropy: the mean over all n * m elements;
@@ -31,19 +36,31 @@ from codes cimport (LOSS_BCE, LOSS_BCE_LOGITS, LOSS_CCE, LOSS_CCE_LOGITS, LOSS_M
 
 
 cdef inline double mse_and_grad(const floating* P, const floating* Y,
+                                const floating* row_weight,
                                 Py_ssize_t n, Py_ssize_t m,
                                 floating* G) noexcept nogil:
     # MSE is the mean over every element (n * m of them), as Keras and
     # PyTorch define it; dL/dP = 2 (P - Y) / (n m).
-    cdef Py_ssize_t i, size = n * m
+    cdef Py_ssize_t i, k, j, size = n * m
     cdef double total = 0
-    cdef floating diff
+    cdef floating diff, w
     cdef floating scale = <floating>(2.0 / <double>size)
-    for i in range(size):
-        diff = P[i] - Y[i]
-        total += <double>diff * <double>diff
-        G[i] = scale * diff
+    for i in range(n):
+        w = _weight(row_weight, i)
+        for k in range(m):
+            j = i * m + k
+            diff = P[j] - Y[j]
+            total += w * (<double>diff * <double>diff)
+            G[j] = scale * w * diff
     return total / <double>size
+
+
+cdef inline floating _weight(const floating* row_weight, Py_ssize_t i) noexcept nogil:
+    # NULL: every row weighs 1 (a multiplication by 1 is exact, so the
+    # unweighted results are unchanged bit for bit)
+    if row_weight == NULL:
+        return 1
+    return row_weight[i]
 
 
 cdef inline double _eps(const floating* dtype_of) noexcept nogil:
@@ -58,6 +75,7 @@ cdef inline double _eps(const floating* dtype_of) noexcept nogil:
 # ------------------------------------------------------ binary cross-entropy
 
 cdef inline double bce_logits_and_grad(const floating* X, const floating* Y,
+                                       const floating* row_weight,
                                        Py_ssize_t n, Py_ssize_t m,
                                        floating* G) noexcept nogil:
     # l = max(x, 0) - x z + log1p(exp(-|x|)),  dl/dx = sigmoid(x) - z.
@@ -65,39 +83,42 @@ cdef inline double bce_logits_and_grad(const floating* X, const floating* Y,
     # two large terms cancel; exp(-|x|) never overflows and serves both the
     # loss and the sigmoid (taken on the branch of the sign of x).
     cdef Py_ssize_t i, size = n * m
-    cdef double x, z, e, sig, total = 0
+    cdef double x, z, e, sig, w, total = 0
     cdef double scale = 1.0 / <double>size
     for i in range(size):
         x = X[i]
         z = Y[i]
+        w = _weight(row_weight, i // m)
         e = exp(-fabs(x))
         if x > 0:
-            total += x * (1 - z) + log1p(e)
+            total += w * (x * (1 - z) + log1p(e))
             sig = 1 / (1 + e)
         else:
-            total += -x * z + log1p(e)
+            total += w * (-x * z + log1p(e))
             sig = e / (1 + e)
-        G[i] = <floating>((sig - z) * scale)
+        G[i] = <floating>((sig - z) * scale * w)
     return total * scale
 
 
 cdef inline double bce_and_grad(const floating* P, const floating* Y,
+                                const floating* row_weight,
                                 Py_ssize_t n, Py_ssize_t m,
                                 floating* G) noexcept nogil:
     # l = -(z log p + (1 - z) log(1 - p)),  dl/dp = (p - z) / (p (1 - p)).
     cdef Py_ssize_t i, size = n * m
-    cdef double p, z, total = 0
+    cdef double p, z, w, total = 0
     cdef double scale = 1.0 / <double>size
     cdef double eps = _eps(P)
     for i in range(size):
         p = P[i]
         z = Y[i]
+        w = _weight(row_weight, i // m)
         if p < eps:           # NaN passes through, so divergence shows
             p = eps
         elif p > 1 - eps:
             p = 1 - eps
-        total -= z * log(p) + (1 - z) * log1p(-p)
-        G[i] = <floating>((p - z) / (p * (1 - p)) * scale)
+        total -= w * (z * log(p) + (1 - z) * log1p(-p))
+        G[i] = <floating>((p - z) / (p * (1 - p)) * scale * w)
     return total * scale
 
 
@@ -125,6 +146,7 @@ cdef inline double _exp_shifted(const floating* x, Py_ssize_t m, double xmax,
 
 
 cdef inline double cce_logits_and_grad(const floating* X, const floating* Y,
+                                       const floating* row_weight,
                                        Py_ssize_t n, Py_ssize_t m,
                                        floating* G) noexcept nogil:
     # l = sum_k y_k (lse(x) - x_k),  dl/dx = softmax(x) sum_k y_k - y.
@@ -136,7 +158,7 @@ cdef inline double cce_logits_and_grad(const floating* X, const floating* Y,
     cdef const floating* x
     cdef const floating* y
     cdef floating* g
-    cdef double xmax, lse0, sum_e, ysum, row_loss, total = 0
+    cdef double xmax, lse0, sum_e, ysum, row_loss, w, total = 0
     cdef double scale = 1.0 / <double>n
     for i in range(n):
         x = X + i * m
@@ -150,38 +172,42 @@ cdef inline double cce_logits_and_grad(const floating* X, const floating* Y,
         for k in range(m):
             ysum += y[k]
             row_loss += y[k] * (lse0 - (<double>x[k] - xmax))
-        total += row_loss
+        w = _weight(row_weight, i)
+        total += w * row_loss
         for k in range(m):
-            g[k] = <floating>((g[k] / sum_e * ysum - y[k]) * scale)
+            g[k] = <floating>((g[k] / sum_e * ysum - y[k]) * scale * w)
     return total * scale
 
 
 cdef inline double cce_and_grad(const floating* P, const floating* Y,
+                                const floating* row_weight,
                                 Py_ssize_t n, Py_ssize_t m,
                                 floating* G) noexcept nogil:
     # l = -sum_k y_k log p_k,  dl/dp_k = -y_k / p_k.  p is taken as given
     # (not renormalised to sum 1, unlike Keras): it should be a softmax.
     cdef Py_ssize_t i, size = n * m
-    cdef double p, total = 0
+    cdef double p, w, total = 0
     cdef double scale = 1.0 / <double>n
     cdef double eps = _eps(P)
     for i in range(size):
         p = P[i]
+        w = _weight(row_weight, i // m)
         if p < eps:
             p = eps
-        total -= Y[i] * log(p)
-        G[i] = <floating>(-Y[i] / p * scale)
+        total -= w * (Y[i] * log(p))
+        G[i] = <floating>(-Y[i] / p * scale * w)
     return total * scale
 
 
 cdef inline double sparse_cce_logits_and_grad(const floating* X, const floating* labels,
+                                              const floating* row_weight,
                                               Py_ssize_t n, Py_ssize_t m,
                                               floating* G) noexcept nogil:
     # l = lse(x) - x_label,  dl/dx = softmax(x) - onehot(label).
     cdef Py_ssize_t i, k, label
     cdef const floating* x
     cdef floating* g
-    cdef double xmax, sum_e, total = 0
+    cdef double xmax, sum_e, w, total = 0
     cdef double scale = 1.0 / <double>n
     for i in range(n):
         if not (labels[i] >= 0 and labels[i] < m):
@@ -191,18 +217,20 @@ cdef inline double sparse_cce_logits_and_grad(const floating* X, const floating*
         g = G + i * m
         xmax = _row_max(x, m)
         sum_e = _exp_shifted(x, m, xmax, g)
-        total += log(sum_e) - (<double>x[label] - xmax)
+        w = _weight(row_weight, i)
+        total += w * (log(sum_e) - (<double>x[label] - xmax))
         for k in range(m):
-            g[k] = <floating>((g[k] / sum_e - (k == label)) * scale)
+            g[k] = <floating>((g[k] / sum_e - (k == label)) * scale * w)
     return total * scale
 
 
 cdef inline double sparse_cce_and_grad(const floating* P, const floating* labels,
+                                       const floating* row_weight,
                                        Py_ssize_t n, Py_ssize_t m,
                                        floating* G) noexcept nogil:
     # l = -log p_label,  dl/dp_label = -1 / p_label, 0 for the other classes.
     cdef Py_ssize_t i, k, label
-    cdef double p, total = 0
+    cdef double p, w, total = 0
     cdef double scale = 1.0 / <double>n
     cdef double eps = _eps(P)
     for i in range(n):
@@ -214,26 +242,28 @@ cdef inline double sparse_cce_and_grad(const floating* P, const floating* labels
         p = P[i * m + label]
         if p < eps:
             p = eps
-        total -= log(p)
-        G[i * m + label] = <floating>(-scale / p)
+        w = _weight(row_weight, i)
+        total -= w * log(p)
+        G[i * m + label] = <floating>(-scale / p * w)
     return total * scale
 
 
 cdef inline double loss_and_grad(int code, const floating* P, const floating* Y,
+                                 const floating* row_weight,
                                  Py_ssize_t n, Py_ssize_t m,
                                  floating* G) noexcept nogil:
     if code == LOSS_MSE:
-        return mse_and_grad(P, Y, n, m, G)
+        return mse_and_grad(P, Y, row_weight, n, m, G)
     if code == LOSS_BCE_LOGITS:
-        return bce_logits_and_grad(P, Y, n, m, G)
+        return bce_logits_and_grad(P, Y, row_weight, n, m, G)
     if code == LOSS_BCE:
-        return bce_and_grad(P, Y, n, m, G)
+        return bce_and_grad(P, Y, row_weight, n, m, G)
     if code == LOSS_CCE_LOGITS:
-        return cce_logits_and_grad(P, Y, n, m, G)
+        return cce_logits_and_grad(P, Y, row_weight, n, m, G)
     if code == LOSS_CCE:
-        return cce_and_grad(P, Y, n, m, G)
+        return cce_and_grad(P, Y, row_weight, n, m, G)
     if code == LOSS_SPARSE_CCE_LOGITS:
-        return sparse_cce_logits_and_grad(P, Y, n, m, G)
+        return sparse_cce_logits_and_grad(P, Y, row_weight, n, m, G)
     if code == LOSS_SPARSE_CCE:
-        return sparse_cce_and_grad(P, Y, n, m, G)
+        return sparse_cce_and_grad(P, Y, row_weight, n, m, G)
     return -1.0

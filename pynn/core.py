@@ -442,6 +442,55 @@ class Model:
                              f"{x.shape[0]} and {y.shape[0]}")
         return x, y
 
+    def check_weights(self, sample_weight: npt.ArrayLike | None, class_weight: dict | None,
+                      y: np.ndarray) -> np.ndarray | None:
+        """Per-sample weights for the prepared targets ``y``, or None.
+
+        ``sample_weight``: (n_samples,) finite values >= 0.  ``class_weight``:
+        a dict class index -> weight, read from the labels (the integer
+        label, the 0/1 target of a one-output binary model, or the argmax of
+        a one-hot row), for the cross-entropy losses only; with both, the
+        two multiply (as Keras).  Returns a C-contiguous array of the
+        model's dtype, never one of the user's arrays.
+        """
+        if sample_weight is None and class_weight is None:
+            return None
+        n = y.shape[0]
+        weights = np.ones(n, dtype=np.float64)
+        if class_weight is not None:
+            if not isinstance(class_weight, dict):
+                raise TypeError(f"class_weight must be a dict class -> weight, got "
+                                f"{type(class_weight).__name__}")
+            if not isinstance(self.loss, (losses.BinaryCrossentropy,
+                                          losses.CategoricalCrossentropy,
+                                          losses.SparseCategoricalCrossentropy)):
+                raise ValueError(f"class_weight applies to classification losses, "
+                                 f"not to {self.loss.name!r}")
+            classes = (y[:, 0] if y.shape[1] == 1 else np.argmax(y, axis=1)).astype(np.intp)
+            n_classes = max(self.output_dim, 2)
+            table = np.ones(n_classes)
+            for label, value in class_weight.items():
+                if isinstance(label, bool) or not isinstance(label, (int, np.integer)) \
+                        or not 0 <= label < n_classes:
+                    raise ValueError(f"class_weight's keys must be class indices in "
+                                     f"[0, {n_classes}), got {label!r}")
+                w = float(value)
+                if not (np.isfinite(w) and w >= 0):
+                    raise ValueError(f"class_weight[{label!r}] must be finite and >= 0, "
+                                     f"got {value!r}")
+                table[label] = w
+            weights *= table[classes]
+        if sample_weight is not None:
+            sw = as_float_array(sample_weight, np.float64, "sample_weight")
+            if sw.ndim != 1 or sw.shape[0] != n:
+                raise ValueError(f"sample_weight must be a 1-D array of {n} values (one "
+                                 f"per sample), got shape {sw.shape}")
+            if not np.all(np.isfinite(sw)) or np.any(sw < 0):
+                raise ValueError("sample_weight must hold finite values >= 0, got "
+                                 f"{sw[~(np.isfinite(sw) & (sw >= 0))][0]!r}")
+            weights *= sw
+        return np.ascontiguousarray(weights, dtype=self.dtype)
+
     # ---------------------------------------------------------- step interface
 
     def _sync_optimizer(self):
@@ -454,8 +503,11 @@ class Model:
                 opt.state.shape[0] != opt.state_size(self.params.shape[0]):
             self._prepare_training()
 
-    def step(self, x: np.ndarray, y: np.ndarray, update: bool = True) -> tuple[float, bool]:
+    def step(self, x: np.ndarray, y: np.ndarray, update: bool = True,
+             sample_weight: np.ndarray | None = None) -> tuple[float, bool]:
         """One compiled forward and backward pass on a batch, and the update.
+
+        ``sample_weight``: None, or the (n,) array ``check_weights`` returns.
 
         ``x`` and ``y`` are C-contiguous arrays of the model's dtype, as
         ``check_xy`` returns them; the compiled step checks their values for
@@ -477,7 +529,7 @@ class Model:
             net.iterations = start = opt.iterations
             try:
                 net.set_hyper(opt.hyper())
-                loss, status = net.step(x, y, update)
+                loss, status = net.step(x, y, update, sample_weight)
             finally:
                 opt.iterations = net.iterations
             if opt.iterations > start and not self._trained:
@@ -556,7 +608,8 @@ class Model:
         return out
 
     def evaluate(self, x: npt.ArrayLike, y: npt.ArrayLike, batch_size: int | None = None,
-                 verbose: int | str = "auto") -> dict[str, float]:
+                 verbose: int | str = "auto",
+                 sample_weight: npt.ArrayLike | None = None) -> dict[str, float]:
         """Loss and metrics on (x, y).
 
         Parameters
@@ -567,6 +620,10 @@ class Model:
             Rows per compiled call; does not change the result.
         verbose : "auto", 0, 1 or 2
             Accepted as Keras's; evaluate prints nothing whatever its value.
+        sample_weight : (n_samples,) array, optional
+            Weights of the loss: ``sum_i w_i l_i / n_samples`` (Keras's
+            "sum_over_batch_size"); metrics stay unweighted, as Keras's
+            ``metrics`` (not ``weighted_metrics``).
 
         Returns
         -------
@@ -580,9 +637,10 @@ class Model:
         check_verbose(verbose)
         with self._lock:
             x, y = self.check_xy(x, y)
+            w = self.check_weights(sample_weight, None, y)
             chunk = min(chunk, x.shape[0])  # the kernel takes a C integer
             if not self.metrics:
-                return {"loss": self._net.loss(x, y, chunk)}
+                return {"loss": self._net.loss(x, y, chunk, w)}
             n = x.shape[0]
             starts = range(0, n, chunk)
             sizes = np.array([min(chunk, n - start) for start in starts], dtype=np.float64)
@@ -591,7 +649,8 @@ class Model:
             self.reset_metrics()
             for k, start in enumerate(starts):
                 xs, ys = x[start:start + chunk], y[start:start + chunk]
-                chunk_losses[k] = self._net.loss(xs, ys, chunk)
+                ws = None if w is None else w[start:start + chunk]
+                chunk_losses[k] = self._net.loss(xs, ys, chunk, ws)
                 self.batch_metrics(ys, values[:, k])
             scores = {"loss": float(chunk_losses @ sizes) / n}
             scores.update((m.name, self.metric_result(m, values[j], sizes))

@@ -27,15 +27,19 @@ class Sequential(Model):
     it adds ``fit``, ``train_on_batch`` and ``save``.
     """
 
-    def train_on_batch(self, x: npt.ArrayLike, y: npt.ArrayLike) -> float:
+    def train_on_batch(self, x: npt.ArrayLike, y: npt.ArrayLike,
+                       sample_weight: npt.ArrayLike | None = None,
+                       class_weight: dict | None = None) -> float:
         """One forward pass, backward pass and update on a batch.
+
+        ``sample_weight`` and ``class_weight`` as in ``fit``.
 
         Returns
         -------
         float
             The batch loss, computed before the update.
         """
-        return training.train_on_batch(self, x, y)
+        return training.train_on_batch(self, x, y, sample_weight, class_weight)
 
     def fit(self, x: npt.ArrayLike, y: npt.ArrayLike | None = None, epochs: int = 1,
             batch_size: int | None = None, shuffle: bool = True,
@@ -43,7 +47,8 @@ class Sequential(Model):
             validation_split: float = 0.0, callbacks: Sequence[Callback] | None = None,
             verbose: int | str = "auto", initial_epoch: int = 0, target_loss: float | None = None,
             on_divergence: str = "raise", steps_per_epoch: int | None = None,
-            comm: Any = None) -> History:
+            comm: Any = None, sample_weight: npt.ArrayLike | None = None,
+            class_weight: dict | None = None) -> History:
         """Train with mini-batch gradient descent.
 
         Calling fit again continues from where training stopped: weights,
@@ -94,6 +99,16 @@ class Sequential(Model):
         comm : mpi4py communicator, optional
             Train data-parallel with every rank of ``comm`` (each passing
             its own shard as x, y); see pynn.distributed.
+        sample_weight : (n_samples,) array of finite values >= 0, optional
+            Row i's loss and gradient are multiplied by its weight; a batch's
+            loss is ``sum_i w_i l_i / batch_size``, Keras's
+            "sum_over_batch_size" reduction (so a weight of 2 is a duplicated
+            row only up to the batch size, and weights of 0 still count in
+            it).  Gathered with each batch inside the compiled epoch.  With
+            ``validation_split``, the held-out rows' weights are dropped.
+        class_weight : dict class index -> weight, optional
+            For the cross-entropy losses: each sample weighs its class's
+            weight (times its sample_weight, if given), as Keras.
 
         Returns
         -------
@@ -111,7 +126,8 @@ class Sequential(Model):
                             validation_split=validation_split, callbacks=callbacks,
                             verbose=verbose, initial_epoch=initial_epoch,
                             target_loss=target_loss, on_divergence=on_divergence,
-                            steps_per_epoch=steps_per_epoch, comm=comm)
+                            steps_per_epoch=steps_per_epoch, comm=comm,
+                            sample_weight=sample_weight, class_weight=class_weight)
 
     def save(self, path: str | os.PathLike[str], include_optimizer: bool = True) -> str:
         """Save architecture, weights, loss, optimizer (and its state) to one

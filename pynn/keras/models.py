@@ -23,7 +23,8 @@ from . import optimizers as _optimizers
 from . import utils as _utils
 from ._missing import Missing, refuse
 
-_LATER = ("they need weighted losses in the training loop, which pynn does not have yet")
+_LATER = ("pynn weighs the training loss by sample (sample_weight, class_weight), "
+          "not by output or metric")
 
 
 def _verbosity(verbose, argname="verbose"):
@@ -214,14 +215,13 @@ class Sequential:
         applied: fit raises DivergenceError there, or, with TerminateOnNaN
         among the callbacks, stops and returns the history (Keras goes on
         training with NaN weights)."""
-        if class_weight is not None or sample_weight is not None:
-            refuse("fit(class_weight=..., sample_weight=...)", _LATER)
         if validation_freq != 1:
             refuse(f"fit(validation_freq={validation_freq!r})", "pynn validates every epoch")
         if validation_steps is not None:
             refuse("fit(validation_steps=...)", "pynn validates on the whole validation data")
         if isinstance(validation_data, (tuple, list)) and len(validation_data) == 3:
-            refuse("validation_data=(x, y, sample_weight)", _LATER)
+            refuse("validation_data=(x, y, sample_weight)",
+                   "pynn weighs the training loss only; validation is unweighted")
         callbacks = list(callbacks or [])
         stop = any(isinstance(cb, _callbacks.TerminateOnNaN) for cb in callbacks)
         callbacks = [_SeenFrom(self, cb) if isinstance(cb, _callbacks.Callback) else cb
@@ -233,17 +233,17 @@ class Sequential:
                                validation_split=validation_split, callbacks=callbacks,
                                verbose=_verbosity(verbose), initial_epoch=initial_epoch,
                                steps_per_epoch=steps_per_epoch,
-                               on_divergence="stop" if stop else "raise")
+                               on_divergence="stop" if stop else "raise",
+                               sample_weight=sample_weight, class_weight=class_weight)
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
                        return_dict=False):
         """One update; returns the batch's loss (and metrics, on the outputs
         before the update, as Keras), shaped as ``evaluate`` returns them."""
-        if class_weight is not None or sample_weight is not None:
-            refuse("train_on_batch(class_weight=..., sample_weight=...)", _LATER)
         # the metrics as the model computes them, on the weights before the step
         before = self._model.evaluate(x, y) if self._model.metrics else {}
-        loss = self._model.train_on_batch(x, y)
+        loss = self._model.train_on_batch(x, y, sample_weight=sample_weight,
+                                          class_weight=class_weight)
         return self._shape_scores({**before, "loss": loss}, return_dict)
 
     # ---------------------------------------------------------------- inference
@@ -270,19 +270,16 @@ class Sequential:
         compile's order), a dict with ``return_dict=True``.  ``verbose`` > 0
         prints one line of the values."""
         verbose = _verbosity(verbose)
-        if sample_weight is not None:
-            refuse("evaluate(sample_weight=...)", _LATER)
         if steps is not None or callbacks:
             refuse("evaluate(steps=..., callbacks=...)", "pynn evaluates in compiled passes")
-        scores = self._model.evaluate(x, y, batch_size=batch_size)
+        scores = self._model.evaluate(x, y, batch_size=batch_size, sample_weight=sample_weight)
         if verbose:
             print(" - ".join(f"{k}: {v:.4f}" for k, v in scores.items()))
         return self._shape_scores(scores, return_dict)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
-        if sample_weight is not None:
-            refuse("test_on_batch(sample_weight=...)", _LATER)
-        return self._shape_scores(self._model.evaluate(x, y), return_dict)
+        return self._shape_scores(self._model.evaluate(x, y, sample_weight=sample_weight),
+                                  return_dict)
 
     def _shape_scores(self, scores, return_dict):
         if return_dict:

@@ -33,19 +33,21 @@ class Runner:
     def __init__(self, model) -> None:
         self.model = model
 
-    def run(self, x, y, order, batch_size, first, stop, losses, metric_values=None) -> int:
+    def run(self, x, y, order, batch_size, first, stop, losses, metric_values=None,
+            sample_weight=None) -> int:
         raise NotImplementedError
 
 
 class CompiledEpoch(Runner):
     """The whole range in one compiled call."""
 
-    def run(self, x, y, order, batch_size, first, stop, losses, metric_values=None):
+    def run(self, x, y, order, batch_size, first, stop, losses, metric_values=None,
+            sample_weight=None):
         model = self.model
         with model.lock, model.counting() as net:
             net.set_hyper(model.optimizer.hyper())
             done = net.train_batches(x, y, order, batch_size, first, stop, losses,
-                                     metric_values)
+                                     metric_values, sample_weight)
         return done
 
 
@@ -53,7 +55,8 @@ class PerBatch(Runner):
     """One compiled call per batch: the schedule's rate is set before each
     step, and metrics without a compiled twin read each batch's outputs."""
 
-    def run(self, x, y, order, batch_size, first, stop, losses, metric_values=None):
+    def run(self, x, y, order, batch_size, first, stop, losses, metric_values=None,
+            sample_weight=None):
         model = self.model
         with model.lock, model.counting() as net:
             opt = model.optimizer
@@ -63,7 +66,8 @@ class PerBatch(Runner):
                 opt.iterations = net.iterations     # the step the schedule reads
                 net.set_hyper(opt.hyper())
                 if net.train_batches(x, y, order, batch_size, done, done + 1,
-                                     losses, metric_values if in_c else None) == done:
+                                     losses, metric_values if in_c else None,
+                                     sample_weight) == done:
                     break
                 if not in_c:
                     rows = slice(done * batch_size, (done + 1) * batch_size)
@@ -93,7 +97,11 @@ class Streamed(Runner):
     def step(self, k, xb, yb):
         return self.model.step(xb, yb)
 
-    def run(self, x, y, order, batch_size, first, stop, losses, metric_values=None):
+    def run(self, x, y, order, batch_size, first, stop, losses, metric_values=None,
+            sample_weight=None):
+        if sample_weight is not None:
+            raise ValueError("sample_weight and class_weight need x and y as arrays, "
+                             "not a stream of batches or a data-parallel fit")
         model = self.model
         done = first
         with model.lock:
@@ -125,8 +133,9 @@ def choose(model, x, metric_values=None, session=None) -> Runner:
 
 
 def run_batches(model, x, y, order, batch_size, first, stop, losses, metric_values=None,
-                session=None) -> int:
+                session=None, sample_weight=None) -> int:
     """``choose(...).run(...)``: train on batches ``first``..``stop-1``."""
     runner = choose(model, x, metric_values, session)
-    return runner.run(x, y, order, batch_size, first, stop, losses, metric_values)
+    return runner.run(x, y, order, batch_size, first, stop, losses, metric_values,
+                      sample_weight)
 

@@ -21,7 +21,8 @@ from .callback_list import CallbackList
 
 def fit(model, x, y=None, epochs=1, batch_size=None, shuffle=True, validation_data=None,
         validation_split=0.0, callbacks=None, verbose="auto", initial_epoch=0, target_loss=None,
-        on_divergence="raise", steps_per_epoch=None, comm=None):
+        on_divergence="raise", steps_per_epoch=None, comm=None, sample_weight=None,
+        class_weight=None):
     """Train ``model`` with mini-batch gradient descent: ``Sequential.fit``
     (its docstring describes each argument)."""
     model.check_compiled("fit")
@@ -38,7 +39,15 @@ def fit(model, x, y=None, epochs=1, batch_size=None, shuffle=True, validation_da
     verbose, callbacks, batch_size = args.verbose, args.callbacks, args.batch_size
     with model.lock, mpi.session(model, comm) as dist:
         x, y = data.prepare(model, x, y, steps_per_epoch, args.validation_split)
+        weights = None
+        if sample_weight is not None or class_weight is not None:
+            if not isinstance(x, np.ndarray) or dist is not None:
+                raise ValueError("sample_weight and class_weight need x and y as arrays, "
+                                 "not a stream of batches or a data-parallel fit")
+            weights = model.check_weights(sample_weight, class_weight, y)
         x, y, val = validation_sets(model, x, y, validation_data, args.validation_split)
+        if weights is not None:
+            weights = weights[:x.shape[0]]  # validation_split holds out the end
         if dist is not None:
             verbose, callbacks = dist.start(x, val, batch_size,
                                             args.epochs - args.initial_epoch,
@@ -66,7 +75,7 @@ def fit(model, x, y=None, epochs=1, batch_size=None, shuffle=True, validation_da
             model.reset_metrics()
             order = model.generator.permutation(n) if args.shuffle and n else None
             done, diverged = fit_epoch(model, x, y, order, batch_size, sizes, batch_losses,
-                                       batch_metrics, cbl, dist)
+                                       batch_metrics, cbl, dist, weights)
             if diverged:
                 loss = float(batch_losses[done])
                 cbl.on_divergence(epoch, {"batch": done, "loss": loss})
@@ -130,7 +139,8 @@ def validation_sets(model, x, y, validation_data, validation_split):
     return x[:split_at], y[:split_at], (x[split_at:], y[split_at:])
 
 
-def fit_epoch(model, x, y, order, batch_size, sizes, losses, metric_values, cbl, dist):
+def fit_epoch(model, x, y, order, batch_size, sizes, losses, metric_values, cbl, dist,
+              sample_weight=None):
     """Run one epoch's batches; returns (batches done, diverged).
 
     When no callback hears of batches the whole epoch is one runner call.
@@ -142,7 +152,7 @@ def fit_epoch(model, x, y, order, batch_size, sizes, losses, metric_values, cbl,
 
     def run(first, stop):
         return runners.run_batches(model, x, y, order, batch_size, first, stop, losses,
-                                   metric_values, dist)
+                                   metric_values, dist, sample_weight)
 
     if not cbl.needs_batches:
         done = run(0, n_batches)
@@ -164,7 +174,7 @@ def fit_epoch(model, x, y, order, batch_size, sizes, losses, metric_values, cbl,
     return first, False
 
 
-def train_on_batch(model, x, y):
+def train_on_batch(model, x, y, sample_weight=None, class_weight=None):
     """One forward pass, backward pass and update on a batch: ``Sequential.train_on_batch``."""
     model.check_compiled("train_on_batch")
     with model.lock:
@@ -173,7 +183,8 @@ def train_on_batch(model, x, y):
         if not (model.loss.accepts_any_real_targets and model.built
                 and model.engine.accepts(x, y)):
             x, y = model.check_xy(x, y, finite=False)
-        loss, applied = model.step(x, y)
+        weights = model.check_weights(sample_weight, class_weight, y)
+        loss, applied = model.step(x, y, sample_weight=weights)
     if not applied:
         raise DivergenceError(
             f"the loss, a gradient or the updated weights would not be finite "
