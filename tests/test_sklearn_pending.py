@@ -43,8 +43,8 @@ def _compare(ours, theirs, x):
     np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-6)
 
 
-@pytest.mark.xfail(strict=True, reason="sample_weight must weight the loss in the compiled "
-                                       "kernels, which are being rewritten")
+@pytest.mark.xfail(strict=True, reason="pynn.sklearn does not yet pass sample_weight to "
+                                       "the compiled weighted loss")
 @pytest.mark.parametrize("solver", ["sgd", "lbfgs"])
 def test_sample_weight_as_sklearn(data, solver):
     x, labels, _, weights = data
@@ -61,8 +61,8 @@ def test_sample_weight_as_sklearn(data, solver):
     np.testing.assert_allclose(ours.validation_scores_, theirs.validation_scores_, rtol=1e-9)
 
 
-@pytest.mark.xfail(strict=True, reason="sparse X must be densified batch by batch in the "
-                                       "compiled gather, which is being rewritten")
+@pytest.mark.xfail(strict=True, reason="sparse X is not yet densified batch by batch in "
+                                       "the compiled gather")
 @pytest.mark.parametrize("fmt", ["csr", "csc"])
 def test_sparse_input_as_sklearn(data, fmt):
     x, labels, _, _ = data
@@ -75,8 +75,8 @@ def test_sparse_input_as_sklearn(data, fmt):
                                rtol=1e-8)
 
 
-@pytest.mark.xfail(strict=True, reason="loss='poisson' needs the compiled Poisson loss with "
-                                       "an exp output, in the kernels being rewritten")
+@pytest.mark.xfail(strict=True, reason="loss='poisson' needs a compiled Poisson loss with "
+                                       "an exp output, not yet written")
 def test_poisson_loss_as_sklearn(data):
     x, _, target, _ = data
     ours, theirs = MLPRegressor(loss="poisson", **_PARAMS), SkRegressor(loss="poisson", **_PARAMS)
