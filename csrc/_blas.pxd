@@ -1,11 +1,28 @@
-# Row-major GEMM over the Fortran BLAS that SciPy exports to Cython.
+# Row-major GEMM behind one function pointer per dtype (csrc/blas_backend.h).
 #
-# BLAS is column-major.  A row-major (m x n) matrix is, read column-major,
-# its own transpose, so the row-major product C = op(A) op(B) is computed as
-# the column-major product C^T = op(B)^T op(A)^T: the same call with the two
+# By default the pointer is NULL and the product goes to the Fortran BLAS
+# that SciPy exports to Cython (OpenBLAS in SciPy's wheels).  BLAS is
+# column-major.  A row-major (m x n) matrix is, read column-major, its own
+# transpose, so the row-major product C = op(A) op(B) is computed as the
+# column-major product C^T = op(B)^T op(A)^T: the same call with the two
 # operands (and their sizes) swapped.  No copy, no transpose in memory.
+#
+# When pynn._threads chose another backend (MKL) at import, the pointer is
+# that library's CBLAS gemm, called row-major as it is.
 from cython cimport floating
 from scipy.linalg.cython_blas cimport dgemm, sgemm
+
+
+cdef extern from "blas_backend.h" nogil:
+    ctypedef void (*pynn_cblas_sgemm_fn)(int, int, int, int, int, int, float,
+                                         const float*, int, const float*, int,
+                                         float, float*, int) noexcept nogil
+    ctypedef void (*pynn_cblas_dgemm_fn)(int, int, int, int, int, int, double,
+                                         const double*, int, const double*, int,
+                                         double, double*, int) noexcept nogil
+    pynn_cblas_sgemm_fn pynn_cblas_sgemm
+    pynn_cblas_dgemm_fn pynn_cblas_dgemm
+    int PYNN_CBLAS_ROW_MAJOR, PYNN_CBLAS_NO_TRANS, PYNN_CBLAS_TRANS
 
 
 cdef inline void gemm(bint trans_a, bint trans_b,
@@ -22,8 +39,20 @@ cdef inline void gemm(bint trans_a, bint trans_b,
     if m == 0 or n == 0:
         return
     if floating is float:
-        sgemm(&tb, &ta, &n, &m, &k, &alpha, <float*>B, &ldb, <float*>A, &lda,
-              &beta, C, &ldc)
+        if pynn_cblas_sgemm != NULL:
+            pynn_cblas_sgemm(PYNN_CBLAS_ROW_MAJOR,
+                             PYNN_CBLAS_TRANS if trans_a else PYNN_CBLAS_NO_TRANS,
+                             PYNN_CBLAS_TRANS if trans_b else PYNN_CBLAS_NO_TRANS,
+                             m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)
+        else:
+            sgemm(&tb, &ta, &n, &m, &k, &alpha, <float*>B, &ldb, <float*>A, &lda,
+                  &beta, C, &ldc)
     else:
-        dgemm(&tb, &ta, &n, &m, &k, &alpha, <double*>B, &ldb, <double*>A, &lda,
-              &beta, C, &ldc)
+        if pynn_cblas_dgemm != NULL:
+            pynn_cblas_dgemm(PYNN_CBLAS_ROW_MAJOR,
+                             PYNN_CBLAS_TRANS if trans_a else PYNN_CBLAS_NO_TRANS,
+                             PYNN_CBLAS_TRANS if trans_b else PYNN_CBLAS_NO_TRANS,
+                             m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)
+        else:
+            dgemm(&tb, &ta, &n, &m, &k, &alpha, <double*>B, &ldb, <double*>A, &lda,
+                  &beta, C, &ldc)

@@ -7,6 +7,9 @@ except ImportError as exc:  # pragma: no cover - depends on how pynn was install
         "checkout, Python is importing it instead of the installed package: "
         "build it in place (pip install -e .) or run from another directory."
     ) from exc
+from . import _threads
+
+_threads.install_backend()   # the GEMM the kernels call, chosen once (PYNN_BLAS)
 from ._version import __version__
 from . import activations, callbacks, initializers, losses, metrics, optimizers, schedules
 from .callbacks import (CSVLogger, Callback, EarlyStopping, History, LambdaCallback,

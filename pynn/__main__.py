@@ -59,11 +59,12 @@ def info(args):
           f"bounds checks {'on (PYNN_DEBUG)' if build['debug'] else 'off'}")
     print("float types: float32, float64")
     print(f"subnormals inside compiled calls: {build['subnormals']}")
+    print(f"GEMM backend: {_threads.backend_description()} (PYNN_BLAS=openblas|mkl forces one)")
     for line in bench.blas_info():
         print(f"BLAS {line}")
     setter = _threads.local_thread_setter()
     print("per-call BLAS thread control: " + (
-        f"yes (openblas_set_num_threads_local); one thread below "
+        f"yes ({_threads.local_thread_setter_name()}); one thread below "
         f"{_threads.MIN_PARALLEL_FLOPS:.3g} flops per step" if setter else
         "no (this BLAS decides its threads alone)"))
     return 0

@@ -467,6 +467,8 @@ def environment(contender, backend=None):
         import pynn
         import scipy.linalg  # noqa: F401  (the BLAS pynn multiplies with)
         info["pynn"] = pynn.__version__
+        from pynn import _threads
+        info["gemm"] = _threads.backend()
     elif contender == "torch":
         import torch
         info["torch"] = torch.__version__
