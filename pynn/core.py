@@ -557,9 +557,11 @@ class Model:
             if opt.iterations > start and not self._trained:
                 self._trained = True        # set once: no __setattr__ per step
 
-    def gradients(self, x: npt.ArrayLike,
-                  y: npt.ArrayLike) -> tuple[float, list[np.ndarray]]:
-        """Loss and gradients on a batch, without updating anything.
+    def gradients(self, x: npt.ArrayLike, y: npt.ArrayLike,
+                  sample_weight: npt.ArrayLike | None = None
+                  ) -> tuple[float, list[np.ndarray]]:
+        """Loss and gradients on a batch, without updating anything
+        (``sample_weight`` as in ``check_weights``).
 
         Returns
         -------
@@ -569,7 +571,8 @@ class Model:
         self.check_compiled("gradients")
         with self._lock:
             x, y = self.check_xy(x, y, finite=False)
-            loss, finite = self.step(x, y, update=False)
+            w = self.check_weights(sample_weight, None, y)
+            loss, finite = self.step(x, y, update=False, sample_weight=w)
             if not finite:
                 raise DivergenceError(f"the loss or a gradient is not finite (loss={loss!r})")
             grads = []

@@ -117,6 +117,22 @@ def _check_weights(arrays, shapes, dtype, name):
     return checked
 
 
+def _check_sample_weight(sample_weight, n_samples):
+    """sample_weight as a float64 (n_samples,) array of finite values >= 0, or None."""
+    if sample_weight is None:
+        return None
+    if np.isscalar(sample_weight):
+        sample_weight = np.full(n_samples, sample_weight)
+    w = np.array(sample_weight, dtype=np.float64)
+    if w.shape != (n_samples,):
+        raise ValueError(f"sample_weight.shape == {w.shape}, expected ({n_samples},)!")
+    if not np.isfinite(w).all() or (w < 0).any():
+        raise ValueError("sample_weight must hold finite values >= 0")
+    if not w.any():
+        raise ValueError("Sample weights must contain at least one non-zero number.")
+    return w
+
+
 def _lbfgs_n_iter(result, max_iter):
     """n_iter_ of an L-BFGS-B run, with scikit-learn's ConvergenceWarning
     when it did not converge."""
@@ -309,11 +325,11 @@ class _BaseMLP(BaseEstimator):
 
     # ------------------------------------------------------------- training
 
-    def _fit(self, X, y, incremental, state=None):
+    def _fit(self, X, y, incremental, state=None, sample_weight=None):
         # a fit refused before training starts leaves the estimator as it was
         state = dict(self.__dict__) if state is None else state
         try:
-            train = self._prepare_fit(X, y, incremental)
+            train = self._prepare_fit(X, y, incremental, sample_weight)
         except Exception:
             self.__dict__.clear()
             self.__dict__.update(state)
@@ -321,7 +337,7 @@ class _BaseMLP(BaseEstimator):
         train()
         return self
 
-    def _prepare_fit(self, X, y, incremental):
+    def _prepare_fit(self, X, y, incremental, sample_weight=None):
         """Check and encode the data, build or check the network; return
         the training to run."""
         sizes = self._check_params()
@@ -338,6 +354,7 @@ class _BaseMLP(BaseEstimator):
                 raise ValueError(f"hidden_layer_sizes={self.hidden_layer_sizes!r} does not "
                                  f"match the fitted network; refit with warm_start=False")
         X = np.ascontiguousarray(X, dtype=dtype)
+        sw = _check_sample_weight(sample_weight, X.shape[0])
         targets, stratify, y_score = self._encode(y, incremental, dtype)
         rng = check_random_state(self.random_state)
         if first_pass:
@@ -379,18 +396,22 @@ class _BaseMLP(BaseEstimator):
             elif not early_stopping and self.best_loss_ is None:
                 self.best_loss_ = np.inf
         if self.solver == "lbfgs":
-            return lambda: self._fit_lbfgs(X, targets)
+            return lambda: self._fit_lbfgs(X, targets, sw)
         if early_stopping:
-            return lambda: self._fit_stochastic(X[train], targets[train], X[val], y_score[val],
-                                                incremental)
-        return lambda: self._fit_stochastic(X, targets, None, None, incremental)
+            return lambda: self._fit_stochastic(
+                X[train], targets[train], X[val], y_score[val], incremental,
+                None if sw is None else sw[train], None if sw is None else sw[val])
+        return lambda: self._fit_stochastic(X, targets, None, None, incremental, sw)
 
-    def _fit_lbfgs(self, X, targets):
+    def _fit_lbfgs(self, X, targets, sample_weight=None):
         """scikit-learn's full-batch objective, minimised by L-BFGS-B.
 
         The objective is the data loss (scikit-learn's definitions) plus
         ``0.5 * alpha * sum of squared kernels / n_samples``; pynn's compiled
         network gives the loss and gradient at each point SciPy asks for.
+        With sample weights, scikit-learn's weighted mean: ``sum_i w_i l_i``
+        and the L2 term both over ``sum_i w_i`` (the kernels get the weights
+        rescaled to sum to n_samples, so their mean over n_samples is it).
         """
         model = self.model_
         # the gradients of the loss alone: the L2 term is added here, once;
@@ -398,6 +419,10 @@ class _BaseMLP(BaseEstimator):
         model.compile(loss=model.loss, optimizer=SGD())
         self.__dict__.pop("_current_lr", None)
         n_samples = X.shape[0]
+        rows_weight = None
+        if sample_weight is not None:
+            rows_weight = sample_weight * (n_samples / sample_weight.sum())
+            n_samples = float(sample_weight.sum())
         loss_scale, grad_scale = self._loss_scale(), self._grad_scale()
         shapes = [(layer.W.shape, layer.b.shape) for layer in model.layers]
         sizes = [int(np.prod(shape)) for pair in shapes for shape in pair]
@@ -414,7 +439,7 @@ class _BaseMLP(BaseEstimator):
         def loss_and_grad(w):
             unpack(w)
             try:
-                loss, grads = model.gradients(X, targets)
+                loss, grads = model.gradients(X, targets, rows_weight)
             except DivergenceError:
                 # SciPy's line search steps back from an infinite value; at
                 # the start L-BFGS-B stops there, as scikit-learn's does on NaN
@@ -437,7 +462,8 @@ class _BaseMLP(BaseEstimator):
         # scikit-learn's loss is NaN where pynn's network reports overflow
         self.loss_ = float(result.fun) if np.isfinite(result.fun) else np.nan
 
-    def _fit_stochastic(self, X, targets, X_val, y_val, incremental):
+    def _fit_stochastic(self, X, targets, X_val, y_val, incremental, sample_weight=None,
+                        val_weight=None):
         model = self.model_
         n_samples = X.shape[0]
         batch_size = self._batch_size(n_samples)
@@ -458,14 +484,19 @@ class _BaseMLP(BaseEstimator):
                 if self.solver == "sgd":
                     opt.learning_rate = self._current_lr * self._grad_scale()
                 try:
-                    history = model.fit(X, targets, epochs=1, batch_size=batch_size,
-                                        shuffle=bool(self.shuffle), verbose=0)
+                    if sample_weight is not None:
+                        epoch_loss = self._weighted_epoch(X, targets, sample_weight, batch_size)
+                    else:
+                        history = model.fit(X, targets, epochs=1, batch_size=batch_size,
+                                            shuffle=bool(self.shuffle), verbose=0)
                 except DivergenceError:
                     # scikit-learn's weights would now be NaN for good: every
                     # later epoch's loss and score is NaN (pynn's weights stay
                     # those of the last finite step)
                     diverged = self.n_iter_ + 1
-            if diverged is None:
+            if diverged is None and sample_weight is not None:
+                loss = epoch_loss
+            elif diverged is None:
                 # scikit-learn's epoch loss: the batch losses, each with its
                 # L2 term 0.5 * alpha * ||W||^2 / batch, weighted by batch size
                 loss = (self._loss_scale() * history.history["loss"][0] + 0.5 * self.alpha
@@ -478,7 +509,7 @@ class _BaseMLP(BaseEstimator):
             self.loss_curve_.append(loss)
             if self.verbose:
                 print(f"Iteration {self.n_iter_}, loss = {loss:.8f}")
-            self._update_no_improvement_count(X_val, y_val, diverged is not None)
+            self._update_no_improvement_count(X_val, y_val, diverged is not None, val_weight)
             if self.solver == "sgd" and self.learning_rate == "invscaling":
                 self._current_lr = self.learning_rate_init / (self.t_ + 1) ** self.power_t
             if self._no_improvement_count > self.n_iter_no_change:
@@ -509,11 +540,35 @@ class _BaseMLP(BaseEstimator):
                 f"epoch {diverged}; that step was not applied, the weights are those of "
                 f"the last finite step)")
 
-    def _update_no_improvement_count(self, X_val, y_val, diverged):
+    def _weighted_epoch(self, X, targets, sample_weight, batch_size):
+        """One epoch with scikit-learn's weighted batches: each batch's data
+        loss, gradient and L2 term over the batch's sum of weights.  A step
+        per batch (the L2 term's divisor changes from batch to batch); the
+        row weights are rescaled to sum to the batch size, so the compiled
+        mean over the batch is scikit-learn's weighted mean.  Returns the
+        epoch's loss as scikit-learn reports it."""
+        model = self.model_
+        n_samples = X.shape[0]
+        order = (model.generator.permutation(n_samples) if self.shuffle
+                 else np.arange(n_samples))
+        total = 0.0
+        for start in range(0, n_samples, batch_size):
+            rows = order[start:start + batch_size]
+            w = sample_weight[rows]
+            w_sum = float(w.sum())
+            divisor = w_sum if w_sum > 0 else float(rows.shape[0])
+            model.optimizer.weight_decay = self.alpha / divisor / self._grad_scale()
+            l2 = 0.5 * self.alpha * self._squared_kernels() / divisor
+            loss = model.train_on_batch(X[rows], targets[rows],
+                                        sample_weight=w * (rows.shape[0] / divisor))
+            total += (self._loss_scale() * loss + l2) * rows.shape[0]
+        return total / n_samples
+
+    def _update_no_improvement_count(self, X_val, y_val, diverged, val_weight=None):
         # NaN compares False both ways: a NaN loss or score resets the count,
         # as in scikit-learn
         if X_val is not None:
-            score = np.nan if diverged else self._score_raw(X_val, y_val)
+            score = np.nan if diverged else self._score_raw(X_val, y_val, val_weight)
             self.validation_scores_.append(score)
             if self.verbose:
                 print(f"Validation score: {score:f}")
@@ -533,19 +588,23 @@ class _BaseMLP(BaseEstimator):
             if loss < self.best_loss_:
                 self.best_loss_ = loss
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit the network to ``X``, ``y``.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,), optional
+            As scikit-learn's MLP: each batch's loss, gradient and L2 term
+            over the batch's sum of weights (and the validation score of
+            early stopping weighted too).  A compiled step per batch.
 
         Returns
         -------
         self
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
     def _forward(self, X):
         """The network's outputs, (n_samples, n_outputs), for checked X."""
@@ -703,18 +762,18 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             return len(self.classes_), "softmax", "sparse_categorical_crossentropy"
         return 1, "sigmoid", "binary_crossentropy"   # two classes, or one
 
-    def _score_raw(self, X, y):
+    def _score_raw(self, X, y, sample_weight=None):
         proba = self._forward(X)
         if not np.isfinite(proba).all():
             return np.nan
-        return accuracy_score(y, self._decide(proba))
+        return accuracy_score(y, self._decide(proba), sample_weight=sample_weight)
 
     def _decide(self, proba):
         return self._label_binarizer.inverse_transform(
             proba.ravel() if proba.shape[1] == 1 else proba)
 
     @available_if(_check_stochastic)
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
         """One epoch over ``X``, ``y``, continuing from the current weights
         and optimizer state.
 
@@ -743,7 +802,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         elif classes is not None and not np.array_equal(self.classes_, unique_labels(classes)):
             raise ValueError(f"`classes={classes!r}` is not the same as on last call to "
                              f"partial_fit, was: {self.classes_!r}")
-        return self._fit(X, y, incremental=True, state=state)
+        return self._fit(X, y, incremental=True, state=state, sample_weight=sample_weight)
 
     def predict(self, X):
         """Predicted class of each sample.
@@ -871,14 +930,14 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def _output_spec(self):
         return self._n_targets, "linear", "mse"
 
-    def _score_raw(self, X, y):
+    def _score_raw(self, X, y, sample_weight=None):
         pred = self._forward(X)
         if not np.isfinite(pred).all():
             return np.nan
-        return r2_score(y, pred)
+        return r2_score(y, pred, sample_weight=sample_weight)
 
     @available_if(_check_stochastic)
-    def partial_fit(self, X, y):
+    def partial_fit(self, X, y, sample_weight=None):
         """One epoch over ``X``, ``y``, continuing from the current weights
         and optimizer state.
 
@@ -891,7 +950,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         -------
         self
         """
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
     def predict(self, X):
         """Predicted targets.

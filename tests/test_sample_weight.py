@@ -230,3 +230,36 @@ def test_keras_namespace_passes_weights_through(rng):
     model.fit(x, y, sample_weight=np.zeros(8), verbose=0)
     for a, b in zip(before, model.get_weights()):
         np.testing.assert_array_equal(a, b)     # all weights 0: a zero gradient
+
+
+# ------------------------------------------------------------ pynn.sklearn
+
+@pytest.mark.parametrize("kind", ["classifier", "regressor"])
+def test_sklearn_weights_over_several_batches_and_partial_fit(rng, kind):
+    """scikit-learn's weighted batches: loss, gradient and L2 term over the
+    batch's sum of weights, batch by batch (batches of 20 of 50 rows)."""
+    sk = pytest.importorskip("sklearn.neural_network")
+    from pynn import sklearn as ours
+    x = rng.standard_normal((50, 4))
+    w = rng.uniform(0, 3, size=50)
+    w[:5] = 0
+    params = dict(solver="sgd", learning_rate_init=0.05, momentum=0.5, batch_size=20,
+                  shuffle=False, hidden_layer_sizes=(5,), activation="tanh",
+                  random_state=0, alpha=1e-2, max_iter=4)
+    if kind == "classifier":
+        y = (x[:, 0] + x[:, 1] > 0).astype(int)
+        mine, theirs = ours.MLPClassifier(**params), sk.MLPClassifier(**params)
+    else:
+        y = x[:, 0] - 0.5 * x[:, 2]
+        mine, theirs = ours.MLPRegressor(**params), sk.MLPRegressor(**params)
+    with pytest.warns(Warning):     # both stop at max_iter
+        mine.fit(x, y, sample_weight=w)
+    with pytest.warns(Warning):
+        theirs.fit(x, y, sample_weight=w)
+    mine.partial_fit(x, y, sample_weight=w)
+    theirs.partial_fit(x, y, sample_weight=w)
+    for a, b in zip(mine.coefs_ + mine.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(mine.loss_curve_, theirs.loss_curve_, rtol=1e-9)
+    with pytest.raises(ValueError, match="sample_weight"):
+        mine.fit(x, y, sample_weight=np.ones(3))

@@ -43,8 +43,6 @@ def _compare(ours, theirs, x):
     np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-6)
 
 
-@pytest.mark.xfail(strict=True, reason="pynn.sklearn does not yet pass sample_weight to "
-                                       "the compiled weighted loss")
 @pytest.mark.parametrize("solver", ["sgd", "lbfgs"])
 def test_sample_weight_as_sklearn(data, solver):
     x, labels, _, weights = data
