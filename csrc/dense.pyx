@@ -30,13 +30,23 @@ from metric_kernels cimport MAX_METRICS, Metrics, metric_value
 from loss_kernels cimport loss_and_grad
 from libc.math cimport isfinite
 
-from optim_kernels cimport (Bounds, OptSettings, all_finite,
-                           bounded_update_is_finite, fill_hyper, measure_bounds,
-                           optimizer_step, settings_of, state_size, sum_abs_if_finite,
-                           update_is_finite)
+from optim_kernels cimport (VAR_COLS, Bounds, GradPass, OptSettings, VarScale, all_finite,
+                           bounded_update_is_finite, fill_hyper, grad_pass, measure_bounds,
+                           optimizer_step, penalty, scales_gradient, settings_of,
+                           state_size, update_is_finite)
 
 cdef enum:
     N_COLS = 5
+
+
+cdef struct Vars:
+    # what the update covers (optim_kernels.pxd): the trainable variables'
+    # rows [start, stop, decayed], their regularizers [l1, l2] (NULL: none)
+    # and room for their clipping factors
+    const Py_ssize_t* rows
+    Py_ssize_t n
+    const double* reg
+    VarScale* scale
 
 
 # --------------------------------------------------------------------------
@@ -228,12 +238,40 @@ cdef double _loss_and_backward(Net net, const floating* params, floating* grads,
 
 cnp.import_array()
 
+cdef int _checked_update(floating* params, floating* grads, floating* state,
+                         Py_ssize_t n_params, const Vars* vars, const OptSettings* opt,
+                         bint update, bint regularize, double* loss,
+                         int64_t* iterations) noexcept nogil:
+    # The gradient pass (the regularizers' terms when regularize, their
+    # penalty added to loss[0] if loss is given; the clipping when update),
+    # the exact check, and the update if asked and safe.
+    cdef GradPass gp = grad_pass(params, grads, vars.rows, vars.n,
+                                 vars.reg if regularize else NULL, update, opt,
+                                 vars.scale)
+    cdef const VarScale* scale = vars.scale if update and scales_gradient(opt) else NULL
+    if loss != NULL:
+        loss[0] += gp.penalty
+        if not isfinite(loss[0]):
+            return STATUS_NONFINITE
+    if not gp.finite:
+        return STATUS_NONFINITE
+    if not update:
+        return STATUS_OK if all_finite(grads, n_params) else STATUS_NONFINITE
+    # update_is_finite also covers the gradient (a NaN or inf in it reaches
+    # the values the update would write), so a step reads it once to check
+    if not update_is_finite(params, grads, state, n_params, vars.rows, vars.n, scale, opt):
+        return STATUS_NONFINITE
+    optimizer_step(params, grads, state, n_params, vars.rows, vars.n, scale, opt)
+    iterations[0] += 1
+    return STATUS_OK
+
+
 cdef int _checked_step(Net net, floating* params, floating* grads, floating* state,
                        const floating* X, const floating* Y,
                        const floating* row_weight, Py_ssize_t n,
                        Py_ssize_t n_in, Py_ssize_t n_y, floating* work,
                        int loss_code, bint fused, const OptSettings* opt,
-                       Py_ssize_t n_params, Py_ssize_t decay_end, bint update,
+                       Py_ssize_t n_params, const Vars* vars, bint update,
                        double* loss, int64_t* iterations) noexcept nogil:
     if not all_finite(X, n * n_in):
         return STATUS_X_NONFINITE
@@ -241,17 +279,10 @@ cdef int _checked_step(Net net, floating* params, floating* grads, floating* sta
         return STATUS_Y_NONFINITE
     loss[0] = _loss_and_backward(net, params, grads, X, Y, row_weight, n, work,
                                  loss_code, fused)
-    # update_is_finite also covers the gradient (a NaN or inf in it reaches
-    # the values the update would write), so a step reads it once to check
     if not isfinite(loss[0]):
         return STATUS_NONFINITE
-    if not update:
-        return STATUS_OK if all_finite(grads, n_params) else STATUS_NONFINITE
-    if not update_is_finite(params, grads, state, n_params, decay_end, opt):
-        return STATUS_NONFINITE
-    optimizer_step(params, grads, state, n_params, decay_end, opt)
-    iterations[0] += 1
-    return STATUS_OK
+    return _checked_update(params, grads, state, n_params, vars, opt, update, True,
+                           loss, iterations)
 
 
 cdef inline void _gather(const floating* src, const Py_ssize_t* rows, Py_ssize_t n_rows,
@@ -269,7 +300,7 @@ cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* sta
                        floating* bx, floating* by, floating* bw, floating* work,
                        int loss_code,
                        bint fused, OptSettings* opt,
-                       Py_ssize_t n_params, Py_ssize_t decay_end,
+                       Py_ssize_t n_params, const Vars* vars,
                        double* losses, Metrics* metrics,
                        int64_t* iterations) noexcept nogil:
     # Batches first..stop-1 of an epoch; returns the first batch whose step
@@ -284,6 +315,8 @@ cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* sta
     cdef const floating* yb
     cdef const floating* wb = NULL
     cdef Bounds bounds
+    cdef GradPass gp
+    cdef const VarScale* scale = vars.scale if scales_gradient(opt) else NULL
     bounds.valid = False
     for k in range(first, stop):
         start = k * batch_size
@@ -305,12 +338,17 @@ cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* sta
                                        loss_code, fused)
         if not isfinite(losses[k]):
             return k
+        # regularizers and clipping, in the pass that bounds the gradient
+        gp = grad_pass(params, grads, vars.rows, vars.n, vars.reg, True, opt, vars.scale)
+        losses[k] += gp.penalty
+        if not (gp.finite and isfinite(losses[k])):
+            return k
         # the first step checks exactly and measures the bounds that the
         # next ones carry (optim_kernels.pxd); a step the bounds cannot
         # vouch for is checked exactly too
-        if not bounded_update_is_finite(sum_abs_if_finite(grads, n_params), opt,
-                                        &bounds, floating is float):
-            if not update_is_finite(params, grads, state, n_params, decay_end, opt):
+        if not bounded_update_is_finite(gp.bound, opt, &bounds, floating is float):
+            if not update_is_finite(params, grads, state, n_params, vars.rows, vars.n,
+                                    scale, opt):
                 return k
             bounds.valid = False
         for j in range(metrics.n):
@@ -318,7 +356,7 @@ cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* sta
             metrics.values[j * metrics.stride + k] = metric_value(
                 metrics.codes[j], metrics.thresholds[j],
                 work + m * (net.total_width - n_out), yb, m, n_out, n_y)
-        optimizer_step(params, grads, state, n_params, decay_end, opt)
+        optimizer_step(params, grads, state, n_params, vars.rows, vars.n, scale, opt)
         iterations[0] += 1
         opt.step += 1
         if not bounds.valid and k + 1 < stop:
@@ -377,7 +415,7 @@ cdef void _profiled_step(Net net, floating* params, floating* grads, floating* s
                          Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out,
                          floating* bx, floating* by, floating* work, int loss_code,
                          bint fused, const OptSettings* opt,
-                         Py_ssize_t n_params, Py_ssize_t decay_end,
+                         Py_ssize_t n_params, const Vars* vars,
                          double* seconds) noexcept nogil:
     # The steps of _epoch, one batch, with a clock read between the phases:
     # seconds = [gather, forward, loss, backward, update].
@@ -391,7 +429,9 @@ cdef void _profiled_step(Net net, floating* params, floating* grads, floating* s
     t3 = _now()
     _backward(net, params, grads, bx, n, work, fused)
     t4 = _now()
-    optimizer_step(params, grads, state, n_params, decay_end, opt)
+    grad_pass(params, grads, vars.rows, vars.n, vars.reg, True, opt, vars.scale)
+    optimizer_step(params, grads, state, n_params, vars.rows, vars.n,
+                   vars.scale if scales_gradient(opt) else NULL, opt)
     t5 = _now()
     seconds[0] = t1 - t0
     seconds[1] = t2 - t1
@@ -411,6 +451,8 @@ cdef class Network:
     layout : (n_layers, 5) intp array, see the top of this file.
     """
     cdef object _params, _grads, _layout, _work, _state, _bx, _by, _bw
+    cdef object _var_rows, _var_reg, _var_scale
+    cdef Vars vars
     cdef void* p_params
     cdef void* p_grads
     cdef void* p_state
@@ -419,7 +461,6 @@ cdef class Network:
     cdef Py_ssize_t n_params, n_in, n_out, n_y, work_capacity, batch_capacity, state_len
     cdef int loss_code, opt_code
     cdef bint fused
-    cdef Py_ssize_t decay_end
     cdef double hyper[16]
     # the number of updates applied to these parameters: step and
     # train_batches advance it inside their compiled loops, one per update
@@ -458,6 +499,7 @@ cdef class Network:
         self.batch_capacity = 0
         self._state = np.zeros(1, dtype=self.dtype)
         self.p_state = cnp.PyArray_DATA(self._state)
+        self.set_variables([[0, self.n_params, 0]])
         self.state_len = 0
         memset(self.hyper, 0, sizeof(self.hyper))
         self.iterations = 0
@@ -528,7 +570,55 @@ cdef class Network:
         self.opt_code = code
         self._state = state
         self.p_state = cnp.PyArray_DATA(state)
-        self.decay_end = decay_end
+        # every parameter, kernels first: set_variables may narrow it
+        self.set_variables([[0, decay_end, 1], [decay_end, self.n_params, 0]])
+
+    def set_variables(self, variables, regularizers=None):
+        """The variables the update covers and their regularizers.
+
+        variables: (n_vars, 3) integers, rows [start, stop, decayed] of
+        disjoint ranges of the parameter buffer in increasing order (a
+        layer's kernel, its bias; decayed = 1 where SGD's and Adam's L2
+        weight decay applies).  Entries outside every range (a frozen
+        layer's) are never updated, nor is their optimizer state.
+        Clipping by norm takes each row as one variable.
+        regularizers: None, or (n_vars, 2) [l1, l2] >= 0 per row: the
+        penalty l1 sum |w| + l2 sum w^2 joins the loss, its gradient the
+        gradient.
+        """
+        rows = np.array(variables, dtype=np.intp).reshape(-1, VAR_COLS)
+        cdef Py_ssize_t k, end = 0
+        for k in range(rows.shape[0]):
+            if not end <= rows[k, 0] <= rows[k, 1] <= self.n_params or rows[k, 2] not in (0, 1):
+                raise ValueError(f"variables must be disjoint increasing ranges within "
+                                 f"[0, {self.n_params}] flagged 0 or 1, got row {k}: "
+                                 f"{rows[k].tolist()}")
+            end = rows[k, 1]
+        reg = None
+        if regularizers is not None:
+            reg = np.array(regularizers, dtype=np.float64).reshape(-1, 2)
+            if reg.shape[0] != rows.shape[0] or not np.all(np.isfinite(reg)) \
+                    or np.any(reg < 0):
+                raise ValueError(f"regularizers must hold finite [l1, l2] >= 0, one row "
+                                 f"per variable ({rows.shape[0]}), got {reg.tolist()!r:.80}")
+        kept = rows[:, 1] > rows[:, 0]      # empty ranges dropped
+        rows = np.ascontiguousarray(rows[kept])
+        if reg is not None:
+            reg = np.ascontiguousarray(reg[kept]) if np.any(reg) else None
+        self._var_rows = rows
+        self._var_reg = reg
+        self._var_scale = np.ones(2 * max(rows.shape[0], 1), dtype=np.float64)
+        self.vars.rows = <const Py_ssize_t*>cnp.PyArray_DATA(<cnp.ndarray>rows) \
+            if rows.shape[0] else NULL
+        self.vars.n = rows.shape[0]
+        self.vars.reg = <const double*>cnp.PyArray_DATA(<cnp.ndarray>reg) \
+            if reg is not None else NULL
+        self.vars.scale = <VarScale*>cnp.PyArray_DATA(<cnp.ndarray>self._var_scale)
+
+    @property
+    def variables(self):
+        """A copy of the rows the update covers (see set_variables)."""
+        return np.array(self._var_rows)
 
     def set_metrics(self, codes, thresholds):
         """Accuracies that train_batches computes on each batch (see the
@@ -653,7 +743,7 @@ cdef class Network:
                                        n, self.n_in, self.n_y,
                                        <double*>work, self.loss_code, self.fused,
                                        &opt, self.n_params,
-                                       self.decay_end, update, &loss, &self.iterations)
+                                       &self.vars, update, &loss, &self.iterations)
             else:
                 status = _checked_step(self.net, <float*>self.p_params, <float*>self.p_grads,
                                        <float*>self.p_state, <const float*>px,
@@ -661,7 +751,7 @@ cdef class Network:
                                        n, self.n_in, self.n_y,
                                        <float*>work, self.loss_code, self.fused,
                                        &opt, self.n_params,
-                                       self.decay_end, update, &loss, &self.iterations)
+                                       &self.vars, update, &loss, &self.iterations)
             self._threads_exit(threads)
             fpenv_exit(env)
         return loss, status
@@ -731,7 +821,7 @@ cdef class Network:
                               <double*>bx, <double*>by, <double*>bw, <double*>work,
                               self.loss_code,
                               self.fused, &opt, self.n_params,
-                              self.decay_end, &losses[0], &metrics,
+                              &self.vars, &losses[0], &metrics,
                               &self.iterations)
             else:
                 done = _epoch(self.net, <float*>self.p_params, <float*>self.p_grads,
@@ -741,7 +831,7 @@ cdef class Network:
                               <float*>bx, <float*>by, <float*>bw, <float*>work,
                               self.loss_code,
                               self.fused, &opt, self.n_params,
-                              self.decay_end, &losses[0], &metrics,
+                              &self.vars, &losses[0], &metrics,
                               &self.iterations)
             self._threads_exit(threads)
             fpenv_exit(env)
@@ -789,14 +879,14 @@ cdef class Network:
                                <double*>self.p_state, <const double*>px, <const double*>py,
                                &rows[0], n, self.n_in, self.n_y, <double*>pbx,
                                <double*>pby, <double*>work, self.loss_code, self.fused,
-                               &opt, self.n_params, self.decay_end,
+                               &opt, self.n_params, &self.vars,
                                seconds)
             else:
                 _profiled_step(self.net, <float*>self.p_params, <float*>self.p_grads,
                                <float*>self.p_state, <const float*>px, <const float*>py,
                                &rows[0], n, self.n_in, self.n_y, <float*>pbx,
                                <float*>pby, <float*>work, self.loss_code, self.fused,
-                               &opt, self.n_params, self.decay_end,
+                               &opt, self.n_params, &self.vars,
                                seconds)
             self._threads_exit(threads)
             fpenv_exit(env)
@@ -861,4 +951,38 @@ cdef class Network:
                                   <float*>work, self.loss_code, self.fused)
             self._threads_exit(threads)
             fpenv_exit(env)
-        return loss
+        return loss + self.penalty()
+
+    def penalty(self):
+        """The regularizers' penalty on the current weights (0 without any)."""
+        cdef double p
+        with nogil:
+            if self.is_double:
+                p = penalty(<const double*>self.p_params, self.vars.rows, self.vars.n,
+                            self.vars.reg)
+            else:
+                p = penalty(<const float*>self.p_params, self.vars.rows, self.vars.n,
+                            self.vars.reg)
+        return p
+
+    def apply_gradients(self):
+        """The clipping, the exact check and the update on the gradients
+        the buffer holds now (a data-parallel fit all-reduced them there
+        after step(update=False), which added the regularizers' terms).
+        Returns True when applied (iterations advanced), False when some
+        value would not be finite (nothing changed)."""
+        cdef int status
+        cdef fpenv_t env
+        cdef OptSettings opt = settings_of(self.opt_code, self.hyper, <double>self.iterations)
+        with nogil:
+            env = fpenv_enter()
+            if self.is_double:
+                status = _checked_update(<double*>self.p_params, <double*>self.p_grads,
+                                         <double*>self.p_state, self.n_params, &self.vars,
+                                         &opt, True, False, NULL, &self.iterations)
+            else:
+                status = _checked_update(<float*>self.p_params, <float*>self.p_grads,
+                                         <float*>self.p_state, self.n_params, &self.vars,
+                                         &opt, True, False, NULL, &self.iterations)
+            fpenv_exit(env)
+        return status == STATUS_OK

@@ -25,8 +25,8 @@ import numpy.typing as npt
 
 from . import _codes, _dense, _threads, initializers, losses, optimizers
 from . import metrics as metrics_module
-from ._validation import (as_dtype, as_float_array, check_finite, check_n_threads,
-                          check_positive_int, check_verbose)
+from ._validation import (as_dtype, as_float_array, check_bool, check_finite,
+                          check_n_threads, check_positive_int, check_verbose)
 from .errors import DivergenceError
 from .layers import Dense, check_memory
 from .summary import summary_table
@@ -104,6 +104,9 @@ class Model:
         self.params = self.grads = None
         self._net = None
         self._n_kernel_params = 0
+        self._offsets = []                  # per layer: (w_offset, b_offset, n_in, n_out)
+        self._trainable = True
+        self._variables_revision = None     # Dense.revision the network's variables follow
         self._prepared = None               # (optimizer, its state) the network holds
         self._metrics_compiled = False      # every metric has a compiled twin
         self._trained = False
@@ -132,14 +135,43 @@ class Model:
 
     @property
     def trainable(self) -> bool:
-        """Whether fit updates the model's weights; only True for now (see
-        ``Dense.trainable``)."""
-        return True
+        """Whether fit updates the model's weights at all.
+
+        Setting it sets every layer's ``trainable`` too, as Keras's
+        ``model.trainable``; while it is False no layer is updated, whatever
+        its own flag (Keras's rule).  Takes effect at the next step.
+        """
+        return self._trainable
 
     @trainable.setter
     def trainable(self, value):
+        value = check_bool(value, "trainable")
         for layer in self.layers:
             layer.trainable = value
+        self._trainable = value
+        Dense.revision += 1
+
+    def _layer_trainable(self, layer):
+        return self._trainable and layer.trainable
+
+    @property
+    def trainable_weights(self) -> list[np.ndarray]:
+        """The weights fit updates (views ``[W, b]`` of the trainable layers)."""
+        return [w for layer in self.layers if self._layer_trainable(layer)
+                for w in (layer.W, layer.b)] if self.built else []
+
+    @property
+    def non_trainable_weights(self) -> list[np.ndarray]:
+        """The frozen layers' weights (views ``[W, b]``), which fit leaves as they are."""
+        return [w for layer in self.layers if not self._layer_trainable(layer)
+                for w in (layer.W, layer.b)] if self.built else []
+
+    def count_trainable_params(self) -> int:
+        """How many parameters fit updates (``count_params()`` counts them all)."""
+        if not self.built:
+            return 0
+        return sum(n_in * n_out + n_out for layer, (_, _, n_in, n_out)
+                   in zip(self.layers, self._offsets) if self._layer_trainable(layer))
 
     # ------------------------------------------------------------------ build
 
@@ -277,9 +309,11 @@ class Model:
         layout = np.zeros((len(self.layers), 5), dtype=np.intp)
         w_off, b_off = 0, n_weights
         self._generator = initializers.make_generator(self.seed)
+        self._offsets = []
         for i, layer in enumerate(self.layers):
             n_in, n_out = sizes[i], sizes[i + 1]
             layout[i] = (n_in, n_out, w_off, b_off, layer.activation_code)
+            self._offsets.append((w_off, b_off, n_in, n_out))
             layer.bind(n_in, self.params, self.grads, w_off, b_off)
             layer.initialize(self._generator)
             w_off += n_in * n_out
@@ -355,6 +389,7 @@ class Model:
         self._net.set_loss(self._loss_code, self.fused,
                            self.loss.target_width(self.output_dim))
         self._net.set_optimizer(opt.code, opt.state, self._n_kernel_params)
+        self._sync_variables()
         # accuracies run inside the compiled epoch when all metrics can
         act = self.loss.output_activation(self.layers[-1].activation)
         kernels = [m.kernel(act) for m in self.metrics]
@@ -363,6 +398,32 @@ class Model:
             self._net.set_metrics([k[0] for k in kernels], [k[1] for k in kernels])
         else:
             self._net.set_metrics([], [])
+
+    def variables(self) -> tuple[np.ndarray, np.ndarray]:
+        """What the update covers: (rows, regularizers), rows (n_vars, 3)
+        [start, stop, decayed] of the flat buffer, the trainable layers'
+        kernels in layer order then their biases (the buffer's order), and
+        each row's [l1, l2] (see ``Network.set_variables``)."""
+        kernels, biases = [], []
+        for layer, (w_off, b_off, n_in, n_out) in zip(self.layers, self._offsets):
+            if self._layer_trainable(layer):
+                kernels.append(((w_off, w_off + n_in * n_out, 1),
+                                self._penalty_factors(layer, "kernel")))
+                biases.append(((b_off, b_off + n_out, 0), self._penalty_factors(layer, "bias")))
+        rows = kernels + biases
+        return (np.array([r for r, _ in rows], dtype=np.intp).reshape(-1, 3),
+                np.array([p for _, p in rows], dtype=np.float64).reshape(-1, 2))
+
+    @staticmethod
+    def _penalty_factors(layer, part):
+        return (0.0, 0.0)
+
+    def _sync_variables(self):
+        # the trainable layers' ranges (and regularizers) to the network:
+        # at compile, and at the first step after a layer's flag changed
+        rows, reg = self.variables()
+        self._net.set_variables(rows, reg)
+        self._variables_revision = Dense.revision
 
     @property
     def _loss_code(self):
@@ -502,6 +563,8 @@ class Model:
         if held_opt is not opt or held_state is not opt.state or \
                 opt.state.shape[0] != opt.state_size(self.params.shape[0]):
             self._prepare_training()
+        elif self._variables_revision != Dense.revision:
+            self._sync_variables()
 
     def step(self, x: np.ndarray, y: np.ndarray, update: bool = True,
              sample_weight: np.ndarray | None = None) -> tuple[float, bool]:
@@ -765,13 +828,27 @@ class Model:
             "dtype": np.dtype(self.dtype).name,
             "seed": self.seed,
             "input_dim": None if self.input_dim is None else int(self.input_dim),
-            "layers": [{"units": layer.units, "activation": layer.activation,
-                        "name": layer.name} for layer in self.layers],
+            "layers": [self._layer_config(layer) for layer in self.layers],
             "loss": losses.serialize(self.loss) if self.loss is not None else None,
             "optimizer": (optimizers.serialize(self._optimizer)
                           if self._optimizer is not None else None),
             "metrics": [metric.name for metric in self.metrics],
+            # written only when False: older files and readers see no change
+            **({} if self._trainable else {"trainable": False}),
         }
+
+    @staticmethod
+    def _layer_config(layer):
+        spec = {"units": layer.units, "activation": layer.activation, "name": layer.name}
+        if not layer.trainable:
+            spec["trainable"] = False
+        return spec
+
+    @staticmethod
+    def _layer_from_config(spec, input_dim):
+        return Dense(spec.get("units"), activation=spec.get("activation"),
+                     input_dim=input_dim, name=spec.get("name"),
+                     trainable=spec.get("trainable", True))
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Model:
@@ -785,10 +862,12 @@ class Model:
         specs = config.get("layers")
         if not isinstance(specs, list) or not all(isinstance(s, dict) for s in specs):
             raise ValueError(f"layers must be a list of dicts, got {specs!r:.80}")
-        layers = [Dense(spec.get("units"), activation=spec.get("activation"),
-                        input_dim=config.get("input_dim") if i == 0 else None,
-                        name=spec.get("name")) for i, spec in enumerate(specs)]
+        layers = [cls._layer_from_config(spec, config.get("input_dim") if i == 0 else None)
+                  for i, spec in enumerate(specs)]
         model = cls(layers, dtype=config.get("dtype"), seed=config.get("seed"))
+        # the model's own flag, the layers' kept as saved (setting
+        # model.trainable would overwrite theirs)
+        model._trainable = check_bool(config.get("trainable", True), "trainable")
         if config.get("loss") is not None:
             model.compile(loss=losses.get(config["loss"]),
                           optimizer=optimizers.get(config["optimizer"]),

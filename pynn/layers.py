@@ -76,12 +76,18 @@ class Dense:
     name : str, optional
         Up to 256 printable characters; None gives the layer a numbered
         name in the model (``dense``, ``dense_1``, ...).
+    trainable : bool
+        False freezes the layer (see ``trainable``).
     """
+
+    # bumped whenever a layer's trainable flag changes, so that a model
+    # sees at its next step that the variables its update covers changed
+    revision = 0
 
     def __init__(self, units: int, activation: str | None = None, input_dim: int | None = None,
                  kernel_initializer: str | dict | initializers.Initializer = "glorot_uniform",
                  bias_initializer: str | dict | initializers.Initializer = "zeros",
-                 name: str | None = None) -> None:
+                 name: str | None = None, trainable: bool = True) -> None:
         self.units = check_positive_int(units, "units")
         self.activation = activations.get(activation)
         self.input_dim = check_positive_int(input_dim, "input_dim", allow_none=True)
@@ -89,6 +95,7 @@ class Dense:
         self.bias_initializer = initializers.get(bias_initializer)
         self.name = check_name(name)
         self._W = self._b = self.dW = self.db = None
+        self.trainable = trainable
 
     @property
     def W(self) -> np.ndarray | None:
@@ -127,18 +134,30 @@ class Dense:
     def trainable(self) -> bool:
         """Whether fit and train_on_batch update this layer's W and b.
 
-        Only True for now: setting False raises NotImplementedError rather
-        than being ignored (the update would still change the weights).
+        False freezes the layer, as Keras's ``layer.trainable = False``: the
+        update skips its range of the flat buffers, so its weights and their
+        optimizer state stay as they are, bit for bit, while its gradient
+        still flows to the layers before it.  Unlike Keras, no new compile
+        is needed: a change takes effect at the model's next step.
         """
-        return True
+        return self._trainable
 
     @trainable.setter
     def trainable(self, value):
         value = check_bool(value, "trainable")
-        if not value:
-            raise NotImplementedError(
-                "layer.trainable = False is not supported yet: the compiled update "
-                "would still change this layer's weights")
+        if value != vars(self).get("_trainable"):
+            object.__setattr__(self, "_trainable", value)
+            Dense.revision += 1
+
+    @property
+    def trainable_weights(self) -> list[np.ndarray]:
+        """``[W, b]`` when the layer is trainable (views), else ``[]``, as Keras."""
+        return [self.W, self.b] if self._trainable and self.built else []
+
+    @property
+    def non_trainable_weights(self) -> list[np.ndarray]:
+        """``[W, b]`` when the layer is frozen (views), else ``[]``, as Keras."""
+        return [self.W, self.b] if not self._trainable and self.built else []
 
     # What may be set on a layer; anything else is refused, never stored
     # unread (a setting pynn does not know would change nothing).
@@ -246,7 +265,7 @@ class Dense:
                 "input_dim": self.input_dim,
                 "kernel_initializer": initializers.serialize(self.kernel_initializer),
                 "bias_initializer": initializers.serialize(self.bias_initializer),
-                "name": self.name}
+                "name": self.name, "trainable": self.trainable}
 
     def __repr__(self):
         return (f"Dense({self.units}, activation={self.activation!r}"

@@ -57,9 +57,11 @@ def summary_table(model):
         rows.append("Total params: unknown until the model is built "
                     "(the first layer's input size is not known yet)")
     else:
-        size = _bytes(total * np.dtype(model.dtype).itemsize)
-        rows += [f"Total params: {total:,} ({size})",
-                 f"Trainable params: {total:,} ({size})",
-                 "Non-trainable params: 0 (0 B)"]
+        itemsize = np.dtype(model.dtype).itemsize
+        trainable = model.count_trainable_params() if model.built else total
+        frozen = total - trainable
+        rows += [f"Total params: {total:,} ({_bytes(total * itemsize)})",
+                 f"Trainable params: {trainable:,} ({_bytes(trainable * itemsize)})",
+                 f"Non-trainable params: {frozen:,} ({_bytes(frozen * itemsize)})"]
     rows.append(line)
     return "\n".join(rows)

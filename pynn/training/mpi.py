@@ -110,6 +110,7 @@ class Session:
         counts nothing: the compiled update counts itself."""
         model = self.model
         with model.lock:
+            model.refresh_optimizer()       # a layer frozen since the last step
             loss, status = model.engine.step(x, y, False)
             grads = model.grads
             if status != STATUS_OK:
@@ -123,16 +124,12 @@ class Session:
             raise_for_inputs(status, x, y)
             if not _optim.is_finite(grads):
                 return loss, False
-            opt = model.optimizer
-            # counted inside the compiled update, as the network counts its own
-            count = np.array([opt.iterations], dtype=np.int64)
-            try:
-                _optim.step(opt.code, model.params, grads, opt.state, opt.hyper(),
-                            model.n_kernel_params, count)
-            finally:
-                opt.iterations = int(count[0])
-            model.mark_trained()
-        return loss, True
+            # clipping, check and update over the trainable variables, in
+            # the compiled code, which counts the update it applies
+            with model.counting() as net:
+                net.set_hyper(model.optimizer.hyper())
+                applied = net.apply_gradients()
+        return loss, applied
 
     def mean_logs(self, logs, n_seen, val):
         """Epoch logs averaged over ranks: training values weighted by each
