@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from . import _codes, _dense, _threads, initializers, losses, optimizers
+from . import _codes, _dense, _threads, initializers, losses, optimizers, regularizers
 from . import metrics as metrics_module
 from ._validation import (as_dtype, as_float_array, check_bool, check_finite,
                           check_n_threads, check_positive_int, check_verbose)
@@ -414,9 +414,20 @@ class Model:
         return (np.array([r for r, _ in rows], dtype=np.intp).reshape(-1, 3),
                 np.array([p for _, p in rows], dtype=np.float64).reshape(-1, 2))
 
-    @staticmethod
-    def _penalty_factors(layer, part):
-        return (0.0, 0.0)
+    def _penalty_factors(self, layer, part):
+        # (l1, l2) of the layer's kernel or bias regularizer; a factor the
+        # model's dtype cannot hold as the kernel uses it is refused
+        reg = layer.kernel_regularizer if part == "kernel" else layer.bias_regularizer
+        if reg is None:
+            return (0.0, 0.0)
+        l1, l2 = reg.factors()
+        with np.errstate(over="ignore"):
+            held = np.array([l1, 2 * l2]).astype(self.dtype)
+        if not np.all(np.isfinite(held)) or (l1 and not held[0]) or (l2 and not held[1]):
+            raise ValueError(f"{part}_regularizer={reg!r} of layer {layer.name or layer!r}: "
+                             f"its factors overflow or vanish in "
+                             f"{np.dtype(self.dtype).name}")
+        return (l1, l2)
 
     def _sync_variables(self):
         # the trainable layers' ranges (and regularizers) to the network:
@@ -704,6 +715,7 @@ class Model:
         with self._lock:
             x, y = self.check_xy(x, y)
             w = self.check_weights(sample_weight, None, y)
+            self.refresh_optimizer()        # the regularizers the loss adds, as they are now
             chunk = min(chunk, x.shape[0])  # the kernel takes a C integer
             if not self.metrics:
                 return {"loss": self._net.loss(x, y, chunk, w)}
@@ -839,16 +851,23 @@ class Model:
 
     @staticmethod
     def _layer_config(layer):
+        # the settings pynn added later written only when not the default,
+        # so that older files and readers see no change
         spec = {"units": layer.units, "activation": layer.activation, "name": layer.name}
         if not layer.trainable:
             spec["trainable"] = False
+        for part in ("kernel_regularizer", "bias_regularizer"):
+            if getattr(layer, part) is not None:
+                spec[part] = regularizers.serialize(getattr(layer, part))
         return spec
 
     @staticmethod
     def _layer_from_config(spec, input_dim):
         return Dense(spec.get("units"), activation=spec.get("activation"),
                      input_dim=input_dim, name=spec.get("name"),
-                     trainable=spec.get("trainable", True))
+                     trainable=spec.get("trainable", True),
+                     kernel_regularizer=spec.get("kernel_regularizer"),
+                     bias_regularizer=spec.get("bias_regularizer"))
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Model:

@@ -91,7 +91,9 @@ def check_gradients(model: Model, x: npt.ArrayLike, y: npt.ArrayLike,
     epsilon = check_real(epsilon, "epsilon", low=0, low_open=True)
     atol = check_real(atol, "atol", low=0)
     x = model.check_x(x)                        # builds the model if needed
-    twin = type(model)([Dense(layer.units, activation=layer.activation)
+    twin = type(model)([Dense(layer.units, activation=layer.activation,
+                              kernel_regularizer=layer.kernel_regularizer,
+                              bias_regularizer=layer.bias_regularizer)
                        for layer in model.layers], dtype="float64")
     twin.build(model.input_dim)
     twin.params[...] = model.params

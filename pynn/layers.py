@@ -11,7 +11,7 @@ import os
 import numpy as np
 import numpy.typing as npt
 
-from . import _dense, activations, initializers
+from . import _dense, activations, initializers, regularizers
 from ._validation import (as_float_array, check_bool, check_finite, check_name,
                           check_positive_int)
 
@@ -78,16 +78,23 @@ class Dense:
         name in the model (``dense``, ``dense_1``, ...).
     trainable : bool
         False freezes the layer (see ``trainable``).
+    kernel_regularizer, bias_regularizer : None, str, dict or Regularizer
+        A penalty on W or b added to the loss (``pynn.regularizers``:
+        ``"l1"``, ``"l2"``, ``"l1_l2"`` or ``L1(l1)``, ``L2(l2)``,
+        ``L1L2(l1, l2)``, Keras's names and defaults).
     """
 
-    # bumped whenever a layer's trainable flag changes, so that a model
+    # bumped whenever a layer's trainable flag or regularizers change, so that a model
     # sees at its next step that the variables its update covers changed
     revision = 0
 
     def __init__(self, units: int, activation: str | None = None, input_dim: int | None = None,
                  kernel_initializer: str | dict | initializers.Initializer = "glorot_uniform",
                  bias_initializer: str | dict | initializers.Initializer = "zeros",
-                 name: str | None = None, trainable: bool = True) -> None:
+                 name: str | None = None, trainable: bool = True,
+                 kernel_regularizer: str | dict | regularizers.Regularizer | None = None,
+                 bias_regularizer: str | dict | regularizers.Regularizer | None = None
+                 ) -> None:
         self.units = check_positive_int(units, "units")
         self.activation = activations.get(activation)
         self.input_dim = check_positive_int(input_dim, "input_dim", allow_none=True)
@@ -96,6 +103,8 @@ class Dense:
         self.name = check_name(name)
         self._W = self._b = self.dW = self.db = None
         self.trainable = trainable
+        self.kernel_regularizer = kernel_regularizer
+        self.bias_regularizer = bias_regularizer
 
     @property
     def W(self) -> np.ndarray | None:
@@ -149,6 +158,20 @@ class Dense:
             object.__setattr__(self, "_trainable", value)
             Dense.revision += 1
 
+    kernel_regularizer = property(
+        lambda self: self._kernel_regularizer,
+        lambda self, value: self._set_regularizer("kernel_regularizer", value),
+        doc="The penalty on W (None: none); assigning one takes effect at the "
+            "model's next step.")
+    bias_regularizer = property(
+        lambda self: self._bias_regularizer,
+        lambda self, value: self._set_regularizer("bias_regularizer", value),
+        doc="The penalty on b (None: none), as ``kernel_regularizer``.")
+
+    def _set_regularizer(self, part, value):
+        object.__setattr__(self, "_" + part, regularizers.get(value, part))
+        Dense.revision += 1
+
     @property
     def trainable_weights(self) -> list[np.ndarray]:
         """``[W, b]`` when the layer is trainable (views), else ``[]``, as Keras."""
@@ -163,7 +186,7 @@ class Dense:
     # unread (a setting pynn does not know would change nothing).
     _SETTABLE = frozenset({"units", "activation", "input_dim", "kernel_initializer",
                            "bias_initializer", "name", "W", "b", "dW", "db", "_W", "_b",
-                           "trainable"})
+                           "trainable", "kernel_regularizer", "bias_regularizer"})
 
     def __setattr__(self, name, value):
         if name not in self._SETTABLE:
@@ -265,7 +288,9 @@ class Dense:
                 "input_dim": self.input_dim,
                 "kernel_initializer": initializers.serialize(self.kernel_initializer),
                 "bias_initializer": initializers.serialize(self.bias_initializer),
-                "name": self.name, "trainable": self.trainable}
+                "name": self.name, "trainable": self.trainable,
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
 
     def __repr__(self):
         return (f"Dense({self.units}, activation={self.activation!r}"

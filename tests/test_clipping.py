@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import pynn
+from conftest import assert_fit_equals_steps
 from pynn import reference
 
 # each optimizer without clipping, by name: the clipped one adds its setting
@@ -128,14 +129,7 @@ def test_clipping_covers_the_trainable_variables_only(mode):
 @pytest.mark.parametrize("mode", sorted(CLIPS))
 def test_compiled_epoch_equals_train_on_batch_with_clipping(mode, dtype):
     x, y = data(40)
-    fitted = make(dtype, pynn.Adam(0.01, **{mode: CLIPS[mode]}))
-    stepped = make(dtype, pynn.Adam(0.01, **{mode: CLIPS[mode]}))
-    fitted.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0)
-    for _ in range(2):
-        for k in range(0, 40, 8):
-            stepped.train_on_batch(x[k:k + 8], y[k:k + 8])
-    np.testing.assert_array_equal(fitted.params, stepped.params)
-    np.testing.assert_array_equal(fitted.optimizer.state, stepped.optimizer.state)
+    assert_fit_equals_steps(lambda: make(dtype, pynn.Adam(0.01, **{mode: CLIPS[mode]})), x, y)
 
 
 def test_a_nonfinite_gradient_is_refused_even_when_clipvalue_would_bound_it(dtype):

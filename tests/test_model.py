@@ -294,7 +294,7 @@ def test_verbose_and_batch_size_as_keras():
 def test_unknown_attributes_refused_on_layers_and_models():
     layer = pynn.Dense(2, input_dim=3)
     net = pynn.Sequential([layer, pynn.Dense(1)])
-    for obj, name in ((layer, "kernel_regularizer"), (net, "run_eagerly"), (net, "stop_traning")):
+    for obj, name in ((layer, "activity_regularizer"), (net, "run_eagerly"), (net, "stop_traning")):
         with pytest.raises(AttributeError, match=rf"cannot set '{name}'.*attributes that can be set"):
             setattr(obj, name, 1)
         assert not hasattr(obj, name)
