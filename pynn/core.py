@@ -25,8 +25,8 @@ import numpy.typing as npt
 
 from . import _codes, _dense, _threads, initializers, losses, optimizers
 from . import metrics as metrics_module
-from ._validation import (as_dtype, as_float_array, check_finite, check_n_threads,
-                          check_positive_int, check_verbose)
+from ._validation import (as_dtype, as_float_array, check_bool, check_finite,
+                          check_n_threads, check_positive_int, check_verbose)
 from .errors import DivergenceError
 from .layers import Dense, check_memory
 from .summary import summary_table
@@ -48,6 +48,17 @@ def raise_for_inputs(status: int, x: np.ndarray, y: np.ndarray) -> None:
         check_finite(x, "x")
     if status == STATUS_Y_NONFINITE:
         check_finite(y, "y")
+
+
+def shape_scores(scores: dict[str, float], return_dict: bool
+                 ) -> float | list[float] | dict[str, float]:
+    """``evaluate``'s return, as Keras 3's, from the scores ``{"loss": ..., metric
+    name: ...}`` in ``metrics_names`` order: the dict itself with ``return_dict``,
+    else the loss alone when it is the only value, else the list of values."""
+    if return_dict:
+        return scores
+    values = list(scores.values())
+    return values[0] if len(values) == 1 else values
 
 
 def _check_compile_order(optimizer, loss):
@@ -611,9 +622,9 @@ class Model:
         return out
 
     def evaluate(self, x: npt.ArrayLike, y: npt.ArrayLike, batch_size: int | None = None,
-                 verbose: int | str = "auto",
-                 sample_weight: npt.ArrayLike | None = None) -> dict[str, float]:
-        """Loss and metrics on (x, y).
+                 verbose: int | str = "auto", sample_weight: npt.ArrayLike | None = None,
+                 return_dict: bool = False) -> float | list[float] | dict[str, float]:
+        """Loss and metrics on (x, y), returned as Keras 3 returns them.
 
         Parameters
         ----------
@@ -627,13 +638,18 @@ class Model:
             Weights of the loss: ``sum_i w_i l_i / n_samples`` (Keras's
             "sum_over_batch_size"); metrics stay unweighted, as Keras's
             ``metrics`` (not ``weighted_metrics``).
+        return_dict : bool
+            Return ``{"loss": ..., metric name: ...}`` instead of the values.
 
         Returns
         -------
-        dict
-            ``{"loss": ..., metric name: ...}``, means over the samples.
+        float, list of float, or dict
+            Means over the samples: the loss alone (a float) when no metrics
+            were compiled, ``[loss, *metrics]`` in ``metrics_names`` order
+            when some were, the dict with ``return_dict=True``.
         """
         self.check_compiled("evaluate")
+        return_dict = check_bool(return_dict, "return_dict")
         # "is None", not "or": batch_size=0 is an error, not the default
         chunk = check_positive_int(_PREDICT_CHUNK if batch_size is None else batch_size,
                                    "batch_size")
@@ -643,7 +659,7 @@ class Model:
             w = self.check_weights(sample_weight, None, y)
             chunk = min(chunk, x.shape[0])  # the kernel takes a C integer
             if not self.metrics:
-                return {"loss": self._net.loss(x, y, chunk, w)}
+                return shape_scores({"loss": self._net.loss(x, y, chunk, w)}, return_dict)
             n = x.shape[0]
             starts = range(0, n, chunk)
             sizes = np.array([min(chunk, n - start) for start in starts], dtype=np.float64)
@@ -658,7 +674,7 @@ class Model:
             scores = {"loss": float(chunk_losses @ sizes) / n}
             scores.update((m.name, self.metric_result(m, values[j], sizes))
                           for j, m in enumerate(self.metrics))
-        return scores
+        return shape_scores(scores, return_dict)
 
     def predict_on_batch(self, x: npt.ArrayLike) -> np.ndarray:
         """``predict`` on one batch, as Keras's: the outputs for ``x``."""
@@ -668,9 +684,13 @@ class Model:
         """``model(x)``: the outputs for one batch (``predict_on_batch``)."""
         return self.predict(x)
 
-    def test_on_batch(self, x: npt.ArrayLike, y: npt.ArrayLike) -> dict[str, float]:
-        """Loss and metrics on one batch, returned as ``evaluate`` returns them."""
-        return self.evaluate(x, y)
+    def test_on_batch(self, x: npt.ArrayLike, y: npt.ArrayLike,
+                      sample_weight: npt.ArrayLike | None = None,
+                      return_dict: bool = False) -> float | list[float] | dict[str, float]:
+        """Loss and metrics on one batch (``sample_weight`` as in ``evaluate``),
+        returned as ``evaluate`` returns them: a float, a list, or a dict with
+        ``return_dict=True``."""
+        return self.evaluate(x, y, sample_weight=sample_weight, return_dict=return_dict)
 
     @property
     def metrics_names(self) -> list[str]:

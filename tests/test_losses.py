@@ -279,7 +279,7 @@ def test_network_gradient_matches_central_differences_fused(rng):
     _, grads = net.gradients(x, y)
     for layer, (gW, gb) in zip(net.layers, zip(grads[0::2], grads[1::2])):
         for param, grad in ((layer.W, gW), (layer.b, gb)):
-            numeric = central_differences(lambda: net.evaluate(x, y)["loss"], param, 1e-6)
+            numeric = central_differences(lambda: net.evaluate(x, y, return_dict=True)["loss"], param, 1e-6)
             for idx in np.ndindex(param.shape):
                 assert grad[idx] == pytest.approx(numeric[idx], rel=1e-6, abs=1e-9)
 
