@@ -15,7 +15,9 @@ joins the two with saving (``pynn.io``).
 from __future__ import annotations
 
 import contextlib
+import inspect
 import threading
+import warnings
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -73,6 +75,66 @@ def _check_compile_order(optimizer, loss):
         raise TypeError(f"compile takes (optimizer, loss, metrics), in Keras's order; "
                         f"got optimizer={optimizer!r} and loss={loss!r}, which look "
                         f"swapped: write compile(optimizer=..., loss=...)")
+
+
+# outputs in [0, 1]: what a cross-entropy from probabilities reads
+_PROBABILITY_ACTIVATIONS = frozenset({"sigmoid", "softmax"})
+# outputs that leave [0, 1]: read as probabilities, they make the loss
+# negative (linear, tanh) or its log clipped, and training stalls
+_UNBOUNDED_ACTIVATIONS = frozenset({"linear", "relu", "tanh", "leaky_relu", "elu", "selu",
+                                    "gelu", "swish", "softplus"})
+
+
+def _outside_pynn():
+    # the stacklevel of the first caller outside pynn, so that a warning
+    # points at the user's line whether compile was called directly, through
+    # pynn.keras or through from_config
+    frame, level = inspect.currentframe().f_back, 1
+    while frame.f_back is not None \
+            and frame.f_globals.get("__name__", "").split(".")[0] == "pynn":
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def warn_from_logits_mistakes(layers: Sequence[Dense], loss: losses.Loss) -> None:
+    """UserWarning on the two common mismatches of a cross-entropy's
+    ``from_logits`` and the last layer's activation.
+
+    - ``from_logits=True`` after a sigmoid or softmax layer: the loss takes
+      the probabilities for logits and squashes them a second time; the
+      loss no longer reaches 0 and its gradient is weak.
+    - ``from_logits=False`` after a linear (or another unbounded) layer:
+      the outputs are read as probabilities, which they are not; the loss
+      can come out negative or clipped at machine epsilon.
+
+    Both are well defined, so they are warned about, not refused.
+    """
+    if not layers or not isinstance(loss, (losses.BinaryCrossentropy,
+                                           losses.CategoricalCrossentropy,
+                                           losses.SparseCategoricalCrossentropy)):
+        return
+    layer = layers[-1]
+    act = layer.activation
+    which = (f"the last layer {layer.name!r}" if layer.name
+             else f"the last layer (index {len(layers) - 1})")
+    kind = type(loss).__name__
+    if loss.from_logits and act in _PROBABILITY_ACTIVATIONS:
+        message = (f"{which} has activation {act!r} and the loss {loss.name!r} has "
+                   f"from_logits=True: the layer's outputs are probabilities, which the "
+                   f"loss takes for logits and passes through a second {loss.activation}. "
+                   f"Fix: give the layer activation='linear' (outputs are then logits), "
+                   f"or compile with {kind}(from_logits=False), with which the loss "
+                   f"applies the {act} to the layer's logits itself, the stable way")
+    elif not loss.from_logits and act in _UNBOUNDED_ACTIVATIONS:
+        message = (f"{which} has activation {act!r} and the loss {loss.name!r} has "
+                   f"from_logits=False: the layer's outputs are read as probabilities, "
+                   f"which they are not (the loss can be negative, or clipped at machine "
+                   f"epsilon, and stop learning). Fix: give the layer "
+                   f"activation={loss.activation!r}, or compile with "
+                   f"{kind}(from_logits=True) to read the outputs as logits")
+    else:
+        return
+    warnings.warn(message, UserWarning, stacklevel=_outside_pynn())
 
 
 class Model:
@@ -331,6 +393,12 @@ class Model:
             Names from ``pynn.metrics.names()`` ("accuracy" is resolved from
             the loss); AUC, precision and recall accumulate over each epoch
             (fit) or over the whole data (evaluate).
+
+        Warns
+        -----
+        UserWarning
+            When a cross-entropy's ``from_logits`` does not match the last
+            layer's activation (``warn_from_logits_mistakes``).
         """
         _check_compile_order(optimizer, loss)
         loss = losses.get(loss)
@@ -340,6 +408,7 @@ class Model:
                                           self.output_dim if self.layers else None,
                                           accumulates=True)
         opt.check_dtype(self.dtype)
+        warn_from_logits_mistakes(self.layers, loss)
         # nothing changes until every argument has been accepted, nor while
         # a compiled call uses the buffers this may free
         with self._lock:

@@ -88,13 +88,15 @@ if __name__ == "__main__":
     for seed in range(3):
         for dtype in ("float32", "float64"):
             net, x, y, h = train_xor(seed, dtype)
-            print(f"xor seed={seed} {dtype}: accuracy {net.evaluate(x, y, return_dict=True)['accuracy']:.3f}, "
+            _, accuracy = net.evaluate(x, y)
+            print(f"xor seed={seed} {dtype}: accuracy {accuracy:.3f}, "
                   f"100% from epoch {first_epoch_reaching(h.history['accuracy'], 1.0)}, "
                   f"final loss {h.history['loss'][-1]:.2e}")
     for n_classes, loss in [(2, "binary_crossentropy"), (3, "sparse_categorical_crossentropy"),
                             (3, "categorical_crossentropy")]:
         net, x, y, h = train_spirals(n_classes, loss)
+        _, accuracy = net.evaluate(x, y)
         print(f"spirals {n_classes} classes, {loss}: training accuracy "
-              f"{net.evaluate(x, y, return_dict=True)['accuracy']:.4f} after {len(h.epoch)} epochs, "
+              f"{accuracy:.4f} after {len(h.epoch)} epochs, "
               f">= 98% from epoch {first_epoch_reaching(h.history['accuracy'], 0.98)}, "
               f"final loss {h.history['loss'][-1]:.2e}")
