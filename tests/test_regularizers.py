@@ -153,16 +153,16 @@ def test_reported_losses_include_the_penalty(dtype):
     penalty, _ = twin_terms(net)
     plain = plain_twin(net)
     rel = 1e-6 if dtype is np.float32 else 1e-13
-    assert net.evaluate(x, y)["loss"] == pytest.approx(plain.evaluate(x, y)["loss"] + penalty,
+    assert net.evaluate(x, y) == pytest.approx(plain.evaluate(x, y) + penalty,
                                                        rel=rel)
-    assert net.evaluate(x, y, batch_size=5)["loss"] == pytest.approx(
-        net.evaluate(x, y)["loss"], rel=rel)
+    assert net.evaluate(x, y, batch_size=5) == pytest.approx(
+        net.evaluate(x, y), rel=rel)
     # fit's loss: the mean over batches of (batch loss + the penalty before that step)
     stepped = make(dtype, pynn.Adam(0.01))
     expected = []
     for k in range(0, 32, 8):
         p, _ = twin_terms(stepped)
-        base = plain_twin(stepped).evaluate(x[k:k + 8], y[k:k + 8])["loss"]
+        base = plain_twin(stepped).evaluate(x[k:k + 8], y[k:k + 8])
         assert stepped.train_on_batch(x[k:k + 8], y[k:k + 8]) == pytest.approx(base + p, rel=rel)
         expected.append(base + p)
     history = net.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0)
@@ -204,9 +204,9 @@ def test_a_frozen_layers_regularizers_add_nothing():
 def test_regularizers_set_after_compile_take_effect_at_the_next_step():
     x, y = data()
     net = make("float64", regs=[(None, None)] * 3)
-    loss = net.evaluate(x, y)["loss"]
+    loss = net.evaluate(x, y)
     net.layers[1].kernel_regularizer = "l2"
-    assert net.evaluate(x, y)["loss"] == pytest.approx(
+    assert net.evaluate(x, y) == pytest.approx(
         loss + reference.l2_regularizer(net.layers[1].W)[0], rel=1e-13)
 
 
