@@ -30,6 +30,19 @@ def make_model(dtype, optimizer, seed):
     return net
 
 
+def make_trimmed_model(dtype, seed):
+    """A frozen middle layer, regularizers and global clipping: the update
+    over ranks must skip, penalise and clip as one process does."""
+    layers = [pynn.Dense(16, activation="tanh", input_dim=N_FEATURES,
+                         kernel_regularizer=pynn.regularizers.L1L2(1e-3, 1e-2)),
+              pynn.Dense(8, activation="tanh"),
+              pynn.Dense(N_OUTPUTS, bias_regularizer="l2")]
+    layers[1].trainable = False
+    net = pynn.Sequential(layers, dtype=dtype, seed=seed)
+    net.compile(loss="mse", optimizer=pynn.Adam(0.01, global_clipnorm=0.2))
+    return net
+
+
 def optimizer(name):
     if name == "sgd":
         return pynn.SGD(learning_rate=0.05, momentum=0.9, weight_decay=1e-3)
@@ -137,6 +150,16 @@ def main(out_path):
     net.fit(xs, ys, epochs=2, batch_size=B, verbose=2, comm=comm,
             callbacks=[CountingCheckpoint("unused.npz")])
     info["checkpoint-calls"] = comm.allgather(CountingCheckpoint.calls)
+
+    # 5. freezing, regularizers and clipping across ranks
+    for dtype in ("float32", "float64"):
+        x, y = make_data(EVEN, dtype)
+        xs, ys = shard(x, rank, B), shard(y, rank, B)
+        net = make_trimmed_model(dtype, seed=1 + rank)
+        hist = net.fit(xs, ys, epochs=2, batch_size=B, shuffle=False, verbose=0, comm=comm)
+        results[f"{dtype}-trimmed"] = net.params.copy()
+        info[f"{dtype}-trimmed"] = {"history": hist.history,
+                                    "identical": same_everywhere(net.params)}
 
     if rank == 0:
         np.savez(out_path, info=json.dumps(info), **results)
