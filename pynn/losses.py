@@ -141,11 +141,16 @@ class Huber(Loss):
     accepts_any_real_targets = True
 
     def __init__(self, delta: float = 1.0) -> None:
-        self.delta = check_real(delta, "delta", low=0, low_open=True)
+        self._delta = check_real(delta, "delta", low=0, low_open=True)
+
+    @property
+    def delta(self):
+        # read-only: a model hands delta to its compiled kernels at compile
+        return self._delta
 
     @property
     def kernel_param(self):
-        return self.delta
+        return self._delta
 
     def get_config(self):
         return {"delta": self.delta}
