@@ -256,7 +256,7 @@ cdef inline double sparse_cce_and_grad(const floating* P, const floating* labels
 #
 # One function per loss gives the loss of one element and its derivative
 # with respect to the output, in double; _elementwise_mean is the one loop
-# over the batch (the code is loop-invariant: the compiler unswitches it).
+# over the batch, inlined once per loss with its code a constant.
 
 cdef struct LossGrad:
     double loss
@@ -363,7 +363,13 @@ cdef inline double loss_and_grad(int code, const floating* P, const floating* Y,
         return sparse_cce_logits_and_grad(P, Y, row_weight, n, m, G)
     if code == LOSS_SPARSE_CCE:
         return sparse_cce_and_grad(P, Y, row_weight, n, m, G)
-    if code == LOSS_MAE or code == LOSS_HUBER or code == LOSS_POISSON \
-            or code == LOSS_POISSON_LOG:
-        return _elementwise_mean(code, P, Y, row_weight, n, m, G, param)
+    # each with its code as a constant, so the inlined loop loses the switch
+    if code == LOSS_MAE:
+        return _elementwise_mean(LOSS_MAE, P, Y, row_weight, n, m, G, param)
+    if code == LOSS_HUBER:
+        return _elementwise_mean(LOSS_HUBER, P, Y, row_weight, n, m, G, param)
+    if code == LOSS_POISSON:
+        return _elementwise_mean(LOSS_POISSON, P, Y, row_weight, n, m, G, param)
+    if code == LOSS_POISSON_LOG:
+        return _elementwise_mean(LOSS_POISSON_LOG, P, Y, row_weight, n, m, G, param)
     return -1.0
