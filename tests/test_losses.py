@@ -568,15 +568,18 @@ def _model(name, dtype, seed=0):
                       optimizer=pynn.SGD(learning_rate=0.05, momentum=0.9))
 
 
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
 @pytest.mark.parametrize("name", REGRESSION)
-def test_compiled_epoch_equals_train_on_batch_bit_for_bit(name, dtype, rng):
+def test_compiled_epoch_equals_train_on_batch_bit_for_bit(name, weighted, dtype, rng):
     p, y = draw_regression(name, 53, 2, dtype, rng)
     x = rng.standard_normal((53, 5)).astype(dtype)
+    w = rng.uniform(0.2, 3, size=53).astype(dtype) if weighted else None
     order = rng.permutation(53).astype(np.intp)
     a, b = _model(name, dtype), _model(name, dtype)
     epoch_losses = np.empty(6)
-    assert run_batches(a, x, y, order, 10, 0, 6, epoch_losses) == 6
-    expected = [b.train_on_batch(x[order[k:k + 10]], y[order[k:k + 10]])
+    assert run_batches(a, x, y, order, 10, 0, 6, epoch_losses, sample_weight=w) == 6
+    expected = [b.train_on_batch(x[order[k:k + 10]], y[order[k:k + 10]],
+                                 sample_weight=None if w is None else w[order[k:k + 10]])
                 for k in range(0, 53, 10)]
     np.testing.assert_array_equal(epoch_losses, expected)
     np.testing.assert_array_equal(a.params, b.params)
