@@ -1,6 +1,7 @@
 """MLPRegressor(loss="poisson") against scikit-learn's own: the exp output,
 the half Poisson deviance as loss_ and loss_curve_, every solver, sample
 weights, early stopping, float32, and the targets it refuses."""
+import pickle
 import warnings
 
 import numpy as np
@@ -178,3 +179,16 @@ def test_squared_error_is_unchanged_by_the_loss_parameter(data):
         ours, theirs = _fit_both(x, counts[:, 0], loss="squared_error")
     assert ours.out_activation_ == theirs.out_activation_ == "identity"
     np.testing.assert_allclose(ours.predict(x), theirs.predict(x), rtol=1e-8)
+
+
+def test_pickle_keeps_the_poisson_network(data):
+    x, counts, _ = data
+    model = MLPRegressor(**_PARAMS).fit(x, counts)
+    back = pickle.loads(pickle.dumps(model))
+    assert back.out_activation_ == "exp"
+    assert isinstance(back.model_.loss, losses.HalfPoissonDeviance)
+    np.testing.assert_array_equal(back.predict(x), model.predict(x))
+    # and it trains on as the original does
+    for est in (model, back):
+        est.partial_fit(x, counts)
+    np.testing.assert_array_equal(back.predict(x), model.predict(x))
