@@ -45,47 +45,42 @@ def is_rows(x) -> bool:
     return isinstance(x, CSRRows) or is_sparse(x)
 
 
-def as_csr(x, dtype, argname="x"):
-    """``x`` (scipy.sparse) as a canonical CSR matrix or array of ``dtype``,
-    its stored values checked finite; ``x`` itself when it is one already,
-    otherwise a copy.  TypeError / ValueError name ``argname``."""
+def as_rows(x, dtype, argname="x"):
+    """``x``, a scipy.sparse object or ``CSRRows``, as ``CSRRows`` of
+    ``dtype`` for the compiled gathers (see the module doc); the stored
+    values checked finite.  TypeError / ValueError name ``argname``."""
     dtype = np.dtype(dtype)
+    if isinstance(x, CSRRows):
+        if x.dtype == dtype:
+            return x        # made here: already checked
+        check_finite(x.data, argname, dtype=dtype)
+        return CSRRows(x.indptr, x.indices, x.data.astype(dtype), x.n_cols)
     if x.ndim != 2:
         raise ValueError(f"{argname} must be 2-D (n_samples, n_features), got a sparse "
                          f"array of shape {x.shape}")
     if x.dtype.kind not in "biuf":
         raise TypeError(f"{argname} must hold real numbers, got a sparse matrix of "
                         f"dtype {x.dtype}")
-    # checked before any conversion: a value dtype cannot hold is reported
-    # as overflowing, not as the infinity it would become
-    check_finite(x.data, argname, dtype=dtype)
     owned = x.format != "csr"
     csr = x.tocsr() if owned else x
-    if csr.dtype != dtype:
+    if csr.dtype not in (np.float32, np.float64):
+        # integers summed as duplicates could wrap around: converted first
         csr = csr.astype(dtype)
         owned = True
     if not csr.has_canonical_format:
         if not owned:
             csr = csr.copy()
         csr.sum_duplicates()
-        check_finite(csr.data, argname)     # sums of duplicates may overflow
-    return csr
-
-
-def as_rows(x, dtype, argname="x"):
-    """``x``, a scipy.sparse object or ``CSRRows``, as ``CSRRows`` of
-    ``dtype`` for the compiled gathers (see the module doc)."""
-    if isinstance(x, CSRRows):
-        if x.dtype == dtype:
-            return x        # made by as_rows: already checked
-        check_finite(x.data, argname, dtype=dtype)
-        return CSRRows(x.indptr, x.indices, x.data.astype(dtype), x.n_cols)
-    csr = as_csr(x, dtype, argname)
+    # before the values are converted: one that dtype cannot hold is
+    # reported as overflowing, not as the infinity it would become
+    check_finite(csr.data, argname, dtype=dtype)
     indptr, indices = csr.indptr, csr.indices
     index_dtype = np.int32 if indptr.dtype == indices.dtype == np.int32 else np.int64
+    # the values of float32 x for a float64 model (or the reverse) are
+    # converted here, once: a copy of the stored values only
     return CSRRows(np.ascontiguousarray(indptr, dtype=index_dtype),
                    np.ascontiguousarray(indices, dtype=index_dtype),
-                   np.ascontiguousarray(csr.data), csr.shape[1])
+                   np.ascontiguousarray(csr.data, dtype=dtype), csr.shape[1])
 
 
 def chunk_rows(x, chunk: int) -> int:
