@@ -65,7 +65,7 @@ from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from . import io
-from ._sparse import as_rows, chunk_rows, is_sparse
+from ._sparse import as_rows, chunk_rows, is_rows
 from ._validation import as_dtype, check_bool, check_positive_int, check_real
 from .errors import DivergenceError, SolverDivergenceError
 from .layers import Dense
@@ -99,7 +99,7 @@ def _as_input(X, dtype):
     """Validated X as the network reads it: a C-contiguous array of
     ``dtype``, or for sparse X ``CSRRows`` (CSC converted once to CSR, a
     sparse copy; densified batch by batch by the compiled gather)."""
-    if is_sparse(X):
+    if is_rows(X):
         return as_rows(X, dtype, "X")
     return np.ascontiguousarray(X, dtype=dtype)
 

@@ -261,3 +261,111 @@ def test_a_large_very_sparse_matrix_is_never_dense_in_memory():
     # the batch buffer (100 rows) and predict's chunks (CHUNK_ELEMENTS values)
     budget = 4 * (100 * d + _sparse.CHUNK_ELEMENTS + 2 * d * 2)
     assert peak < 2 * budget < n * d * 4 / 10
+
+
+# ----------------------------------------------------------- pynn.sklearn
+
+sklearn = pytest.importorskip("sklearn", minversion="1.6")
+
+
+def _estimators():
+    from pynn.sklearn import MLPClassifier, MLPRegressor
+    return MLPClassifier, MLPRegressor
+
+
+def _targets(rng, x, kind):
+    if kind == "classifier":
+        return np.array(["a", "b", "c"])[(x[:, 0] > 0).astype(int) + (x[:, 1] > 0)]
+    return x[:, :2] @ np.array([[1.0, -0.5], [0.3, 2.0]]) + 0.1 * rng.normal(size=(len(x), 2))
+
+
+_STOCHASTIC = dict(hidden_layer_sizes=(6,), activation="tanh", random_state=0, max_iter=4,
+                   batch_size=16, alpha=1e-3, learning_rate_init=0.01)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("kind", ["classifier", "regressor"])
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+@pytest.mark.parametrize("fmt", [sp.csr_matrix, sp.csc_array])
+@pytest.mark.parametrize("x_dtype", [np.float32, np.float64])
+def test_estimators_fit_sparse_as_dense_bit_for_bit(rng, kind, solver, fmt, x_dtype):
+    x, _ = _sparse_data(rng)
+    x = x.astype(x_dtype)
+    y = _targets(rng, x, kind)
+    estimator = _estimators()[kind == "regressor"]
+    m = fmt(x)
+    before = _snapshot(m)
+    for extra in ({}, {"early_stopping": True, "validation_fraction": 0.2}):
+        params = dict(_STOCHASTIC, solver=solver, **extra)
+        dense = estimator(**params).fit(x, y)
+        ours = estimator(**params).fit(m, y)
+        for a, b in zip(ours.coefs_ + ours.intercepts_, dense.coefs_ + dense.intercepts_):
+            assert a.dtype == x_dtype
+            np.testing.assert_array_equal(a, b)
+        assert ours.loss_curve_ == dense.loss_curve_
+        assert ours.validation_scores_ == dense.validation_scores_
+        np.testing.assert_array_equal(ours.predict(m), dense.predict(x))
+        assert ours.score(m, y) == dense.score(x, y)
+        if kind == "classifier":
+            np.testing.assert_array_equal(ours.predict_proba(m), dense.predict_proba(x))
+    # partial_fit and sample weights (one compiled step per batch)
+    w = rng.uniform(0.5, 2.0, size=len(x))
+    dense, ours = estimator(**dict(_STOCHASTIC, solver=solver)), \
+        estimator(**dict(_STOCHASTIC, solver=solver))
+    extra = {"classes": np.unique(y)} if kind == "classifier" else {}
+    for _ in range(2):
+        dense.partial_fit(x, y, sample_weight=w, **extra)
+        ours.partial_fit(m, y, sample_weight=w, **extra)
+    np.testing.assert_array_equal(ours.model_.params, dense.model_.params)
+    for a, b in zip(_snapshot(m), before):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("kind", ["classifier", "regressor"])
+def test_lbfgs_on_sparse_x_as_on_dense(rng, kind, monkeypatch):
+    x, _ = _sparse_data(rng)
+    y = _targets(rng, x, kind)
+    estimator = _estimators()[kind == "regressor"]
+    params = dict(hidden_layer_sizes=(5,), activation="tanh", solver="lbfgs", random_state=0,
+                  max_iter=30, alpha=1e-3)
+    dense = estimator(**params).fit(x, y)
+    # one chunk: the full batch in one step, as for the dense x
+    ours = estimator(**params).fit(sp.csr_matrix(x), y)
+    np.testing.assert_array_equal(ours.model_.params, dense.model_.params)
+    # chunks of 8 rows: the gradient summed chunk by chunk, rounded otherwise
+    monkeypatch.setattr(_sparse, "CHUNK_ELEMENTS", 8 * x.shape[1])
+    ours = estimator(**params).fit(sp.csr_matrix(x), y)
+    np.testing.assert_allclose(ours.loss_, dense.loss_, rtol=1e-6)
+    np.testing.assert_allclose(ours.predict(sp.csr_matrix(x)) if kind == "regressor"
+                               else ours.predict_proba(sp.csr_matrix(x)),
+                               dense.predict(x) if kind == "regressor"
+                               else dense.predict_proba(x), rtol=1e-5, atol=1e-7)
+
+
+def test_estimators_refuse_non_finite_sparse_values(rng):
+    MLPClassifier, MLPRegressor = _estimators()
+    x, _ = _sparse_data(rng)
+    y = _targets(rng, x, "regressor")
+    m = sp.csr_matrix(x)
+    m.data[2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        MLPRegressor(max_iter=2).fit(m, y)
+    fitted = MLPRegressor(max_iter=2, random_state=0).fit(x, y)
+    start = fitted.model_.params.copy()
+    with pytest.raises(ValueError, match="NaN"):
+        fitted.predict(m)
+    with pytest.raises(ValueError, match="NaN"):
+        fitted.partial_fit(m, y)
+    np.testing.assert_array_equal(fitted.model_.params, start)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_estimators_convert_other_formats_as_sklearn_does(rng):
+    MLPClassifier, _ = _estimators()
+    x, _ = _sparse_data(rng)
+    y = _targets(rng, x, "classifier")
+    dense = MLPClassifier(**_STOCHASTIC).fit(x, y)
+    for fmt in (sp.coo_matrix, sp.lil_array, sp.dok_matrix, sp.bsr_matrix):
+        ours = MLPClassifier(**_STOCHASTIC).fit(fmt(x), y)
+        np.testing.assert_array_equal(ours.model_.params, dense.model_.params)
