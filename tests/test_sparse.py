@@ -218,6 +218,23 @@ def test_sparse_shapes_and_kinds_are_refused_by_name(rng):
         model.fit(sp.csr_matrix(np.ones((3, 7))), verbose=0)
 
 
+def test_pynn_keras_takes_sparse_x_as_keras_3_does(rng):
+    from pynn import keras
+    from pynn.keras import layers
+    x, y = _sparse_data(rng)
+    runs = []
+    for data in (x, sp.csr_array(x)):
+        keras.utils.set_random_seed(4)
+        model = keras.Sequential([keras.Input(shape=(7,)), layers.Dense(4, activation="relu"),
+                                  layers.Dense(2)], dtype="float64")
+        model.compile(optimizer="adam", loss="mse")
+        history = model.fit(data, y, epochs=2, batch_size=10, validation_split=0.2, verbose=0)
+        runs.append((history.history, model.predict(data), model.evaluate(data, y, verbose=0)))
+    assert runs[0][0] == runs[1][0]
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])
+    assert runs[0][2] == runs[1][2]
+
+
 # ------------------------------------------------- never densified whole
 
 class _NoWholeDensify(sp.csr_matrix):
@@ -343,6 +360,7 @@ def test_lbfgs_on_sparse_x_as_on_dense(rng, kind, monkeypatch):
                                else dense.predict_proba(x), rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_estimators_refuse_non_finite_sparse_values(rng):
     MLPClassifier, MLPRegressor = _estimators()
     x, _ = _sparse_data(rng)
