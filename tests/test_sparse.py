@@ -157,6 +157,17 @@ def test_train_on_batch_and_gradients_sparse_equal_dense(rng, dtype):
         np.testing.assert_array_equal(g, h)
 
 
+def test_a_stream_of_sparse_batches_trains_as_the_dense_stream(rng, dtype):
+    x, y = _sparse_data(rng)
+    models = []
+    for make_x in (np.asarray, sp.csr_matrix):
+        model = make_model((5, "tanh"), (2, "linear"), input_dim=7, dtype=dtype, seed=3)
+        model.fit(lambda: ((make_x(x[i:i + 10]), y[i:i + 10]) for i in range(0, 90, 10)),
+                  epochs=2, steps_per_epoch=9, verbose=0)
+        models.append(model)
+    np.testing.assert_array_equal(models[0].params, models[1].params)
+
+
 def test_sparse_values_of_another_dtype_are_converted_once(rng):
     x, y = _sparse_data(rng)
     m32 = sp.csr_matrix(x.astype(np.float32))
