@@ -43,6 +43,11 @@ through every parameter and attribute)
   the ValueError scikit-learn raises and pynn's DivergenceError.
 - ``dtype`` (default None: X's dtype, float32 or float64, as scikit-learn)
   fixes pynn's storage type when given.
+- Sparse X (CSR or CSC, matrices or arrays; other formats converted to CSR
+  as scikit-learn converts them) is densified batch by batch by the compiled
+  gather, chunk by chunk in predict and lbfgs's objective: never whole.
+  scikit-learn multiplies the sparse X by the first kernel instead; the
+  results are those of the same X dense (CSC is converted once to CSR).
 """
 import numbers
 import warnings
@@ -60,6 +65,7 @@ from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from . import io
+from ._sparse import as_rows, chunk_rows, is_rows
 from ._validation import as_dtype, check_bool, check_positive_int, check_real
 from .errors import DivergenceError, SolverDivergenceError
 from .layers import Dense
@@ -87,6 +93,35 @@ _NONFINITE_MESSAGE = ("Solver produced non-finite parameter weights. The input d
                       " contain large values and need to be preprocessed.")
 _SMALL_VALIDATION_MESSAGE = ("The validation set is too small. Increase "
                              "'validation_fraction' or the size of your dataset.")
+# the sparse formats read as they are (the others are converted to CSR)
+_SPARSE_FORMATS = ["csr", "csc"]
+
+
+def _as_input(X, dtype):
+    """Validated X as the network reads it: a C-contiguous array of
+    ``dtype``, or for sparse X ``CSRRows`` (CSC converted once to CSR, a
+    sparse copy; densified batch by batch by the compiled gather)."""
+    if is_rows(X):
+        return as_rows(X, dtype, "X")
+    return np.ascontiguousarray(X, dtype=dtype)
+
+
+def _full_batch_gradients(model, X, targets, row_weight):
+    """The loss and the flat float64 gradient over all of X: one compiled
+    step, or for sparse X one per chunk of rows (each chunk densified, never
+    the whole matrix), their means weighted by their rows."""
+    n_samples = X.shape[0]
+    chunk = chunk_rows(X, n_samples)
+    loss, grad = 0.0, None
+    for start in range(0, n_samples, chunk):
+        rows = slice(start, start + chunk)
+        part_loss, grads = model.gradients(
+            X[rows], targets[rows], None if row_weight is None else row_weight[rows])
+        share = (min(start + chunk, n_samples) - start) / n_samples
+        part = np.concatenate([g.ravel() for g in grads]).astype(np.float64)
+        loss += share * part_loss
+        grad = share * part if grad is None else grad + share * part
+    return loss, grad
 
 
 def _check_stochastic(estimator):
@@ -359,7 +394,7 @@ class _BaseMLP(BaseEstimator):
                     layer.units != size for layer, size in zip(self.model_.layers, sizes)):
                 raise ValueError(f"hidden_layer_sizes={self.hidden_layer_sizes!r} does not "
                                  f"match the fitted network; refit with warm_start=False")
-        X = np.ascontiguousarray(X, dtype=dtype)
+        X = _as_input(X, dtype)
         sw = _check_sample_weight(sample_weight, X.shape[0])
         targets, stratify, y_score = self._encode(y, incremental, dtype)
         rng = check_random_state(self.random_state)
@@ -444,12 +479,11 @@ class _BaseMLP(BaseEstimator):
         def loss_and_grad(w):
             unpack(w)
             try:
-                loss, grads = model.gradients(X, targets, rows_weight)
+                loss, grad = _full_batch_gradients(model, X, targets, rows_weight)
             except DivergenceError:
                 # SciPy's line search steps back from an infinite value; at
                 # the start L-BFGS-B stops there, as scikit-learn's does on NaN
                 return np.inf, np.zeros_like(w)
-            grad = np.concatenate([g.ravel() for g in grads]).astype(np.float64)
             kernels = np.where(is_kernel, w, 0.0)
             loss = loss_scale * loss + 0.5 * self.alpha * float(kernels @ kernels) / n_samples
             return loss, grad_scale * grad + self.alpha * kernels / n_samples
@@ -613,16 +647,20 @@ class _BaseMLP(BaseEstimator):
 
     def _forward(self, X):
         """The network's outputs, (n_samples, n_outputs), for checked X."""
-        X = np.ascontiguousarray(X, dtype=self.model_.dtype)
-        return self.model_.predict(X)
+        return self.model_.predict(_as_input(X, self.model_.dtype))
 
     def _predict_raw(self, X):
         check_is_fitted(self, "model_")
-        X = _validate_data(self, X, reset=False, accept_sparse=False,
+        X = _validate_data(self, X, reset=False, accept_sparse=_SPARSE_FORMATS,
                            dtype=(np.float64, np.float32))
         out = self._forward(X)
         # scikit-learn's outputs have the dtype of X with the weights'
         return out.astype(np.result_type(X.dtype, out.dtype), copy=False)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True   # CSR and CSC X, densified batch by batch
+        return tags
 
     # -------------------------------------------------------------- pickling
 
@@ -719,7 +757,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     """
 
     def _validate_kwargs(self):
-        return dict(accept_sparse=False, multi_output=True,
+        return dict(accept_sparse=_SPARSE_FORMATS, multi_output=True,
                     dtype=(np.float64, np.float32))
 
     def _encode(self, y, incremental, dtype):
@@ -929,7 +967,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             out_activation)
 
     def _validate_kwargs(self):
-        return dict(accept_sparse=False, multi_output=True, y_numeric=True,
+        return dict(accept_sparse=_SPARSE_FORMATS, multi_output=True, y_numeric=True,
                     dtype=(np.float64, np.float32))
 
     def _encode(self, y, incremental, dtype):

@@ -55,8 +55,6 @@ def test_sample_weight_as_sklearn(data, solver):
     np.testing.assert_allclose(ours.validation_scores_, theirs.validation_scores_, rtol=1e-9)
 
 
-@pytest.mark.xfail(strict=True, reason="sparse X is not yet densified batch by batch in "
-                                       "the compiled gather")
 @pytest.mark.parametrize("fmt", ["csr", "csc"])
 def test_sparse_input_as_sklearn(data, fmt):
     x, labels, _, _ = data
