@@ -192,3 +192,13 @@ def test_pickle_keeps_the_poisson_network(data):
     for est in (model, back):
         est.partial_fit(x, counts)
     np.testing.assert_array_equal(back.predict(x), model.predict(x))
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+def test_sparse_input_as_sklearn(data, fmt):
+    scipy_sparse = pytest.importorskip("scipy.sparse")
+    x, counts, _ = data
+    x = np.where(np.abs(x) < 0.8, 0.0, x)
+    sparse = scipy_sparse.csr_matrix(x) if fmt == "csr" else scipy_sparse.csc_matrix(x)
+    ours, theirs = _fit_both(sparse, counts[:, 0], batch_size=16)
+    _assert_same(ours, theirs, sparse)
