@@ -134,6 +134,7 @@ cdef struct Net:
     Py_ssize_t n_layers
     Py_ssize_t max_width
     Py_ssize_t total_width
+    double loss_param           # the loss kernel's param (Huber's delta), see set_loss
 
 
 cdef inline Net _net(const Py_ssize_t[:, ::1] layout) noexcept:
@@ -143,6 +144,7 @@ cdef inline Net _net(const Py_ssize_t[:, ::1] layout) noexcept:
     net.n_layers = layout.shape[0]
     net.max_width = 0
     net.total_width = 0
+    net.loss_param = 0
     for l in range(net.n_layers):
         w = layout[l, 1]
         net.total_width += w
@@ -211,7 +213,7 @@ cdef double _loss_and_backward(Net net, const floating* params, floating* grads,
     cdef floating* output = _forward(net, params, X, n, work, fused)
     cdef double loss = loss_and_grad(loss_code, output, Y, row_weight, n,
                                      net.layout[(net.n_layers - 1) * N_COLS + 1],
-                                     work + n * net.total_width)
+                                     work + n * net.total_width, net.loss_param)
     _backward(net, params, grads, X, n, work, fused)
     return loss
 
@@ -549,7 +551,7 @@ cdef double _mean_loss(Net net, const floating* params, const floating* X,
         total += m * loss_and_grad(loss_code, res, Y + start * n_y,
                                    row_weight + start if row_weight != NULL else NULL,
                                    m, n_out,
-                                   work + m * net.total_width)
+                                   work + m * net.total_width, net.loss_param)
         start += m
     return total / n
 
@@ -575,7 +577,8 @@ cdef void _profiled_step(Net net, floating* params, floating* grads, floating* s
     t1 = _now()
     cdef floating* output = _forward(net, params, bx, n, work, fused)
     t2 = _now()
-    loss_and_grad(loss_code, output, by, NULL, n, n_out, work + n * net.total_width)
+    loss_and_grad(loss_code, output, by, NULL, n, n_out, work + n * net.total_width,
+                  net.loss_param)
     t3 = _now()
     _backward(net, params, grads, bx, n, work, fused)
     t4 = _now()
@@ -691,13 +694,15 @@ cdef class Network:
         if entered:
             self.set_local_threads(0)
 
-    def set_loss(self, int code, bint fused, Py_ssize_t target_width):
+    def set_loss(self, int code, bint fused, Py_ssize_t target_width, double param=0.0):
         """The loss kernel's code, whether it takes the last layer's logits,
-        and the width of its targets (the output width, or 1 for labels)."""
+        the width of its targets (the output width, or 1 for labels), and the
+        loss's param (Huber's delta; 0 for the losses without one)."""
         if target_width < 1:
             raise ValueError(f"target_width must be >= 1, got {target_width}")
         self.loss_code = code
         self.fused = fused
+        self.net.loss_param = param
         self.n_y = target_width
         self.metrics.n = 0          # set_metrics again: they depend on the targets
         self.batch_capacity = 0  # the target buffer's width may have changed

@@ -433,7 +433,7 @@ class Model:
         opt.build(self.params.shape[0], self.dtype)
         self._prepared = (opt, opt.state)
         self._net.set_loss(self._loss_code, self.fused,
-                           self.loss.target_width(self.output_dim))
+                           self.loss.target_width(self.output_dim), self.loss.kernel_param)
         self._net.set_optimizer(opt.code, opt.state, self._n_kernel_params)
         # accuracies run inside the compiled epoch when all metrics can
         act = self.loss.output_activation(self.layers[-1].activation)

@@ -81,6 +81,8 @@ except ImportError:  # pragma: no cover - older scikit-learn
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
 _ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "logistic": "sigmoid", "identity": "linear"}
+# MLPRegressor's losses: scikit-learn's name -> pynn's loss
+_REGRESSION_LOSSES = {"squared_error": "mse", "poisson": "half_poisson_deviance"}
 _SOLVERS = ("lbfgs", "sgd", "adam")
 _SCHEDULES = ("constant", "invscaling", "adaptive")
 # scikit-learn's adaptive schedule divides the rate by 5 on a plateau and
@@ -276,6 +278,10 @@ class _BaseMLP(BaseEstimator):
             as_dtype(self.dtype)
         return sizes
 
+    def _reported_out_activation(self, out_activation):
+        # scikit-learn's name for the network's output activation
+        return {"sigmoid": "logistic", "linear": "identity"}.get(out_activation, out_activation)
+
     def _batch_size(self, n_samples):
         if isinstance(self.batch_size, str):
             return min(200, n_samples)
@@ -409,8 +415,7 @@ class _BaseMLP(BaseEstimator):
             seed = int(rng.randint(np.iinfo(np.int32).max))
             self.model_ = self._new_model(dims, out_activation, loss, dtype, seed)
             self.n_outputs_ = n_outputs
-            self.out_activation_ = {"sigmoid": "logistic", "linear": "identity"}.get(
-                out_activation, out_activation)
+            self.out_activation_ = self._reported_out_activation(out_activation)
             self.n_layers_ = len(dims)
             self.coefs_, self.intercepts_ = kernels, biases
             self.n_iter_ = 0
@@ -893,11 +898,19 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     scikit-learn's ``MLPRegressor`` interface (see this module's doc for
     where it differs): a linear output layer, one unit per target, trained
-    on scikit-learn's squared loss ``0.5 * mean((y - p)**2)``.
+    on scikit-learn's squared loss ``0.5 * mean((y - p)**2)``, or on its half
+    Poisson deviance with an exp output.
 
     Parameters
     ----------
-    loss : "squared_error", default "squared_error"
+    loss : {"squared_error", "poisson"}, default "squared_error"
+        "squared_error": a linear output and half the squared error.
+        "poisson": scikit-learn's log link, ``predict`` returning
+        ``exp(raw output)``, and the half Poisson deviance
+        ``y log(y / mu) - y + mu`` (averaged over the samples, summed over the
+        outputs) as ``loss_`` and ``loss_curve_``; pynn computes it from the
+        raw output with the exp fused in (``pynn.losses.HalfPoissonDeviance``).
+        y must be >= 0, and ``fit`` needs ``sum(y) > 0``.
     others
         The same as :class:`MLPClassifier`'s; early stopping scores the
         held-out fraction (not stratified) by R^2.
@@ -910,7 +923,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     coefs_ : list of ndarray, ``coefs_[i]`` of shape (n_in, n_out)
         Transposed views of pynn's kernels.
     intercepts_ : list of ndarray, ``intercepts_[i]`` of shape (n_out,)
-    n_features_in_, n_outputs_, n_layers_, out_activation_ ("identity")
+    n_features_in_, n_outputs_, n_layers_
+    out_activation_ : "identity", or "exp" with loss="poisson"
     model_ : pynn.Sequential
     """
 
@@ -933,22 +947,24 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self.loss = loss
 
     def _check_params(self):
-        if self.loss == "poisson":
-            raise ValueError("loss='poisson' is not available yet in pynn.sklearn (it needs "
-                             "the compiled Poisson loss with an exp output); use "
-                             "loss='squared_error'")
-        if self.loss != "squared_error":
-            raise ValueError(f"loss must be 'squared_error', got {self.loss!r}")
+        if self.loss not in _REGRESSION_LOSSES:
+            raise ValueError(f"loss must be one of {list(_REGRESSION_LOSSES)}, "
+                             f"got {self.loss!r}")
         return super()._check_params()
 
     def _loss_scale(self):
-        # scikit-learn's squared loss has a 0.5 that pynn's MSE has not
-        return 0.5
+        # scikit-learn's squared loss has a 0.5 that pynn's MSE has not; its
+        # Poisson deviance sums the outputs' means, pynn's takes their mean
+        return 0.5 if self.loss == "squared_error" else float(self._n_targets)
 
     def _grad_scale(self):
-        # and its gradient is that of the squared error summed over the
-        # outputs (not averaged, as the loss it reports)
-        return 0.5 * self._n_targets
+        # and its gradient is that of the loss summed over the outputs (for
+        # the squared error, not averaged as the loss it reports)
+        return self._n_targets * (0.5 if self.loss == "squared_error" else 1.0)
+
+    def _reported_out_activation(self, out_activation):
+        return "exp" if self.loss == "poisson" else super()._reported_out_activation(
+            out_activation)
 
     def _validate_kwargs(self):
         return dict(accept_sparse=_SPARSE_FORMATS, multi_output=True, y_numeric=True,
@@ -962,11 +978,27 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                 and y2.shape[1] != self.n_outputs_:
             raise ValueError(f"y has {y2.shape[1]} outputs, the fitted network "
                              f"{self.n_outputs_}")
+        if hasattr(self, "model_") and (self.warm_start or incremental):
+            fitted = "poisson" if self.out_activation_ == "exp" else "squared_error"
+            if self.loss != fitted:
+                raise ValueError(f"loss={self.loss!r} does not match the fitted network's "
+                                 f"loss {fitted!r}; refit with warm_start=False")
+        if self.loss == "poisson":
+            # scikit-learn's requirement of Poisson targets (the text of its
+            # gradient boosting); a partial_fit batch may be all zeros
+            if (y2 < 0).any() or (not incremental and not y2.sum() > 0):
+                raise ValueError("loss='poisson' requires non-negative y and sum(y) > 0.")
         self._n_targets = y2.shape[1]
         return np.ascontiguousarray(y2, dtype=dtype), None, y2
 
     def _output_spec(self):
-        return self._n_targets, "linear", "mse"
+        # poisson: a linear last layer whose output is log(mu), the exp fused
+        # into the loss (and applied by _forward)
+        return self._n_targets, "linear", _REGRESSION_LOSSES[self.loss]
+
+    def _forward(self, X):
+        out = super()._forward(X)
+        return np.exp(out) if self.out_activation_ == "exp" else out
 
     def _score_raw(self, X, y, sample_weight=None):
         pred = self._forward(X)
