@@ -30,10 +30,10 @@ from metric_kernels cimport MAX_METRICS, Metrics, metric_value
 from loss_kernels cimport loss_and_grad
 from libc.math cimport isfinite
 
-from optim_kernels cimport (VAR_COLS, Bounds, GradPass, OptSettings, VarScale, all_finite,
+from optim_kernels cimport (VAR_COLS, Bounds, GradPass, OptSettings, all_finite,
                            bounded_update_is_finite, fill_hyper, grad_pass, measure_bounds,
-                           optimizer_step, penalty, scales_gradient, settings_of,
-                           state_size, update_is_finite)
+                           optimizer_step, penalty, settings_of, state_size,
+                           update_is_finite)
 
 cdef enum:
     N_COLS = 5
@@ -41,12 +41,10 @@ cdef enum:
 
 cdef struct Vars:
     # what the update covers (optim_kernels.pxd): the trainable variables'
-    # rows [start, stop, decayed], their regularizers [l1, l2] (NULL: none)
-    # and room for their clipping factors
+    # rows [start, stop, decayed] and their regularizers [l1, l2] (NULL: none)
     const Py_ssize_t* rows
     Py_ssize_t n
     const double* reg
-    VarScale* scale
 
 
 # --------------------------------------------------------------------------
@@ -248,9 +246,7 @@ cdef int _checked_update(floating* params, floating* grads, floating* state,
     # penalty added to loss[0] if loss is given; the clipping when update),
     # the exact check, and the update if asked and safe.
     cdef GradPass gp = grad_pass(params, grads, vars.rows, vars.n,
-                                 vars.reg if regularize else NULL, update, opt,
-                                 vars.scale)
-    cdef const VarScale* scale = vars.scale if update and scales_gradient(opt) else NULL
+                                 vars.reg if regularize else NULL, update, opt, False)
     if loss != NULL:
         loss[0] += gp.penalty
         if not isfinite(loss[0]):
@@ -261,9 +257,9 @@ cdef int _checked_update(floating* params, floating* grads, floating* state,
         return STATUS_OK if all_finite(grads, n_params) else STATUS_NONFINITE
     # update_is_finite also covers the gradient (a NaN or inf in it reaches
     # the values the update would write), so a step reads it once to check
-    if not update_is_finite(params, grads, state, n_params, vars.rows, vars.n, scale, opt):
+    if not update_is_finite(params, grads, state, n_params, vars.rows, vars.n, opt):
         return STATUS_NONFINITE
-    optimizer_step(params, grads, state, n_params, vars.rows, vars.n, scale, opt)
+    optimizer_step(params, grads, state, n_params, vars.rows, vars.n, opt)
     iterations[0] += 1
     return STATUS_OK
 
@@ -503,7 +499,6 @@ cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* sta
     cdef const floating* wb = NULL
     cdef Bounds bounds
     cdef GradPass gp
-    cdef const VarScale* scale = vars.scale if scales_gradient(opt) else NULL
     bounds.valid = False
     for k in range(first, stop):
         start = k * batch_size
@@ -524,7 +519,7 @@ cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* sta
         if not isfinite(losses[k]):
             return k
         # regularizers and clipping, in the pass that bounds the gradient
-        gp = grad_pass(params, grads, vars.rows, vars.n, vars.reg, True, opt, vars.scale)
+        gp = grad_pass(params, grads, vars.rows, vars.n, vars.reg, True, opt, True)
         losses[k] += gp.penalty
         if not (gp.finite and isfinite(losses[k])):
             return k
@@ -532,8 +527,7 @@ cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* sta
         # next ones carry (optim_kernels.pxd); a step the bounds cannot
         # vouch for is checked exactly too
         if not bounded_update_is_finite(gp.bound, opt, &bounds, floating is float):
-            if not update_is_finite(params, grads, state, n_params, vars.rows, vars.n,
-                                    scale, opt):
+            if not update_is_finite(params, grads, state, n_params, vars.rows, vars.n, opt):
                 return k
             bounds.valid = False
         for j in range(metrics.n):
@@ -541,7 +535,7 @@ cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* sta
             metrics.values[j * metrics.stride + k] = metric_value(
                 metrics.codes[j], metrics.thresholds[j],
                 work + m * (net.total_width - n_out), yb, m, n_out, n_y)
-        optimizer_step(params, grads, state, n_params, vars.rows, vars.n, scale, opt)
+        optimizer_step(params, grads, state, n_params, vars.rows, vars.n, opt)
         iterations[0] += 1
         opt.step += 1
         if not bounds.valid and k + 1 < stop:
@@ -620,9 +614,8 @@ cdef void _profiled_step(Net net, floating* params, floating* grads, floating* s
     t3 = _now()
     _backward(net, params, grads, bx, n, work, fused)
     t4 = _now()
-    grad_pass(params, grads, vars.rows, vars.n, vars.reg, True, opt, vars.scale)
-    optimizer_step(params, grads, state, n_params, vars.rows, vars.n,
-                   vars.scale if scales_gradient(opt) else NULL, opt)
+    grad_pass(params, grads, vars.rows, vars.n, vars.reg, True, opt, False)
+    optimizer_step(params, grads, state, n_params, vars.rows, vars.n, opt)
     t5 = _now()
     seconds[0] = t1 - t0
     seconds[1] = t2 - t1
@@ -642,7 +635,7 @@ cdef class Network:
     layout : (n_layers, 5) intp array, see the top of this file.
     """
     cdef object _params, _grads, _layout, _work, _state, _bx, _by, _bw
-    cdef object _var_rows, _var_reg, _var_scale
+    cdef object _var_rows, _var_reg
     cdef Vars vars
     cdef void* p_params
     cdef void* p_grads
@@ -800,13 +793,11 @@ cdef class Network:
             reg = np.ascontiguousarray(reg[kept]) if np.any(reg) else None
         self._var_rows = rows
         self._var_reg = reg
-        self._var_scale = np.ones(2 * max(rows.shape[0], 1), dtype=np.float64)
         self.vars.rows = <const Py_ssize_t*>cnp.PyArray_DATA(<cnp.ndarray>rows) \
             if rows.shape[0] else NULL
         self.vars.n = rows.shape[0]
         self.vars.reg = <const double*>cnp.PyArray_DATA(<cnp.ndarray>reg) \
             if reg is not None else NULL
-        self.vars.scale = <VarScale*>cnp.PyArray_DATA(<cnp.ndarray>self._var_scale)
 
     @property
     def variables(self):

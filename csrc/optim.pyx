@@ -4,15 +4,15 @@ from libc.stdint cimport int64_t
 
 
 from fpenv cimport fpenv_enter, fpenv_exit, fpenv_t
-from optim_kernels cimport (HYPER_STEP, VAR_COLS, GradPass, OptSettings, VarScale,
-                            all_finite, fill_hyper, grad_pass, optimizer_step,
-                            scales_gradient, settings_of, update_is_finite)
+from optim_kernels cimport (HYPER_STEP, VAR_COLS, GradPass, OptSettings, all_finite,
+                            fill_hyper, grad_pass, optimizer_step, settings_of,
+                            update_is_finite)
 from optim_kernels cimport nadam_u_product as _nadam_u_product
 
 
 def step(int code,
          floating[::1] params,          # IN/OUT
-         floating[::1] grads,           # IN (clipped in place by clipvalue)
+         floating[::1] grads,           # IN/OUT: clipped in place
          floating[::1] state,           # IN/OUT optimizer state (may be empty)
          hyper,                         # IN settings (floats), see optim_kernels.pxd
          Py_ssize_t decay_end,
@@ -37,8 +37,6 @@ def step(int code,
     cdef OptSettings opt = settings_of(code, settings, settings[HYPER_STEP])
     cdef floating* p_state = &state[0] if state.shape[0] else NULL
     cdef Py_ssize_t rows[2 * VAR_COLS]
-    cdef VarScale scale[2]
-    cdef const VarScale* p_scale = scale if scales_gradient(&opt) else NULL
     rows[0] = 0
     rows[1] = rows[3] = decay_end
     rows[2] = 1
@@ -49,12 +47,12 @@ def step(int code,
     cdef fpenv_t env
     with nogil:
         env = fpenv_enter()
-        gp = grad_pass(&params[0], &grads[0], rows, 2, NULL, True, &opt, scale)
+        gp = grad_pass(&params[0], &grads[0], rows, 2, NULL, True, &opt, False)
         finite = gp.finite and update_is_finite(&params[0], &grads[0], p_state,
-                                                params.shape[0], rows, 2, p_scale, &opt)
+                                                params.shape[0], rows, 2, &opt)
         if finite:
             status = optimizer_step(&params[0], &grads[0], p_state,
-                                    params.shape[0], rows, 2, p_scale, &opt)
+                                    params.shape[0], rows, 2, &opt)
             if status == 0 and p_count != NULL:
                 p_count[0] += 1
         fpenv_exit(env)

@@ -95,12 +95,6 @@ cdef inline OptSettings settings_of(int code, const double* hyper,
     return s
 
 
-cdef inline bint scales_gradient(const OptSettings* s) noexcept nogil:
-    """True when the update multiplies each variable's gradient by the
-    factor grad_pass computed (clipnorm, global_clipnorm)."""
-    return s.clipnorm > 0 or s.global_clipnorm > 0
-
-
 cdef inline floating _abs(floating x) noexcept nogil:
     # fabs of the storage type: libc's fabs would round-trip a float through
     # double, which keeps the compiler from vectorising the loops below
@@ -117,19 +111,6 @@ cdef inline bint _bad(floating x) noexcept nogil:
         return not (fabsf(x) <= FLT_MAX)
     else:
         return not (fabs(x) <= DBL_MAX)
-
-
-cdef inline floating _g(floating g, floating ga, floating gd, bint scaled) noexcept nogil:
-    # the gradient the update reads: clipped by norm, (g * a) / d in the
-    # order of pynn/reference.py's clip_by_norm (d = 1 for the global norm:
-    # exactly g * a), or g itself.  `scaled` is loop-invariant: the compiler
-    # makes one loop of each case.
-    return (g * ga) / gd if scaled else g
-
-
-cdef struct VarScale:
-    # a variable's clipping factor: the update reads (g * a) / d
-    double a, d
 
 
 # ---- SGD --------------------------------------------------------------------
@@ -156,7 +137,6 @@ cdef inline floating _sgd_element(floating w, floating g, floating v, floating l
 cdef inline bint _sgd_range(floating* w, const floating* g, floating* v,
                             Py_ssize_t start, Py_ssize_t stop, floating lr,
                             floating mu, bint nesterov, floating wd,
-                            floating ga, floating gd, bint sc,
                             bint store) noexcept nogil:
     # store: apply the update to [start, stop); otherwise only compute it and
     # return True when some value it would write is NaN or infinite.  One
@@ -168,62 +148,59 @@ cdef inline bint _sgd_range(floating* w, const floating* g, floating* v,
         if wd == 0:
             if store:
                 for i in range(start, stop):
-                    w[i] = _sgd_element(w[i], _g(g[i], ga, gd, sc), vi, lr, mu, wd,
+                    w[i] = _sgd_element(w[i], g[i], vi, lr, mu, wd,
                                         False, False, False, &vi)
             else:
                 for i in range(start, stop):
-                    bad |= _bad(_sgd_element(w[i], _g(g[i], ga, gd, sc), vi, lr, mu, wd,
+                    bad |= _bad(_sgd_element(w[i], g[i], vi, lr, mu, wd,
                                              False, False, False, &vi))
         else:
             if store:
                 for i in range(start, stop):
-                    w[i] = _sgd_element(w[i], _g(g[i], ga, gd, sc), vi, lr, mu, wd,
+                    w[i] = _sgd_element(w[i], g[i], vi, lr, mu, wd,
                                         True, False, False, &vi)
             else:
                 for i in range(start, stop):
-                    bad |= _bad(_sgd_element(w[i], _g(g[i], ga, gd, sc), vi, lr, mu, wd,
+                    bad |= _bad(_sgd_element(w[i], g[i], vi, lr, mu, wd,
                                              True, False, False, &vi))
     elif nesterov:
         if store:
             for i in range(start, stop):
-                w[i] = _sgd_element(w[i], _g(g[i], ga, gd, sc), v[i], lr, mu, wd,
+                w[i] = _sgd_element(w[i], g[i], v[i], lr, mu, wd,
                                     wd != 0, True, True, &vi)
                 v[i] = vi
         else:
             for i in range(start, stop):
-                wi = _sgd_element(w[i], _g(g[i], ga, gd, sc), v[i], lr, mu, wd,
+                wi = _sgd_element(w[i], g[i], v[i], lr, mu, wd,
                                   wd != 0, True, True, &vi)
                 bad |= _bad(wi) | _bad(vi)
     else:
         if store:
             for i in range(start, stop):
-                w[i] = _sgd_element(w[i], _g(g[i], ga, gd, sc), v[i], lr, mu, wd,
+                w[i] = _sgd_element(w[i], g[i], v[i], lr, mu, wd,
                                     wd != 0, True, False, &vi)
                 v[i] = vi
         else:
             for i in range(start, stop):
-                wi = _sgd_element(w[i], _g(g[i], ga, gd, sc), v[i], lr, mu, wd,
+                wi = _sgd_element(w[i], g[i], v[i], lr, mu, wd,
                                   wd != 0, True, False, &vi)
                 bad |= _bad(wi) | _bad(vi)
     return bad
 
 
 cdef inline bint _sgd(floating* w, const floating* g, floating* v, Py_ssize_t n_params,
-                      const Py_ssize_t* vars, Py_ssize_t n_vars, const VarScale* scale,
+                      const Py_ssize_t* vars, Py_ssize_t n_vars,
                       const OptSettings* s, bint store) noexcept nogil:
     cdef floating lr = <floating>s.learning_rate
     cdef floating mu = <floating>s.momentum
-    cdef floating wd = <floating>s.weight_decay, zero = 0, one = 1
+    cdef floating wd = <floating>s.weight_decay, zero = 0
     cdef bint bad = False
     cdef Py_ssize_t k
     cdef const Py_ssize_t* var
     for k in range(n_vars):
         var = vars + k * VAR_COLS
         bad |= _sgd_range(w, g, v, var[0], var[1], lr, mu, s.nesterov,
-                          wd if var[2] else zero,
-                          <floating>scale[k].a if scale != NULL else one,
-                          <floating>scale[k].d if scale != NULL else one,
-                          scale != NULL, store)
+                          wd if var[2] else zero, store)
     return bad
 
 
@@ -276,8 +253,8 @@ cdef inline floating _adam_element(floating w, floating g, floating m, floating 
 
 cdef inline bint _adam_cheap_bad(const floating* w, const floating* g, const floating* m,
                                  const floating* v, Py_ssize_t start, Py_ssize_t stop,
-                                 const AdamCoeffs* a, floating wd, bint decay,
-                                 floating ga, floating gd, bint sc) noexcept nogil:
+                                 const AdamCoeffs* a, floating wd,
+                                 bint decay) noexcept nogil:
     # False when the new moments are finite and every new weight certainly
     # is, without the division and root: |w - lr m_hat / (sqrt(v_hat) + eps)|
     # <= |w| + k |m|, with twice the bound (overflowing exactly when it
@@ -287,12 +264,11 @@ cdef inline bint _adam_cheap_bad(const floating* w, const floating* g, const flo
     cdef floating b1 = <floating>a.b1, b2 = <floating>a.b2
     cdef floating c1 = <floating>a.c1, c2 = <floating>a.c2
     cdef floating k = <floating>a.k, l1 = <floating>a.l1, ib2 = <floating>a.ib2
-    cdef floating gi, gp, mi, vi
+    cdef floating gp, mi, vi
     cdef Py_ssize_t i
     cdef bint bad = False
     for i in range(start, stop):
-        gi = _g(g[i], ga, gd, sc)
-        gp = gi + wd * w[i] if decay else gi
+        gp = g[i] + wd * w[i] if decay else g[i]
         mi = b1 * m[i] + c1 * gp
         vi = b2 * v[i] + c2 * gp * gp
         bad |= (_bad(mi) | _bad(vi) | _bad(2 * (_abs(w[i]) + k * _abs(mi)))
@@ -302,8 +278,7 @@ cdef inline bint _adam_cheap_bad(const floating* w, const floating* g, const flo
 
 cdef inline bint _adam_range(floating* w, const floating* g, floating* m, floating* v,
                              Py_ssize_t start, Py_ssize_t stop, const AdamCoeffs* a,
-                             floating wd, bint decay, floating ga, floating gd, bint sc,
-                             bint store) noexcept nogil:
+                             floating wd, bint decay, bint store) noexcept nogil:
     # store: apply the update to [start, stop); otherwise return True when
     # some value it would write is NaN or infinite
     cdef floating lr = <floating>a.lr, b1 = <floating>a.b1, b2 = <floating>a.b2
@@ -314,13 +289,13 @@ cdef inline bint _adam_range(floating* w, const floating* g, floating* m, floati
     cdef bint bad = False
     if store:
         for i in range(start, stop):
-            w[i] = _adam_element(w[i], _g(g[i], ga, gd, sc), m[i], v[i], lr, b1, b2,
+            w[i] = _adam_element(w[i], g[i], m[i], v[i], lr, b1, b2,
                                  c1, c2, bc1, bc2, eps, wd, decay, &m[i], &v[i])
         return False
-    if not _adam_cheap_bad(w, g, m, v, start, stop, a, wd, decay, ga, gd, sc):
+    if not _adam_cheap_bad(w, g, m, v, start, stop, a, wd, decay):
         return False
     for i in range(start, stop):
-        wi = _adam_element(w[i], _g(g[i], ga, gd, sc), m[i], v[i], lr, b1, b2, c1, c2,
+        wi = _adam_element(w[i], g[i], m[i], v[i], lr, b1, b2, c1, c2,
                            bc1, bc2, eps, wd, decay, &mi, &vi)
         bad |= _bad(wi) | _bad(mi) | _bad(vi)
     return bad
@@ -328,21 +303,17 @@ cdef inline bint _adam_range(floating* w, const floating* g, floating* m, floati
 
 cdef inline bint _adam(floating* w, const floating* g, floating* state,
                        Py_ssize_t n_params, const Py_ssize_t* vars, Py_ssize_t n_vars,
-                       const VarScale* scale, const OptSettings* s,
-                       bint store) noexcept nogil:
+                       const OptSettings* s, bint store) noexcept nogil:
     # the kernels with the weight decay, the biases without
     cdef AdamCoeffs a = _adam_coeffs(s)
-    cdef floating wd = <floating>s.weight_decay, one = 1
+    cdef floating wd = <floating>s.weight_decay
     cdef bint bad = False
     cdef Py_ssize_t k
     cdef const Py_ssize_t* var
     for k in range(n_vars):
         var = vars + k * VAR_COLS
         bad |= _adam_range(w, g, state, state + n_params, var[0], var[1], &a, wd,
-                           var[2] != 0 and wd != 0,
-                           <floating>scale[k].a if scale != NULL else one,
-                           <floating>scale[k].d if scale != NULL else one,
-                           scale != NULL, store)
+                           var[2] != 0 and wd != 0, store)
     return bad
 
 
@@ -390,24 +361,20 @@ cdef inline floating _rmsprop_element(floating w, floating g, floating vel, floa
 
 cdef inline bint _rmsprop(floating* w, const floating* g, floating* state,
                           Py_ssize_t n, const Py_ssize_t* vars, Py_ssize_t n_vars,
-                          const VarScale* scale, const OptSettings* s,
-                          bint store) noexcept nogil:
+                          const OptSettings* s, bint store) noexcept nogil:
     cdef floating lr = <floating>s.learning_rate, rho = <floating>s.rho
     cdef floating c = <floating>(1.0 - s.rho), mu = <floating>s.momentum
     cdef floating eps = <floating>s.epsilon
-    cdef bint momentum = s.momentum > 0, centered = s.centered, sc = scale != NULL
+    cdef bint momentum = s.momentum > 0, centered = s.centered
     cdef floating* vel = state
     cdef floating* buf = state + n if momentum else state
     cdef floating* avg = state + n * (1 + momentum) if centered else state
-    cdef floating wi, vi, bi = 0, ai = 0, zero = 0, ga = 1, gd = 1
+    cdef floating wi, vi, bi = 0, ai = 0, zero = 0
     cdef Py_ssize_t i, k
     cdef bint bad = False
     for k in range(n_vars):
-        if sc:
-            ga = <floating>scale[k].a
-            gd = <floating>scale[k].d
         for i in range(vars[k * VAR_COLS], vars[k * VAR_COLS + 1]):
-            wi = _rmsprop_element(w[i], _g(g[i], ga, gd, sc), vel[i],
+            wi = _rmsprop_element(w[i], g[i], vel[i],
                                   buf[i] if momentum else zero,
                                   avg[i] if centered else zero, lr, rho, c, mu, eps,
                                   momentum, centered, &vi, &bi, &ai)
@@ -428,26 +395,22 @@ cdef inline bint _rmsprop(floating* w, const floating* g, floating* state,
 # exclude_from_weight_decay), then the Adam step above without L2.
 cdef inline bint _adamw(floating* w, const floating* g, floating* state,
                         Py_ssize_t n, const Py_ssize_t* vars, Py_ssize_t n_vars,
-                        const VarScale* scale, const OptSettings* s,
-                        bint store) noexcept nogil:
+                        const OptSettings* s, bint store) noexcept nogil:
     cdef AdamCoeffs a = _adam_coeffs(s)
     cdef floating lr = <floating>a.lr, b1 = <floating>a.b1, b2 = <floating>a.b2
     cdef floating c1 = <floating>a.c1, c2 = <floating>a.c2, eps = <floating>a.eps
     cdef floating bc1 = <floating>a.bc1, bc2 = <floating>a.bc2
     cdef floating decay = <floating>(s.learning_rate * s.weight_decay), zero = 0
-    cdef bint decayed = s.weight_decay != 0, sc = scale != NULL
+    cdef bint decayed = s.weight_decay != 0
     cdef floating* m = state
     cdef floating* v = state + n
-    cdef floating wi, mi, vi, ga = 1, gd = 1
+    cdef floating wi, mi, vi
     cdef Py_ssize_t i, k
     cdef bint bad = False
     for k in range(n_vars):
-        if sc:
-            ga = <floating>scale[k].a
-            gd = <floating>scale[k].d
         for i in range(vars[k * VAR_COLS], vars[k * VAR_COLS + 1]):
             wi = w[i] - decay * w[i] if decayed else w[i]
-            wi = _adam_element(wi, _g(g[i], ga, gd, sc), m[i], v[i], lr, b1, b2, c1, c2,
+            wi = _adam_element(wi, g[i], m[i], v[i], lr, b1, b2, c1, c2,
                                bc1, bc2, eps, zero, False, &mi, &vi)
             if store:
                 w[i] = wi
@@ -483,8 +446,7 @@ cdef inline double nadam_u_product(double b1, double t) noexcept nogil:
 
 cdef inline bint _nadam(floating* w, const floating* g, floating* state,
                         Py_ssize_t n, const Py_ssize_t* vars, Py_ssize_t n_vars,
-                        const VarScale* scale, const OptSettings* s,
-                        bint store) noexcept nogil:
+                        const OptSettings* s, bint store) noexcept nogil:
     cdef double t = s.step + 1
     cdef double u_t = _nadam_cache(s.beta_1, t), u_next = _nadam_cache(s.beta_1, t + 1)
     cdef double p = nadam_u_product(s.beta_1, t)
@@ -496,16 +458,12 @@ cdef inline bint _nadam(floating* w, const floating* g, floating* state,
     cdef floating lr = <floating>s.learning_rate, eps = <floating>s.epsilon
     cdef floating* m = state
     cdef floating* v = state + n
-    cdef floating wi, mi, vi, gi, ga = 1, gd = 1
-    cdef bint sc = scale != NULL
+    cdef floating wi, mi, vi, gi
     cdef Py_ssize_t i, k
     cdef bint bad = False
     for k in range(n_vars):
-        if sc:
-            ga = <floating>scale[k].a
-            gd = <floating>scale[k].d
         for i in range(vars[k * VAR_COLS], vars[k * VAR_COLS + 1]):
-            gi = _g(g[i], ga, gd, sc)
+            gi = g[i]
             mi = b1 * m[i] + c1 * gi
             vi = b2 * v[i] + c2 * gi * gi
             wi = w[i] - lr * (a * mi + bg * gi) / (_root(vi / bc2) + eps)
@@ -530,26 +488,21 @@ cdef inline floating _adagrad_element(floating w, floating g, floating acc, floa
 
 cdef inline bint _adagrad(floating* w, const floating* g, floating* state,
                           Py_ssize_t n, const Py_ssize_t* vars, Py_ssize_t n_vars,
-                          const VarScale* scale, const OptSettings* s,
-                          bint store) noexcept nogil:
+                          const OptSettings* s, bint store) noexcept nogil:
     cdef floating lr = <floating>s.learning_rate, eps = <floating>s.epsilon
-    cdef floating wi, ai, ga = 1, gd = 1
-    cdef bint sc = scale != NULL
+    cdef floating wi, ai
     cdef Py_ssize_t i, k, start, stop
     cdef bint bad = False
     for k in range(n_vars):
-        if sc:
-            ga = <floating>scale[k].a
-            gd = <floating>scale[k].d
         start = vars[k * VAR_COLS]
         stop = vars[k * VAR_COLS + 1]
         if store:
             for i in range(start, stop):
-                w[i] = _adagrad_element(w[i], _g(g[i], ga, gd, sc), state[i], lr, eps,
+                w[i] = _adagrad_element(w[i], g[i], state[i], lr, eps,
                                         &state[i])
         else:
             for i in range(start, stop):
-                wi = _adagrad_element(w[i], _g(g[i], ga, gd, sc), state[i], lr, eps, &ai)
+                wi = _adagrad_element(w[i], g[i], state[i], lr, eps, &ai)
                 bad |= _bad(wi) | _bad(ai)
     return bad
 
@@ -571,44 +524,40 @@ cdef inline Py_ssize_t state_size(int code, const double* hyper,
 
 cdef inline bint _dispatch(floating* w, const floating* g, floating* state,
                            Py_ssize_t n_params, const Py_ssize_t* vars, Py_ssize_t n_vars,
-                           const VarScale* scale, const OptSettings* s,
-                           bint store) noexcept nogil:
-    # scale: each variable's clipping factor, or NULL (the gradient as it is)
+                           const OptSettings* s, bint store) noexcept nogil:
     if s.code == OPT_SGD:
-        return _sgd(w, g, state, n_params, vars, n_vars, scale, s, store)
+        return _sgd(w, g, state, n_params, vars, n_vars, s, store)
     if s.code == OPT_ADAM:
-        return _adam(w, g, state, n_params, vars, n_vars, scale, s, store)
+        return _adam(w, g, state, n_params, vars, n_vars, s, store)
     if s.code == OPT_RMSPROP:
-        return _rmsprop(w, g, state, n_params, vars, n_vars, scale, s, store)
+        return _rmsprop(w, g, state, n_params, vars, n_vars, s, store)
     if s.code == OPT_ADAMW:
-        return _adamw(w, g, state, n_params, vars, n_vars, scale, s, store)
+        return _adamw(w, g, state, n_params, vars, n_vars, s, store)
     if s.code == OPT_NADAM:
-        return _nadam(w, g, state, n_params, vars, n_vars, scale, s, store)
+        return _nadam(w, g, state, n_params, vars, n_vars, s, store)
     if s.code == OPT_ADAGRAD:
-        return _adagrad(w, g, state, n_params, vars, n_vars, scale, s, store)
+        return _adagrad(w, g, state, n_params, vars, n_vars, s, store)
     return False                # unknown: optimizer_step refuses it
 
 
 cdef inline bint update_is_finite(const floating* w, const floating* g,
                                   const floating* state, Py_ssize_t n_params,
                                   const Py_ssize_t* vars, Py_ssize_t n_vars,
-                                  const VarScale* scale,
                                   const OptSettings* s) noexcept nogil:
     """Would optimizer_step write only finite values?  (Finite gradients can
     still give non-finite parameters or state: Adam's g * g overflowing
     float32, a huge learning rate times a large gradient.  A NaN or inf in
     the gradient reaches the values computed, so this checks it too.)"""
     return not _dispatch(<floating*>w, g, <floating*>state, n_params, vars, n_vars,
-                         scale, s, False)
+                         s, False)
 
 
 cdef inline int optimizer_step(floating* w, const floating* g, floating* state,
                                Py_ssize_t n_params, const Py_ssize_t* vars,
-                               Py_ssize_t n_vars, const VarScale* scale,
-                               const OptSettings* s) noexcept nogil:
+                               Py_ssize_t n_vars, const OptSettings* s) noexcept nogil:
     if s.code < OPT_SGD or s.code > OPT_ADAGRAD:
         return -1
-    _dispatch(w, g, state, n_params, vars, n_vars, scale, s, True)
+    _dispatch(w, g, state, n_params, vars, n_vars, s, True)
     return 0
 
 
@@ -743,7 +692,10 @@ cdef inline bint bounded_update_is_finite(double max_g, const OptSettings* s,
 # penalty from the same read of the weights), clips by value in place, sums
 # each variable's squares for clipping by norm, and bounds max |g| for the
 # carried bounds above.  Variables that need none of this take the plain
-# vectorised sum_abs_if_finite.  Keras 3's order: the regularizers belong
+# vectorised sum_abs_if_finite.  Clipping by norm needs the norm before it
+# can scale: a second, vectorised pass over those gradients (the update
+# loops stay as they are, free of a per-element division that most
+# steps would not need).  Keras 3's order: the regularizers belong
 # to the loss, so their gradient is in g before the clipping, which comes
 # before the update (and its weight decay).
 
@@ -760,19 +712,21 @@ cdef inline floating _sign(floating x) noexcept nogil:
 
 cdef inline GradPass grad_pass(const floating* w, floating* g, const Py_ssize_t* vars,
                                Py_ssize_t n_vars, const double* reg, bint clip,
-                               const OptSettings* s, VarScale* scale) noexcept nogil:
+                               const OptSettings* s, bint want_bound) noexcept nogil:
     """reg: (n_vars, 2) [l1, l2] per variable, or NULL for none (L1 adds
     l1 sign(w), L2 adds 2 l2 w to the gradient, as pynn/reference.py's
     twins); clip: apply s's clipping (False when only the gradient is
-    wanted).  With clipnorm or global_clipnorm, scale receives each
-    variable's factor, which the update applies as it reads g."""
+    wanted).
+    want_bound: the caller carries bounds (the compiled epoch); otherwise
+    a variable that needs neither regularizer nor clipping is not read
+    (the exact check that follows reads it), and bound is left at inf."""
     cdef GradPass out
     cdef Py_ssize_t k, i, start, stop
-    cdef double l1, l2, p1, p2, sq, sa, total_sq = 0, norm, f
+    cdef double l1, l2, p1, p2, sq, sa, total_sq = 0, norm, f = 0
     cdef bint by_value = clip and s.clipvalue > 0
-    cdef bint by_norm = clip and scales_gradient(s)
+    cdef bint by_norm = clip and (s.clipnorm > 0 or s.global_clipnorm > 0)
     cdef bint regular, bad = False
-    cdef floating gi, wi, fl1, fl2
+    cdef floating gi, wi, fl1, fl2, fa, fd
     cdef floating hi = <floating>s.clipvalue, lo = <floating>(-s.clipvalue)
     out.bound = 0
     out.penalty = 0
@@ -783,7 +737,7 @@ cdef inline GradPass grad_pass(const floating* w, floating* g, const Py_ssize_t*
         l2 = reg[2 * k + 1] if reg != NULL else 0
         regular = l1 != 0 or l2 != 0
         if not (regular or by_value or by_norm):
-            out.bound += sum_abs_if_finite(g + start, stop - start)
+            out.bound += sum_abs_if_finite(g + start, stop - start) if want_bound else INFINITY
             continue
         fl1 = <floating>l1
         fl2 = <floating>(2 * l2)
@@ -806,19 +760,23 @@ cdef inline GradPass grad_pass(const floating* w, floating* g, const Py_ssize_t*
         out.penalty += l1 * p1 + l2 * p2
         out.bound += sa * (1 + 4.5e-16 * (stop - start))
         total_sq += sq
-        if by_norm and s.clipnorm > 0:
-            # clip_by_norm: g clipnorm / max(||g||, clipnorm)
-            scale[k].a = s.clipnorm
-            scale[k].d = fmax(sqrt(sq), s.clipnorm)
+        if by_norm and s.clipnorm > 0 and not bad:
+            # clip_by_norm: (g clipnorm) / max(||g||, clipnorm), in the twin's order
+            fa = <floating>s.clipnorm
+            fd = <floating>fmax(sqrt(sq), s.clipnorm)
+            for i in range(start, stop):
+                g[i] = (g[i] * fa) / fd
     if by_norm and s.global_clipnorm > 0:
         # clip_by_global_norm: g (c min(1 / n, 1 / c) + (n - n)), NaN for a
         # non-finite n (the step is then refused)
         norm = sqrt(total_sq)
         f = s.global_clipnorm * fmin(1.0 / norm, 1.0 / s.global_clipnorm) + (norm - norm)
-        for k in range(n_vars):
-            scale[k].a = f
-            scale[k].d = 1
         bad |= not isfinite(f)
+        fa = <floating>f
+        if not bad:
+            for k in range(n_vars):
+                for i in range(vars[k * VAR_COLS], vars[k * VAR_COLS + 1]):
+                    g[i] = g[i] * fa
     out.finite = not bad
     return out
 

@@ -4,8 +4,10 @@ The file (written by ``np.savez``) holds:
 
 ``config``
     uint8 array: UTF-8 JSON with the format name and version, the pynn
-    version, dtype, seed, the layers (units, activation, name), the loss
-    and the optimizer settings ({"class_name", "config"} each).
+    version, dtype, seed, the layers (units, activation, name; trainable
+    and the kernel and bias regularizers when set), the model's trainable
+    flag when False, the loss and the optimizer settings (its clipping
+    included; {"class_name", "config"} each).
 ``params``
     the flat parameter buffer (all kernels, then all biases).
 ``optimizer_state``, ``optimizer_iterations``

@@ -1,5 +1,7 @@
 """Regularizers: L1, L2, L1L2 on kernels and biases, against pynn/reference.py's
 twins and central differences, in the compiled step, epoch and loss."""
+import json
+
 import numpy as np
 import pytest
 
@@ -224,3 +226,27 @@ def test_regularizers_are_saved_and_loaded(tmp_path):
     config = pynn.Dense(3, kernel_regularizer="l1").get_config()
     assert config["kernel_regularizer"] == {"class_name": "L1", "config": {"l1": 0.01}}
     assert "kernel_regularizer" not in make(regs=[(None, None)] * 3).get_config()["layers"][0]
+
+
+@pytest.mark.parametrize("spec, match", [
+    ({"kernel_regularizer": {"class_name": "L3", "config": {}}}, "unknown regularizer 'L3'"),
+    ({"kernel_regularizer": {"class_name": "L2", "config": {"l2": -1}}}, "l2 must be >= 0"),
+    ({"bias_regularizer": 5}, "bias_regularizer must be None"),
+    ({"trainable": "no"}, "trainable must be True or False"),
+])
+def test_a_config_with_bad_regularizers_or_flags_is_refused(spec, match, tmp_path):
+    net = make(regs=[(None, None)] * 3)
+    config = net.get_config()
+    config["layers"][1].update(spec)
+    with pytest.raises((TypeError, ValueError), match=match):
+        pynn.Sequential.from_config(config)
+    # and in a saved file: the loader's own error, naming the cause
+    net.save(tmp_path / "m.pynn")
+    with np.load(tmp_path / "m.pynn") as saved:
+        arrays = dict(saved)
+    config = json.loads(arrays["config"].tobytes())
+    config["layers"][1].update(spec)
+    arrays["config"] = np.frombuffer(json.dumps(config).encode(), dtype=np.uint8)
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ValueError, match=match):
+        pynn.load(tmp_path / "bad.npz")
