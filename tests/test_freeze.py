@@ -196,3 +196,19 @@ def test_trainable_in_the_layer_constructor_and_refused_values():
     with pytest.raises(TypeError, match="trainable"):
         net.trainable = None
     assert net.trainable is True
+
+
+def test_the_networks_variables_are_checked_before_use():
+    net = make()
+    n = net.params.shape[0]
+    engine = net.engine
+    for rows in ([[5, 2, 0]], [[0, 10, 1], [5, 20, 0]], [[0, n + 1, 0]], [[0, 4, 2]]):
+        with pytest.raises(ValueError, match="variables must be disjoint increasing ranges"):
+            engine.set_variables(rows)
+    with pytest.raises(ValueError, match="regularizers must hold finite"):
+        engine.set_variables([[0, 4, 1]], [[-1.0, 0.0]])
+    with pytest.raises(ValueError, match="one row per variable"):
+        engine.set_variables([[0, 4, 1]], [[0.1, 0.0], [0.0, 0.1]])
+    # what the model handed over is still there: its trainable layers' rows
+    rows, _ = net.variables()
+    np.testing.assert_array_equal(engine.variables, rows)
