@@ -60,6 +60,16 @@ def test_the_warning_reaches_the_line_of_a_keras_script():
     assert record[0].filename == __file__
 
 
+def test_loading_a_model_saved_with_the_mistake_warns_again(tmp_path):
+    net = two_layers("linear")
+    with pytest.warns(UserWarning, match="from_logits=False"):
+        net.compile("adam", "binary_crossentropy")
+    path = net.save(tmp_path / "m.npz")
+    with pytest.warns(UserWarning, match="from_logits=False") as record:
+        pynn.load(path)
+    assert record[0].filename == __file__
+
+
 def test_a_warned_setup_still_compiles_and_trains():
     # a mistake, not an error: the model is compiled as asked
     net = two_layers("sigmoid")
