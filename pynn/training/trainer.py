@@ -188,14 +188,15 @@ def train_on_batch(model, x, y, sample_weight=None, class_weight=None, return_di
             x, y = model.check_xy(x, y, finite=False)
         weights = model.check_weights(sample_weight, class_weight, y)
         loss, applied = model.step(x, y, sample_weight=weights)
-        if applied and model.metrics:
-            scores = {"loss": float(loss), **batch_scores(model, y)}
+        # the hot path without metrics builds nothing but the float
+        scores = ({"loss": float(loss), **batch_scores(model, y)}
+                  if applied and model.metrics else None)
     if not applied:
         raise DivergenceError(
             f"the loss, a gradient or the updated weights would not be finite "
             f"(loss={loss!r}); the update was not applied, the weights are those "
             f"of the last finite step")
-    if not model.metrics:
+    if scores is None:
         return {"loss": float(loss)} if return_dict else float(loss)
     return shape_scores(scores, return_dict)
 
