@@ -187,20 +187,22 @@ cdef inline Net _net(const Py_ssize_t[:, ::1] layout) noexcept:
 def _check_preactivation_offsets(const Py_ssize_t[:, ::1] layout):
     # The kernels write each kept Z where column COL_Z says, trusting it:
     # a layer whose derivative needs Z must have its own region past the
-    # outputs and deltas, and every other layer -1.
-    cdef Py_ssize_t l, base = 0, widest = 0
+    # outputs and deltas (and within as many values again as the outputs
+    # take, room for every layer's: no offset so large that the work
+    # buffer's size would overflow), and every other layer -1.
+    cdef Py_ssize_t l, total = 0, widest = 0
     for l in range(layout.shape[0]):
-        base += layout[l, 1]
+        total += layout[l, 1]
         widest = max(widest, layout[l, 1])
-    base += 2 * widest
+    base = total + 2 * widest
     regions = []
     for l in range(layout.shape[0]):
         z = layout[l, COL_Z]
         if needs_preactivation(<int>layout[l, 4]):
-            if z < base:
-                raise ValueError(f"layout[{l}, {COL_Z}] must be an offset >= {base} (past "
-                                 f"the outputs and deltas) for activation code "
-                                 f"{layout[l, 4]}, got {z}")
+            if not base <= z <= base + total - layout[l, 1]:
+                raise ValueError(f"layout[{l}, {COL_Z}] must be an offset in [{base}, "
+                                 f"{base + total - layout[l, 1]}] (past the outputs and "
+                                 f"deltas) for activation code {layout[l, 4]}, got {z}")
             regions.append((z, z + layout[l, 1], l))
         elif z != -1:
             raise ValueError(f"layout[{l}, {COL_Z}] must be -1 for activation code "

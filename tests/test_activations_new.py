@@ -224,8 +224,9 @@ def _layout(act_codes, z_column, widths=(4, 3)):
 
 
 @pytest.mark.parametrize("z_column, match", [
-    ((-1, -1), "must be an offset >= 15"),          # gelu without its z
-    ((3, -1), "must be an offset >= 15"),           # over the outputs
+    ((-1, -1), r"must be an offset in \[15, 18\]"),  # gelu without its z
+    ((3, -1), r"offset in \[15, 18\].*got 3"),        # over the outputs
+    ((2**62, -1), "got 4611686018427387904"),          # past any buffer
     ((15, 3), "must be -1"),                        # relu given a z
     ((15, 17), "overlapping"),
 ])
