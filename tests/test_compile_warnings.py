@@ -32,7 +32,8 @@ def test_probabilities_taken_for_logits_warn(loss_class, activation):
 
 
 @pytest.mark.parametrize("loss_class", CROSS_ENTROPIES)
-@pytest.mark.parametrize("activation", ["linear", "relu", "tanh"])
+@pytest.mark.parametrize("activation", ["linear", "relu", "tanh", "leaky_relu", "elu", "selu",
+                                        "gelu", "swish", "softplus"])
 def test_unbounded_outputs_taken_for_probabilities_warn(loss_class, activation):
     net = two_layers(activation)
     implied = "sigmoid" if loss_class is pynn.BinaryCrossentropy else "softmax"
