@@ -25,12 +25,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from . import _codes, _dense, _sparse, _threads, initializers, losses, optimizers, regularizers
+from . import (_codes, _dense, _sparse, _threads, activations, initializers, losses,
+               optimizers, regularizers)
 from . import metrics as metrics_module
 from ._validation import (as_dtype, as_float_array, check_bool, check_finite,
                           check_n_threads, check_positive_int, check_verbose)
 from .errors import DivergenceError
-from .layers import Dense, check_memory
+from .layers import Dense, check_memory, note_settings_change, settings_revision
 from .summary import summary_table
 
 _PREDICT_CHUNK = 4096
@@ -75,6 +76,22 @@ def _check_compile_order(optimizer, loss):
         raise TypeError(f"compile takes (optimizer, loss, metrics), in Keras's order; "
                         f"got optimizer={optimizer!r} and loss={loss!r}, which look "
                         f"swapped: write compile(optimizer=..., loss=...)")
+
+
+def _preactivation_offsets(widths, layers):
+    """Column 5 of the compiled network's layout: for each layer, where (per
+    sample, in the network's work buffer, past the outputs and the two delta
+    buffers) it keeps its pre-activation Z, or -1 when its activation's
+    derivative comes from its output (csrc/dense.pyx)."""
+    offset = sum(widths) + 2 * max(widths)
+    column = []
+    for width, layer in zip(widths, layers):
+        if activations.needs_preactivation(layer.activation):
+            column.append(offset)
+            offset += width
+        else:
+            column.append(-1)
+    return column
 
 
 # outputs in [0, 1]: what a cross-entropy from probabilities reads
@@ -179,7 +196,7 @@ class Model:
         self._n_kernel_params = 0
         self._offsets = []                  # per layer: (w_offset, b_offset, n_in, n_out)
         self._trainable = True
-        self._variables_revision = None     # Dense.revision the network's variables follow
+        self._variables_revision = None     # settings_revision() the network's variables follow
         self._prepared = None               # (optimizer, its state) the network holds
         self._metrics_compiled = False      # every metric has a compiled twin
         self._trained = False
@@ -222,7 +239,7 @@ class Model:
         for layer in self.layers:
             layer.trainable = value
         self._trainable = value
-        Dense.revision += 1
+        note_settings_change()
 
     def _layer_trainable(self, layer):
         return self._trainable and layer.trainable
@@ -379,13 +396,14 @@ class Model:
         self.params = np.zeros(n_params, dtype=self.dtype)
         self.grads = np.zeros(n_params, dtype=self.dtype)
         self._n_kernel_params = n_weights
-        layout = np.zeros((len(self.layers), 5), dtype=np.intp)
+        layout = np.zeros((len(self.layers), 6), dtype=np.intp)
         w_off, b_off = 0, n_weights
+        z_offsets = _preactivation_offsets(sizes[1:], self.layers)
         self._generator = initializers.make_generator(self.seed)
         self._offsets = []
         for i, layer in enumerate(self.layers):
             n_in, n_out = sizes[i], sizes[i + 1]
-            layout[i] = (n_in, n_out, w_off, b_off, layer.activation_code)
+            layout[i] = (n_in, n_out, w_off, b_off, layer.activation_code, z_offsets[i])
             self._offsets.append((w_off, b_off, n_in, n_out))
             layer.bind(n_in, self.params, self.grads, w_off, b_off)
             layer.initialize(self._generator)
@@ -514,7 +532,7 @@ class Model:
         # at compile, and at the first step after a layer's flag changed
         rows, reg = self.variables()
         self._net.set_variables(rows, reg)
-        self._variables_revision = Dense.revision
+        self._variables_revision = settings_revision()
 
     @property
     def _loss_code(self):
@@ -660,7 +678,7 @@ class Model:
         if held_opt is not opt or held_state is not opt.state or \
                 opt.state.shape[0] != opt.state_size(self.params.shape[0]):
             self._prepare_training()
-        elif self._variables_revision != Dense.revision:
+        elif self._variables_revision != settings_revision():
             self._sync_variables()
 
     def step(self, x: np.ndarray, y: np.ndarray, update: bool = True,

@@ -58,6 +58,23 @@ def check_memory(layers, sizes, dtype, buffers=2):
             f"this machine's {_format_bytes(physical)} of memory")
 
 
+_revision = 0
+
+
+def settings_revision() -> int:
+    """A count bumped whenever a layer's trainable flag or regularizers
+    change (any layer's): a model compares it at each step, to hand the
+    variables its update covers to the compiled network again."""
+    return _revision
+
+
+def note_settings_change() -> None:
+    """Bump ``settings_revision()`` (a layer's or model's trainable flag, or
+    a regularizer, was set)."""
+    global _revision
+    _revision += 1
+
+
 class Dense:
     """A fully connected layer: ``A = activation(X @ W.T + b)``.
 
@@ -83,10 +100,6 @@ class Dense:
         ``"l1"``, ``"l2"``, ``"l1_l2"`` or ``L1(l1)``, ``L2(l2)``,
         ``L1L2(l1, l2)``, Keras's names and defaults).
     """
-
-    # bumped whenever a layer's trainable flag or regularizers change, so that a model
-    # sees at its next step that the variables its update covers changed
-    revision = 0
 
     def __init__(self, units: int, activation: str | None = None, input_dim: int | None = None,
                  kernel_initializer: str | dict | initializers.Initializer = "glorot_uniform",
@@ -156,7 +169,7 @@ class Dense:
         value = check_bool(value, "trainable")
         if value != vars(self).get("_trainable"):
             object.__setattr__(self, "_trainable", value)
-            Dense.revision += 1
+            note_settings_change()
 
     kernel_regularizer = property(
         lambda self: self._kernel_regularizer,
@@ -170,7 +183,7 @@ class Dense:
 
     def _set_regularizer(self, part, value):
         object.__setattr__(self, "_" + part, regularizers.get(value, part))
-        Dense.revision += 1
+        note_settings_change()
 
     @property
     def trainable_weights(self) -> list[np.ndarray]:
@@ -280,7 +293,12 @@ class Dense:
                           order="C", copy=True)
         grad_x = (np.empty((x.shape[0], self.input_dim), dtype=self.W.dtype)
                   if need_grad_x else None)
-        _dense.dense_backward(x, self.W, a, grad_z, code, self.dW, self.db, grad_x)
+        z = None
+        if activations.needs_preactivation(code):
+            # the pre-activation, by the forward pass's own product and sum
+            z = np.empty((n, self.units), dtype=self.W.dtype)
+            _dense.dense_forward(x, self.W, self.b, activations.LINEAR, z)
+        _dense.dense_backward(x, self.W, a, grad_z, code, self.dW, self.db, grad_x, z)
         return grad_x
 
     def get_config(self) -> dict:
