@@ -11,8 +11,10 @@ def test_python_codes_are_the_compiled_ones():
     assert optimizers.SGD().code == _codes.Optimizer.SGD
     assert optimizers.Adam().code == _codes.Optimizer.ADAM
     assert losses.get("mse").code == _codes.Loss.MSE
+    assert [cls.kind for cls in (pynn.Dense, pynn.Dropout, pynn.BatchNormalization,
+                                 pynn.LayerNormalization)] == [int(k) for k in _codes.LayerKind]
     for enum in (_codes.Activation, _codes.Loss, _codes.Optimizer, _codes.Metric,
-                 _codes.Status):
+                 _codes.LayerKind, _codes.Status):
         values = [int(m) for m in enum]
         assert len(set(values)) == len(values), enum
 
