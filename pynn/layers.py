@@ -372,7 +372,7 @@ class _WidthKeeping:
         return 0 if n_in is None else sum(self.sizes(n_in)[:2])
 
     def attach(self, n_in, params, grads, w_offset, b_offset, stats, s_offset):
-        vars(self)["units"] = n_in
+        vars(self).update(units=n_in, input_dim=n_in)
 
     def initialize(self, generator) -> None:
         pass
