@@ -121,9 +121,10 @@ class Sequential:
     def _fuse_activation(self, act):
         model = self._model
         last = model.layers[-1] if model.layers else None
-        if last is None or last.activation != "linear":
+        if last is None or not isinstance(last, _layers.Dense) or last.activation != "linear":
             refuse(f"Activation({act.activation!r}) "
                    + ("as the first layer" if last is None
+                      else f"after a {last.type_name}" if not isinstance(last, _layers.Dense)
                       else f"after a Dense with activation {last.activation!r}"),
                    "an Activation is fused into the linear Dense before it")
         if model.trained:
