@@ -286,3 +286,21 @@ def test_the_keras_namespace():
                              "rms_scaling")):
         with pytest.raises(NotImplementedError, match=match):
             make_bad()
+
+
+def test_the_data_parallel_step_updates_the_moving_statistics():
+    # COMM_SELF: the collective path (gradient, then the update applied
+    # apart) with one rank trains as a plain fit, moving statistics included
+    pytest.importorskip("mpi4py")
+    from mpi4py import MPI
+
+    from pynn import distributed
+    x, y = data(np.float64)
+    models = [make(np.float64, pynn.BatchNormalization, optimizer="adam") for _ in range(2)]
+    models[0].fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0)
+    distributed.fit(models[1], x, y, comm=MPI.COMM_SELF, epochs=2, batch_size=8,
+                    shuffle=False, verbose=0)
+    assert not np.array_equal(models[0].layers[1].moving_mean, make(
+        np.float64, pynn.BatchNormalization).layers[1].moving_mean)
+    np.testing.assert_allclose(models[1].layer_state, models[0].layer_state, rtol=1e-12)
+    np.testing.assert_allclose(models[1].params, models[0].params, rtol=1e-12, atol=1e-14)
