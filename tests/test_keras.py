@@ -106,7 +106,7 @@ def test_compile_in_kerass_order_and_evaluates_return():
     model.compile("adam", "binary_crossentropy")            # positional, Keras's order
     loss = model.evaluate(x, y, verbose=0)
     assert isinstance(loss, float)
-    assert loss == model.pynn_model.evaluate(x, y)["loss"]
+    assert loss == model.pynn_model.evaluate(x, y, return_dict=True)["loss"]
     model.compile(optimizer=keras.optimizers.SGD(0.1), loss="binary_crossentropy",
                   metrics=["accuracy", "mse"])
     loss, acc, mse = model.evaluate(x, y, verbose=0)

@@ -104,7 +104,7 @@ def epoch_logs(model, done, sizes, batch_losses, batch_metrics, val, dist):
     for j, metric in enumerate(model.metrics):
         logs[metric.name] = model.metric_result(metric, batch_metrics[j, :done], sizes[:done])
     if val is not None:
-        logs.update({"val_" + k: v for k, v in model.evaluate(*val).items()})
+        logs.update({"val_" + k: v for k, v in model.evaluate(*val, return_dict=True).items()})
     if dist is not None:
         logs = dist.mean_logs(logs, n_seen, val)
     opt = model.optimizer
