@@ -71,7 +71,7 @@ def accuracy_worker(variant, seed, epochs):
     start = time.perf_counter()
     model.fit(x, y, epochs=epochs, batch_size=32, verbose=0)
     seconds = time.perf_counter() - start
-    return {"accuracy": model.evaluate(x_test, y_test)["accuracy"], "seconds": seconds}
+    return {"accuracy": model.evaluate(x_test, y_test, return_dict=True)["accuracy"], "seconds": seconds}
 
 
 def step_worker(extra, batch, repeats):
