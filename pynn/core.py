@@ -665,6 +665,11 @@ class Model:
         """Loss and gradients on a batch, without updating anything
         (``sample_weight`` as in ``check_weights``).
 
+        As a training step computes them: BatchNormalization with the
+        batch's statistics, Dropout with the masks the next step will draw
+        (the generators are set back afterwards, so two calls give the same
+        gradients and the next step draws those masks again).
+
         Returns
         -------
         loss : float
@@ -675,7 +680,14 @@ class Model:
         with self._lock:
             x, y = self.check_xy(x, y, finite=False)
             w = self.check_weights(sample_weight, None, y)
-            loss, finite = self.step(x, y, update=False, sample_weight=w)
+            generators = [self._generator] + [g for g in (
+                getattr(layer, "generator", None) for layer in self.layers) if g is not None]
+            states = [g.get_state() for g in generators]
+            try:
+                loss, finite = self.step(x, y, update=False, sample_weight=w)
+            finally:
+                for g, state in zip(generators, states):
+                    g.set_state(state)
             if not finite:
                 raise DivergenceError(f"the loss or a gradient is not finite (loss={loss!r})")
             grads = [g.copy() for layer in self.layers for g in layer.grad_buffers()]

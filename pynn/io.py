@@ -4,7 +4,8 @@ The file (written by ``np.savez``) holds:
 
 ``config``
     uint8 array: UTF-8 JSON with the format name and version, the pynn
-    version, dtype, seed, the layers (units, activation, name), the loss
+    version, dtype, seed, the layers (units, activation, name; the other
+    kinds their class_name and settings), the loss
     and the optimizer settings ({"class_name", "config"} each).
 ``params``
     the flat parameter buffer (all kernels, then all biases).

@@ -41,9 +41,14 @@ def test_forward_and_backward_match_the_twin(dtype):
     x, y = data(dtype)
     model = make(dtype)
     W1, b1, W2, b2 = model.get_weights()
+    state = model.generator.get_state()
     loss, grads = model.gradients(x, y)
-    mask = model.engine.layer_workspace(1, x.shape[0])
+    mask = model.engine.layer_workspace(1, x.shape[0]).copy()
     keep = mask != 0
+    # gradients() changes nothing: the next step draws the same masks
+    assert model.generator.get_state() == state
+    model.train_on_batch(x, y)
+    np.testing.assert_array_equal(model.engine.layer_workspace(1, x.shape[0]), mask)
     scale = dtype(1.0 / (1.0 - RATE))
     assert set(np.unique(mask)) <= {dtype(0), scale}
     a1 = ref.dense_forward(x, W1, b1, "tanh")
