@@ -3,6 +3,8 @@ new layer costs per training step.
 
     python benchmarks/layer_kinds.py             # both tables, markdown
     python benchmarks/layer_kinds.py --quick     # fewer seeds and repeats
+    python benchmarks/layer_kinds.py --instructions   # table 2 in instructions
+                                                      # (perf stat), not time
 
 1. digits (8x8 images, 10 classes; 75/25 split, standardised), a 64-128-64-10
    relu/softmax network, Adam(1e-3), batch 32: test accuracy (mean and
@@ -90,6 +92,34 @@ def step_worker(extra, batch, repeats):
     return {"seconds": float(np.median(blocks))}
 
 
+def steps_worker(extra, batch, count):
+    # count steps after the warm-up: perf stat's instructions for count and
+    # for 0 steps differ by what the steps executed
+    x, y, _, _ = digits()
+    x = np.ascontiguousarray(x[:batch], dtype=np.float32)
+    y = np.ascontiguousarray(y[:batch, None], dtype=np.float32)
+    model = network("plain", 0, extra, n_threads=1)
+    for _ in range(20):
+        model.step(x, y)
+    for _ in range(count):
+        model.step(x, y)
+    return {}
+
+
+def instructions(extra, batch, count):
+    def counted(k):
+        out = subprocess.run(["perf", "stat", "-x,", "-e", "instructions:u", sys.executable,
+                              __file__, "--worker", "steps", extra, str(batch), str(k)],
+                             check=True, capture_output=True, text=True).stderr
+        value = next(line for line in out.splitlines() if "instructions" in line).split(",")[0]
+        if not value.isdigit():
+            raise SystemExit(f"perf cannot count instructions here ({value}): no access "
+                             f"to the performance counters (a container, or "
+                             f"perf_event_paranoid); time the steps instead")
+        return int(value)
+    return (counted(count) - counted(0)) / count
+
+
 def run(*args):
     out = subprocess.run([sys.executable, __file__, "--worker", *map(str, args)],
                          check=True, capture_output=True, text=True).stdout
@@ -100,13 +130,30 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--instructions", action="store_true",
+                        help="count the instructions of a step (perf stat) instead of "
+                             "timing fits and steps: meaningful on a loaded machine")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         kind, *rest = args.worker
-        result = (accuracy_worker(rest[0], int(rest[1]), int(rest[2])) if kind == "fit"
-                  else step_worker(rest[0], int(rest[1]), int(rest[2])))
+        worker = {"fit": accuracy_worker, "step": step_worker, "steps": steps_worker}[kind]
+        result = worker(rest[0], int(rest[1]), int(rest[2]))
         print(json.dumps(result))
+        return 0
+    if args.instructions:
+        for batch in (32, 256):
+            print(f"\ninstructions of one float32 training step, batch {batch}, one thread\n")
+            print("| network | instructions | the extra layer's | vs a Dense(128) |\n"
+                  "|---|---|---|---|")
+            counts = {extra: instructions(extra, batch, 500) for extra in EXTRA}
+            dense = counts["dense"] - counts["none"]
+            for extra in EXTRA:
+                cost = counts[extra] - counts["none"]
+                print(f"| {'plain' if extra == 'none' else '+ ' + extra} | "
+                      f"{counts[extra]:,.0f} | "
+                      f"{'' if extra == 'none' else f'{cost:,.0f}'} | "
+                      f"{'' if extra == 'none' else f'{cost / dense:.2f}'} |")
         return 0
     seeds = range(2 if args.quick else 5)
     repeats = 200 if args.quick else 2000
