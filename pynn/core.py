@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from . import _codes, _dense, _threads, initializers, losses, optimizers
+from . import _codes, _dense, _sparse, _threads, initializers, losses, optimizers
 from . import metrics as metrics_module
 from ._validation import (as_dtype, as_float_array, check_bool, check_finite,
                           check_n_threads, check_positive_int, check_verbose)
@@ -455,7 +455,7 @@ class Model:
         opt.build(self.params.shape[0], self.dtype)
         self._prepared = (opt, opt.state)
         self._net.set_loss(self._loss_code, self.fused,
-                           self.loss.target_width(self.output_dim))
+                           self.loss.target_width(self.output_dim), self.loss.kernel_param)
         self._net.set_optimizer(opt.code, opt.state, self._n_kernel_params)
         # accuracies run inside the compiled epoch when all metrics can
         act = self.loss.output_activation(self.layers[-1].activation)
@@ -514,10 +514,16 @@ class Model:
     def check_x(self, x: npt.ArrayLike, argname: str = "x", finite: bool = True) -> np.ndarray:
         """``x`` as a C-contiguous (n_samples, input_dim) array of the model's
         dtype, checked (and NaN/inf refused when ``finite``); builds an
-        unbuilt model for its width."""
+        unbuilt model for its width.  A scipy.sparse ``x`` becomes
+        ``pynn._sparse.CSRRows`` (never dense whole), its values always
+        checked finite."""
         if not self.layers:
             raise ValueError("the model has no layers")
-        x = as_float_array(x, self.dtype, argname)
+        sparse = _sparse.is_rows(x)     # scipy.sparse: CSRRows, checked finite
+        if sparse:
+            x = _sparse.as_rows(x, self.dtype, argname)
+        else:
+            x = as_float_array(x, self.dtype, argname)
         if x.ndim == 1 and self.input_dim == 1:
             x = x.reshape(-1, 1)
         if x.ndim != 2:
@@ -530,7 +536,7 @@ class Model:
         if x.shape[1] != self.input_dim:
             raise ValueError(f"{argname} has {x.shape[1]} features, the model "
                              f"expects {self.input_dim}")
-        if finite:
+        if finite and not sparse:
             check_finite(x, argname)
         return x
 
@@ -720,7 +726,7 @@ class Model:
             x = self.check_x(x)
             n = x.shape[0]
             out = np.empty((n, self.output_dim), dtype=self.dtype)
-            self._net.predict(x, out, min(chunk, n))
+            self._net.predict(x, out, min(_sparse.chunk_rows(x, chunk), n))
         return out
 
     def evaluate(self, x: npt.ArrayLike, y: npt.ArrayLike, batch_size: int | None = None,
@@ -759,7 +765,8 @@ class Model:
         with self._lock:
             x, y = self.check_xy(x, y)
             w = self.check_weights(sample_weight, None, y)
-            chunk = min(chunk, x.shape[0])  # the kernel takes a C integer
+            # the kernel takes a C integer; sparse x densifies chunk by chunk
+            chunk = min(_sparse.chunk_rows(x, chunk), x.shape[0])
             if not self.metrics:
                 return shape_scores({"loss": self._net.loss(x, y, chunk, w)}, return_dict)
             n = x.shape[0]

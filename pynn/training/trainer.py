@@ -41,7 +41,7 @@ def fit(model, x, y=None, epochs=1, batch_size=None, shuffle=True, validation_da
         x, y = data.prepare(model, x, y, steps_per_epoch, args.validation_split)
         weights = None
         if sample_weight is not None or class_weight is not None:
-            if not isinstance(x, np.ndarray) or dist is not None:
+            if isinstance(x, data.Batches) or dist is not None:
                 raise ValueError("sample_weight and class_weight need x and y as arrays, "
                                  "not a stream of batches or a data-parallel fit")
             weights = model.check_weights(sample_weight, class_weight, y)
