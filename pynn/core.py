@@ -247,6 +247,14 @@ class Model:
         return self._generator
 
     @property
+    def generators(self) -> list:
+        """Every generator the model draws from: its own (``generator``), then
+        those of the Dropout layers seeded with a seed of their own, in layer
+        order (each Dropout's masks come from one of them)."""
+        return [self._generator] + [layer.generator for layer in self.layers
+                                    if getattr(layer, "generator", None) is not None]
+
+    @property
     def lock(self) -> threading.RLock:
         """The model's re-entrant lock: held by every call that reads or
         writes its buffers, and by a trainer for the whole of a fit."""
@@ -686,8 +694,7 @@ class Model:
         with self._lock:
             x, y = self.check_xy(x, y, finite=False)
             w = self.check_weights(sample_weight, None, y)
-            generators = [self._generator] + [g for g in (
-                getattr(layer, "generator", None) for layer in self.layers) if g is not None]
+            generators = self.generators
             states = [g.get_state() for g in generators]
             try:
                 loss, finite = self.step(x, y, update=False, sample_weight=w)

@@ -96,15 +96,10 @@ def to_arrays(model: Sequential, include_optimizer: bool = True) -> dict[str, np
         arrays["generator_state"] = _json_bytes(gen_state)
     if model.layer_state.size:
         arrays["layer_state"] = model.layer_state
-    own = _layer_generators(model)
+    own = model.generators[1:]
     if own:
         arrays["layer_generators"] = _json_bytes([_generator_state(g) for g in own])
     return arrays
-
-
-def _layer_generators(model):
-    return [g for g in (getattr(layer, "generator", None) for layer in model.layers)
-            if g is not None]
 
 
 def from_arrays(arrays: Mapping[str, np.ndarray]) -> Sequential:
@@ -422,7 +417,7 @@ def _load_layer_state(model, arrays):
                 layer.check_values(layer.buffers())
         except ValueError as exc:
             raise _Invalid(f"its layer_state is invalid ({exc})") from None
-    own = _layer_generators(model)
+    own = model.generators[1:]
     states = (_json(arrays["layer_generators"], "layer generators")
               if "layer_generators" in arrays else [])
     _require(isinstance(states, list) and len(states) == len(own),
