@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from . import _codes, _dense, _sparse, _threads, initializers, losses, optimizers
+from . import _codes, _dense, _sparse, _threads, activations, initializers, losses, optimizers
 from . import metrics as metrics_module
 from ._validation import (as_dtype, as_float_array, check_bool, check_finite,
                           check_n_threads, check_positive_int, check_verbose)
@@ -76,6 +76,22 @@ def _check_compile_order(optimizer, loss):
         raise TypeError(f"compile takes (optimizer, loss, metrics), in Keras's order; "
                         f"got optimizer={optimizer!r} and loss={loss!r}, which look "
                         f"swapped: write compile(optimizer=..., loss=...)")
+
+
+def _preactivation_offsets(widths, layers):
+    """Column 5 of the compiled network's layout: for each layer, where (per
+    sample, in the network's work buffer, past the outputs and the two delta
+    buffers) it keeps its pre-activation Z, or -1 when its activation's
+    derivative comes from its output (csrc/dense.pyx)."""
+    offset = sum(widths) + 2 * max(widths)
+    column = []
+    for width, layer in zip(widths, layers):
+        if activations.needs_preactivation(layer.activation):
+            column.append(offset)
+            offset += width
+        else:
+            column.append(-1)
+    return column
 
 
 # outputs in [0, 1]: what a cross-entropy from probabilities reads
@@ -369,6 +385,7 @@ class Model:
         layout = np.full((len(self.layers), _dense.LAYOUT_WIDTH), -1, dtype=np.intp)
         settings = np.zeros((len(self.layers), _dense.SETTINGS_WIDTH))
         w_off, b_off, s_off = 0, n_weights, 0
+        z_offsets = _preactivation_offsets(sizes[1:], self.layers)
         self._generator = initializers.make_generator(self.seed)
         generators = [self._generator]      # index 0: the model's own
         for i, layer in enumerate(self.layers):
@@ -381,6 +398,7 @@ class Model:
                     generators.append(layer.generator)
             layout[i] = layer.layout_row(n_in, w_off, b_off, s_off, rng)
             settings[i] = layer.settings()
+            layout[i, 5] = z_offsets[i]
             layer.initialize(self._generator)
             w_off += parts[i][0]
             b_off += parts[i][1]

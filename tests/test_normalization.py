@@ -132,11 +132,13 @@ def test_inference_matches_the_twins(dtype, norm):
 
 
 @pytest.mark.parametrize("dropout", [None, 0.3])
-def test_central_differences_of_a_network_with_both(dropout):
-    # training-mode losses (batch statistics; the next step's dropout masks)
+@pytest.mark.parametrize("acts", [("tanh", "sigmoid"), ("gelu", "swish")])
+def test_central_differences_of_a_network_with_both(dropout, acts):
+    # training-mode losses (batch statistics; the next step's dropout masks);
+    # gelu and swish keep their pre-activations beside the layers' workspaces
     x, y = data(np.float64, n=16)
-    layers = [pynn.Dense(8, activation="tanh", input_dim=5), pynn.BatchNormalization(),
-              pynn.Dense(6, activation="sigmoid"), pynn.LayerNormalization()]
+    layers = [pynn.Dense(8, activation=acts[0], input_dim=5), pynn.BatchNormalization(),
+              pynn.Dense(6, activation=acts[1]), pynn.LayerNormalization()]
     if dropout:
         layers.append(pynn.Dropout(dropout))
     layers.append(pynn.Dense(3))
