@@ -368,3 +368,13 @@ def test_non_finite_inputs_are_refused_by_name_on_the_numpy_path(data):
         net.train_on_batch(x, y)
     with pytest.raises(ValueError, match="x"):
         net.fit(x, y, verbose=0)
+
+
+def test_a_stream_of_batches_trains_as_the_arrays_on_the_numpy_path(data):
+    x, y = data
+    pairs = [(x[k:k + 16], y[k:k + 16]) for k in range(0, 50, 16)]
+    on_arrays, on_stream = (model(HandTanh(), metrics=[max_error]) for _ in range(2))
+    ha = on_arrays.fit(x, y, epochs=2, batch_size=16, shuffle=False, verbose=0)
+    hb = on_stream.fit(pairs, epochs=2, verbose=0)
+    np.testing.assert_array_equal(on_stream.params, on_arrays.params)
+    assert hb.history == ha.history
