@@ -21,7 +21,8 @@ one batch at a time:
   refuses an update that would make a parameter or the optimizer state
   non-finite and then changes nothing.
 
-A step refuses non-finite x or y (ValueError), and reports a loss or a
+Sparse x (``CSRRows``) is densified one batch or chunk at a time.  A step
+refuses non-finite x or y (ValueError), and reports a loss or a
 gradient that is not finite as not applied, changing no weight.  It costs
 a few Python calls per layer and batch where the compiled step makes one:
 slower, most for small layers and batches.
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _dense, _losses, _optim, activations, losses
+from . import _dense, _losses, _optim, _sparse, activations, losses
 from ._validation import check_finite
 
 
@@ -39,6 +40,20 @@ def uses_numpy_path(model) -> bool:
     if model.loss is not None and losses.is_custom(model.loss):
         return True
     return any(activations.is_custom(layer.activation) for layer in model.layers)
+
+
+def dense_rows(x, dtype):
+    """``x`` as a dense C-contiguous array: itself, or the rows of sparse
+    ``CSRRows`` (one batch or chunk; their values were checked finite)."""
+    if not _sparse.is_rows(x):
+        return x
+    indptr = np.asarray(x.indptr, dtype=np.int64)
+    n_rows = indptr.shape[0] - 1
+    stored = slice(int(indptr[0]), int(indptr[-1]))
+    out = np.zeros((n_rows, x.n_cols), dtype=dtype)
+    # canonical CSR: no column twice in a row, so assignment is the sum
+    out[np.repeat(np.arange(n_rows), np.diff(indptr)), x.indices[stored]] = x.data[stored]
+    return out
 
 
 def _readonly(a):
@@ -160,6 +175,7 @@ def apply_update(model) -> bool:
 def step(model, x, y, update=True, sample_weight=None):
     """One batch: forward, loss, backward and (``update``) the optimizer's
     update, as ``Model.step``.  Returns (loss, applied, last output)."""
+    x = dense_rows(x, model.dtype)
     check_finite(x, "x")
     check_finite(y, "y")
     fused = model.fused
@@ -178,7 +194,8 @@ def predict(model, x, chunk):
     """The outputs for ``x``, ``chunk`` rows per forward pass."""
     out = np.empty((x.shape[0], model.output_dim), dtype=model.dtype)
     for start in range(0, x.shape[0], chunk):
-        out[start:start + chunk] = forward(model, x[start:start + chunk], False)[-1][2]
+        rows = dense_rows(x[start:start + chunk], model.dtype)
+        out[start:start + chunk] = forward(model, rows, False)[-1][2]
     return out
 
 
@@ -190,7 +207,7 @@ def mean_loss(model, x, y, chunk, sample_weight=None):
     out = None
     for start in range(0, x.shape[0], chunk):
         rows = slice(start, start + chunk)
-        out = forward(model, x[rows], fused)[-1][2]
+        out = forward(model, dense_rows(x[rows], model.dtype), fused)[-1][2]
         w = None if sample_weight is None else sample_weight[rows]
         value, _ = loss_and_gradient(model, y[rows], out, w, need_gradient=False)
         total += value * out.shape[0]

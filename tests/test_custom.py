@@ -88,7 +88,7 @@ def test_a_hand_written_mse_trains_as_the_compiled_mse(data, dtype, optimizer):
     np.testing.assert_allclose(hb.history["loss"], ha.history["loss"], rtol=rtol * 10)
     assert custom.optimizer.iterations == compiled.optimizer.iterations == 12
     np.testing.assert_allclose(custom.predict(x), compiled.predict(x), rtol=rtol, atol=atol)
-    np.testing.assert_allclose(custom.evaluate(x, y)["loss"], compiled.evaluate(x, y)["loss"],
+    np.testing.assert_allclose(custom.evaluate(x, y), compiled.evaluate(x, y),
                                rtol=rtol * 10)
 
 
@@ -130,7 +130,7 @@ def test_sample_weight_schedules_and_callbacks_on_the_numpy_path(data, rng):
         net.fit(x, y, epochs=2, batch_size=10, sample_weight=w, callbacks=[cb], verbose=0,
                 validation_data=(x[:10], y[:10]))
         results.append(net)
-        results.append(net.evaluate(x, y, sample_weight=w)["loss"])
+        results.append(net.evaluate(x, y, sample_weight=w))
     assert_same_weights(results[0], results[2], 1e-10, 1e-12)
     np.testing.assert_allclose(results[3], results[1], rtol=1e-10)
     assert seen == [0, 1, 0, 1]
@@ -194,7 +194,7 @@ def test_a_custom_metric_is_the_numpy_mean_over_samples(data, loss):
     np.testing.assert_allclose(history.history["mean_abs_log_ratio"][0],
                                np.mean(mean_abs_log_ratio(y, before)), rtol=1e-12)
     after = net.predict(x)
-    np.testing.assert_allclose(net.evaluate(x, y, batch_size=16)["mean_abs_log_ratio"],
+    np.testing.assert_allclose(net.evaluate(x, y, batch_size=16, return_dict=True)["mean_abs_log_ratio"],
                                np.mean(mean_abs_log_ratio(y, after)), rtol=1e-12)
     np.testing.assert_allclose(history.history["val_mean_abs_log_ratio"][0],
                                np.mean(mean_abs_log_ratio(y[:20], after[:20])), rtol=1e-12)
@@ -206,7 +206,7 @@ def test_a_scalar_metric_is_averaged_over_batches_by_their_sizes(data):
     out = net.predict(x)
     per_chunk = [max_error(y[s:s + 16], out[s:s + 16]) for s in range(0, 50, 16)]
     expected = np.average(per_chunk, weights=[16, 16, 16, 2])
-    np.testing.assert_allclose(net.evaluate(x, y, batch_size=16)["max_error"], expected,
+    np.testing.assert_allclose(net.evaluate(x, y, batch_size=16, return_dict=True)["max_error"], expected,
                                rtol=1e-12)
 
 
@@ -220,7 +220,7 @@ def test_a_custom_metric_reads_probabilities_of_a_fused_output(rng):
     for hidden in ("tanh", HandTanh()):
         net = model(hidden, loss="binary_crossentropy", out="sigmoid", n_out=1,
                     metrics=[mean_probability])
-        np.testing.assert_allclose(net.evaluate(x, labels)["mean_probability"],
+        np.testing.assert_allclose(net.evaluate(x, labels, return_dict=True)["mean_probability"],
                                    net.predict(x).mean(), rtol=1e-12)
 
 
@@ -378,3 +378,16 @@ def test_a_stream_of_batches_trains_as_the_arrays_on_the_numpy_path(data):
     hb = on_stream.fit(pairs, epochs=2, verbose=0)
     np.testing.assert_array_equal(on_stream.params, on_arrays.params)
     assert hb.history == ha.history
+
+
+def test_sparse_x_trains_as_dense_x_on_the_numpy_path(data):
+    sparse = pytest.importorskip("scipy.sparse")
+    x, y = data
+    x = np.where(np.abs(x) > 0.8, x, 0.0)
+    on_dense, on_sparse = model(loss=HandMSE()), model(loss=HandMSE())
+    on_dense.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    on_sparse.fit(sparse.csr_matrix(x), y, epochs=2, batch_size=16, verbose=0)
+    np.testing.assert_array_equal(on_sparse.params, on_dense.params)
+    np.testing.assert_array_equal(on_sparse.predict(sparse.csc_matrix(x)),
+                                  on_dense.predict(x))
+    assert on_sparse.evaluate(sparse.csr_matrix(x), y) == on_dense.evaluate(x, y)

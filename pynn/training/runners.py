@@ -131,6 +131,10 @@ class NumpyPath(Streamed):
     or activation runs in NumPy (``pynn.custom``); its metrics read the
     outputs that step computed."""
 
+    def __init__(self, model) -> None:
+        super().__init__(model)
+        self.weights = lambda k: None       # batch k's sample weights, set by run
+
     def run(self, x, y, order, batch_size, first, stop, losses, metric_values=None,
             sample_weight=None):
         def weights(k):
