@@ -131,7 +131,7 @@ def loss_and_gradient(model, y, out, sample_weight=None, need_gradient=True):
     if not losses.is_custom(loss):
         grad = np.empty_like(out)
         value = _losses.loss_value_grad(loss.kernel_code(model.layers[-1].activation),
-                                        out, y, grad, sample_weight)
+                                        out, y, grad, sample_weight, loss.kernel_param)
         return value, grad
     y_true, y_pred = _readonly(y), _readonly(out)
     per_sample = loss.call(y_true, y_pred)

@@ -391,3 +391,13 @@ def test_sparse_x_trains_as_dense_x_on_the_numpy_path(data):
     np.testing.assert_array_equal(on_sparse.predict(sparse.csc_matrix(x)),
                                   on_dense.predict(x))
     assert on_sparse.evaluate(sparse.csr_matrix(x), y) == on_dense.evaluate(x, y)
+
+
+@pytest.mark.parametrize("loss", [lambda: pynn.losses.Huber(delta=0.3), lambda: "mae"],
+                         ids=["huber", "mae"])
+def test_a_custom_activation_under_a_compiled_regression_loss(data, loss):
+    x, y = data
+    compiled, custom = model("tanh", loss=loss()), model(HandTanh(), loss=loss())
+    compiled.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    custom.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    assert_same_weights(compiled, custom, 1e-9, 1e-11)
