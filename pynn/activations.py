@@ -1,7 +1,13 @@
 """Activation names and the codes the compiled kernels know them by.
 
 The maths lives in csrc/activation_kernels.pxd; pynn/reference.py has the
-same functions in NumPy.  Derivatives are taken from the activation's output.
+same functions in NumPy.  Each takes Keras 3's defaults (``keras.activations``):
+leaky_relu's negative_slope 0.2, elu's alpha 1, selu's constants of Klambauer
+et al. (2017), gelu's exact erf form (approximate=False), swish (also named
+silu) as z * sigmoid(z), softplus as log(1 + exp(z)).
+
+Derivatives are taken from the activation's output, except for gelu and
+swish (not monotonic): the compiled network keeps their pre-activation.
 
 A custom activation is an object with ``__call__(z)`` and ``derivative(z)``
 (see :class:`Activation`): pynn has no automatic differentiation, so the
@@ -11,8 +17,11 @@ at a time (``pynn.custom``), slower than the compiled network.
 from ._codes import Activation as _Activation
 
 # the kernels' codes (csrc/codes.pxd)
-LINEAR, RELU, TANH, SIGMOID, SOFTMAX = (int(_Activation[k]) for k in
-                                        ("LINEAR", "RELU", "TANH", "SIGMOID", "SOFTMAX"))
+(LINEAR, RELU, TANH, SIGMOID, SOFTMAX, LEAKY_RELU, ELU, SELU, GELU, SWISH,
+ SOFTPLUS) = (int(a) for a in (
+     _Activation.LINEAR, _Activation.RELU, _Activation.TANH, _Activation.SIGMOID,
+     _Activation.SOFTMAX, _Activation.LEAKY_RELU, _Activation.ELU, _Activation.SELU,
+     _Activation.GELU, _Activation.SWISH, _Activation.SOFTPLUS))
 
 _CODES = {
     "linear": LINEAR,
@@ -20,8 +29,16 @@ _CODES = {
     "tanh": TANH,
     "sigmoid": SIGMOID,
     "softmax": SOFTMAX,
+    "leaky_relu": LEAKY_RELU,
+    "elu": ELU,
+    "selu": SELU,
+    "gelu": GELU,
+    "swish": SWISH,
+    "softplus": SOFTPLUS,
 }
-_ALIASES = {None: "linear", "identity": "linear"}
+_ALIASES = {None: "linear", "identity": "linear", "silu": "swish"}
+# the activations whose derivative needs the pre-activation Z stored
+_FROM_PREACTIVATION = frozenset({"gelu", "swish"})
 
 
 class Activation:
@@ -84,7 +101,7 @@ def _check_custom(activation):
 
 
 def names():
-    """The valid activation names."""
+    """The valid activation names (aliases such as "silu" left out)."""
     return sorted(_CODES)
 
 
@@ -94,10 +111,11 @@ def get(identifier):
     Parameters
     ----------
     identifier : str, None or custom activation
-        One of ``names()``; ``None`` and ``"identity"`` mean ``"linear"``.
-        A callable with a ``derivative`` method is a custom activation (see
-        :class:`Activation`), returned as it is; a callable without one is
-        refused with a TypeError that says what to add.
+        One of ``names()``; ``None`` and ``"identity"`` mean ``"linear"``,
+        ``"silu"`` means ``"swish"``.  A callable with a ``derivative``
+        method is a custom activation (see :class:`Activation`), returned as
+        it is; a callable without one is refused with a TypeError that says
+        what to add.
 
     Returns
     -------
@@ -123,3 +141,13 @@ def code(name):
     applies the activation)."""
     name = get(name)
     return LINEAR if is_custom(name) else _CODES[name]
+
+
+def needs_preactivation(identifier):
+    """True when the activation (a name, or a kernel code) takes its
+    derivative from its input Z (gelu, swish), so that a training pass must
+    keep Z beside the output."""
+    if isinstance(identifier, int) and not isinstance(identifier, bool):
+        return identifier in (GELU, SWISH)
+    name = get(identifier)
+    return not is_custom(name) and name in _FROM_PREACTIVATION

@@ -79,9 +79,9 @@ def _as_like(value, like, what):
 
 def forward(model, x, fused):
     """Every layer's ``(input, z, output)``: ``z`` the pre-activation of a
-    custom activation's layer (None for a compiled one, whose derivative
-    comes from its output).  With ``fused`` the last layer yields logits,
-    which the loss kernel activates."""
+    layer whose derivative needs it (a custom activation, gelu, swish),
+    None for the others, whose derivative comes from their output.  With
+    ``fused`` the last layer yields logits, which the loss kernel activates."""
     cache = []
     inp = x
     last = len(model.layers) - 1
@@ -89,10 +89,14 @@ def forward(model, x, fused):
         act = layer.activation
         custom = activations.is_custom(act)
         linear = custom or (fused and i == last)
+        code = activations.LINEAR if linear else activations.code(act)
         out = np.empty((inp.shape[0], layer.units), dtype=model.dtype)
-        _dense.dense_forward(inp, layer.W, layer.b,
-                             activations.LINEAR if linear else activations.code(act), out)
         z = None
+        if not linear and activations.needs_preactivation(code):
+            # the per-layer kernel returns one of z and act(z): both, by two calls
+            z = np.empty_like(out)
+            _dense.dense_forward(inp, layer.W, layer.b, activations.LINEAR, z)
+        _dense.dense_forward(inp, layer.W, layer.b, code, out)
         if custom:
             z = out
             out = _as_like(act(_readonly(z)), z,
@@ -110,15 +114,15 @@ def backward(model, cache, grad, fused):
         layer = model.layers[i]
         inp, z, out = cache[i]
         act = layer.activation
-        if z is not None:
+        if activations.is_custom(act):
             derivative = _as_like(act.derivative(_readonly(z)), z,
                                   f"the derivative of {activations.name_of(act)!r}")
             grad = np.multiply(grad, derivative, out=grad)
-            code, out = activations.LINEAR, z
+            code, out, z = activations.LINEAR, z, None
         else:
             code = activations.LINEAR if fused and i == last else activations.code(act)
         grad_x = np.empty_like(inp) if i > 0 else None
-        _dense.dense_backward(inp, layer.W, out, grad, code, layer.dW, layer.db, grad_x)
+        _dense.dense_backward(inp, layer.W, out, grad, code, layer.dW, layer.db, grad_x, z)
         grad = grad_x
 
 

@@ -403,3 +403,12 @@ def test_a_custom_activation_under_a_compiled_regression_loss(data, loss):
     compiled.fit(x, y, epochs=2, batch_size=16, verbose=0)
     custom.fit(x, y, epochs=2, batch_size=16, verbose=0)
     assert_same_weights(compiled, custom, 1e-9, 1e-11)
+
+
+@pytest.mark.parametrize("hidden", ["gelu", "swish", "elu", "leaky_relu", "softplus"])
+def test_a_custom_loss_over_every_compiled_activation(data, hidden):
+    x, y = data
+    compiled, custom = model(hidden), model(hidden, loss=HandMSE())
+    compiled.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    custom.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    assert_same_weights(compiled, custom, 1e-9, 1e-11)
