@@ -32,14 +32,25 @@ from __future__ import annotations
 import numpy as np
 
 from . import _dense, _losses, _optim, _sparse, activations, losses
+from .layers import Dense
 from ._validation import check_finite
 
 
 def uses_numpy_path(model) -> bool:
-    """True when the model's loss or a layer's activation is a custom callable."""
-    if model.loss is not None and losses.is_custom(model.loss):
-        return True
-    return any(activations.is_custom(layer.activation) for layer in model.layers)
+    """True when the model's loss or a layer's activation is a custom callable.
+
+    Raises NotImplementedError when it is, and a layer is not a Dense: this
+    path runs Dense layers alone."""
+    custom = (model.loss is not None and losses.is_custom(model.loss)) or any(
+        isinstance(layer, Dense) and activations.is_custom(layer.activation)
+        for layer in model.layers)
+    if custom:
+        for layer in model.layers:
+            if not isinstance(layer, Dense):
+                raise NotImplementedError(
+                    f"a model with a custom loss or activation trains through NumPy, "
+                    f"which runs Dense layers alone; {layer!r} is not one")
+    return custom
 
 
 def dense_rows(x, dtype):

@@ -412,3 +412,17 @@ def test_a_custom_loss_over_every_compiled_activation(data, hidden):
     compiled.fit(x, y, epochs=2, batch_size=16, verbose=0)
     custom.fit(x, y, epochs=2, batch_size=16, verbose=0)
     assert_same_weights(compiled, custom, 1e-9, 1e-11)
+
+
+def test_the_keras_namespace_dense_layers_train_on_the_numpy_path(data):
+    from pynn.keras import layers as keras_layers
+    x, y = data
+    net = pynn.Sequential([keras_layers.Dense(4, activation="tanh", input_dim=4),
+                           keras_layers.Dense(2)], dtype="float64", seed=0)
+    net.compile("sgd", HandMSE())
+    twin = pynn.Sequential([pynn.Dense(4, activation="tanh", input_dim=4), pynn.Dense(2)],
+                           dtype="float64", seed=0)
+    twin.compile("sgd", "mse")
+    net.fit(x, y, epochs=2, verbose=0)
+    twin.fit(x, y, epochs=2, verbose=0)
+    assert_same_weights(net, twin, 1e-9, 1e-11)
