@@ -8,7 +8,7 @@ import numpy.typing as npt
 
 from ._validation import check_real
 from .core import Model
-from .layers import layer_from_config
+from .layers import unbuilt_copy
 from .summary import layer_names
 
 
@@ -92,8 +92,7 @@ def check_gradients(model: Model, x: npt.ArrayLike, y: npt.ArrayLike,
     epsilon = check_real(epsilon, "epsilon", low=0, low_open=True)
     atol = check_real(atol, "atol", low=0)
     x = model.check_x(x)                        # builds the model if needed
-    twin = type(model)([layer_from_config(spec) for spec in model.get_config()["layers"]],
-                       dtype="float64")
+    twin = type(model)([unbuilt_copy(layer) for layer in model.layers], dtype="float64")
     twin.build(model.input_dim)
     twin.params[...] = model.params
     twin.layer_state[...] = model.layer_state
@@ -106,7 +105,10 @@ def check_gradients(model: Model, x: npt.ArrayLike, y: npt.ArrayLike,
 
     def loss():
         # as a training step computes it (batch statistics, the next step's
-        # dropout masks), leaving the generators as they were
+        # dropout masks), leaving the generators as they were; a model with
+        # a custom loss or activation through pynn.custom
+        if twin.numpy_path:
+            return twin.mean_loss(x, y)
         return net.loss(x, y, x.shape[0], training=True)
 
     arrays = [a for layer in twin.layers for a in layer.buffers()[:len(layer.part_names())]]

@@ -253,6 +253,9 @@ class Dense:
                              f"got {x.shape}")
         out = np.empty((x.shape[0], self.units), dtype=self.W.dtype)
         _dense.dense_forward(x, self.W, self.b, self.activation_code, out)
+        if activations.is_custom(self.activation):
+            # the compiled part of a custom activation's layer is its affine map
+            out = np.asarray(self.activation(out), dtype=self.W.dtype)
         return out
 
     def backward(self, x: np.ndarray, a: np.ndarray, grad_a: npt.ArrayLike,
@@ -275,6 +278,11 @@ class Dense:
         """
         if not self.built:
             raise RuntimeError("layer is not built: add it to a model first")
+        if activation_code is None and activations.is_custom(self.activation):
+            raise TypeError(f"backward through a custom activation "
+                            f"({activations.name_of(self.activation)!r}) needs its "
+                            f"pre-activation, not its output: a model trains such "
+                            f"layers through pynn.custom")
         code = self.activation_code if activation_code is None else activation_code
         dtype = self.W.dtype.type
         x = as_float_array(x, dtype, "x")
@@ -655,6 +663,16 @@ def layer_from_config(spec: dict, input_dim: int | None = None):
                      input_dim=input_dim, name=spec.get("name"))
     spec["input_dim"] = input_dim
     return LAYER_CLASSES[name].from_config(spec)
+
+
+def unbuilt_copy(layer):
+    """A new layer with ``layer``'s settings, not built (no values): Dense
+    with its units, activation (a custom one included) and name."""
+    if isinstance(layer, Dense):
+        return Dense(layer.units, activation=layer.activation, name=layer.name)
+    config = layer.get_config()
+    config["input_dim"] = None
+    return layer_from_config(config)
 
 
 def widths(layers, input_dim: int) -> list[int]:

@@ -255,3 +255,17 @@ def test_the_keras_namespace():
     np.testing.assert_array_equal(model.predict(x, verbose=0), model.predict(x, verbose=0))
     with pytest.raises(NotImplementedError, match="noise_shape"):
         keras.layers.Dropout(0.5, noise_shape=(None, 1))
+
+
+def test_a_custom_loss_is_refused_beside_a_dropout_layer():
+    # a custom loss trains through NumPy, which runs Dense layers alone
+    class HalfSquares(pynn.losses.Loss):
+        def call(self, y_true, y_pred):
+            return 0.5 * np.mean((y_pred - y_true) ** 2, axis=-1)
+
+        def gradient(self, y_true, y_pred):
+            return (y_pred - y_true) / y_true.size
+
+    model = pynn.Sequential([pynn.Dense(4, input_dim=6), pynn.Dropout(0.5), pynn.Dense(3)])
+    with pytest.raises(NotImplementedError, match="Dropout"):
+        model.compile(optimizer="sgd", loss=HalfSquares())
