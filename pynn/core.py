@@ -25,13 +25,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from . import (_codes, _dense, _sparse, _threads, activations, initializers, losses,
-               optimizers, regularizers)
+from . import (_codes, _dense, _sparse, _threads, activations, custom, initializers,
+               losses, optimizers, regularizers)
 from . import metrics as metrics_module
 from ._validation import (as_dtype, as_float_array, check_bool, check_finite,
                           check_n_threads, check_positive_int, check_verbose)
 from .errors import DivergenceError
-from .layers import Dense, check_memory, note_settings_change, settings_revision
+from .layers import (KIND_DROPOUT, LAYER_TYPES, Dense, check_memory, layer_from_config,
+                     note_settings_change, settings_revision, widths)
 from .summary import summary_table
 
 _PREDICT_CHUNK = 4096
@@ -192,13 +193,16 @@ class Model:
         self._optimizer = None
         self.metrics = []
         self.params = self.grads = None
+        self.layer_state = None             # non-trainable values (BN's moving statistics)
         self._net = None
         self._n_kernel_params = 0
-        self._offsets = []                  # per layer: (w_offset, b_offset, n_in, n_out)
+        self._offsets = []                  # per layer: (w_offset, b_offset, n_in)
         self._trainable = True
         self._variables_revision = None     # settings_revision() the network's variables follow
         self._prepared = None               # (optimizer, its state) the network holds
         self._metrics_compiled = False      # every metric has a compiled twin
+        self._custom = False                # a custom loss or activation: pynn.custom
+        self._custom_output = None          # the last output pynn.custom computed
         self._trained = False
         self.stop_training = False          # a callback may set it to end fit
         self.history = None                 # the History of the last fit
@@ -246,27 +250,34 @@ class Model:
 
     @property
     def trainable_weights(self) -> list[np.ndarray]:
-        """The weights fit updates (views ``[W, b]`` of the trainable layers)."""
-        return [w for layer in self.layers if self._layer_trainable(layer)
-                for w in (layer.W, layer.b)] if self.built else []
+        """The weights fit updates (views: the trainable layers' ``[W, b]``,
+        gamma and beta), in layer order."""
+        if not (self.built and self._trainable):
+            return []
+        return [w for layer in self.layers for w in layer.trainable_weights]
 
     @property
     def non_trainable_weights(self) -> list[np.ndarray]:
-        """The frozen layers' weights (views ``[W, b]``), which fit leaves as they are."""
-        return [w for layer in self.layers if not self._layer_trainable(layer)
-                for w in (layer.W, layer.b)] if self.built else []
+        """The values fit leaves as they are or moves without a gradient
+        (views: the frozen layers' weights, the moving statistics)."""
+        if not self.built:
+            return []
+        return [w for layer in self.layers
+                for w in (layer.non_trainable_weights if self._trainable
+                          else layer.buffers())]
 
     def count_trainable_params(self) -> int:
         """How many parameters fit updates (``count_params()`` counts them all)."""
-        if not self.built:
+        if not (self.built and self._trainable):
             return 0
-        return sum(n_in * n_out + n_out for layer, (_, _, n_in, n_out)
-                   in zip(self.layers, self._offsets) if self._layer_trainable(layer))
+        return sum(layer.count_trainable(n_in)
+                   for layer, (_, _, n_in) in zip(self.layers, self._offsets))
 
     # ------------------------------------------------------------------ build
 
     def add(self, layer: Dense) -> None:
-        """Append a Dense layer (before training starts).
+        """Append a layer: Dense, Dropout, BatchNormalization or
+        LayerNormalization (before training starts).
 
         When the first layer has an ``input_dim`` the model is rebuilt at
         once, so that the new layer's weights are there to read; to build a
@@ -278,8 +289,9 @@ class Model:
                 self.build(self.layers[0].input_dim)
 
     def _append(self, layer):
-        if not isinstance(layer, Dense):
-            raise TypeError(f"layer must be a pynn.Dense, got {layer!r}")
+        if not isinstance(layer, LAYER_TYPES):
+            raise TypeError(f"layer must be a pynn.Dense, Dropout, BatchNormalization or "
+                            f"LayerNormalization, got {layer!r}")
         if self._trained:
             raise RuntimeError("cannot add a layer to a model that has been trained")
         self.layers.append(layer)
@@ -290,6 +302,14 @@ class Model:
         weights and draws the shuffling order.  ``generator.get_state()`` and
         ``set_state()`` save and restore it, to resume a run exactly."""
         return self._generator
+
+    @property
+    def generators(self) -> list:
+        """Every generator the model draws from: its own (``generator``), then
+        those of the Dropout layers seeded with a seed of their own, in layer
+        order (each Dropout's masks come from one of them)."""
+        return [self._generator] + [layer.generator for layer in self.layers
+                                    if getattr(layer, "generator", None) is not None]
 
     @property
     def lock(self) -> threading.RLock:
@@ -349,7 +369,9 @@ class Model:
         ``set_thread_policy`` are the step interface of trainers, gradient
         checks and benchmarks.  Call ``refresh_optimizer()`` before a call
         that updates (the optimizer may have changed since the network got
-        it), and call its methods with ``lock`` held.
+        it), and call its methods with ``lock`` held.  A model with a custom
+        loss or activation (``numpy_path``) does not compute through it: its
+        ``step``, ``mean_loss`` and ``predict`` go through ``pynn.custom``.
         """
         net = self._net
         if net is None:
@@ -373,7 +395,10 @@ class Model:
 
     @property
     def output_dim(self):
-        return self.layers[-1].units
+        for layer in reversed(self.layers):
+            if isinstance(layer, Dense):
+                return layer.units
+        return self.input_dim           # only width-keeping layers
 
     def build(self, input_dim: int) -> None:
         """Allocate the flat buffers for ``input_dim`` inputs and draw the weights.
@@ -389,29 +414,46 @@ class Model:
             self._build(input_dim)
 
     def _build(self, input_dim):
-        sizes = [input_dim] + [layer.units for layer in self.layers]
-        n_weights = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
-        n_params = n_weights + sum(sizes[1:])
+        # params: every kernel, then every bias, gamma and beta (decayed
+        # neither); layer_state: BatchNormalization's moving statistics
+        sizes = widths(self.layers, input_dim)
+        parts = [layer.sizes(n_in) for layer, n_in in zip(self.layers, sizes)]
+        n_weights = sum(p[0] for p in parts)
+        n_params = n_weights + sum(p[1] for p in parts)
         check_memory(self.layers, sizes, self.dtype)
         self.params = np.zeros(n_params, dtype=self.dtype)
         self.grads = np.zeros(n_params, dtype=self.dtype)
+        self.layer_state = np.zeros(sum(p[2] for p in parts), dtype=self.dtype)
         self._n_kernel_params = n_weights
-        layout = np.zeros((len(self.layers), 6), dtype=np.intp)
-        w_off, b_off = 0, n_weights
+        layout = np.full((len(self.layers), _dense.LAYOUT_WIDTH), -1, dtype=np.intp)
+        settings = np.zeros((len(self.layers), _dense.SETTINGS_WIDTH))
+        w_off, b_off, s_off = 0, n_weights, 0
         z_offsets = _preactivation_offsets(sizes[1:], self.layers)
         self._generator = initializers.make_generator(self.seed)
+        generators = [self._generator]      # index 0: the model's own
         self._offsets = []
         for i, layer in enumerate(self.layers):
-            n_in, n_out = sizes[i], sizes[i + 1]
-            layout[i] = (n_in, n_out, w_off, b_off, layer.activation_code, z_offsets[i])
-            self._offsets.append((w_off, b_off, n_in, n_out))
-            layer.bind(n_in, self.params, self.grads, w_off, b_off)
+            n_in = sizes[i]
+            layer.attach(n_in, self.params, self.grads, w_off, b_off, self.layer_state, s_off)
+            self._offsets.append((w_off, b_off, n_in))
+            rng = -1
+            if layer.kind == KIND_DROPOUT:
+                rng = 0 if layer.generator is None else len(generators)
+                if layer.generator is not None:
+                    generators.append(layer.generator)
+            layout[i] = layer.layout_row(n_in, w_off, b_off, s_off, rng)
+            settings[i] = layer.settings()
+            layout[i, 5] = z_offsets[i]
             layer.initialize(self._generator)
-            w_off += n_in * n_out
-            b_off += n_out
-        self._net = _dense.Network(self.params, self.grads, layout)
+            w_off += parts[i][0]
+            b_off += parts[i][1]
+            s_off += parts[i][2]
+        self._net = _dense.Network(self.params, self.grads, layout, settings,
+                                   self.layer_state)
+        self._net.set_generators(generators)
         self._net.set_thread_policy(_threads.local_thread_setter(), self.n_threads or 0,
                                     _threads.MIN_PARALLEL_FLOPS)
+        self._custom = custom.uses_numpy_path(self)
         if self._optimizer is not None:
             self._hand_over_optimizer()
 
@@ -484,10 +526,16 @@ class Model:
         opt.owner = weakref.ref(self)
         opt.build(self.params.shape[0], self.dtype)
         self._prepared = (opt, opt.state)
-        self._net.set_loss(self._loss_code, self.fused,
-                           self.loss.target_width(self.output_dim), self.loss.kernel_param)
+        self._custom = custom.uses_numpy_path(self)
         self._net.set_optimizer(opt.code, opt.state, self._n_kernel_params)
         self._sync_variables()
+        if losses.is_custom(self.loss):
+            # no compiled loss: every step, loss and metric runs through
+            # pynn.custom, which reads the targets and outputs itself
+            self._metrics_compiled = False
+            return
+        self._net.set_loss(self._loss_code, self.fused,
+                           self.loss.target_width(self.output_dim), self.loss.kernel_param)
         # accuracies run inside the compiled epoch when all metrics can
         act = self.loss.output_activation(self.layers[-1].activation)
         kernels = [m.kernel(act) for m in self.metrics]
@@ -502,20 +550,19 @@ class Model:
         [start, stop, decayed] of the flat buffer, the trainable layers'
         kernels in layer order then their biases (the buffer's order), and
         each row's [l1, l2] (see ``Network.set_variables``)."""
-        kernels, biases = [], []
-        for layer, (w_off, b_off, n_in, n_out) in zip(self.layers, self._offsets):
+        rows = []
+        for layer, (w_off, b_off, n_in) in zip(self.layers, self._offsets):
             if self._layer_trainable(layer):
-                kernels.append(((w_off, w_off + n_in * n_out, 1),
-                                self._penalty_factors(layer, "kernel")))
-                biases.append(((b_off, b_off + n_out, 0), self._penalty_factors(layer, "bias")))
-        rows = kernels + biases
+                rows += [((start, stop, decayed), self._penalty_factors(layer, part))
+                         for start, stop, decayed, part in layer.variables(n_in, w_off, b_off)]
+        rows.sort()             # the buffer's order: kernels, then biases, gammas, betas
         return (np.array([r for r, _ in rows], dtype=np.intp).reshape(-1, 3),
                 np.array([p for _, p in rows], dtype=np.float64).reshape(-1, 2))
 
     def _penalty_factors(self, layer, part):
         # (l1, l2) of the layer's kernel or bias regularizer; a factor the
         # model's dtype cannot hold as the kernel uses it is refused
-        reg = layer.kernel_regularizer if part == "kernel" else layer.bias_regularizer
+        reg = getattr(layer, part + "_regularizer", None)
         if reg is None:
             return (0.0, 0.0)
         l1, l2 = reg.factors()
@@ -542,7 +589,7 @@ class Model:
         """``values[j]`` <- metric j on the batch (targets ``y``) whose
         outputs the last compiled pass left in the network's work buffer."""
         # logits when the loss reads logits, which the metrics allow for
-        out = self._net.last_output(y.shape[0])
+        out = self._custom_output if self._custom else self._net.last_output(y.shape[0])
         act = self.loss.output_activation(self.layers[-1].activation)
         for j, metric in enumerate(self.metrics):
             if metric.stateful:
@@ -571,6 +618,13 @@ class Model:
         """RuntimeError unless compile() was called (``what``: the caller's name)."""
         if self.loss is None:
             raise RuntimeError(f"call compile() before {what}()")
+
+    @property
+    def numpy_path(self) -> bool:
+        """True when a custom loss or activation makes the model train, predict
+        and evaluate through ``pynn.custom`` (NumPy, one batch at a time)
+        rather than the compiled network."""
+        return self._custom
 
     @property
     def fused(self) -> bool:
@@ -702,6 +756,10 @@ class Model:
         """
         with self._lock:
             self._sync_optimizer()
+            if self._custom:
+                loss, applied, self._custom_output = custom.step(self, x, y, update,
+                                                                 sample_weight)
+                return loss, applied
             # counting() written out: the hot path of train_on_batch
             net, opt = self._net, self._optimizer
             net.iterations = start = opt.iterations
@@ -741,21 +799,31 @@ class Model:
         """Loss and gradients on a batch, without updating anything
         (``sample_weight`` as in ``check_weights``).
 
+        As a training step computes them: BatchNormalization with the
+        batch's statistics, Dropout with the masks the next step will draw
+        (the generators are set back afterwards, so two calls give the same
+        gradients and the next step draws those masks again).
+
         Returns
         -------
         loss : float
-        grads : list of arrays, in ``get_weights()`` order (dW1, db1, ...)
+        grads : list of arrays, in ``get_weights()`` order (dW1, db1, ...),
+            the trainable values' only (not BatchNormalization's moving statistics)
         """
         self.check_compiled("gradients")
         with self._lock:
             x, y = self.check_xy(x, y, finite=False)
             w = self.check_weights(sample_weight, None, y)
-            loss, finite = self.step(x, y, update=False, sample_weight=w)
+            generators = self.generators
+            states = [g.get_state() for g in generators]
+            try:
+                loss, finite = self.step(x, y, update=False, sample_weight=w)
+            finally:
+                for g, state in zip(generators, states):
+                    g.set_state(state)
             if not finite:
                 raise DivergenceError(f"the loss or a gradient is not finite (loss={loss!r})")
-            grads = []
-            for layer in self.layers:
-                grads += [layer.dW.copy(), layer.db.copy()]
+            grads = [g.copy() for layer in self.layers for g in layer.grad_buffers()]
         return float(loss), grads
 
     # ------------------------------------------------------------- inference
@@ -784,6 +852,8 @@ class Model:
         with self._lock:
             x = self.check_x(x)
             n = x.shape[0]
+            if self._custom:
+                return custom.predict(self, x, min(_sparse.chunk_rows(x, chunk), n))
             out = np.empty((n, self.output_dim), dtype=self.dtype)
             self._net.predict(x, out, min(_sparse.chunk_rows(x, chunk), n))
         return out
@@ -828,7 +898,7 @@ class Model:
             # the kernel takes a C integer; sparse x densifies chunk by chunk
             chunk = min(_sparse.chunk_rows(x, chunk), x.shape[0])
             if not self.metrics:
-                return shape_scores({"loss": self._net.loss(x, y, chunk, w)}, return_dict)
+                return shape_scores({"loss": self.mean_loss(x, y, chunk, w)}, return_dict)
             n = x.shape[0]
             starts = range(0, n, chunk)
             sizes = np.array([min(chunk, n - start) for start in starts], dtype=np.float64)
@@ -838,12 +908,25 @@ class Model:
             for k, start in enumerate(starts):
                 xs, ys = x[start:start + chunk], y[start:start + chunk]
                 ws = None if w is None else w[start:start + chunk]
-                chunk_losses[k] = self._net.loss(xs, ys, chunk, ws)
+                chunk_losses[k] = self.mean_loss(xs, ys, chunk, ws)
                 self.batch_metrics(ys, values[:, k])
             scores = {"loss": float(chunk_losses @ sizes) / n}
             scores.update((m.name, self.metric_result(m, values[j], sizes))
                           for j, m in enumerate(self.metrics))
         return shape_scores(scores, return_dict)
+
+    def mean_loss(self, x: np.ndarray, y: np.ndarray, chunk: int | None = None,
+                  sample_weight: np.ndarray | None = None) -> float:
+        """The loss over (x, y) as ``check_xy`` returns them, ``chunk`` rows
+        per pass (all by default), without gradients; the last pass's
+        outputs are left for ``batch_metrics``."""
+        chunk = x.shape[0] if chunk is None else chunk
+        with self._lock:
+            if self._custom:
+                loss, self._custom_output = custom.mean_loss(self, x, y, chunk,
+                                                             sample_weight)
+                return loss
+            return self._net.loss(x, y, chunk, sample_weight)
 
     def predict_on_batch(self, x: npt.ArrayLike) -> np.ndarray:
         """``predict`` on one batch, as Keras's: the outputs for ``x``."""
@@ -893,7 +976,10 @@ class Model:
         -------
         list of arrays
             ``[W1, b1, W2, b2, ...]``, each ``W`` of shape (units, inputs)
-            and each ``b`` of shape (units,).
+            and each ``b`` of shape (units,); a normalisation layer gives its
+            ``gamma`` and ``beta`` (units,) (those it has), BatchNormalization
+            then its ``moving_mean`` and ``moving_variance``, as Keras; Dropout
+            gives nothing.
         """
         if not self.built:
             raise RuntimeError("the model is not built: give the first layer an "
@@ -901,7 +987,7 @@ class Model:
         out = []
         with self._lock:                # never a half-updated set from a fit in progress
             for layer in self.layers:
-                out += [layer.W.copy(), layer.b.copy()]
+                out += [a.copy() for a in layer.buffers()]
         return out
 
     def set_weights(self, weights: Iterable[npt.ArrayLike]) -> None:
@@ -927,9 +1013,7 @@ class Model:
         with self._lock:
             if not self.built:
                 raise RuntimeError("the model is not built")
-            targets = []
-            for layer in self.layers:
-                targets += [layer.W, layer.b]
+            targets = [a for layer in self.layers for a in layer.buffers()]
             if len(weights) != len(targets):
                 raise ValueError(f"weights must hold {len(targets)} arrays, "
                                  f"got {len(weights)}")
@@ -941,6 +1025,11 @@ class Model:
                                      f"got {w.shape}")
                 check_finite(w, f"weights[{i}]")
                 checked.append(w)
+            start = 0
+            for layer in self.layers:
+                count = len(layer.buffers())
+                layer.check_values(checked[start:start + count])
+                start += count
             for w, t in zip(checked, targets):
                 t[...] = w
 
@@ -949,7 +1038,25 @@ class Model:
     def get_config(self) -> dict[str, Any]:
         """The architecture, dtype, seed, loss, optimizer settings and metrics,
         JSON-ready; ``from_config`` makes the model again (with fresh weights).
+
+        Raises
+        ------
+        TypeError
+            When the loss, an activation or a metric is a custom callable:
+            pynn saves settings by name, never code (``get_weights`` keeps
+            the weights).
         """
+        custom_parts = [f"layer {i}'s activation {activations.name_of(layer.activation)!r}"
+                        for i, layer in enumerate(self.layers)
+                        if activations.is_custom(layer.activation)]
+        if self.loss is not None and losses.is_custom(self.loss):
+            custom_parts.append(f"the loss {self.loss.name!r}")
+        custom_parts += [f"the metric {m.name!r}" for m in self.metrics if m.custom]
+        if custom_parts:
+            raise TypeError(f"cannot describe or save a model with custom callables "
+                            f"({', '.join(custom_parts)}): pynn saves settings by name, "
+                            f"never code; keep the weights with get_weights(), and "
+                            f"rebuild the model with the callables to set_weights() them")
         return {
             "dtype": np.dtype(self.dtype).name,
             "seed": self.seed,
@@ -965,6 +1072,10 @@ class Model:
 
     @staticmethod
     def _layer_config(layer):
+        if not isinstance(layer, Dense):
+            config = layer.get_config()
+            del config["input_dim"]            # the model's, given once
+            return config
         # the settings pynn added later written only when not the default,
         # so that older files and readers see no change
         spec = {"units": layer.units, "activation": layer.activation, "name": layer.name}
@@ -974,14 +1085,6 @@ class Model:
             if getattr(layer, part) is not None:
                 spec[part] = regularizers.serialize(getattr(layer, part))
         return spec
-
-    @staticmethod
-    def _layer_from_config(spec, input_dim):
-        return Dense(spec.get("units"), activation=spec.get("activation"),
-                     input_dim=input_dim, name=spec.get("name"),
-                     trainable=spec.get("trainable", True),
-                     kernel_regularizer=spec.get("kernel_regularizer"),
-                     bias_regularizer=spec.get("bias_regularizer"))
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Model:
@@ -995,7 +1098,7 @@ class Model:
         specs = config.get("layers")
         if not isinstance(specs, list) or not all(isinstance(s, dict) for s in specs):
             raise ValueError(f"layers must be a list of dicts, got {specs!r:.80}")
-        layers = [cls._layer_from_config(spec, config.get("input_dim") if i == 0 else None)
+        layers = [layer_from_config(spec, config.get("input_dim") if i == 0 else None)
                   for i, spec in enumerate(specs)]
         model = cls(layers, dtype=config.get("dtype"), seed=config.get("seed"))
         # the model's own flag, the layers' kept as saved (setting

@@ -161,6 +161,34 @@ def main(out_path):
         info[f"{dtype}-trimmed"] = {"history": hist.history,
                                     "identical": same_everywhere(net.params)}
 
+    # 6. BatchNormalization: statistics per rank, the moving ones averaged
+    x, y = make_data(EVEN, "float64")
+    xs, ys = shard(x, rank, B), shard(y, rank, B)
+    net = pynn.Sequential([pynn.Dense(16, activation="tanh", input_dim=N_FEATURES),
+                           pynn.BatchNormalization(), pynn.Dense(N_OUTPUTS)],
+                          dtype="float64", seed=1)
+    net.compile(loss="mse", optimizer=optimizer("adam"))
+    net.fit(xs, ys, epochs=2, batch_size=B, shuffle=False, verbose=0, comm=comm)
+    info["batchnorm"] = {"identical": same_everywhere(net.params)
+                         and same_everywhere(net.layer_state),
+                         "moved": bool(np.any(net.layers[1].moving_mean != 0))}
+
+    # 7. Dropout, a frozen BatchNormalization, a frozen Dense, L2 and clipnorm
+    net = pynn.Sequential([pynn.Dense(16, activation="tanh", input_dim=N_FEATURES,
+                                      kernel_regularizer="l2"),
+                           pynn.Dropout(0.2), pynn.BatchNormalization(trainable=False),
+                           pynn.Dense(8, activation="relu", trainable=False),
+                           pynn.LayerNormalization(), pynn.Dense(N_OUTPUTS)],
+                          dtype="float64", seed=1 + rank)
+    net.compile(loss="mse", optimizer=pynn.Adam(0.01, clipnorm=0.1))
+    frozen = [net.layers[2].gamma.copy(), net.layers[3].W.copy()]
+    net.fit(xs, ys, epochs=2, batch_size=B, shuffle=False, verbose=0, comm=comm)
+    info["mixed"] = {"identical": same_everywhere(net.params)
+                     and same_everywhere(net.layer_state),
+                     "frozen": bool(np.array_equal(net.layers[2].gamma, frozen[0])
+                                    and np.array_equal(net.layers[3].W, frozen[1])),
+                     "moved": bool(np.any(net.layers[2].moving_mean != 0))}
+
     if rank == 0:
         np.savez(out_path, info=json.dumps(info), **results)
 

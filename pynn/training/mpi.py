@@ -9,7 +9,7 @@ import contextlib
 
 import numpy as np
 
-from .. import _optim, data
+from .. import data
 from ..callbacks import ModelCheckpoint
 from ..core import STATUS_OK, raise_for_inputs
 from .runners import Streamed, array_batches
@@ -122,14 +122,26 @@ class Session:
                 grads *= grads.dtype.type(m / total)
             self.comm.Allreduce(self._mpi.IN_PLACE, grads, op=self._mpi.SUM)
             raise_for_inputs(status, x, y)
-            if not _optim.is_finite(grads):
-                return loss, False
-            # clipping, check and update over the trainable variables, in
-            # the compiled code, which counts the update it applies
+            # clipping, exact check and update over the trainable variables,
+            # in the compiled code, which counts the update it applies, folds
+            # this rank's batch statistics into the moving ones once applied,
+            # and puts the dropout generators back if refused (a non-finite
+            # gradient on any rank: every rank refuses)
             with model.counting() as net:
                 net.set_hyper(model.optimizer.hyper())
                 applied = net.apply_gradients()
+            if applied:
+                self._average_layer_state(model)
         return loss, applied
+
+    def _average_layer_state(self, model):
+        # BatchNormalization: each rank normalised by its own share of the
+        # batch (as Keras's BatchNormalization(synchronized=False) under a
+        # distribution strategy); the moving statistics, moved by the
+        # update, are then averaged, so that every rank keeps the same model
+        if self.size > 1 and model.layer_state.size:
+            self.comm.Allreduce(self._mpi.IN_PLACE, model.layer_state, op=self._mpi.SUM)
+            model.layer_state *= model.layer_state.dtype.type(1.0 / self.size)
 
     def mean_logs(self, logs, n_seen, val):
         """Epoch logs averaged over ranks: training values weighted by each
