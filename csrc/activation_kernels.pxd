@@ -7,6 +7,7 @@ from cython cimport floating
 from libc.math cimport exp, expf, tanh, tanhf
 
 from codes cimport ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_SOFTMAX, ACT_TANH
+from vmath cimport vexp, vsigmoid, vtanh
 
 
 cdef inline floating fexp(floating x) noexcept nogil:
@@ -59,7 +60,9 @@ cdef inline void softmax_row(floating* z, Py_ssize_t m) noexcept nogil:
         if z[j] > zmax:
             zmax = z[j]
     for j in range(m):
-        z[j] = fexp(z[j] - zmax)
+        z[j] = z[j] - zmax
+    vexp(z, m)   # vectorised, csrc/vmath.h
+    for j in range(m):
         total += z[j]
     for j in range(m):
         z[j] = z[j] / total
@@ -91,10 +94,12 @@ cdef inline void bias_activate(floating* Z, const floating* b,
             softmax_row(row, m)
         elif act == ACT_TANH:
             for j in range(m):
-                row[j] = activate(row[j] + b[j], ACT_TANH)
+                row[j] = row[j] + b[j]
+            vtanh(row, m)   # vectorised, csrc/vmath.h
         else:
             for j in range(m):
-                row[j] = activate(row[j] + b[j], ACT_SIGMOID)
+                row[j] = row[j] + b[j]
+            vsigmoid(row, m)   # vectorised, csrc/vmath.h
 
 
 cdef inline void activation_backward(floating* dA, const floating* A,

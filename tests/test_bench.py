@@ -151,3 +151,13 @@ def test_worker_limit_on_a_tiny_config_gives_finite_positive_parts(dtype):
     assert ran["update"] == pytest.approx(ran["update_bytes"] / ran["bandwidth"])
     assert ran["n_gemm"] == len(work.gemm_sequence(SIZES, BATCH))
     assert ran["threads"] == 1
+
+
+def test_pynn_worker_reports_its_gemm_and_element_wise_paths():
+    import os
+
+    from pynn import _elementwise
+    root = os.path.dirname(os.path.dirname(work.__file__))
+    (hello,) = _serve({"op": "hello", "contender": "pynn", "pynn_root": root})
+    assert hello["info"]["vmath"] == _elementwise.isa()
+    assert hello["info"]["gemm"] in ("openblas", "mkl")
