@@ -19,6 +19,10 @@ cdef enum Loss:
     LOSS_CCE_LOGITS = 4           # ... from logits (softmax fused in)
     LOSS_SPARSE_CCE = 5           # sparse categorical, from probabilities
     LOSS_SPARSE_CCE_LOGITS = 6    # ... from logits (softmax fused in)
+    LOSS_MAE = 7                  # mean absolute error
+    LOSS_HUBER = 8                # Huber, its delta passed as the loss's param
+    LOSS_POISSON = 9              # Keras's Poisson, from predictions
+    LOSS_POISSON_LOG = 10         # half Poisson deviance, from the raw output (exp fused in)
 
 cdef enum Optimizer:
     OPT_SGD = 0

@@ -10,7 +10,9 @@ Activation = IntEnum("Activation", {
 Loss = IntEnum("Loss", {
     "MSE": c.LOSS_MSE, "BCE": c.LOSS_BCE, "BCE_LOGITS": c.LOSS_BCE_LOGITS,
     "CCE": c.LOSS_CCE, "CCE_LOGITS": c.LOSS_CCE_LOGITS,
-    "SPARSE_CCE": c.LOSS_SPARSE_CCE, "SPARSE_CCE_LOGITS": c.LOSS_SPARSE_CCE_LOGITS})
+    "SPARSE_CCE": c.LOSS_SPARSE_CCE, "SPARSE_CCE_LOGITS": c.LOSS_SPARSE_CCE_LOGITS,
+    "MAE": c.LOSS_MAE, "HUBER": c.LOSS_HUBER, "POISSON": c.LOSS_POISSON,
+    "POISSON_LOG": c.LOSS_POISSON_LOG})
 Optimizer = IntEnum("Optimizer", {"SGD": c.OPT_SGD, "ADAM": c.OPT_ADAM, "RMSPROP": c.OPT_RMSPROP,
                                   "ADAMW": c.OPT_ADAMW, "NADAM": c.OPT_NADAM,
                                   "ADAGRAD": c.OPT_ADAGRAD})

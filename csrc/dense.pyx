@@ -13,7 +13,7 @@
 # The Python layer validates everything (shapes, dtypes, capacities) before
 # calling in; the kernels run without the GIL and do not check again.
 from cython cimport floating
-from libc.stdint cimport int64_t
+from libc.stdint cimport int32_t, int64_t
 from libc.string cimport memcpy, memset
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
@@ -134,6 +134,7 @@ cdef struct Net:
     Py_ssize_t n_layers
     Py_ssize_t max_width
     Py_ssize_t total_width
+    double loss_param           # the loss kernel's param (Huber's delta), see set_loss
 
 
 cdef inline Net _net(const Py_ssize_t[:, ::1] layout) noexcept:
@@ -143,6 +144,7 @@ cdef inline Net _net(const Py_ssize_t[:, ::1] layout) noexcept:
     net.n_layers = layout.shape[0]
     net.max_width = 0
     net.total_width = 0
+    net.loss_param = 0
     for l in range(net.n_layers):
         w = layout[l, 1]
         net.total_width += w
@@ -211,7 +213,7 @@ cdef double _loss_and_backward(Net net, const floating* params, floating* grads,
     cdef floating* output = _forward(net, params, X, n, work, fused)
     cdef double loss = loss_and_grad(loss_code, output, Y, row_weight, n,
                                      net.layout[(net.n_layers - 1) * N_COLS + 1],
-                                     work + n * net.total_width)
+                                     work + n * net.total_width, net.loss_param)
     _backward(net, params, grads, X, n, work, fused)
     return loss
 
@@ -261,9 +263,193 @@ cdef inline void _gather(const floating* src, const Py_ssize_t* rows, Py_ssize_t
         memcpy(dst + i * width, src + rows[i] * width, width * sizeof(floating))
 
 
+# --------------------------------------------------------------------------
+# Sparse rows: a CSR matrix densified batch by batch, never whole
+# --------------------------------------------------------------------------
+
+ctypedef fused csr_index:
+    int32_t
+    int64_t
+
+
+cdef struct CSRView:
+    const void* indptr      # (n_rows + 1,) offsets of each row's values
+    const void* indices     # the column of each stored value
+    const void* data        # the stored values, in the network's dtype
+    bint wide               # indptr and indices are int64 (else int32)
+
+
+cdef void _densify_rows(const csr_index* indptr, const csr_index* indices,
+                        const floating* data, const Py_ssize_t* rows, Py_ssize_t first,
+                        Py_ssize_t m, Py_ssize_t width, floating* dst) noexcept nogil:
+    # dst (m x width) <- rows rows[0..m) (first..first+m when rows is NULL),
+    # zeros and stored values; a column stored twice adds up, as in scipy's
+    # toarray (the Python layer sums duplicates beforehand all the same)
+    cdef Py_ssize_t i, r
+    cdef int64_t p
+    cdef floating* out
+    memset(dst, 0, m * width * sizeof(floating))
+    for i in range(m):
+        r = rows[i] if rows != NULL else first + i
+        out = dst + i * width
+        for p in range(indptr[r], indptr[r + 1]):
+            out[indices[p]] += data[p]
+
+
+cdef inline const floating* _batch_x(const floating* X, const CSRView* csr,
+                                     const Py_ssize_t* rows, Py_ssize_t start,
+                                     Py_ssize_t m, Py_ssize_t width,
+                                     floating* buf) noexcept nogil:
+    # Rows start..start+m of the inputs (rows[start..start+m) when rows is
+    # given), m x width values: a slice of X as it is, or gathered into buf
+    # (from X, or densified from csr when X is sparse).
+    cdef const Py_ssize_t* picked = rows + start if rows != NULL else NULL
+    if csr != NULL:
+        if csr.wide:
+            _densify_rows(<const int64_t*>csr.indptr, <const int64_t*>csr.indices,
+                          <const floating*>csr.data, picked, start, m, width, buf)
+        else:
+            _densify_rows(<const int32_t*>csr.indptr, <const int32_t*>csr.indices,
+                          <const floating*>csr.data, picked, start, m, width, buf)
+        return buf
+    if rows == NULL:
+        return X + start * width
+    _gather(X, picked, m, width, buf)
+    return buf
+
+
+cdef int _csr_status(const csr_index* indptr, Py_ssize_t n_rows, const csr_index* indices,
+                     Py_ssize_t n_stored, Py_ssize_t n_cols) noexcept nogil:
+    # 0 when every offset lies in [0, n_stored] without going back and every
+    # column read is in [0, n_cols); 1 for a bad offset, 2 for a bad column
+    cdef Py_ssize_t r
+    cdef int64_t p
+    if indptr[0] < 0 or indptr[n_rows] > n_stored:
+        return 1
+    for r in range(n_rows):
+        if indptr[r + 1] < indptr[r]:
+            return 1
+    for p in range(indptr[0], indptr[n_rows]):
+        if indices[p] < 0 or indices[p] >= n_cols:
+            return 2
+    return 0
+
+
+cdef class CSRRows:
+    """The rows of a CSR matrix, as the compiled gathers read them: each
+    batch densified into a buffer of batch rows, never the whole matrix.
+
+    Parameters
+    ----------
+    indptr : (n_rows + 1,) int32 or int64 array
+        Row r's values are ``data[indptr[r]:indptr[r + 1]]``, in columns
+        ``indices[...]``; need not start at 0 (a slice of rows is a view).
+    indices : int array of indptr's dtype
+    data : float32 or float64 array, as long as indices
+    n_cols : int
+        The matrix's width.
+
+    Every array is 1-D and C-contiguous; checked here once (offsets in
+    range and never going back, every column read in [0, n_cols)), so that
+    no gather reads or writes out of bounds.  The values are not looked at:
+    the Python layer (pynn._sparse) checks them finite.
+    """
+    cdef readonly object indptr, indices, data, dtype
+    cdef readonly Py_ssize_t n_rows, n_cols
+    cdef CSRView view
+
+    def __init__(self, cnp.ndarray indptr not None, cnp.ndarray indices not None,
+                 cnp.ndarray data not None, Py_ssize_t n_cols):
+        for name, a in (("indptr", indptr), ("indices", indices), ("data", data)):
+            if a.ndim != 1 or not a.flags.c_contiguous or not a.flags.aligned \
+                    or not a.dtype.isnative:
+                raise ValueError(f"{name} must be a 1-D C-contiguous aligned array "
+                                 f"in native byte order")
+        if indptr.dtype not in (np.int32, np.int64) or indices.dtype != indptr.dtype:
+            raise TypeError(f"indptr and indices must both be int32 or both int64, got "
+                            f"{indptr.dtype} and {indices.dtype}")
+        if data.dtype not in (np.float32, np.float64):
+            raise TypeError(f"data must be float32 or float64, got {data.dtype}")
+        if indptr.shape[0] < 1 or indices.shape[0] != data.shape[0] or n_cols < 0:
+            raise ValueError(f"indptr must have n_rows + 1 >= 1 entries and indices as "
+                             f"many as data, got {indptr.shape[0]}, {indices.shape[0]}, "
+                             f"{data.shape[0]} entries and n_cols={n_cols}")
+        cdef Py_ssize_t n_rows = indptr.shape[0] - 1, n_stored = data.shape[0]
+        cdef bint wide = indptr.dtype == np.int64
+        cdef const void* p_indptr = cnp.PyArray_DATA(indptr)
+        cdef const void* p_indices = cnp.PyArray_DATA(indices)
+        cdef int status
+        with nogil:
+            if wide:
+                status = _csr_status(<const int64_t*>p_indptr, n_rows,
+                                     <const int64_t*>p_indices, n_stored, n_cols)
+            else:
+                status = _csr_status(<const int32_t*>p_indptr, n_rows,
+                                     <const int32_t*>p_indices, n_stored, n_cols)
+        if status == 1:
+            raise ValueError(f"indptr must be non-decreasing offsets in [0, {n_stored}]")
+        if status == 2:
+            raise ValueError(f"indices must be column numbers in [0, {n_cols})")
+        self.indptr, self.indices, self.data = indptr, indices, data
+        self.dtype = data.dtype
+        self.n_rows, self.n_cols = n_rows, n_cols
+        self.view.indptr = p_indptr
+        self.view.indices = p_indices
+        self.view.data = cnp.PyArray_DATA(data)
+        self.view.wide = wide
+
+    @property
+    def shape(self):
+        return (self.n_rows, self.n_cols)
+
+    @property
+    def ndim(self):
+        return 2
+
+    @property
+    def nnz(self):
+        """The number of values stored in these rows."""
+        return int(self.indptr[self.n_rows] - self.indptr[0])
+
+    def __len__(self):
+        return self.n_rows
+
+    def __getitem__(self, key):
+        """Rows ``key``: a slice of step 1 (a view: no value is copied) or a
+        1-D array of row numbers (their values copied, in that order)."""
+        if isinstance(key, slice):
+            start, stop, step = key.indices(self.n_rows)
+            if step != 1:
+                raise TypeError(f"rows of a CSRRows are sliced with step 1, got {key!r}")
+            stop = max(start, stop)
+            return CSRRows(self.indptr[start:stop + 1], self.indices, self.data,
+                           self.n_cols)
+        rows = np.asarray(key)
+        if rows.ndim != 1 or (rows.dtype.kind not in "iu" and rows.shape[0]):
+            raise TypeError(f"rows of a CSRRows are taken by a slice or a 1-D array of "
+                            f"row numbers, got {type(key).__name__}")
+        rows = rows.astype(np.int64)
+        rows = np.where(rows < 0, rows + self.n_rows, rows)
+        if rows.shape[0] and (rows.min() < 0 or rows.max() >= self.n_rows):
+            raise IndexError(f"row numbers must lie in [-{self.n_rows}, {self.n_rows})")
+        indptr = self.indptr.astype(np.int64)
+        starts = indptr[rows]
+        lengths = indptr[rows + 1] - starts
+        offsets = np.zeros(rows.shape[0] + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        # position of each value taken: its row's start, then on by one
+        # (no negative index: this module is compiled without wraparound)
+        total = int(offsets[rows.shape[0]])
+        positions = np.repeat(starts - offsets[:rows.shape[0]], lengths) + np.arange(total)
+        index_dtype = self.indptr.dtype if total <= np.iinfo(np.int32).max else np.int64
+        return CSRRows(offsets.astype(index_dtype),
+                       np.ascontiguousarray(self.indices[positions], dtype=index_dtype),
+                       self.data[positions], self.n_cols)
+
+
 cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* state,
-                       const floating* X, const floating* Y, const floating* row_weight,
-                       Py_ssize_t n_samples,
+                       const floating* X, const CSRView* sx, const floating* Y,
+                       const floating* row_weight, Py_ssize_t n_samples,
                        Py_ssize_t n_in, Py_ssize_t n_y, const Py_ssize_t* order,
                        Py_ssize_t batch_size, Py_ssize_t first, Py_ssize_t stop,
                        floating* bx, floating* by, floating* bw, floating* work,
@@ -274,6 +460,7 @@ cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* sta
                        int64_t* iterations) noexcept nogil:
     # Batches first..stop-1 of an epoch; returns the first batch whose step
     # was not applied (stop when all were).  x and y were checked finite once.
+    # sx: x as CSR rows (X is then NULL), each batch densified into bx.
     # row_weight (n_samples,) or NULL: gathered with x and y into bw.
     # iterations[0] counts the updates applied, advanced right after each:
     # the count is right whenever the caller looks, even if the call
@@ -288,15 +475,13 @@ cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* sta
     for k in range(first, stop):
         start = k * batch_size
         m = min(batch_size, n_samples - start)
+        xb = _batch_x(X, sx, order, start, m, n_in, bx)
         if order == NULL:
-            xb = X + start * n_in
             yb = Y + start * n_y
             if row_weight != NULL:
                 wb = row_weight + start
         else:
-            _gather(X, order + start, m, n_in, bx)
             _gather(Y, order + start, m, n_y, by)
-            xb = bx
             yb = by
             if row_weight != NULL:
                 _gather(row_weight, order + start, m, 1, bw)
@@ -330,21 +515,25 @@ ctypedef int (*set_threads_fn)(int) noexcept nogil
 
 
 cdef void _predict_rows(Net net, const floating* params, const floating* X,
-                        Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out,
+                        const CSRView* sx, floating* bx, Py_ssize_t n,
+                        Py_ssize_t n_in, Py_ssize_t n_out,
                         Py_ssize_t chunk, floating* work, bint logits,
                         floating* out) noexcept nogil:
-    # The network's outputs for n rows, chunk rows at a time through work.
+    # The network's outputs for n rows, chunk rows at a time through work
+    # (and through bx, densified, when the rows are the CSR ones of sx).
     cdef Py_ssize_t start = 0, m
     cdef floating* res
     while start < n:
         m = min(chunk, n - start)
-        res = _forward(net, params, X + start * n_in, m, work, logits)
+        res = _forward(net, params, _batch_x(X, sx, NULL, start, m, n_in, bx), m, work,
+                       logits)
         memcpy(out + start * n_out, res, m * n_out * sizeof(floating))
         start += m
 
 
 cdef double _mean_loss(Net net, const floating* params, const floating* X,
-                       const floating* Y, const floating* row_weight,
+                       const CSRView* sx, floating* bx, const floating* Y,
+                       const floating* row_weight,
                        Py_ssize_t n, Py_ssize_t n_in,
                        Py_ssize_t n_y, Py_ssize_t chunk, floating* work,
                        int loss_code, bint fused) noexcept nogil:
@@ -357,11 +546,12 @@ cdef double _mean_loss(Net net, const floating* params, const floating* X,
     cdef floating* res
     while start < n:
         m = min(chunk, n - start)
-        res = _forward(net, params, X + start * n_in, m, work, fused)
+        res = _forward(net, params, _batch_x(X, sx, NULL, start, m, n_in, bx), m, work,
+                       fused)
         total += m * loss_and_grad(loss_code, res, Y + start * n_y,
                                    row_weight + start if row_weight != NULL else NULL,
                                    m, n_out,
-                                   work + m * net.total_width)
+                                   work + m * net.total_width, net.loss_param)
         start += m
     return total / n
 
@@ -387,7 +577,8 @@ cdef void _profiled_step(Net net, floating* params, floating* grads, floating* s
     t1 = _now()
     cdef floating* output = _forward(net, params, bx, n, work, fused)
     t2 = _now()
-    loss_and_grad(loss_code, output, by, NULL, n, n_out, work + n * net.total_width)
+    loss_and_grad(loss_code, output, by, NULL, n, n_out, work + n * net.total_width,
+                  net.loss_param)
     t3 = _now()
     _backward(net, params, grads, bx, n, work, fused)
     t4 = _now()
@@ -503,13 +694,15 @@ cdef class Network:
         if entered:
             self.set_local_threads(0)
 
-    def set_loss(self, int code, bint fused, Py_ssize_t target_width):
+    def set_loss(self, int code, bint fused, Py_ssize_t target_width, double param=0.0):
         """The loss kernel's code, whether it takes the last layer's logits,
-        and the width of its targets (the output width, or 1 for labels)."""
+        the width of its targets (the output width, or 1 for labels), and the
+        loss's param (Huber's delta; 0 for the losses without one)."""
         if target_width < 1:
             raise ValueError(f"target_width must be >= 1, got {target_width}")
         self.loss_code = code
         self.fused = fused
+        self.net.loss_param = param
         self.n_y = target_width
         self.metrics.n = 0          # set_metrics again: they depend on the targets
         self.batch_capacity = 0  # the target buffer's width may have changed
@@ -564,6 +757,42 @@ cdef class Network:
                              f"than its settings need for {self.n_params} parameters")
         for i in range(16):
             self.hyper[i] = values[i]
+
+    cdef void* _batch_buffers(self, Py_ssize_t n) except NULL:
+        # _bx, _by, _bw hold batches of up to batch_capacity rows: gathered
+        # rows of x, y and the row weights, or CSR rows densified
+        if n > self.batch_capacity:
+            self._bx = np.empty(n * self.n_in, dtype=self.dtype)
+            self._by = np.empty(n * self.n_y, dtype=self.dtype)
+            self._bw = np.empty(n, dtype=self.dtype)
+            self.batch_capacity = n
+        return cnp.PyArray_DATA(<cnp.ndarray>self._bx)
+
+    cdef Py_ssize_t _rows_of(self, object x, void** px, const CSRView** sx) except -1:
+        # x's rows as the kernels read them: a checked array (px), or
+        # CSRRows (sx, px NULL) of this network's width and dtype
+        cdef CSRRows rows
+        if isinstance(x, CSRRows):
+            rows = <CSRRows>x
+            if rows.n_cols != self.n_in or rows.n_rows < 1:
+                raise ValueError(f"x must have shape (n_samples >= 1, {self.n_in}), "
+                                 f"got {rows.shape}")
+            if rows.dtype != self.dtype:
+                raise TypeError(f"x's values must be {self.dtype}, got {rows.dtype}")
+            px[0] = NULL
+            sx[0] = &rows.view
+            return rows.n_rows
+        self._check(x, self.n_in, "x")
+        px[0] = cnp.PyArray_DATA(<cnp.ndarray>x)
+        sx[0] = NULL
+        return x.shape[0]
+
+    cdef void _densify(self, const CSRView* sx, Py_ssize_t n, void* dst) noexcept nogil:
+        # CSR rows 0..n into dst, in the network's dtype
+        if self.is_double:
+            _batch_x(<const double*>NULL, sx, NULL, 0, n, self.n_in, <double*>dst)
+        else:
+            _batch_x(<const float*>NULL, sx, NULL, 0, n, self.n_in, <float*>dst)
 
     cdef void* _work_for(self, Py_ssize_t n) except NULL:
         cdef Py_ssize_t need = n * (self.net.total_width + 2 * self.net.max_width)
@@ -620,23 +849,26 @@ cdef class Network:
                 and a.shape[1] == self.n_in and b.shape[1] == self.n_y
                 and a.shape[0] == b.shape[0] and a.shape[0] > 0)
 
-    def step(self, cnp.ndarray x, cnp.ndarray y, bint update=True, sample_weight=None):
+    def step(self, x, cnp.ndarray y, bint update=True, sample_weight=None):
         """Forward, loss, backward and (if update) the optimizer step on a batch.
 
         sample_weight (n,) or None multiplies each row's loss and gradient.
+        x may be CSRRows: densified whole (it is one batch) into a buffer.
 
         Returns (loss, status): status 0 when done, 1 when the loss or a
         gradient was not finite (the update was not applied), 2 or 3 when x
         or y holds NaN or inf (checked first: nothing ran).
         """
-        self._check(x, self.n_in, "x")
+        cdef void* px = NULL
+        cdef const CSRView* sx = NULL
+        cdef Py_ssize_t n = self._rows_of(x, &px, &sx)
         self._check(y, self.n_y, "y")
-        cdef Py_ssize_t n = x.shape[0]
         if y.shape[0] != n:
             raise ValueError(f"x and y have different numbers of samples: {n} and {y.shape[0]}")
         cdef void* pw = self._weights_of(sample_weight, n)
         cdef void* work = self._work_for(n)
-        cdef void* px = cnp.PyArray_DATA(x)
+        if sx != NULL:
+            px = self._batch_buffers(n)
         cdef void* py = cnp.PyArray_DATA(y)
         cdef double loss = 0
         cdef int status
@@ -646,6 +878,8 @@ cdef class Network:
         with nogil:
             env = fpenv_enter()
             threads = self._threads_enter(n)
+            if sx != NULL:
+                self._densify(sx, n, px)
             if self.is_double:
                 status = _checked_step(self.net, <double*>self.p_params, <double*>self.p_grads,
                                        <double*>self.p_state, <const double*>px,
@@ -666,7 +900,7 @@ cdef class Network:
             fpenv_exit(env)
         return loss, status
 
-    def train_batches(self, cnp.ndarray x, cnp.ndarray y, order, Py_ssize_t batch_size,
+    def train_batches(self, x, cnp.ndarray y, order, Py_ssize_t batch_size,
                       Py_ssize_t first, Py_ssize_t stop, double[::1] losses not None,
                       double[:, ::1] metric_values=None, sample_weight=None):
         """Train on batches first..stop-1 of an epoch without coming back to Python.
@@ -678,12 +912,14 @@ cdef class Network:
         With metrics set (set_metrics) and metric_values given
         (n_metrics, >= stop), it receives metric j on batch k's output before its update at [j, k].
         sample_weight (n,) or None: row weights, gathered with x and y.
+        x may be CSRRows: each batch is densified into the batch buffer.
         Returns the first batch not applied because its loss or gradient was
         not finite, or stop.
         """
-        self._check(x, self.n_in, "x")
+        cdef void* px = NULL
+        cdef const CSRView* sx = NULL
+        cdef Py_ssize_t n = self._rows_of(x, &px, &sx)
         self._check(y, self.n_y, "y")
-        cdef Py_ssize_t n = x.shape[0]
         cdef const Py_ssize_t[::1] idx
         cdef const Py_ssize_t* p_order = NULL
         if y.shape[0] != n:
@@ -697,15 +933,11 @@ cdef class Network:
             if idx.shape[0] != n:
                 raise ValueError(f"order must have {n} entries, got {idx.shape[0]}")
             p_order = &idx[0]
-            if batch_size > self.batch_capacity:
-                self._bx = np.empty(batch_size * self.n_in, dtype=self.dtype)
-                self._by = np.empty(batch_size * self.n_y, dtype=self.dtype)
-                self._bw = np.empty(batch_size, dtype=self.dtype)
-                self.batch_capacity = batch_size
+        cdef void* bx = NULL
+        if order is not None or sx != NULL:
+            bx = self._batch_buffers(min(batch_size, n))
         cdef void* work = self._work_for(min(batch_size, n))
-        cdef void* px = cnp.PyArray_DATA(x)
         cdef void* py = cnp.PyArray_DATA(y)
-        cdef void* bx = cnp.PyArray_DATA(<cnp.ndarray>self._bx) if order is not None else NULL
         cdef void* by = cnp.PyArray_DATA(<cnp.ndarray>self._by) if order is not None else NULL
         cdef void* bw = cnp.PyArray_DATA(<cnp.ndarray>self._bw) if order is not None else NULL
         cdef Py_ssize_t done
@@ -725,8 +957,8 @@ cdef class Network:
             threads = self._threads_enter(min(batch_size, n))
             if self.is_double:
                 done = _epoch(self.net, <double*>self.p_params, <double*>self.p_grads,
-                              <double*>self.p_state, <const double*>px, <const double*>py,
-                              <const double*>pw,
+                              <double*>self.p_state, <const double*>px, sx,
+                              <const double*>py, <const double*>pw,
                               n, self.n_in, self.n_y, p_order, batch_size, first, stop,
                               <double*>bx, <double*>by, <double*>bw, <double*>work,
                               self.loss_code,
@@ -735,8 +967,8 @@ cdef class Network:
                               &self.iterations)
             else:
                 done = _epoch(self.net, <float*>self.p_params, <float*>self.p_grads,
-                              <float*>self.p_state, <const float*>px, <const float*>py,
-                              <const float*>pw,
+                              <float*>self.p_state, <const float*>px, sx,
+                              <const float*>py, <const float*>pw,
                               n, self.n_in, self.n_y, p_order, batch_size, first, stop,
                               <float*>bx, <float*>by, <float*>bw, <float*>work,
                               self.loss_code,
@@ -803,16 +1035,18 @@ cdef class Network:
         self.iterations += 1        # it applied an update, unchecked
         return [seconds[i] for i in range(5)]
 
-    def predict(self, cnp.ndarray x, cnp.ndarray out, Py_ssize_t chunk, bint logits=False):
-        """Network outputs for x, written to out (n, n_out), chunk rows at a time."""
-        self._check(x, self.n_in, "x")
+    def predict(self, x, cnp.ndarray out, Py_ssize_t chunk, bint logits=False):
+        """Network outputs for x, written to out (n, n_out), chunk rows at a
+        time (CSRRows x: each chunk densified into a buffer of chunk rows)."""
+        cdef void* px = NULL
+        cdef const CSRView* sx = NULL
+        cdef Py_ssize_t n = self._rows_of(x, &px, &sx)
         self._check(out, self.n_out, "out")
-        cdef Py_ssize_t n = x.shape[0]
         if out.shape[0] != n:
             raise ValueError("out must have one row per sample of x")
         chunk = max(1, min(chunk, n))
         cdef void* work = self._work_for(chunk)
-        cdef void* px = cnp.PyArray_DATA(x)
+        cdef void* bx = self._batch_buffers(chunk) if sx != NULL else NULL
         cdef void* pout = cnp.PyArray_DATA(out)
         cdef bint threads
         cdef fpenv_t env
@@ -820,28 +1054,31 @@ cdef class Network:
             env = fpenv_enter()
             threads = self._threads_enter(chunk)
             if self.is_double:
-                _predict_rows(self.net, <const double*>self.p_params, <const double*>px, n,
+                _predict_rows(self.net, <const double*>self.p_params, <const double*>px,
+                              sx, <double*>bx, n,
                               self.n_in, self.n_out, chunk, <double*>work, logits,
                               <double*>pout)
             else:
-                _predict_rows(self.net, <const float*>self.p_params, <const float*>px, n,
+                _predict_rows(self.net, <const float*>self.p_params, <const float*>px,
+                              sx, <float*>bx, n,
                               self.n_in, self.n_out, chunk, <float*>work, logits,
                               <float*>pout)
             self._threads_exit(threads)
             fpenv_exit(env)
 
-    def loss(self, cnp.ndarray x, cnp.ndarray y, Py_ssize_t chunk, sample_weight=None):
+    def loss(self, x, cnp.ndarray y, Py_ssize_t chunk, sample_weight=None):
         """Mean loss over (x, y), computed chunk rows at a time; nothing updated.
-        With sample_weight (n,): sum_i w_i l_i / n."""
-        self._check(x, self.n_in, "x")
+        With sample_weight (n,): sum_i w_i l_i / n.  CSRRows x: as predict."""
+        cdef void* px = NULL
+        cdef const CSRView* sx = NULL
+        cdef Py_ssize_t n = self._rows_of(x, &px, &sx)
         self._check(y, self.n_y, "y")
-        cdef Py_ssize_t n = x.shape[0]
         if y.shape[0] != n:
             raise ValueError(f"x and y have different numbers of samples: {n} and {y.shape[0]}")
         chunk = max(1, min(chunk, n))
         cdef void* pw = self._weights_of(sample_weight, n)
         cdef void* work = self._work_for(chunk)
-        cdef void* px = cnp.PyArray_DATA(x)
+        cdef void* bx = self._batch_buffers(chunk) if sx != NULL else NULL
         cdef void* py = cnp.PyArray_DATA(y)
         cdef double loss
         cdef bint threads
@@ -851,11 +1088,13 @@ cdef class Network:
             threads = self._threads_enter(chunk)
             if self.is_double:
                 loss = _mean_loss(self.net, <const double*>self.p_params, <const double*>px,
+                                  sx, <double*>bx,
                                   <const double*>py, <const double*>pw,
                                   n, self.n_in, self.n_y, chunk,
                                   <double*>work, self.loss_code, self.fused)
             else:
                 loss = _mean_loss(self.net, <const float*>self.p_params, <const float*>px,
+                                  sx, <float*>bx,
                                   <const float*>py, <const float*>pw,
                                   n, self.n_in, self.n_y, chunk,
                                   <float*>work, self.loss_code, self.fused)

@@ -1,9 +1,11 @@
 # Loss value and its gradient in one pass, as inline nogil loops.
 #
-# loss_and_grad(code, P, Y, row_weight, n, m, G) returns the mean loss of the
-# batch and writes G = dL/dP, where P is the network's output as the loss sees it:
-# activations for the plain losses, logits for the fused ones.  Values are
-# accumulated in double whatever the storage type.
+# loss_and_grad(code, P, Y, row_weight, n, m, G, param) returns the mean loss
+# of the batch and writes G = dL/dP, where P is the network's output as the loss
+# sees it: activations for the plain losses, logits for the fused ones, the raw
+# output (the log of the mean) for POISSON_LOG.  Values are accumulated in
+# double whatever the storage type.  param is the loss's one setting (Huber's
+# delta); the other losses ignore it.
 #
 # Sample weights: row_weight (n,) multiplies row i's loss and gradient by
 # row_weight[i]; NULL means every row weighs 1.  The denominator of the mean
@@ -11,7 +13,8 @@
 # over the batch size, not over the sum of the weights.
 #
 # Averaging, as Keras does it:
-# - MSE and binary cross-entropy: the mean over all n * m elements;
+# - MSE, binary cross-entropy, MAE, Huber and both Poissons: the mean over
+#   all n * m elements;
 # - categorical and sparse categorical cross-entropy: the sum over the m
 #   classes, the mean over the n samples.
 #
@@ -31,8 +34,9 @@ from cython cimport floating
 from libc.float cimport DBL_EPSILON, FLT_EPSILON
 from libc.math cimport NAN, exp, fabs, log, log1p
 
-from codes cimport (LOSS_BCE, LOSS_BCE_LOGITS, LOSS_CCE, LOSS_CCE_LOGITS, LOSS_MSE,
-                   LOSS_SPARSE_CCE, LOSS_SPARSE_CCE_LOGITS)
+from codes cimport (LOSS_BCE, LOSS_BCE_LOGITS, LOSS_CCE, LOSS_CCE_LOGITS, LOSS_HUBER,
+                   LOSS_MAE, LOSS_MSE, LOSS_POISSON, LOSS_POISSON_LOG, LOSS_SPARSE_CCE,
+                   LOSS_SPARSE_CCE_LOGITS)
 
 
 cdef inline double mse_and_grad(const floating* P, const floating* Y,
@@ -248,10 +252,103 @@ cdef inline double sparse_cce_and_grad(const floating* P, const floating* labels
     return total * scale
 
 
+# ------------------------------------------- MAE, Huber and the Poissons
+#
+# One function per loss gives the loss of one element and its derivative
+# with respect to the output, in double; _elementwise_mean is the one loop
+# over the batch, inlined once per loss with its code a constant.
+
+cdef struct LossGrad:
+    double loss
+    double grad
+
+
+cdef inline LossGrad mae_element(double p, double y) noexcept nogil:
+    # l = |p - y|,  dl/dp = sign(p - y), 0 where they are equal (the
+    # subgradient PyTorch's l1_loss and Keras's backends take)
+    cdef LossGrad r
+    cdef double d = p - y
+    r.loss = fabs(d)
+    r.grad = (d > 0) - (d < 0)
+    return r
+
+
+cdef inline LossGrad huber_element(double p, double y, double delta) noexcept nogil:
+    # Keras's Huber (PyTorch's HuberLoss): d = p - y,
+    # l = d^2 / 2 for |d| <= delta, delta |d| - delta^2 / 2 beyond;
+    # dl/dp = clip(d, -delta, delta)
+    cdef LossGrad r
+    cdef double d = p - y
+    cdef double a = fabs(d)
+    if a <= delta:
+        r.loss = 0.5 * d * d
+        r.grad = d
+    else:
+        r.loss = delta * a - 0.5 * delta * delta
+        r.grad = delta if d > 0 else -delta
+    return r
+
+
+cdef inline LossGrad poisson_element(double p, double y) noexcept nogil:
+    # Keras's Poisson: l = p - y log(p + eps),  dl/dp = 1 - y / (p + eps).
+    # The eps is Keras's whole guard: p should be >= 0 (a softplus, relu or
+    # exp output); a p below -eps gives NaN, and the step is refused.
+    cdef LossGrad r
+    cdef double q = p + 1e-7      # Keras's backend.epsilon(), for both dtypes
+    r.loss = p - y * log(q)
+    r.grad = 1 - y / q
+    return r
+
+
+cdef inline LossGrad poisson_log_element(double raw, double y) noexcept nogil:
+    # scikit-learn's half Poisson deviance with its log link, mu = exp(raw):
+    # l = y log(y / mu) - y + mu = exp(raw) - y raw + y log y - y
+    # (y log y = 0 at y = 0),  dl/draw = exp(raw) - y.
+    # log(mu) is raw itself, never log(exp(raw)): no inf - inf.  exp is taken
+    # in double, so a float32 raw output gives a finite loss up to raw ~ 709.78;
+    # beyond, the loss (above 1e308) is +inf, never NaN.
+    cdef LossGrad r
+    cdef double mu = exp(raw)
+    r.loss = mu - y * raw - y
+    if y > 0:
+        r.loss += y * log(y)
+    r.grad = mu - y
+    return r
+
+
+cdef inline LossGrad _element(int code, double p, double y, double param) noexcept nogil:
+    if code == LOSS_MAE:
+        return mae_element(p, y)
+    if code == LOSS_HUBER:
+        return huber_element(p, y, param)
+    if code == LOSS_POISSON:
+        return poisson_element(p, y)
+    return poisson_log_element(p, y)
+
+
+cdef inline double _elementwise_mean(int code, const floating* P, const floating* Y,
+                                     const floating* row_weight,
+                                     Py_ssize_t n, Py_ssize_t m,
+                                     floating* G, double param) noexcept nogil:
+    # The mean over every element (n * m of them) of w_i l(p, y); G = its gradient.
+    cdef Py_ssize_t i, k, j
+    cdef double w, total = 0
+    cdef double scale = 1.0 / <double>(n * m)
+    cdef LossGrad r
+    for i in range(n):
+        w = _weight(row_weight, i)
+        for k in range(m):
+            j = i * m + k
+            r = _element(code, P[j], Y[j], param)
+            total += w * r.loss
+            G[j] = <floating>(r.grad * scale * w)
+    return total * scale
+
+
 cdef inline double loss_and_grad(int code, const floating* P, const floating* Y,
                                  const floating* row_weight,
                                  Py_ssize_t n, Py_ssize_t m,
-                                 floating* G) noexcept nogil:
+                                 floating* G, double param) noexcept nogil:
     if code == LOSS_MSE:
         return mse_and_grad(P, Y, row_weight, n, m, G)
     if code == LOSS_BCE_LOGITS:
@@ -266,4 +363,13 @@ cdef inline double loss_and_grad(int code, const floating* P, const floating* Y,
         return sparse_cce_logits_and_grad(P, Y, row_weight, n, m, G)
     if code == LOSS_SPARSE_CCE:
         return sparse_cce_and_grad(P, Y, row_weight, n, m, G)
+    # each with its code as a constant, so the inlined loop loses the switch
+    if code == LOSS_MAE:
+        return _elementwise_mean(LOSS_MAE, P, Y, row_weight, n, m, G, param)
+    if code == LOSS_HUBER:
+        return _elementwise_mean(LOSS_HUBER, P, Y, row_weight, n, m, G, param)
+    if code == LOSS_POISSON:
+        return _elementwise_mean(LOSS_POISSON, P, Y, row_weight, n, m, G, param)
+    if code == LOSS_POISSON_LOG:
+        return _elementwise_mean(LOSS_POISSON_LOG, P, Y, row_weight, n, m, G, param)
     return -1.0

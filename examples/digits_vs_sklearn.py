@@ -72,7 +72,7 @@ def run_one(name, dtype, solver, epochs, hidden, seed):
         start, cpu = time.perf_counter(), time.process_time()
         net.fit(x_train, y_train, epochs=epochs, batch_size=settings["batch_size"], verbose=0)
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-        return net.evaluate(x_test, y_test)["accuracy"], seconds, cpu, epochs
+        return net.evaluate(x_test, y_test, return_dict=True)["accuracy"], seconds, cpu, epochs
     if name.startswith("scikit-learn"):
         from sklearn.neural_network import MLPClassifier
     else:

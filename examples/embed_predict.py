@@ -48,7 +48,8 @@ def train_and_save(path, epochs):
                            pynn.Dense(3, "softmax")], dtype="float64", seed=0)
     net.compile(pynn.Adam(0.01), "sparse_categorical_crossentropy", metrics=["accuracy"])
     net.fit(x, labels, epochs=epochs, batch_size=32, verbose=0)
-    print(f"trainer: accuracy {net.evaluate(x, labels)['accuracy']:.3f}, saved to {path}")
+    _, accuracy = net.evaluate(x, labels)
+    print(f"trainer: accuracy {accuracy:.3f}, saved to {path}")
     net.save(path)
     return net
 

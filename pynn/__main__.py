@@ -33,10 +33,10 @@ def demo(args):
                 metrics=["accuracy"])
     print(f"pynn {pynn.__version__} demo: a 2-64-64-3 relu/softmax network learns to "
           f"tell 3 interleaved spirals apart ({x.shape[0]} generated points, batch 32)")
-    before = net.evaluate(x, y)
+    before = net.evaluate(x, y, return_dict=True)
     print(f"before training: loss {before['loss']:.4f}, accuracy {before['accuracy']:.1%}")
     net.fit(x, y, epochs=args.epochs, batch_size=32, verbose=1 if args.verbose else 2)
-    after = net.evaluate(x, y)
+    after = net.evaluate(x, y, return_dict=True)
     print(f"after {args.epochs} epochs: loss {after['loss']:.4f}, "
           f"accuracy {after['accuracy']:.1%}")
     return 0

@@ -15,7 +15,9 @@ joins the two with saving (``pynn.io``).
 from __future__ import annotations
 
 import contextlib
+import inspect
 import threading
+import warnings
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -23,10 +25,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from . import _codes, _dense, _threads, initializers, losses, optimizers
+from . import _codes, _dense, _sparse, _threads, initializers, losses, optimizers
 from . import metrics as metrics_module
-from ._validation import (as_dtype, as_float_array, check_finite, check_n_threads,
-                          check_positive_int, check_verbose)
+from ._validation import (as_dtype, as_float_array, check_bool, check_finite,
+                          check_n_threads, check_positive_int, check_verbose)
 from .errors import DivergenceError
 from .layers import Dense, check_memory
 from .summary import summary_table
@@ -50,6 +52,17 @@ def raise_for_inputs(status: int, x: np.ndarray, y: np.ndarray) -> None:
         check_finite(y, "y")
 
 
+def shape_scores(scores: dict[str, float], return_dict: bool
+                 ) -> float | list[float] | dict[str, float]:
+    """``evaluate``'s return, as Keras 3's, from the scores ``{"loss": ..., metric
+    name: ...}`` in ``metrics_names`` order: the dict itself with ``return_dict``,
+    else the loss alone when it is the only value, else the list of values."""
+    if return_dict:
+        return scores
+    values = list(scores.values())
+    return values[0] if len(values) == 1 else values
+
+
 def _check_compile_order(optimizer, loss):
     # compile's order was (loss, optimizer) before it became Keras's
     # (optimizer, loss): a call written in the old order is refused by name
@@ -62,6 +75,66 @@ def _check_compile_order(optimizer, loss):
         raise TypeError(f"compile takes (optimizer, loss, metrics), in Keras's order; "
                         f"got optimizer={optimizer!r} and loss={loss!r}, which look "
                         f"swapped: write compile(optimizer=..., loss=...)")
+
+
+# outputs in [0, 1]: what a cross-entropy from probabilities reads
+_PROBABILITY_ACTIVATIONS = frozenset({"sigmoid", "softmax"})
+# outputs that leave [0, 1]: read as probabilities, they make the loss
+# negative (linear, tanh) or its log clipped, and training stalls
+_UNBOUNDED_ACTIVATIONS = frozenset({"linear", "relu", "tanh", "leaky_relu", "elu", "selu",
+                                    "gelu", "swish", "softplus"})
+
+
+def _outside_pynn():
+    # the stacklevel of the first caller outside pynn, so that a warning
+    # points at the user's line whether compile was called directly, through
+    # pynn.keras or through from_config
+    frame, level = inspect.currentframe().f_back, 1
+    while frame.f_back is not None \
+            and frame.f_globals.get("__name__", "").split(".")[0] == "pynn":
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def warn_from_logits_mistakes(layers: Sequence[Dense], loss: losses.Loss) -> None:
+    """UserWarning on the two common mismatches of a cross-entropy's
+    ``from_logits`` and the last layer's activation.
+
+    - ``from_logits=True`` after a sigmoid or softmax layer: the loss takes
+      the probabilities for logits and squashes them a second time; the
+      loss no longer reaches 0 and its gradient is weak.
+    - ``from_logits=False`` after a linear (or another unbounded) layer:
+      the outputs are read as probabilities, which they are not; the loss
+      can come out negative or clipped at machine epsilon.
+
+    Both are well defined, so they are warned about, not refused.
+    """
+    if not layers or not isinstance(loss, (losses.BinaryCrossentropy,
+                                           losses.CategoricalCrossentropy,
+                                           losses.SparseCategoricalCrossentropy)):
+        return
+    layer = layers[-1]
+    act = layer.activation
+    which = (f"the last layer {layer.name!r}" if layer.name
+             else f"the last layer (index {len(layers) - 1})")
+    kind = type(loss).__name__
+    if loss.from_logits and act in _PROBABILITY_ACTIVATIONS:
+        message = (f"{which} has activation {act!r} and the loss {loss.name!r} has "
+                   f"from_logits=True: the layer's outputs are probabilities, which the "
+                   f"loss takes for logits and passes through a second {loss.activation}. "
+                   f"Fix: give the layer activation='linear' (outputs are then logits), "
+                   f"or compile with {kind}(from_logits=False), with which the loss "
+                   f"applies the {act} to the layer's logits itself, the stable way")
+    elif not loss.from_logits and act in _UNBOUNDED_ACTIVATIONS:
+        message = (f"{which} has activation {act!r} and the loss {loss.name!r} has "
+                   f"from_logits=False: the layer's outputs are read as probabilities, "
+                   f"which they are not (the loss can be negative, or clipped at machine "
+                   f"epsilon, and stop learning). Fix: give the layer "
+                   f"activation={loss.activation!r}, or compile with "
+                   f"{kind}(from_logits=True) to read the outputs as logits")
+    else:
+        return
+    warnings.warn(message, UserWarning, stacklevel=_outside_pynn())
 
 
 class Model:
@@ -320,6 +393,12 @@ class Model:
             Names from ``pynn.metrics.names()`` ("accuracy" is resolved from
             the loss); AUC, precision and recall accumulate over each epoch
             (fit) or over the whole data (evaluate).
+
+        Warns
+        -----
+        UserWarning
+            When a cross-entropy's ``from_logits`` does not match the last
+            layer's activation (``warn_from_logits_mistakes``).
         """
         _check_compile_order(optimizer, loss)
         loss = losses.get(loss)
@@ -329,6 +408,7 @@ class Model:
                                           self.output_dim if self.layers else None,
                                           accumulates=True)
         opt.check_dtype(self.dtype)
+        warn_from_logits_mistakes(self.layers, loss)
         # nothing changes until every argument has been accepted, nor while
         # a compiled call uses the buffers this may free
         with self._lock:
@@ -353,7 +433,7 @@ class Model:
         opt.build(self.params.shape[0], self.dtype)
         self._prepared = (opt, opt.state)
         self._net.set_loss(self._loss_code, self.fused,
-                           self.loss.target_width(self.output_dim))
+                           self.loss.target_width(self.output_dim), self.loss.kernel_param)
         self._net.set_optimizer(opt.code, opt.state, self._n_kernel_params)
         # accuracies run inside the compiled epoch when all metrics can
         act = self.loss.output_activation(self.layers[-1].activation)
@@ -412,10 +492,16 @@ class Model:
     def check_x(self, x: npt.ArrayLike, argname: str = "x", finite: bool = True) -> np.ndarray:
         """``x`` as a C-contiguous (n_samples, input_dim) array of the model's
         dtype, checked (and NaN/inf refused when ``finite``); builds an
-        unbuilt model for its width."""
+        unbuilt model for its width.  A scipy.sparse ``x`` becomes
+        ``pynn._sparse.CSRRows`` (never dense whole), its values always
+        checked finite."""
         if not self.layers:
             raise ValueError("the model has no layers")
-        x = as_float_array(x, self.dtype, argname)
+        sparse = _sparse.is_rows(x)     # scipy.sparse: CSRRows, checked finite
+        if sparse:
+            x = _sparse.as_rows(x, self.dtype, argname)
+        else:
+            x = as_float_array(x, self.dtype, argname)
         if x.ndim == 1 and self.input_dim == 1:
             x = x.reshape(-1, 1)
         if x.ndim != 2:
@@ -428,7 +514,7 @@ class Model:
         if x.shape[1] != self.input_dim:
             raise ValueError(f"{argname} has {x.shape[1]} features, the model "
                              f"expects {self.input_dim}")
-        if finite:
+        if finite and not sparse:
             check_finite(x, argname)
         return x
 
@@ -607,13 +693,13 @@ class Model:
             x = self.check_x(x)
             n = x.shape[0]
             out = np.empty((n, self.output_dim), dtype=self.dtype)
-            self._net.predict(x, out, min(chunk, n))
+            self._net.predict(x, out, min(_sparse.chunk_rows(x, chunk), n))
         return out
 
     def evaluate(self, x: npt.ArrayLike, y: npt.ArrayLike, batch_size: int | None = None,
-                 verbose: int | str = "auto",
-                 sample_weight: npt.ArrayLike | None = None) -> dict[str, float]:
-        """Loss and metrics on (x, y).
+                 verbose: int | str = "auto", sample_weight: npt.ArrayLike | None = None,
+                 return_dict: bool = False) -> float | list[float] | dict[str, float]:
+        """Loss and metrics on (x, y), returned as Keras 3 returns them.
 
         Parameters
         ----------
@@ -627,13 +713,18 @@ class Model:
             Weights of the loss: ``sum_i w_i l_i / n_samples`` (Keras's
             "sum_over_batch_size"); metrics stay unweighted, as Keras's
             ``metrics`` (not ``weighted_metrics``).
+        return_dict : bool
+            Return ``{"loss": ..., metric name: ...}`` instead of the values.
 
         Returns
         -------
-        dict
-            ``{"loss": ..., metric name: ...}``, means over the samples.
+        float, list of float, or dict
+            Means over the samples: the loss alone (a float) when no metrics
+            were compiled, ``[loss, *metrics]`` in ``metrics_names`` order
+            when some were, the dict with ``return_dict=True``.
         """
         self.check_compiled("evaluate")
+        return_dict = check_bool(return_dict, "return_dict")
         # "is None", not "or": batch_size=0 is an error, not the default
         chunk = check_positive_int(_PREDICT_CHUNK if batch_size is None else batch_size,
                                    "batch_size")
@@ -641,9 +732,10 @@ class Model:
         with self._lock:
             x, y = self.check_xy(x, y)
             w = self.check_weights(sample_weight, None, y)
-            chunk = min(chunk, x.shape[0])  # the kernel takes a C integer
+            # the kernel takes a C integer; sparse x densifies chunk by chunk
+            chunk = min(_sparse.chunk_rows(x, chunk), x.shape[0])
             if not self.metrics:
-                return {"loss": self._net.loss(x, y, chunk, w)}
+                return shape_scores({"loss": self._net.loss(x, y, chunk, w)}, return_dict)
             n = x.shape[0]
             starts = range(0, n, chunk)
             sizes = np.array([min(chunk, n - start) for start in starts], dtype=np.float64)
@@ -658,7 +750,7 @@ class Model:
             scores = {"loss": float(chunk_losses @ sizes) / n}
             scores.update((m.name, self.metric_result(m, values[j], sizes))
                           for j, m in enumerate(self.metrics))
-        return scores
+        return shape_scores(scores, return_dict)
 
     def predict_on_batch(self, x: npt.ArrayLike) -> np.ndarray:
         """``predict`` on one batch, as Keras's: the outputs for ``x``."""
@@ -668,9 +760,13 @@ class Model:
         """``model(x)``: the outputs for one batch (``predict_on_batch``)."""
         return self.predict(x)
 
-    def test_on_batch(self, x: npt.ArrayLike, y: npt.ArrayLike) -> dict[str, float]:
-        """Loss and metrics on one batch, returned as ``evaluate`` returns them."""
-        return self.evaluate(x, y)
+    def test_on_batch(self, x: npt.ArrayLike, y: npt.ArrayLike,
+                      sample_weight: npt.ArrayLike | None = None,
+                      return_dict: bool = False) -> float | list[float] | dict[str, float]:
+        """Loss and metrics on one batch (``sample_weight`` as in ``evaluate``),
+        returned as ``evaluate`` returns them: a float, a list, or a dict with
+        ``return_dict=True``."""
+        return self.evaluate(x, y, sample_weight=sample_weight, return_dict=return_dict)
 
     @property
     def metrics_names(self) -> list[str]:

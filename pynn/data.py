@@ -16,6 +16,7 @@ does with every form.
 """
 import numpy as np
 
+from . import _sparse
 from ._validation import check_finite, check_positive_int
 
 
@@ -142,7 +143,7 @@ def prepare(model, x, y, steps_per_epoch, validation_split):
     steps_per_epoch = check_positive_int(steps_per_epoch, "steps_per_epoch",
                                          allow_none=True)
     if y is None:
-        if isinstance(x, np.ndarray):
+        if isinstance(x, np.ndarray) or _sparse.is_rows(x):
             raise ValueError("y is missing: give targets y with an array x "
                              "(only an iterable of (x_batch, y_batch) pairs goes alone)")
         if validation_split:

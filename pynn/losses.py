@@ -10,12 +10,14 @@ import numpy.typing as npt
 
 from . import _codes, _losses
 from ._registry import from_config, from_name
-from ._validation import as_float_array, check_bool, check_finite
+from ._validation import as_float_array, check_bool, check_finite, check_real
 
 # the kernels' codes (csrc/codes.pxd)
-MSE, BCE, BCE_LOGITS, CCE, CCE_LOGITS, SPARSE_CCE, SPARSE_CCE_LOGITS = (
+(MSE, BCE, BCE_LOGITS, CCE, CCE_LOGITS, SPARSE_CCE, SPARSE_CCE_LOGITS,
+ MAE, HUBER, POISSON, POISSON_LOG) = (
     int(_codes.Loss[k]) for k in ("MSE", "BCE", "BCE_LOGITS", "CCE", "CCE_LOGITS",
-                                  "SPARSE_CCE", "SPARSE_CCE_LOGITS"))
+                                  "SPARSE_CCE", "SPARSE_CCE_LOGITS", "MAE", "HUBER",
+                                  "POISSON", "POISSON_LOG"))
 
 
 class Loss:
@@ -34,6 +36,8 @@ class Loss:
     # the right type, shape and layout need no check in Python at all (the
     # compiled step checks them for NaN and inf).
     accepts_any_real_targets = False
+    # the loss kernel's one setting (Huber's delta); 0 for the losses without one
+    kernel_param = 0.0
 
     def fuses_with(self, activation):
         """True when this loss computes ``activation`` itself from logits."""
@@ -89,7 +93,8 @@ class Loss:
                 f"y_true and y_pred have different numbers of samples: "
                 f"{y_true.shape[0]} and {y_pred.shape[0]}")
         grad = np.empty_like(y_pred)
-        return _losses.loss_value_grad(self.code, y_pred, y_true, grad)
+        return _losses.loss_value_grad(self.code, y_pred, y_true, grad, None,
+                                       self.kernel_param)
 
     def get_config(self):
         return {}
@@ -105,6 +110,94 @@ class MeanSquaredError(Loss):
     name = "mse"
     code = MSE
     accepts_any_real_targets = True
+
+
+class MeanAbsoluteError(Loss):
+    """Mean of |y_pred - y_true| over every element, as Keras and PyTorch.
+
+    Its gradient is sign(y_pred - y_true) / size, 0 where they are equal.
+    """
+
+    name = "mae"
+    code = MAE
+    accepts_any_real_targets = True
+
+
+class Huber(Loss):
+    """Keras's Huber loss (PyTorch's HuberLoss), the mean over every element.
+
+    With ``d = y_pred - y_true``: ``0.5 * d**2`` where ``|d| <= delta``, and
+    ``delta * |d| - 0.5 * delta**2`` beyond; its gradient is
+    ``clip(d, -delta, delta) / size``.
+
+    Parameters
+    ----------
+    delta : float, default 1.0
+        Where the quadratic part turns linear; finite and > 0.
+    """
+
+    name = "huber"
+    code = HUBER
+    accepts_any_real_targets = True
+
+    def __init__(self, delta: float = 1.0) -> None:
+        self._delta = check_real(delta, "delta", low=0, low_open=True)
+
+    @property
+    def delta(self):
+        # read-only: a model hands delta to its compiled kernels at compile
+        return self._delta
+
+    @property
+    def kernel_param(self):
+        return self._delta
+
+    def get_config(self):
+        return {"delta": self.delta}
+
+
+class _NonNegativeTargets(Loss):
+    # the Poisson losses: a count or a rate, never negative
+
+    def prepare_targets(self, y: npt.ArrayLike, n_outputs: int, dtype: npt.DTypeLike,
+                        argname: str = "y", finite: bool = True) -> np.ndarray:
+        y = super().prepare_targets(y, n_outputs, dtype, argname, finite)
+        _refuse_first(y, y < 0, lambda value, idx: (
+            f"{argname} holds {value!r} at index {idx}: {self.name} targets must be "
+            f"non-negative (counts or rates)"))
+        return y
+
+
+class Poisson(_NonNegativeTargets):
+    """Keras's Poisson loss, the mean over every element of
+    ``y_pred - y_true * log(y_pred + 1e-7)``, from predictions.
+
+    The predictions should be non-negative (the output of softplus, relu or
+    exp); the 1e-7 (Keras's epsilon, for every dtype) keeps the log finite at
+    0, and is the only guard, as in Keras: a prediction below -1e-7 makes the
+    loss NaN, and training refuses that step.  Targets must be >= 0.
+    """
+
+    name = "poisson"
+    code = POISSON
+
+
+class HalfPoissonDeviance(_NonNegativeTargets):
+    """scikit-learn's half Poisson deviance, from the network's raw output.
+
+    The raw output ``r`` is the log of the predicted mean ``mu = exp(r)``
+    (scikit-learn's log link, the exp output of ``MLPRegressor(loss="poisson")``),
+    and the loss is the mean over every element of
+    ``y log(y / mu) - y + mu = exp(r) - y r + y log y - y`` (``y log y = 0`` at
+    ``y = 0``), with gradient ``(exp(r) - y) / size``.  The exp is fused into
+    the loss: ``log(mu)`` is never taken, so the loss is finite wherever
+    ``exp(r)`` is in double (r below about 709.78, also for float32 models),
+    and +inf beyond, never NaN.  The model's ``predict`` returns ``r``; the
+    mean is ``exp(r)``.  Targets must be >= 0.
+    """
+
+    name = "half_poisson_deviance"
+    code = POISSON_LOG
 
 
 def _refuse_first(y, bad, describe):
@@ -286,6 +379,11 @@ class SparseCategoricalCrossentropy(_CrossEntropy):
 _CLASSES = {
     "mse": MeanSquaredError,
     "mean_squared_error": MeanSquaredError,
+    "mae": MeanAbsoluteError,
+    "mean_absolute_error": MeanAbsoluteError,
+    "huber": Huber,
+    "poisson": Poisson,
+    "half_poisson_deviance": HalfPoissonDeviance,
     "binary_crossentropy": BinaryCrossentropy,
     "categorical_crossentropy": CategoricalCrossentropy,
     "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,

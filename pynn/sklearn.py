@@ -43,6 +43,11 @@ through every parameter and attribute)
   the ValueError scikit-learn raises and pynn's DivergenceError.
 - ``dtype`` (default None: X's dtype, float32 or float64, as scikit-learn)
   fixes pynn's storage type when given.
+- Sparse X (CSR or CSC, matrices or arrays; other formats converted to CSR
+  as scikit-learn converts them) is densified batch by batch by the compiled
+  gather, chunk by chunk in predict and lbfgs's objective: never whole.
+  scikit-learn multiplies the sparse X by the first kernel instead; the
+  results are those of the same X dense (CSC is converted once to CSR).
 """
 import numbers
 import warnings
@@ -60,6 +65,7 @@ from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from . import io
+from ._sparse import as_rows, chunk_rows, is_rows
 from ._validation import as_dtype, check_bool, check_positive_int, check_real
 from .errors import DivergenceError, SolverDivergenceError
 from .layers import Dense
@@ -75,6 +81,8 @@ except ImportError:  # pragma: no cover - older scikit-learn
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
 _ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "logistic": "sigmoid", "identity": "linear"}
+# MLPRegressor's losses: scikit-learn's name -> pynn's loss
+_REGRESSION_LOSSES = {"squared_error": "mse", "poisson": "half_poisson_deviance"}
 _SOLVERS = ("lbfgs", "sgd", "adam")
 _SCHEDULES = ("constant", "invscaling", "adaptive")
 # scikit-learn's adaptive schedule divides the rate by 5 on a plateau and
@@ -85,6 +93,35 @@ _NONFINITE_MESSAGE = ("Solver produced non-finite parameter weights. The input d
                       " contain large values and need to be preprocessed.")
 _SMALL_VALIDATION_MESSAGE = ("The validation set is too small. Increase "
                              "'validation_fraction' or the size of your dataset.")
+# the sparse formats read as they are (the others are converted to CSR)
+_SPARSE_FORMATS = ["csr", "csc"]
+
+
+def _as_input(X, dtype):
+    """Validated X as the network reads it: a C-contiguous array of
+    ``dtype``, or for sparse X ``CSRRows`` (CSC converted once to CSR, a
+    sparse copy; densified batch by batch by the compiled gather)."""
+    if is_rows(X):
+        return as_rows(X, dtype, "X")
+    return np.ascontiguousarray(X, dtype=dtype)
+
+
+def _full_batch_gradients(model, X, targets, row_weight):
+    """The loss and the flat float64 gradient over all of X: one compiled
+    step, or for sparse X one per chunk of rows (each chunk densified, never
+    the whole matrix), their means weighted by their rows."""
+    n_samples = X.shape[0]
+    chunk = chunk_rows(X, n_samples)
+    loss, grad = 0.0, None
+    for start in range(0, n_samples, chunk):
+        rows = slice(start, start + chunk)
+        part_loss, grads = model.gradients(
+            X[rows], targets[rows], None if row_weight is None else row_weight[rows])
+        share = (min(start + chunk, n_samples) - start) / n_samples
+        part = np.concatenate([g.ravel() for g in grads]).astype(np.float64)
+        loss += share * part_loss
+        grad = share * part if grad is None else grad + share * part
+    return loss, grad
 
 
 def _check_stochastic(estimator):
@@ -241,6 +278,10 @@ class _BaseMLP(BaseEstimator):
             as_dtype(self.dtype)
         return sizes
 
+    def _reported_out_activation(self, out_activation):
+        # scikit-learn's name for the network's output activation
+        return {"sigmoid": "logistic", "linear": "identity"}.get(out_activation, out_activation)
+
     def _batch_size(self, n_samples):
         if isinstance(self.batch_size, str):
             return min(200, n_samples)
@@ -353,7 +394,7 @@ class _BaseMLP(BaseEstimator):
                     layer.units != size for layer, size in zip(self.model_.layers, sizes)):
                 raise ValueError(f"hidden_layer_sizes={self.hidden_layer_sizes!r} does not "
                                  f"match the fitted network; refit with warm_start=False")
-        X = np.ascontiguousarray(X, dtype=dtype)
+        X = _as_input(X, dtype)
         sw = _check_sample_weight(sample_weight, X.shape[0])
         targets, stratify, y_score = self._encode(y, incremental, dtype)
         rng = check_random_state(self.random_state)
@@ -374,8 +415,7 @@ class _BaseMLP(BaseEstimator):
             seed = int(rng.randint(np.iinfo(np.int32).max))
             self.model_ = self._new_model(dims, out_activation, loss, dtype, seed)
             self.n_outputs_ = n_outputs
-            self.out_activation_ = {"sigmoid": "logistic", "linear": "identity"}.get(
-                out_activation, out_activation)
+            self.out_activation_ = self._reported_out_activation(out_activation)
             self.n_layers_ = len(dims)
             self.coefs_, self.intercepts_ = kernels, biases
             self.n_iter_ = 0
@@ -439,12 +479,11 @@ class _BaseMLP(BaseEstimator):
         def loss_and_grad(w):
             unpack(w)
             try:
-                loss, grads = model.gradients(X, targets, rows_weight)
+                loss, grad = _full_batch_gradients(model, X, targets, rows_weight)
             except DivergenceError:
                 # SciPy's line search steps back from an infinite value; at
                 # the start L-BFGS-B stops there, as scikit-learn's does on NaN
                 return np.inf, np.zeros_like(w)
-            grad = np.concatenate([g.ravel() for g in grads]).astype(np.float64)
             kernels = np.where(is_kernel, w, 0.0)
             loss = loss_scale * loss + 0.5 * self.alpha * float(kernels @ kernels) / n_samples
             return loss, grad_scale * grad + self.alpha * kernels / n_samples
@@ -608,16 +647,20 @@ class _BaseMLP(BaseEstimator):
 
     def _forward(self, X):
         """The network's outputs, (n_samples, n_outputs), for checked X."""
-        X = np.ascontiguousarray(X, dtype=self.model_.dtype)
-        return self.model_.predict(X)
+        return self.model_.predict(_as_input(X, self.model_.dtype))
 
     def _predict_raw(self, X):
         check_is_fitted(self, "model_")
-        X = _validate_data(self, X, reset=False, accept_sparse=False,
+        X = _validate_data(self, X, reset=False, accept_sparse=_SPARSE_FORMATS,
                            dtype=(np.float64, np.float32))
         out = self._forward(X)
         # scikit-learn's outputs have the dtype of X with the weights'
         return out.astype(np.result_type(X.dtype, out.dtype), copy=False)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True   # CSR and CSC X, densified batch by batch
+        return tags
 
     # -------------------------------------------------------------- pickling
 
@@ -714,7 +757,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     """
 
     def _validate_kwargs(self):
-        return dict(accept_sparse=False, multi_output=True,
+        return dict(accept_sparse=_SPARSE_FORMATS, multi_output=True,
                     dtype=(np.float64, np.float32))
 
     def _encode(self, y, incremental, dtype):
@@ -855,11 +898,19 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     scikit-learn's ``MLPRegressor`` interface (see this module's doc for
     where it differs): a linear output layer, one unit per target, trained
-    on scikit-learn's squared loss ``0.5 * mean((y - p)**2)``.
+    on scikit-learn's squared loss ``0.5 * mean((y - p)**2)``, or on its half
+    Poisson deviance with an exp output.
 
     Parameters
     ----------
-    loss : "squared_error", default "squared_error"
+    loss : {"squared_error", "poisson"}, default "squared_error"
+        "squared_error": a linear output and half the squared error.
+        "poisson": scikit-learn's log link, ``predict`` returning
+        ``exp(raw output)``, and the half Poisson deviance
+        ``y log(y / mu) - y + mu`` (averaged over the samples, summed over the
+        outputs) as ``loss_`` and ``loss_curve_``; pynn computes it from the
+        raw output with the exp fused in (``pynn.losses.HalfPoissonDeviance``).
+        y must be >= 0, and ``fit`` needs ``sum(y) > 0``.
     others
         The same as :class:`MLPClassifier`'s; early stopping scores the
         held-out fraction (not stratified) by R^2.
@@ -872,7 +923,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     coefs_ : list of ndarray, ``coefs_[i]`` of shape (n_in, n_out)
         Transposed views of pynn's kernels.
     intercepts_ : list of ndarray, ``intercepts_[i]`` of shape (n_out,)
-    n_features_in_, n_outputs_, n_layers_, out_activation_ ("identity")
+    n_features_in_, n_outputs_, n_layers_
+    out_activation_ : "identity", or "exp" with loss="poisson"
     model_ : pynn.Sequential
     """
 
@@ -895,25 +947,27 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self.loss = loss
 
     def _check_params(self):
-        if self.loss == "poisson":
-            raise ValueError("loss='poisson' is not available yet in pynn.sklearn (it needs "
-                             "the compiled Poisson loss with an exp output); use "
-                             "loss='squared_error'")
-        if self.loss != "squared_error":
-            raise ValueError(f"loss must be 'squared_error', got {self.loss!r}")
+        if self.loss not in _REGRESSION_LOSSES:
+            raise ValueError(f"loss must be one of {list(_REGRESSION_LOSSES)}, "
+                             f"got {self.loss!r}")
         return super()._check_params()
 
     def _loss_scale(self):
-        # scikit-learn's squared loss has a 0.5 that pynn's MSE has not
-        return 0.5
+        # scikit-learn's squared loss has a 0.5 that pynn's MSE has not; its
+        # Poisson deviance sums the outputs' means, pynn's takes their mean
+        return 0.5 if self.loss == "squared_error" else float(self._n_targets)
 
     def _grad_scale(self):
-        # and its gradient is that of the squared error summed over the
-        # outputs (not averaged, as the loss it reports)
-        return 0.5 * self._n_targets
+        # and its gradient is that of the loss summed over the outputs (for
+        # the squared error, not averaged as the loss it reports)
+        return self._n_targets * (0.5 if self.loss == "squared_error" else 1.0)
+
+    def _reported_out_activation(self, out_activation):
+        return "exp" if self.loss == "poisson" else super()._reported_out_activation(
+            out_activation)
 
     def _validate_kwargs(self):
-        return dict(accept_sparse=False, multi_output=True, y_numeric=True,
+        return dict(accept_sparse=_SPARSE_FORMATS, multi_output=True, y_numeric=True,
                     dtype=(np.float64, np.float32))
 
     def _encode(self, y, incremental, dtype):
@@ -924,11 +978,27 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                 and y2.shape[1] != self.n_outputs_:
             raise ValueError(f"y has {y2.shape[1]} outputs, the fitted network "
                              f"{self.n_outputs_}")
+        if hasattr(self, "model_") and (self.warm_start or incremental):
+            fitted = "poisson" if self.out_activation_ == "exp" else "squared_error"
+            if self.loss != fitted:
+                raise ValueError(f"loss={self.loss!r} does not match the fitted network's "
+                                 f"loss {fitted!r}; refit with warm_start=False")
+        if self.loss == "poisson":
+            # scikit-learn's requirement of Poisson targets (the text of its
+            # gradient boosting); a partial_fit batch may be all zeros
+            if (y2 < 0).any() or (not incremental and not y2.sum() > 0):
+                raise ValueError("loss='poisson' requires non-negative y and sum(y) > 0.")
         self._n_targets = y2.shape[1]
         return np.ascontiguousarray(y2, dtype=dtype), None, y2
 
     def _output_spec(self):
-        return self._n_targets, "linear", "mse"
+        # poisson: a linear last layer whose output is log(mu), the exp fused
+        # into the loss (and applied by _forward)
+        return self._n_targets, "linear", _REGRESSION_LOSSES[self.loss]
+
+    def _forward(self, X):
+        out = super()._forward(X)
+        return np.exp(out) if self.out_activation_ == "exp" else out
 
     def _score_raw(self, X, y, sample_weight=None):
         pred = self._forward(X)

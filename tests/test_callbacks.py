@@ -67,7 +67,7 @@ def test_early_stopping_restores_the_best_real_weights(data):
     h = net.fit(x[:20], y[:20], epochs=60, batch_size=4, validation_data=(x[20:], y[20:]),
                 callbacks=[stop], verbose=0)
     best = min(h.history["val_loss"])
-    assert net.evaluate(x[20:], y[20:])["loss"] == best
+    assert net.evaluate(x[20:], y[20:], return_dict=True)["loss"] == best
     assert h.history["val_loss"][stop.best_epoch] == best
 
 

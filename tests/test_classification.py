@@ -62,7 +62,7 @@ def train_spirals(n_classes, loss, seed=0, dtype="float32", epochs=150):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_xor_to_full_accuracy(seed, dtype):
     net, x, y, history = train_xor(seed, dtype)
-    assert net.evaluate(x, y)["accuracy"] == 1.0
+    assert net.evaluate(x, y, return_dict=True)["accuracy"] == 1.0
     np.testing.assert_array_equal(net.predict(x)[:, 0] > 0.5, y > 0.5)
     assert first_epoch_reaching(history.history["accuracy"], 1.0) is not None
     assert history.history["loss"][-1] < 0.05
@@ -75,7 +75,7 @@ def test_xor_to_full_accuracy(seed, dtype):
 ])
 def test_spirals_to_98_percent(n_classes, loss):
     net, x, y, history = train_spirals(n_classes, loss)
-    assert net.evaluate(x, y)["accuracy"] >= 0.98
+    assert net.evaluate(x, y, return_dict=True)["accuracy"] >= 0.98
     # and the accuracy is the one of predict
     pred = net.predict(x)
     labels = pred[:, 0] > 0.5 if n_classes == 2 else pred.argmax(axis=1)
@@ -88,13 +88,15 @@ if __name__ == "__main__":
     for seed in range(3):
         for dtype in ("float32", "float64"):
             net, x, y, h = train_xor(seed, dtype)
-            print(f"xor seed={seed} {dtype}: accuracy {net.evaluate(x, y)['accuracy']:.3f}, "
+            _, accuracy = net.evaluate(x, y)
+            print(f"xor seed={seed} {dtype}: accuracy {accuracy:.3f}, "
                   f"100% from epoch {first_epoch_reaching(h.history['accuracy'], 1.0)}, "
                   f"final loss {h.history['loss'][-1]:.2e}")
     for n_classes, loss in [(2, "binary_crossentropy"), (3, "sparse_categorical_crossentropy"),
                             (3, "categorical_crossentropy")]:
         net, x, y, h = train_spirals(n_classes, loss)
+        _, accuracy = net.evaluate(x, y)
         print(f"spirals {n_classes} classes, {loss}: training accuracy "
-              f"{net.evaluate(x, y)['accuracy']:.4f} after {len(h.epoch)} epochs, "
+              f"{accuracy:.4f} after {len(h.epoch)} epochs, "
               f">= 98% from epoch {first_epoch_reaching(h.history['accuracy'], 0.98)}, "
               f"final loss {h.history['loss'][-1]:.2e}")

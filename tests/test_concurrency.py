@@ -103,7 +103,7 @@ def test_readers_never_see_a_half_trained_model():
         while not finished.is_set():
             seen["predict"].append(net.predict(X[:64]))
             seen["weights"].append(net.get_weights()[0])
-            seen["evaluate"].append(net.evaluate(X, Y)["loss"])
+            seen["evaluate"].append(net.evaluate(X, Y, return_dict=True)["loss"])
 
     run_threads(trainer, reader, reader)
     end_out, end_w = net.predict(X[:64]), net.get_weights()

@@ -71,7 +71,7 @@ def test_validation_split_takes_the_last_fraction_before_shuffling(data):
     h = net.fit(x, y, epochs=3, validation_split=0.25, verbose=0)
     ref.fit(x[:90], y[:90], epochs=3, verbose=0)
     assert_same_weights(net, ref)
-    assert h.history["val_loss"][-1] == net.evaluate(x[90:], y[90:])["loss"]
+    assert h.history["val_loss"][-1] == net.evaluate(x[90:], y[90:], return_dict=True)["loss"]
     assert len(h.history["val_loss"]) == 3
 
 
@@ -80,7 +80,7 @@ def test_validation_data_gives_val_loss(data):
     net = make_net()
     h = net.fit(x[:100], y[:100], epochs=2, validation_data=(x[100:], y[100:]), verbose=0)
     assert set(h.history) == {"loss", "val_loss", "learning_rate"}
-    assert h.history["val_loss"][-1] == net.evaluate(x[100:], y[100:])["loss"]
+    assert h.history["val_loss"][-1] == net.evaluate(x[100:], y[100:], return_dict=True)["loss"]
     assert net.history is h
 
 

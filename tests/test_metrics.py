@@ -108,7 +108,7 @@ def test_evaluate_reports_metrics_on_the_predictions(loss, activation, units, na
     y = targets(kind, rng)
     net = make_model(loss, activation, units, metric_names=names)
     net.fit(x, y, epochs=3, batch_size=16, verbose=0)
-    scores = net.evaluate(x, y, batch_size=25)          # chunks of 25, 25, 10
+    scores = net.evaluate(x, y, batch_size=25, return_dict=True)          # chunks of 25, 25, 10
     assert list(scores) == ["loss"] + names
     probs = net.predict(x)
     if getattr(loss, "from_logits", False):           # predict gives logits then
@@ -150,7 +150,7 @@ def test_no_metrics_no_keys(rng):
     x = rng.standard_normal((20, 4))
     y = targets("binary", rng, n=20)
     assert set(net.fit(x, y, epochs=1, verbose=0).history) == {"loss", "learning_rate"}
-    assert set(net.evaluate(x, y)) == {"loss"}
+    assert set(net.evaluate(x, y, return_dict=True)) == {"loss"}
 
 
 def test_logit_threshold_matches_probability_threshold():
@@ -331,7 +331,7 @@ def test_evaluate_reports_exact_auc_precision_recall():
     net = pynn.Sequential([pynn.Dense(1, activation="sigmoid", input_dim=4)],
                           dtype="float64", seed=3)
     net.compile(loss="binary_crossentropy", metrics=["auc", "precision", "recall"])
-    scores = net.evaluate(x, y, batch_size=64)       # several chunks
+    scores = net.evaluate(x, y, batch_size=64, return_dict=True)       # several chunks
     p = net.predict(x).ravel()
     assert scores["auc"] == pytest.approx(sklearn_metrics.roc_auc_score(y, p), abs=1e-12)
     assert scores["precision"] == pytest.approx(sklearn_metrics.precision_score(y, p > 0.5))

@@ -42,8 +42,8 @@ def test_api_contract(data):
     assert [g.shape for g in grads] == [w.shape for w in net.get_weights()]
     y_pred = net.predict(x)
     assert y_pred.shape == (100, 3) and y_pred.dtype == np.float32
-    scores = net.evaluate(x, y)
-    assert set(scores) == {"loss"}
+    loss = net.evaluate(x, y)
+    assert isinstance(loss, float) and np.isfinite(loss)
     ws = net.get_weights()
     assert len(ws) == 4
     ws[0][...] = 0                    # copies: the model is not touched
@@ -73,8 +73,8 @@ def test_evaluate_matches_the_mean_of_predict(data):
     x, y = data
     net = make_net(dtype="float64")
     expected = np.mean((net.predict(x) - y) ** 2)
-    assert net.evaluate(x, y)["loss"] == pytest.approx(expected, rel=1e-12)
-    assert net.evaluate(x, y, batch_size=7)["loss"] == pytest.approx(expected, rel=1e-12)
+    assert net.evaluate(x, y) == pytest.approx(expected, rel=1e-12)    # no metrics: a float
+    assert net.evaluate(x, y, batch_size=7) == pytest.approx(expected, rel=1e-12)
 
 
 def test_predict_in_chunks_equals_predict_at_once(data):
@@ -90,9 +90,9 @@ def test_learns_sine():
                            pynn.Dense(32, activation="tanh"),
                            pynn.Dense(1)], seed=0)
     net.compile(loss="mse", optimizer=pynn.SGD(learning_rate=0.05, momentum=0.9, nesterov=True))
-    first = net.evaluate(x, y)["loss"]
+    first = net.evaluate(x, y, return_dict=True)["loss"]
     net.fit(x, y, epochs=300, batch_size=32, verbose=0)
-    final = net.evaluate(x, y)["loss"]
+    final = net.evaluate(x, y, return_dict=True)["loss"]
     assert first > 0.1
     assert final < 2e-3, final
 
@@ -323,6 +323,7 @@ def test_keras_inference_methods():
     np.testing.assert_array_equal(net(x), net.predict(x))
     np.testing.assert_array_equal(net.predict_on_batch(x), net.predict(x))
     assert net.test_on_batch(x, y) == net.evaluate(x, y)
+    assert net.test_on_batch(x, y, return_dict=True) == net.evaluate(x, y, return_dict=True)
     assert net.metrics_names == ["loss", "mae"]
     assert net.get_layer("out") is net.layers[1] and net.get_layer(index=0) is net.layers[0]
     assert net.get_layer(index=-1) is net.layers[1]
@@ -333,3 +334,34 @@ def test_keras_inference_methods():
     with pytest.raises(ValueError, match="index 2 is out of range"):
         net.get_layer(index=2)
     assert net.count_params() == 3 * 4 + 4 + 4 + 1
+
+
+def test_evaluate_returns_as_keras_3(data):
+    x, y = data
+    plain = make_net(dtype="float64")
+    loss = plain.evaluate(x, y)
+    assert type(loss) is float
+    assert plain.evaluate(x, y, return_dict=True) == {"loss": loss}
+    net = make_model((8, "tanh"), (3, None), input_dim=8, metrics=["mae", "mse"])
+    scores = net.evaluate(x, y, return_dict=True)
+    out = net.predict(x)
+    assert scores["loss"] == pytest.approx(np.mean((out - y) ** 2), rel=1e-12)
+    assert scores["mae"] == pytest.approx(np.mean(np.abs(out - y)), rel=1e-12)
+    values = net.evaluate(x, y)
+    assert isinstance(values, list) and all(type(v) is float for v in values)
+    assert values == [scores[name] for name in net.metrics_names]
+    assert net.metrics_names == ["loss", "mae", "mse"]
+    assert net.test_on_batch(x, y) == values
+    for bad in (1, "yes", None):
+        with pytest.raises(TypeError, match="return_dict must be True or False"):
+            net.evaluate(x, y, return_dict=bad)
+
+
+def test_test_on_batch_takes_sample_weight(data):
+    x, y = data
+    net = make_net(dtype="float64")
+    w = np.linspace(0.0, 2.0, x.shape[0])
+    expected = np.sum(w[:, None] * (net.predict(x) - y) ** 2) / y.size
+    assert net.test_on_batch(x, y, sample_weight=w) == pytest.approx(expected, rel=1e-12)
+    assert net.test_on_batch(x, y, sample_weight=w, return_dict=True) == \
+        {"loss": net.evaluate(x, y, sample_weight=w)}

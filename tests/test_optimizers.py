@@ -141,9 +141,9 @@ def test_adam_trains_a_network(rng):
     y = x @ rng.standard_normal((4, 2))
     net = pynn.Sequential([pynn.Dense(2, input_dim=4)], dtype="float64", seed=0)
     net.compile(loss="mse", optimizer=pynn.Adam(learning_rate=0.05))
-    first = net.evaluate(x, y)["loss"]
+    first = net.evaluate(x, y, return_dict=True)["loss"]
     net.fit(x, y, epochs=40, batch_size=16, verbose=0)
-    assert net.evaluate(x, y)["loss"] < 1e-2 * first
+    assert net.evaluate(x, y, return_dict=True)["loss"] < 1e-2 * first
 
 
 @pytest.mark.parametrize("kwargs", [dict(learning_rate=0), dict(beta_1=1.0), dict(beta_2=-0.1),

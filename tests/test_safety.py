@@ -56,7 +56,7 @@ def test_divergence_keeps_the_last_finite_step(make_opt, dtype):
     assert net.predict(X).shape == (40, 2)
     net.compile(loss="mse", optimizer=pynn.SGD(1e-6))
     with np.errstate(all="ignore"), pytest.warns(RuntimeWarning) \
-            if not np.isfinite(net.evaluate(X, Y)["loss"]) else _nothing():
+            if not np.isfinite(net.evaluate(X, Y, return_dict=True)["loss"]) else _nothing():
         net.fit(X, Y, epochs=1, verbose=0, on_divergence="stop")
     assert np.isfinite(net.params).all()
 
@@ -184,10 +184,10 @@ def test_real_sigint_during_fit():
     timer.join()
     assert np.isfinite(net.params).all() and np.isfinite(net.optimizer.state).all()
     assert net.optimizer.iterations >= 2 * 125
-    loss_before = net.evaluate(X, Y)["loss"]
+    loss_before = net.evaluate(X, Y, return_dict=True)["loss"]
     net.fit(X, Y, epochs=3, verbose=0)
     assert np.isfinite(net.params).all()
-    assert net.evaluate(X, Y)["loss"] < loss_before * 1.5
+    assert net.evaluate(X, Y, return_dict=True)["loss"] < loss_before * 1.5
 
 
 # ------------------------------------------------------ user arrays untouched

@@ -149,9 +149,9 @@ def test_evaluate_with_weights_is_the_weighted_sum_over_the_count(rng):
     model = _model()
     out = model.predict(x)
     expected = float(np.sum(w[:, None] * (out - y) ** 2) / (out.size))
-    assert model.evaluate(x, y, sample_weight=w)["loss"] == pytest.approx(expected, rel=1e-12)
+    assert model.evaluate(x, y, sample_weight=w) == pytest.approx(expected, rel=1e-12)
     # chunked the same
-    assert model.evaluate(x, y, batch_size=4, sample_weight=w)["loss"] == \
+    assert model.evaluate(x, y, batch_size=4, sample_weight=w) == \
         pytest.approx(expected, rel=1e-12)
 
 

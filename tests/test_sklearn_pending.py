@@ -1,21 +1,17 @@
 """scikit-learn behaviours that wait for the compiled kernels: sample_weight
-weighting the loss, sparse X densified batch by batch in the compiled
-gather, and the Poisson loss with its exp output.  Written against
+weighting the loss, and sparse X densified batch by batch in the compiled
+gather (MLPRegressor's Poisson loss: tests/test_sklearn_poisson.py).  Written against
 scikit-learn's own estimators; each is an expected failure until its kernel
 lands (strict: a pass means the marker must go)."""
-import warnings
-
 import numpy as np
 import pytest
 
 pytest.importorskip("sklearn", minversion="1.6")
 scipy_sparse = pytest.importorskip("scipy.sparse")
 
-from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.neural_network import MLPClassifier as SkClassifier  # noqa: E402
-from sklearn.neural_network import MLPRegressor as SkRegressor  # noqa: E402
 
-from pynn.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
+from pynn.sklearn import MLPClassifier  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -59,8 +55,6 @@ def test_sample_weight_as_sklearn(data, solver):
     np.testing.assert_allclose(ours.validation_scores_, theirs.validation_scores_, rtol=1e-9)
 
 
-@pytest.mark.xfail(strict=True, reason="sparse X is not yet densified batch by batch in "
-                                       "the compiled gather")
 @pytest.mark.parametrize("fmt", ["csr", "csc"])
 def test_sparse_input_as_sklearn(data, fmt):
     x, labels, _, _ = data
@@ -71,17 +65,3 @@ def test_sparse_input_as_sklearn(data, fmt):
     _compare(ours, theirs, x)
     np.testing.assert_allclose(ours.predict_proba(sparse), theirs.predict_proba(sparse),
                                rtol=1e-8)
-
-
-@pytest.mark.xfail(strict=True, reason="loss='poisson' needs a compiled Poisson loss with "
-                                       "an exp output, not yet written")
-def test_poisson_loss_as_sklearn(data):
-    x, _, target, _ = data
-    ours, theirs = MLPRegressor(loss="poisson", **_PARAMS), SkRegressor(loss="poisson", **_PARAMS)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        ours.fit(x, target)
-        theirs.fit(x, target)
-    assert ours.out_activation_ == theirs.out_activation_ == "exp"
-    _compare(ours, theirs, x)
-    np.testing.assert_allclose(ours.predict(x), theirs.predict(x), rtol=1e-8)

@@ -23,6 +23,24 @@ class MeanSquaredError(_losses.MeanSquaredError):
         super().__init__()
 
 
+class MeanAbsoluteError(_losses.MeanAbsoluteError):
+    def __init__(self, reduction=_MEAN, name="mean_absolute_error", dtype=None):
+        _check("MeanAbsoluteError", reduction)
+        super().__init__()
+
+
+class Huber(_losses.Huber):
+    def __init__(self, delta=1.0, reduction=_MEAN, name="huber_loss", dtype=None):
+        _check("Huber", reduction)
+        super().__init__(delta=delta)
+
+
+class Poisson(_losses.Poisson):
+    def __init__(self, reduction=_MEAN, name="poisson", dtype=None):
+        _check("Poisson", reduction)
+        super().__init__()
+
+
 class BinaryCrossentropy(_losses.BinaryCrossentropy):
     def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1, reduction=_MEAN,
                  name="binary_crossentropy", dtype=None):
@@ -56,12 +74,11 @@ def get(identifier):
     return _losses.get(identifier)
 
 
-_MISSING_NAMES = ("mae", "mean_absolute_error", "huber", "huber_loss", "poisson",
-                  "log_cosh", "logcosh", "mape", "mean_absolute_percentage_error", "msle",
+_MISSING_NAMES = ("log_cosh", "logcosh", "mape", "mean_absolute_percentage_error", "msle",
                   "mean_squared_logarithmic_error", "hinge", "squared_hinge",
                   "categorical_hinge", "kl_divergence", "kld", "cosine_similarity",
                   "binary_focal_crossentropy", "categorical_focal_crossentropy")
-_MISSING = ("MeanAbsoluteError", "Huber", "Poisson", "LogCosh", "MeanAbsolutePercentageError",
+_MISSING = ("LogCosh", "MeanAbsolutePercentageError",
             "MeanSquaredLogarithmicError", "Hinge", "SquaredHinge", "CategoricalHinge",
             "KLDivergence", "CosineSimilarity", "BinaryFocalCrossentropy",
             "CategoricalFocalCrossentropy", "Dice", "Tversky", "CTC", "Loss")

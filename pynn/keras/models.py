@@ -15,6 +15,8 @@ import numpy as np
 
 from .. import callbacks as _callbacks
 from .. import io as _io
+from .._validation import check_bool
+from ..core import shape_scores
 from ..model import Sequential as _PynnSequential
 from . import layers as _layers
 from . import losses as _losses
@@ -195,7 +197,7 @@ class Sequential:
 
     @property
     def metrics_names(self):
-        return ["loss"] + [m.name for m in self._model.metrics]
+        return self._model.metrics_names
 
     @property
     def stop_training(self):
@@ -241,10 +243,11 @@ class Sequential:
         """One update; returns the batch's loss (and metrics, on the outputs
         before the update, as Keras), shaped as ``evaluate`` returns them."""
         # the metrics as the model computes them, on the weights before the step
-        before = self._model.evaluate(x, y) if self._model.metrics else {}
+        return_dict = check_bool(return_dict, "return_dict")
+        before = self._model.evaluate(x, y, return_dict=True) if self._model.metrics else {}
         loss = self._model.train_on_batch(x, y, sample_weight=sample_weight,
                                           class_weight=class_weight)
-        return self._shape_scores({**before, "loss": loss}, return_dict)
+        return shape_scores({**before, "loss": loss}, return_dict)
 
     # ---------------------------------------------------------------- inference
 
@@ -272,21 +275,16 @@ class Sequential:
         verbose = _verbosity(verbose)
         if steps is not None or callbacks:
             refuse("evaluate(steps=..., callbacks=...)", "pynn evaluates in compiled passes")
-        scores = self._model.evaluate(x, y, batch_size=batch_size, sample_weight=sample_weight)
+        return_dict = check_bool(return_dict, "return_dict")
+        scores = self._model.evaluate(x, y, batch_size=batch_size, sample_weight=sample_weight,
+                                      return_dict=True)
         if verbose:
             print(" - ".join(f"{k}: {v:.4f}" for k, v in scores.items()))
-        return self._shape_scores(scores, return_dict)
+        return shape_scores(scores, return_dict)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
-        return self._shape_scores(self._model.evaluate(x, y, sample_weight=sample_weight),
-                                  return_dict)
-
-    def _shape_scores(self, scores, return_dict):
-        if return_dict:
-            return scores
-        if len(scores) == 1:
-            return scores["loss"]
-        return [scores[name] for name in self.metrics_names]
+        return self._model.test_on_batch(x, y, sample_weight=sample_weight,
+                                         return_dict=return_dict)
 
     # ---------------------------------------------------------------- weights
 

@@ -41,7 +41,7 @@ def fit(model, x, y=None, epochs=1, batch_size=None, shuffle=True, validation_da
         x, y = data.prepare(model, x, y, steps_per_epoch, args.validation_split)
         weights = None
         if sample_weight is not None or class_weight is not None:
-            if not isinstance(x, np.ndarray) or dist is not None:
+            if isinstance(x, data.Batches) or dist is not None:
                 raise ValueError("sample_weight and class_weight need x and y as arrays, "
                                  "not a stream of batches or a data-parallel fit")
             weights = model.check_weights(sample_weight, class_weight, y)
@@ -104,7 +104,7 @@ def epoch_logs(model, done, sizes, batch_losses, batch_metrics, val, dist):
     for j, metric in enumerate(model.metrics):
         logs[metric.name] = model.metric_result(metric, batch_metrics[j, :done], sizes[:done])
     if val is not None:
-        logs.update({"val_" + k: v for k, v in model.evaluate(*val).items()})
+        logs.update({"val_" + k: v for k, v in model.evaluate(*val, return_dict=True).items()})
     if dist is not None:
         logs = dist.mean_logs(logs, n_seen, val)
     opt = model.optimizer
