@@ -161,3 +161,16 @@ def test_pynn_worker_reports_its_gemm_and_element_wise_paths():
     (hello,) = _serve({"op": "hello", "contender": "pynn", "pynn_root": root})
     assert hello["info"]["vmath"] == _elementwise.isa()
     assert hello["info"]["gemm"] in ("openblas", "mkl")
+
+
+def test_elementwise_mode_prints_a_row_per_function_and_a_column_per_path(capsys):
+    from pynn import _elementwise, bench
+    bench.print_elementwise(["float32"], rounds=1, n_elements=256)
+    text = capsys.readouterr().out
+    header = [line for line in text.splitlines() if line.startswith("| function")][0]
+    for path in _elementwise.supported_isas():
+        assert f"pynn {path}" in header
+    for name in _elementwise.FUNCTIONS:
+        row = [line for line in text.splitlines() if line.startswith(f"| {name} |")][0]
+        cells = [c.strip() for c in row.strip("|").split("|")][1:-1]
+        assert all(float(c) > 0 for c in cells), row
