@@ -1,13 +1,39 @@
 # Activations and their derivatives, per element and per row.
 #
-# Backward passes take the derivative from the activation's *output* A rather
-# than its input Z (relu: A > 0, tanh: 1 - A^2, sigmoid: A (1 - A)), so a
-# forward pass only has to keep A.
+# Backward passes take the derivative from the activation's *output* A
+# rather than its input Z wherever the output determines it (relu: A > 0,
+# tanh: 1 - A^2, sigmoid: A (1 - A), leaky_relu, elu, selu, softplus), so a
+# forward pass only has to keep A.  gelu and swish are not monotonic: one
+# output comes from two inputs with different slopes, so their derivative
+# is taken from the pre-activation Z, which the forward pass then keeps too
+# (needs_preactivation).
+#
+# Every exp below is of a non-positive argument and erfc's argument is
+# finite, so no activation or derivative overflows or turns NaN for any
+# finite input of either type (checked at +-1e4).  The formulas are those of
+# pynn/reference.py, written in the same order of operations.
 from cython cimport floating
-from libc.math cimport exp, expf, tanh, tanhf
+from libc.math cimport erfc, erfcf, exp, expf, expm1, expm1f, log1p, log1pf, tanh, tanhf
 
-from codes cimport ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_SOFTMAX, ACT_TANH
+from codes cimport (ACT_ELU, ACT_GELU, ACT_LEAKY_RELU, ACT_LINEAR, ACT_RELU, ACT_SELU,
+                    ACT_SIGMOID, ACT_SOFTMAX, ACT_SOFTPLUS, ACT_SWISH, ACT_TANH)
 from vmath cimport vexp, vsigmoid, vtanh
+
+cdef extern from *:
+    """
+    /* Keras 3's defaults: keras.activations.leaky_relu(negative_slope=0.2),
+       elu(alpha=1.0); SELU's constants from Klambauer et al. (2017). */
+    #define PYNN_LEAKY_RELU_SLOPE 0.2
+    #define PYNN_SELU_ALPHA 1.6732632423543772848170429916717
+    #define PYNN_SELU_SCALE 1.0507009873554804934193349852946
+    #define PYNN_SQRT_HALF 0.70710678118654752440084436210485
+    #define PYNN_INV_SQRT_2PI 0.39894228040143267793994605993438
+    """
+    const double LEAKY_RELU_SLOPE "PYNN_LEAKY_RELU_SLOPE"
+    const double SELU_ALPHA "PYNN_SELU_ALPHA"
+    const double SELU_SCALE "PYNN_SELU_SCALE"
+    const double SQRT_HALF "PYNN_SQRT_HALF"
+    const double INV_SQRT_2PI "PYNN_INV_SQRT_2PI"
 
 
 cdef inline floating fexp(floating x) noexcept nogil:
@@ -28,6 +54,80 @@ cdef inline floating sigmoid(floating z) noexcept nogil:
     return e / (1 + e)
 
 
+cdef inline floating fexpm1(floating x) noexcept nogil:
+    if floating is float:
+        return expm1f(x)
+    else:
+        return expm1(x)
+
+
+cdef inline floating ferfc(floating x) noexcept nogil:
+    if floating is float:
+        return erfcf(x)
+    else:
+        return erfc(x)
+
+
+cdef inline floating leaky_relu(floating z) noexcept nogil:
+    return z if z > 0 else <floating>LEAKY_RELU_SLOPE * z
+
+
+cdef inline floating elu(floating z) noexcept nogil:
+    # alpha = 1; expm1 keeps the relative accuracy near 0
+    return z if z > 0 else fexpm1(z)
+
+
+cdef inline floating selu(floating z) noexcept nogil:
+    if z > 0:
+        return <floating>SELU_SCALE * z
+    return <floating>(SELU_SCALE * SELU_ALPHA) * fexpm1(z)
+
+
+cdef inline floating gelu(floating z) noexcept nogil:
+    # the exact GELU (Keras approximate=False), z Phi(z), with
+    # Phi(z) = erfc(-z / sqrt 2) / 2: the same function as 1 + erf(z / sqrt 2),
+    # without the cancellation in the left tail
+    return <floating>0.5 * z * ferfc(-z * <floating>SQRT_HALF)
+
+
+cdef inline floating gelu_derivative(floating z) noexcept nogil:
+    # Phi(z) + z phi(z); z*z is at most 1e8 at |z| = 1e4, finite in float32
+    cdef floating cdf = <floating>0.5 * ferfc(-z * <floating>SQRT_HALF)
+    return cdf + z * <floating>INV_SQRT_2PI * fexp(<floating>-0.5 * z * z)
+
+
+cdef inline floating swish(floating z) noexcept nogil:
+    # Keras's swish, PyTorch's silu: z sigmoid(z)
+    return z * sigmoid(z)
+
+
+cdef inline floating swish_derivative(floating z) noexcept nogil:
+    # s + z s (1 - s) = s (1 + z (1 - s))
+    cdef floating s = sigmoid(z)
+    return s * (1 + z * (1 - s))
+
+
+cdef inline floating softplus(floating z) noexcept nogil:
+    # log(1 + exp(z)) = max(z, 0) + log1p(exp(-|z|)): exact for large |z|
+    cdef floating e = fexp(-z if z > 0 else z)
+    cdef floating m = z if z > 0 else 0
+    if floating is float:
+        return m + log1pf(e)
+    else:
+        return m + log1p(e)
+
+
+cdef inline floating softplus_derivative_from_output(floating a) noexcept nogil:
+    # sigmoid(z) = 1 - exp(-a), as -expm1(-a): accurate where a ~ exp(z) is
+    # tiny (1 - exp(-a) would round to 0 there) and where a ~ z is large
+    return -fexpm1(-a)
+
+
+cdef inline bint needs_preactivation(int act) noexcept nogil:
+    """True for the activations whose derivative is taken from Z, not A."""
+    return act == ACT_GELU or act == ACT_SWISH
+
+
 cdef inline floating activate(floating z, int act) noexcept nogil:
     if act == ACT_RELU:
         return 0 if z < 0 else z
@@ -38,6 +138,18 @@ cdef inline floating activate(floating z, int act) noexcept nogil:
             return tanh(z)
     if act == ACT_SIGMOID:
         return sigmoid(z)
+    if act == ACT_LEAKY_RELU:
+        return leaky_relu(z)
+    if act == ACT_ELU:
+        return elu(z)
+    if act == ACT_SELU:
+        return selu(z)
+    if act == ACT_GELU:
+        return gelu(z)
+    if act == ACT_SWISH:
+        return swish(z)
+    if act == ACT_SOFTPLUS:
+        return softplus(z)
     return z
 
 
@@ -48,6 +160,24 @@ cdef inline floating derivative_from_output(floating a, int act) noexcept nogil:
         return 1 - a * a
     if act == ACT_SIGMOID:
         return a * (1 - a)
+    if act == ACT_LEAKY_RELU:
+        # a > 0 exactly when z > 0 (the slope is positive)
+        return 1 if a > 0 else <floating>LEAKY_RELU_SLOPE
+    if act == ACT_ELU:
+        # exp(z) = a + alpha below 0
+        return 1 if a > 0 else a + 1
+    if act == ACT_SELU:
+        return <floating>SELU_SCALE if a > 0 else a + <floating>(SELU_SCALE * SELU_ALPHA)
+    if act == ACT_SOFTPLUS:
+        return softplus_derivative_from_output(a)
+    return 1
+
+
+cdef inline floating derivative_from_preactivation(floating z, int act) noexcept nogil:
+    if act == ACT_GELU:
+        return gelu_derivative(z)
+    if act == ACT_SWISH:
+        return swish_derivative(z)
     return 1
 
 
@@ -96,10 +226,26 @@ cdef inline void bias_activate(floating* Z, const floating* b,
             for j in range(m):
                 row[j] = row[j] + b[j]
             vtanh(row, m)   # vectorised, csrc/vmath.h
-        else:
+        elif act == ACT_SIGMOID:
             for j in range(m):
                 row[j] = row[j] + b[j]
             vsigmoid(row, m)   # vectorised, csrc/vmath.h
+        else:
+            for j in range(m):
+                row[j] = activate(row[j] + b[j], act)
+
+
+cdef inline void bias_activate_keep(floating* A, floating* Z, const floating* b,
+                                    Py_ssize_t n, Py_ssize_t m, int act) noexcept nogil:
+    """Over the row-major (n x m) A, which holds X @ W.T: Z <- A + b, then
+    A <- act(Z), for an activation whose derivative needs Z."""
+    cdef Py_ssize_t i, j
+    cdef floating z
+    for i in range(n):
+        for j in range(m):
+            z = A[i * m + j] + b[j]
+            Z[i * m + j] = z
+            A[i * m + j] = activate(z, act)
 
 
 cdef inline void activation_backward(floating* dA, const floating* A,
@@ -120,7 +266,7 @@ cdef inline void activation_backward(floating* dA, const floating* A,
     elif act == ACT_SIGMOID:
         for j in range(size):
             dA[j] = dA[j] * (A[j] * (1 - A[j]))
-    else:
+    elif act == ACT_SOFTMAX:
         for i in range(n):
             g = dA + i * m
             a = A + i * m
@@ -130,3 +276,15 @@ cdef inline void activation_backward(floating* dA, const floating* A,
                 dot += g[j] * a[j]
             for j in range(m):
                 g[j] = a[j] * (g[j] - dot)
+    else:
+        for j in range(size):
+            dA[j] = dA[j] * derivative_from_output(A[j], act)
+
+
+cdef inline void activation_backward_from_preactivation(
+        floating* dA, const floating* Z, Py_ssize_t n, Py_ssize_t m, int act) noexcept nogil:
+    """In place over (n x m): dA <- dL/dZ given dL/dA and the pre-activation
+    Z, for the activations of needs_preactivation."""
+    cdef Py_ssize_t j
+    for j in range(n * m):
+        dA[j] = dA[j] * derivative_from_preactivation(Z[j], act)

@@ -10,6 +10,12 @@ cdef enum Activation:
     ACT_TANH = 2
     ACT_SIGMOID = 3
     ACT_SOFTMAX = 4
+    ACT_LEAKY_RELU = 5            # Keras's default negative_slope, 0.2
+    ACT_ELU = 6                   # alpha = 1
+    ACT_SELU = 7
+    ACT_GELU = 8                  # the exact (erf) form; derivative from Z
+    ACT_SWISH = 9                 # z sigmoid(z), also named silu; derivative from Z
+    ACT_SOFTPLUS = 10
 
 cdef enum Loss:
     LOSS_MSE = 0

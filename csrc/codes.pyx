@@ -6,7 +6,9 @@ cimport codes as c
 
 Activation = IntEnum("Activation", {
     "LINEAR": c.ACT_LINEAR, "RELU": c.ACT_RELU, "TANH": c.ACT_TANH,
-    "SIGMOID": c.ACT_SIGMOID, "SOFTMAX": c.ACT_SOFTMAX})
+    "SIGMOID": c.ACT_SIGMOID, "SOFTMAX": c.ACT_SOFTMAX, "LEAKY_RELU": c.ACT_LEAKY_RELU,
+    "ELU": c.ACT_ELU, "SELU": c.ACT_SELU, "GELU": c.ACT_GELU, "SWISH": c.ACT_SWISH,
+    "SOFTPLUS": c.ACT_SOFTPLUS})
 Loss = IntEnum("Loss", {
     "MSE": c.LOSS_MSE, "BCE": c.LOSS_BCE, "BCE_LOGITS": c.LOSS_BCE_LOGITS,
     "CCE": c.LOSS_CCE, "CCE_LOGITS": c.LOSS_CCE_LOGITS,

@@ -4,11 +4,16 @@
 # - row-major, C-contiguous arrays; a batch X is (n_samples, n_inputs);
 # - W is (units, inputs), so that a layer computes W·x per sample, as
 #   Z = X @ W.T + b and A = act(Z);
-# - a network is described by `layout`, an int64 array (n_layers, 5) whose
-#   rows are [n_in, n_out, w_offset, b_offset, activation code], offsets into
-#   the flat parameter buffer (and the gradient buffer, which has its layout);
+# - a network is described by `layout`, an int64 array (n_layers, 6) whose
+#   rows are [n_in, n_out, w_offset, b_offset, activation code, z_offset]:
+#   w_offset and b_offset index the flat parameter buffer (and the gradient
+#   buffer, which has its layout); z_offset is where, in units of the batch's
+#   row count, the layer keeps its pre-activation Z in `work` (Z of a batch
+#   of n at work + n * z_offset, n x n_out), or -1 when its activation's
+#   derivative comes from its output and Z is not kept;
 # - `work` holds, for a batch of n, every layer's output A (n x n_out, one
-#   after the other) followed by two delta buffers of n x max(width) each.
+#   after the other) followed by two delta buffers of n x max(width) each,
+#   then the kept pre-activations: n * Net.work_width values in all.
 #
 # The Python layer validates everything (shapes, dtypes, capacities) before
 # calling in; the kernels run without the GIL and do not check again.
@@ -22,7 +27,8 @@ import numpy as np
 
 from _blas cimport gemm
 from fpenv cimport fpenv_enter, fpenv_exit, fpenv_t
-from activation_kernels cimport activation_backward, bias_activate
+from activation_kernels cimport (activation_backward, activation_backward_from_preactivation,
+                                 bias_activate, bias_activate_keep, needs_preactivation)
 from codes cimport (ACT_LINEAR, METRIC_BINARY_ACCURACY, METRIC_CATEGORICAL_ACCURACY,
                    METRIC_SPARSE_ACCURACY, STATUS_NONFINITE, STATUS_OK, STATUS_X_NONFINITE,
                    STATUS_Y_NONFINITE)
@@ -36,7 +42,8 @@ from optim_kernels cimport (Bounds, OptSettings, all_finite,
                            update_is_finite)
 
 cdef enum:
-    N_COLS = 5
+    N_COLS = 6
+    COL_Z = 5           # the layout's column of z_offset
 
 
 # --------------------------------------------------------------------------
@@ -45,11 +52,15 @@ cdef enum:
 
 cdef inline void _affine(const floating* X, const floating* W, const floating* b,
                          Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out,
-                         int act, floating* A) noexcept nogil:
-    # A = act(X @ W.T + b): GEMM, then bias and activation in one pass.
+                         int act, floating* A, floating* Z) noexcept nogil:
+    # A = act(X @ W.T + b): GEMM, then bias and activation in one pass,
+    # which also keeps Z = X @ W.T + b when Z is not NULL.
     gemm(False, True, <int>n, <int>n_out, <int>n_in,
          <floating>1, X, <int>n_in, W, <int>n_in, <floating>0, A, <int>n_out)
-    bias_activate(A, b, n, n_out, act)
+    if Z != NULL:
+        bias_activate_keep(A, Z, b, n, n_out, act)
+    else:
+        bias_activate(A, b, n, n_out, act)
 
 
 cdef inline void _affine_backward(const floating* X, const floating* W,
@@ -87,7 +98,7 @@ def dense_forward(const floating[:, ::1] X,   # IN  (n, n_in)
     with nogil:
         env = fpenv_enter()
         _affine(&X[0, 0] if n else NULL, &W[0, 0], &b[0], n, n_in, n_out,
-                activation, &A[0, 0] if n else NULL)
+                activation, &A[0, 0] if n else NULL, NULL)
         fpenv_exit(env)
 
 
@@ -98,18 +109,29 @@ def dense_backward(const floating[:, ::1] X,  # IN  (n, n_in) the layer's input
                    int activation,
                    floating[:, ::1] dW,       # OUT (n_out, n_in)
                    floating[::1] db,          # OUT (n_out,)
-                   floating[:, ::1] dX=None): # OUT (n, n_in), or None for a first layer
-    """Backward through one dense layer; dA is overwritten with dZ."""
+                   floating[:, ::1] dX=None,  # OUT (n, n_in), or None for a first layer
+                   const floating[:, ::1] Z=None):  # IN (n, n_out) X @ W.T + b, or None
+    """Backward through one dense layer; dA is overwritten with dZ.
+
+    Z, the pre-activation, is needed (and only read) for the activations
+    whose derivative it gives (gelu, swish); the others take it from A.
+    """
     cdef Py_ssize_t n = X.shape[0], n_in = X.shape[1], n_out = W.shape[0]
     cdef floating* dx = NULL
+    cdef bint from_z = needs_preactivation(activation)
+    if from_z and Z is None:
+        raise ValueError(f"dense_backward: activation code {activation} takes its "
+                         f"derivative from the pre-activation: Z must be given, got None")
     if (W.shape[1] != n_in or A.shape[0] != n or A.shape[1] != n_out
             or dA.shape[0] != n or dA.shape[1] != n_out or dW.shape[0] != n_out
             or dW.shape[1] != n_in or db.shape[0] != n_out
-            or (dX is not None and (dX.shape[0] != n or dX.shape[1] != n_in))):
+            or (dX is not None and (dX.shape[0] != n or dX.shape[1] != n_in))
+            or (from_z and (Z.shape[0] != n or Z.shape[1] != n_out))):
         raise ValueError(f"dense_backward: shapes do not match: X {tuple(X.shape)[:2]}, "
                          f"W {tuple(W.shape)[:2]}, A {tuple(A.shape)[:2]}, "
                          f"dA {tuple(dA.shape)[:2]}, dW {tuple(dW.shape)[:2]}, "
-                         f"db {tuple(db.shape)[:1]}")
+                         f"db {tuple(db.shape)[:1]}"
+                         + (f", Z {tuple(Z.shape)[:2]}" if from_z else ""))
     if dX is not None and n:
         dx = &dX[0, 0]
     if n == 0:
@@ -119,7 +141,11 @@ def dense_backward(const floating[:, ::1] X,  # IN  (n, n_in) the layer's input
     cdef fpenv_t env
     with nogil:
         env = fpenv_enter()
-        activation_backward(&dA[0, 0], &A[0, 0], n, n_out, activation)
+        if from_z:
+            activation_backward_from_preactivation(&dA[0, 0], &Z[0, 0], n, n_out,
+                                                   activation)
+        else:
+            activation_backward(&dA[0, 0], &A[0, 0], n, n_out, activation)
         _affine_backward(&X[0, 0], &W[0, 0], &dA[0, 0], n, n_in, n_out,
                          &dW[0, 0], &db[0], dx)
         fpenv_exit(env)
@@ -134,6 +160,7 @@ cdef struct Net:
     Py_ssize_t n_layers
     Py_ssize_t max_width
     Py_ssize_t total_width
+    Py_ssize_t work_width       # work holds n * work_width values for a batch of n
     double loss_param           # the loss kernel's param (Huber's delta), see set_loss
 
 
@@ -152,7 +179,62 @@ cdef inline Net _net(const Py_ssize_t[:, ::1] layout) noexcept:
         # previous layer's (n x n_out): the widest output bounds both
         if w > net.max_width:
             net.max_width = w
+    net.work_width = net.total_width + 2 * net.max_width
+    for l in range(net.n_layers):
+        if layout[l, COL_Z] >= 0 and layout[l, COL_Z] + layout[l, 1] > net.work_width:
+            net.work_width = layout[l, COL_Z] + layout[l, 1]
     return net
+
+
+def _check_preactivation_offsets(const Py_ssize_t[:, ::1] layout):
+    # The kernels write each kept Z where column COL_Z says, trusting it:
+    # a layer whose derivative needs Z must have its own region past the
+    # outputs and deltas (and within as many values again as the outputs
+    # take, room for every layer's: no offset so large that the work
+    # buffer's size would overflow), and every other layer -1.
+    cdef Py_ssize_t l, total = 0, widest = 0
+    for l in range(layout.shape[0]):
+        total += layout[l, 1]
+        widest = max(widest, layout[l, 1])
+    base = total + 2 * widest
+    regions = []
+    for l in range(layout.shape[0]):
+        z = layout[l, COL_Z]
+        if needs_preactivation(<int>layout[l, 4]):
+            if not base <= z <= base + total - layout[l, 1]:
+                raise ValueError(f"layout[{l}, {COL_Z}] must be an offset in [{base}, "
+                                 f"{base + total - layout[l, 1]}] (past the outputs and "
+                                 f"deltas) for activation code {layout[l, 4]}, got {z}")
+            regions.append((z, z + layout[l, 1], l))
+        elif z != -1:
+            raise ValueError(f"layout[{l}, {COL_Z}] must be -1 for activation code "
+                             f"{layout[l, 4]}, whose derivative comes from its output, "
+                             f"got {z}")
+    regions.sort()
+    for (_, end, l), (start, _, k) in zip(regions, regions[1:]):
+        if start < end:
+            raise ValueError(f"layers {l} and {k} keep their pre-activations in "
+                             f"overlapping parts of the work buffer")
+
+
+cdef inline floating* _kept_preactivation(const Py_ssize_t* row, int act, floating* work,
+                                          Py_ssize_t n) noexcept nogil:
+    # where this layer's forward pass keeps Z, or NULL (not needed: the
+    # derivative comes from the output, or the loss takes the logits)
+    if row[COL_Z] < 0 or not needs_preactivation(act):
+        return NULL
+    return work + n * row[COL_Z]
+
+
+cdef inline void _layer_activation_backward(const Py_ssize_t* row, floating* delta,
+                                            const floating* A, floating* work,
+                                            Py_ssize_t n) noexcept nogil:
+    # dL/dA -> dL/dZ in place, from Z where the layer kept it, else from A
+    if row[COL_Z] >= 0:
+        activation_backward_from_preactivation(delta, work + n * row[COL_Z], n, row[1],
+                                               <int>row[4])
+    else:
+        activation_backward(delta, A, n, row[1], <int>row[4])
 
 
 cdef floating* _forward(Net net, const floating* params, const floating* X,
@@ -171,7 +253,8 @@ cdef floating* _forward(Net net, const floating* params, const floating* X,
         act = <int>row[4]
         if logits_out and l == net.n_layers - 1:
             act = ACT_LINEAR
-        _affine(inp, params + row[2], params + row[3], n, n_in, n_out, act, out)
+        _affine(inp, params + row[2], params + row[3], n, n_in, n_out, act, out,
+                _kept_preactivation(row, act, work, n))
         inp = out
         out = out + n * n_out
     return <floating*>inp
@@ -194,7 +277,7 @@ cdef void _backward(Net net, const floating* params, floating* grads,
         n_in = row[0]
         n_out = row[1]
         if not (fused and l == net.n_layers - 1):
-            activation_backward(delta, A, n, n_out, <int>row[4])
+            _layer_activation_backward(row, delta, A, work, n)
         inp = X if l == 0 else A - n * n_in
         _affine_backward(inp, params + row[2], delta, n, n_in, n_out,
                          grads + row[2], grads + row[3],
@@ -599,7 +682,7 @@ cdef class Network:
     params, grads : 1-D C-contiguous float32 or float64 arrays of one size
         The flat parameter and gradient buffers (not copied: the Network
         reads and writes them in place).
-    layout : (n_layers, 5) intp array, see the top of this file.
+    layout : (n_layers, 6) intp array, see the top of this file.
     """
     cdef object _params, _grads, _layout, _work, _state, _bx, _by, _bw
     cdef void* p_params
@@ -634,6 +717,7 @@ cdef class Network:
         cdef const Py_ssize_t[:, ::1] lay = self._layout
         if lay.shape[1] != N_COLS or lay.shape[0] < 1:
             raise ValueError(f"layout must have shape (n_layers, {N_COLS})")
+        _check_preactivation_offsets(lay)
         self._params = params
         self._grads = grads
         self.p_params = cnp.PyArray_DATA(params)
@@ -661,6 +745,13 @@ cdef class Network:
         for l in range(lay.shape[0]):
             # forward, dW and (above the first layer) dX products
             self.flops_per_sample += 2.0 * lay[l, 0] * lay[l, 1] * (2 if l == 0 else 3)
+
+    @property
+    def layout(self):
+        """The layout the network runs (a read-only copy)."""
+        lay = np.array(self._layout)
+        lay.flags.writeable = False
+        return lay
 
     def set_thread_policy(self, size_t set_local_threads, int n_threads,
                           double min_parallel_flops):
@@ -795,7 +886,7 @@ cdef class Network:
             _batch_x(<const float*>NULL, sx, NULL, 0, n, self.n_in, <float*>dst)
 
     cdef void* _work_for(self, Py_ssize_t n) except NULL:
-        cdef Py_ssize_t need = n * (self.net.total_width + 2 * self.net.max_width)
+        cdef Py_ssize_t need = n * self.net.work_width
         if need > self.work_capacity:
             self._work = np.empty(need, dtype=self.dtype)
             self.work_capacity = need
@@ -983,7 +1074,7 @@ cdef class Network:
         """A view of the last layer's output for the batch of n samples that
         the last call (step, train_batches, loss, predict) ran last: logits
         when the loss reads logits."""
-        if n < 1 or n * (self.net.total_width + 2 * self.net.max_width) > self.work_capacity:
+        if n < 1 or n * self.net.work_width > self.work_capacity:
             raise ValueError(f"no output of {n} samples is held")
         off = n * (self.net.total_width - self.n_out)
         return self._work[off:off + n * self.n_out].reshape(n, self.n_out)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from . import _codes, _dense, _sparse, _threads, initializers, losses, optimizers
+from . import _codes, _dense, _sparse, _threads, activations, initializers, losses, optimizers
 from . import metrics as metrics_module
 from ._validation import (as_dtype, as_float_array, check_bool, check_finite,
                           check_n_threads, check_positive_int, check_verbose)
@@ -75,6 +75,22 @@ def _check_compile_order(optimizer, loss):
         raise TypeError(f"compile takes (optimizer, loss, metrics), in Keras's order; "
                         f"got optimizer={optimizer!r} and loss={loss!r}, which look "
                         f"swapped: write compile(optimizer=..., loss=...)")
+
+
+def _preactivation_offsets(widths, layers):
+    """Column 5 of the compiled network's layout: for each layer, where (per
+    sample, in the network's work buffer, past the outputs and the two delta
+    buffers) it keeps its pre-activation Z, or -1 when its activation's
+    derivative comes from its output (csrc/dense.pyx)."""
+    offset = sum(widths) + 2 * max(widths)
+    column = []
+    for width, layer in zip(widths, layers):
+        if activations.needs_preactivation(layer.activation):
+            column.append(offset)
+            offset += width
+        else:
+            column.append(-1)
+    return column
 
 
 # outputs in [0, 1]: what a cross-entropy from probabilities reads
@@ -347,12 +363,13 @@ class Model:
         self.params = np.zeros(n_params, dtype=self.dtype)
         self.grads = np.zeros(n_params, dtype=self.dtype)
         self._n_kernel_params = n_weights
-        layout = np.zeros((len(self.layers), 5), dtype=np.intp)
+        layout = np.zeros((len(self.layers), 6), dtype=np.intp)
         w_off, b_off = 0, n_weights
+        z_offsets = _preactivation_offsets(sizes[1:], self.layers)
         self._generator = initializers.make_generator(self.seed)
         for i, layer in enumerate(self.layers):
             n_in, n_out = sizes[i], sizes[i + 1]
-            layout[i] = (n_in, n_out, w_off, b_off, layer.activation_code)
+            layout[i] = (n_in, n_out, w_off, b_off, layer.activation_code, z_offsets[i])
             layer.bind(n_in, self.params, self.grads, w_off, b_off)
             layer.initialize(self._generator)
             w_off += n_in * n_out

@@ -238,7 +238,12 @@ class Dense:
                           order="C", copy=True)
         grad_x = (np.empty((x.shape[0], self.input_dim), dtype=self.W.dtype)
                   if need_grad_x else None)
-        _dense.dense_backward(x, self.W, a, grad_z, code, self.dW, self.db, grad_x)
+        z = None
+        if activations.needs_preactivation(code):
+            # the pre-activation, by the forward pass's own product and sum
+            z = np.empty((n, self.units), dtype=self.W.dtype)
+            _dense.dense_forward(x, self.W, self.b, activations.LINEAR, z)
+        _dense.dense_backward(x, self.W, a, grad_z, code, self.dW, self.db, grad_x, z)
         return grad_x
 
     def get_config(self) -> dict:

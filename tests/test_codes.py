@@ -6,8 +6,11 @@ from pynn import _codes, activations, losses, metrics, optimizers, reference
 
 
 def test_python_codes_are_the_compiled_ones():
-    assert [activations._CODES[n] for n in ("linear", "relu", "tanh", "sigmoid", "softmax")] \
+    assert [activations._CODES[n] for n in ("linear", "relu", "tanh", "sigmoid", "softmax",
+                                            "leaky_relu", "elu", "selu", "gelu", "swish",
+                                            "softplus")] \
         == [int(a) for a in _codes.Activation]
+    assert activations.code("silu") == _codes.Activation.SWISH
     assert optimizers.SGD().code == _codes.Optimizer.SGD
     assert optimizers.Adam().code == _codes.Optimizer.ADAM
     assert losses.get("mse").code == _codes.Loss.MSE
@@ -30,5 +33,9 @@ def test_each_activation_code_runs_its_activation(dtype, rng):
     for member in _codes.Activation:
         out = np.empty((6, 3), dtype=dtype)
         pynn._dense.dense_forward(x, W, b, int(member), out)
-        want = reference.dense_forward(x, W, b, member.name.lower())
+        name = member.name.lower()
+        if name in reference.PREACTIVATION_ACTIVATIONS:
+            want = reference.PREACTIVATION_ACTIVATIONS[name][0](x @ W.T + b)
+        else:
+            want = reference.dense_forward(x, W, b, name)
         np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-6)

@@ -1,8 +1,8 @@
 """Keras names that pynn does not have yet: each raises a clear error."""
 
 _CORE = ("pynn's compiled core runs the whole network in one compiled step, and "
-         "that step knows Dense layers with relu, tanh, sigmoid, softmax or linear "
-         "outputs, the losses mse and the cross-entropies, and SGD and Adam")
+         "that step knows Dense layers with the activations of pynn.activations.names(), "
+         "the losses mse and the cross-entropies, and SGD and Adam")
 
 
 class Missing:

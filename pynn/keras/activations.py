@@ -31,8 +31,40 @@ def linear(x):
     return np.asarray(x)
 
 
+def leaky_relu(x, negative_slope=0.2):
+    return _reference.leaky_relu(np.asarray(x, dtype=float), negative_slope)
+
+
+def elu(x, alpha=1.0):
+    return _reference.elu(np.asarray(x, dtype=float), alpha)
+
+
+def selu(x):
+    return _reference.selu(np.asarray(x, dtype=float))
+
+
+def gelu(x, approximate=False):
+    # as an activation of Dense, the exact form: pynn's compiled gelu
+    x = np.asarray(x, dtype=float)
+    return _reference.gelu_tanh(x) if approximate else _reference.gelu(x)
+
+
+def silu(x):
+    return _reference.swish(np.asarray(x, dtype=float))
+
+
+swish = silu
+
+
+def softplus(x):
+    return _reference.softplus(np.asarray(x, dtype=float))
+
+
+# as Dense(activation=f), each with its default settings, the ones the
+# compiled kernels have
 _BY_FUNCTION = {relu: "relu", tanh: "tanh", sigmoid: "sigmoid", softmax: "softmax",
-                linear: "linear"}
+                linear: "linear", leaky_relu: "leaky_relu", elu: "elu", selu: "selu",
+                gelu: "gelu", silu: "swish", softplus: "softplus"}
 
 
 def get(identifier):
@@ -55,7 +87,6 @@ def serialize(activation):
     return get(activation)
 
 
-_MISSING = ("leaky_relu", "elu", "selu", "gelu", "silu", "swish", "softplus", "softsign",
-            "relu6", "mish", "exponential", "hard_sigmoid", "hard_silu", "hard_swish",
+_MISSING = ("softsign", "relu6", "mish", "exponential", "hard_sigmoid", "hard_silu", "hard_swish",
             "log_softmax", "celu", "glu", "sparse_plus", "squareplus", "tanh_shrink")
 __getattr__ = module_getattr(__name__, _MISSING)
