@@ -29,17 +29,22 @@ class Sequential(Model):
 
     def train_on_batch(self, x: npt.ArrayLike, y: npt.ArrayLike,
                        sample_weight: npt.ArrayLike | None = None,
-                       class_weight: dict | None = None) -> float:
+                       class_weight: dict | None = None,
+                       return_dict: bool = False) -> float | list[float] | dict[str, float]:
         """One forward pass, backward pass and update on a batch.
 
         ``sample_weight`` and ``class_weight`` as in ``fit``.
 
         Returns
         -------
-        float
-            The batch loss, computed before the update.
+        float, list of float, or dict
+            As Keras 3's: the batch loss alone (a float) when no metrics were
+            compiled, ``[loss, *metrics]`` in ``metrics_names`` order when
+            some were, the dict with ``return_dict=True``; all computed on
+            the outputs before the update (stateful metrics on this batch
+            alone).
         """
-        return training.train_on_batch(self, x, y, sample_weight, class_weight)
+        return training.train_on_batch(self, x, y, sample_weight, class_weight, return_dict)
 
     def fit(self, x: npt.ArrayLike, y: npt.ArrayLike | None = None, epochs: int = 1,
             batch_size: int | None = None, shuffle: bool = True,

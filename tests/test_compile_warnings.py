@@ -32,7 +32,8 @@ def test_probabilities_taken_for_logits_warn(loss_class, activation):
 
 
 @pytest.mark.parametrize("loss_class", CROSS_ENTROPIES)
-@pytest.mark.parametrize("activation", ["linear", "relu", "tanh"])
+@pytest.mark.parametrize("activation", ["linear", "relu", "tanh", "leaky_relu", "elu", "selu",
+                                        "gelu", "swish", "softplus"])
 def test_unbounded_outputs_taken_for_probabilities_warn(loss_class, activation):
     net = two_layers(activation)
     implied = "sigmoid" if loss_class is pynn.BinaryCrossentropy else "softmax"
@@ -57,6 +58,16 @@ def test_the_warning_reaches_the_line_of_a_keras_script():
     with pytest.warns(UserWarning, match="from_logits=True") as record:
         model.compile(optimizer="adam",
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    assert record[0].filename == __file__
+
+
+def test_loading_a_model_saved_with_the_mistake_warns_again(tmp_path):
+    net = two_layers("linear")
+    with pytest.warns(UserWarning, match="from_logits=False"):
+        net.compile("adam", "binary_crossentropy")
+    path = net.save(tmp_path / "m.npz")
+    with pytest.warns(UserWarning, match="from_logits=False") as record:
+        pynn.load(path)
     assert record[0].filename == __file__
 
 

@@ -365,3 +365,35 @@ def test_test_on_batch_takes_sample_weight(data):
     assert net.test_on_batch(x, y, sample_weight=w) == pytest.approx(expected, rel=1e-12)
     assert net.test_on_batch(x, y, sample_weight=w, return_dict=True) == \
         {"loss": net.evaluate(x, y, sample_weight=w)}
+
+
+def test_train_on_batch_returns_as_keras_3(data):
+    x, y = data
+    plain = make_net(dtype="float64")
+    assert type(plain.train_on_batch(x, y)) is float
+    assert set(plain.train_on_batch(x, y, return_dict=True)) == {"loss"}
+    net = make_model((8, "tanh"), (3, None), input_dim=8, metrics=["mae", "mse"],
+                     optimizer=pynn.SGD(learning_rate=0.1))
+    before = net.evaluate(x, y, return_dict=True)        # the outputs before the update
+    values = net.train_on_batch(x, y)
+    assert isinstance(values, list) and len(values) == len(net.metrics_names)
+    for value, name in zip(values, net.metrics_names):
+        assert value == pytest.approx(before[name], rel=1e-12)
+    after = net.evaluate(x, y, return_dict=True)
+    scores = net.train_on_batch(x, y, return_dict=True)
+    assert list(scores) == net.metrics_names
+    assert scores == pytest.approx(after, rel=1e-12)
+    assert after["loss"] != before["loss"]               # the update was applied
+    with pytest.raises(TypeError, match="return_dict must be True or False"):
+        net.train_on_batch(x, y, return_dict="no")
+
+
+def test_train_on_batch_reports_a_stateful_metric_of_that_batch_alone(rng):
+    x = rng.standard_normal((40, 4))
+    labels = (x[:, 0] + 0.3 * rng.standard_normal(40) > 0).astype(float)
+    net = make_model((1, "sigmoid"), input_dim=4, loss="binary_crossentropy",
+                     metrics=["auc"], optimizer=pynn.SGD(learning_rate=1e-3))
+    for half in (slice(0, 20), slice(20, 40)):
+        expected = net.evaluate(x[half], labels[half], return_dict=True)["auc"]
+        _, auc = net.train_on_batch(x[half], labels[half])
+        assert auc == pytest.approx(expected, abs=1e-12)

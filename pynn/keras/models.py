@@ -242,12 +242,8 @@ class Sequential:
                        return_dict=False):
         """One update; returns the batch's loss (and metrics, on the outputs
         before the update, as Keras), shaped as ``evaluate`` returns them."""
-        # the metrics as the model computes them, on the weights before the step
-        return_dict = check_bool(return_dict, "return_dict")
-        before = self._model.evaluate(x, y, return_dict=True) if self._model.metrics else {}
-        loss = self._model.train_on_batch(x, y, sample_weight=sample_weight,
-                                          class_weight=class_weight)
-        return shape_scores({**before, "loss": loss}, return_dict)
+        return self._model.train_on_batch(x, y, sample_weight=sample_weight,
+                                          class_weight=class_weight, return_dict=return_dict)
 
     # ---------------------------------------------------------------- inference
 

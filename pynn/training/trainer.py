@@ -12,7 +12,9 @@ import warnings
 import numpy as np
 
 from .. import data
+from .._validation import check_bool
 from ..callbacks import History, ProgressLogger
+from ..core import shape_scores
 from ..errors import DivergenceError
 from . import mpi, runners
 from .arguments import check_fit_arguments
@@ -174,9 +176,10 @@ def fit_epoch(model, x, y, order, batch_size, sizes, losses, metric_values, cbl,
     return first, False
 
 
-def train_on_batch(model, x, y, sample_weight=None, class_weight=None):
+def train_on_batch(model, x, y, sample_weight=None, class_weight=None, return_dict=False):
     """One forward pass, backward pass and update on a batch: ``Sequential.train_on_batch``."""
     model.check_compiled("train_on_batch")
+    return_dict = check_bool(return_dict, "return_dict")
     with model.lock:
         # The hot path: arrays ready as they are skip the Python checks
         # (the compiled step checks their values for NaN and inf itself)
@@ -185,9 +188,25 @@ def train_on_batch(model, x, y, sample_weight=None, class_weight=None):
             x, y = model.check_xy(x, y, finite=False)
         weights = model.check_weights(sample_weight, class_weight, y)
         loss, applied = model.step(x, y, sample_weight=weights)
+        # the hot path without metrics builds nothing but the float
+        scores = ({"loss": float(loss), **batch_scores(model, y)}
+                  if applied and model.metrics else None)
     if not applied:
         raise DivergenceError(
             f"the loss, a gradient or the updated weights would not be finite "
             f"(loss={loss!r}); the update was not applied, the weights are those "
             f"of the last finite step")
-    return float(loss)
+    if scores is None:
+        return {"loss": float(loss)} if return_dict else float(loss)
+    return shape_scores(scores, return_dict)
+
+
+def batch_scores(model, y):
+    """The metrics on the batch (targets ``y``) the last step ran: its outputs
+    before the update, as Keras reports them; stateful ones of that batch alone."""
+    values = np.empty(len(model.metrics))
+    model.reset_metrics()
+    model.batch_metrics(y, values)
+    one = np.ones(1)
+    return {metric.name: model.metric_result(metric, values[j:j + 1], one)
+            for j, metric in enumerate(model.metrics)}
