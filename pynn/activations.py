@@ -8,15 +8,20 @@ silu) as z * sigmoid(z), softplus as log(1 + exp(z)).
 
 Derivatives are taken from the activation's output, except for gelu and
 swish (not monotonic): the compiled network keeps their pre-activation.
+
+A custom activation is an object with ``__call__(z)`` and ``derivative(z)``
+(see :class:`Activation`): pynn has no automatic differentiation, so the
+derivative comes with it.  A model with one trains through NumPy, one batch
+at a time (``pynn.custom``), slower than the compiled network.
 """
-from ._codes import Activation
+from ._codes import Activation as _Activation
 
 # the kernels' codes (csrc/codes.pxd)
 (LINEAR, RELU, TANH, SIGMOID, SOFTMAX, LEAKY_RELU, ELU, SELU, GELU, SWISH,
  SOFTPLUS) = (int(a) for a in (
-     Activation.LINEAR, Activation.RELU, Activation.TANH, Activation.SIGMOID,
-     Activation.SOFTMAX, Activation.LEAKY_RELU, Activation.ELU, Activation.SELU,
-     Activation.GELU, Activation.SWISH, Activation.SOFTPLUS))
+     _Activation.LINEAR, _Activation.RELU, _Activation.TANH, _Activation.SIGMOID,
+     _Activation.SOFTMAX, _Activation.LEAKY_RELU, _Activation.ELU, _Activation.SELU,
+     _Activation.GELU, _Activation.SWISH, _Activation.SOFTPLUS))
 
 _CODES = {
     "linear": LINEAR,
@@ -36,6 +41,65 @@ _ALIASES = {None: "linear", "identity": "linear", "silu": "swish"}
 _FROM_PREACTIVATION = frozenset({"gelu", "swish"})
 
 
+class Activation:
+    """Base class of custom activations: element-wise functions a = f(z).
+
+    Subclass it (or give any object these two methods)::
+
+        class Swish(pynn.activations.Activation):
+            def __call__(self, z):
+                return z / (1 + np.exp(-z))
+            def derivative(self, z):
+                s = 1 / (1 + np.exp(-z))
+                return s * (1 + z * (1 - s))
+
+    Both take the pre-activation ``z`` (n, units), an array of the model's
+    dtype (read-only), and return an array of its shape: ``f(z)`` and the
+    element-wise derivative ``df/dz``.  ``name`` (the class name by
+    default) is what summaries and errors show.
+    """
+
+    name = None
+
+    def __call__(self, z):
+        raise NotImplementedError(f"{type(self).__name__} must define __call__(z)")
+
+    def derivative(self, z):
+        raise NotImplementedError(f"{type(self).__name__} must define derivative(z)")
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+def is_custom(activation):
+    """True for a custom activation object (what ``get`` returns for one),
+    False for a name."""
+    return not isinstance(activation, str)
+
+
+def name_of(activation):
+    """The name of an activation: itself when it is a name, else the custom
+    object's ``name``, ``__name__`` or class name."""
+    if not is_custom(activation):
+        return activation
+    return (getattr(activation, "name", None) or getattr(activation, "__name__", None)
+            or type(activation).__name__)
+
+
+def _check_custom(activation):
+    derivative = getattr(activation, "derivative", None)
+    if callable(derivative) and not isinstance(activation, type):
+        return activation
+    what = getattr(activation, "__name__", None) or type(activation).__name__
+    raise TypeError(
+        f"activation {what!r} has no derivative: pynn has no automatic "
+        f"differentiation, so a custom activation must bring its own.  Give an "
+        f"object with __call__(z) -> f(z) and derivative(z) -> df/dz (element-wise, "
+        f"both of z's shape), e.g. an instance of a pynn.activations.Activation "
+        f"subclass, or set {what}.derivative to a function of z; or use one of "
+        f"the compiled activations {names()}")
+
+
 def names():
     """The valid activation names (aliases such as "silu" left out)."""
     return sorted(_CODES)
@@ -46,14 +110,19 @@ def get(identifier):
 
     Parameters
     ----------
-    identifier : str or None
+    identifier : str, None or custom activation
         One of ``names()``; ``None`` and ``"identity"`` mean ``"linear"``,
-        ``"silu"`` means ``"swish"``.
+        ``"silu"`` means ``"swish"``.  A callable with a ``derivative``
+        method is a custom activation (see :class:`Activation`), returned as
+        it is; a callable without one is refused with a TypeError that says
+        what to add.
 
     Returns
     -------
-    str
+    str, or the custom activation object
     """
+    if callable(identifier):
+        return _check_custom(identifier)
     if isinstance(identifier, str):
         identifier = identifier.lower()
     name = _ALIASES.get(identifier, identifier)
@@ -67,8 +136,11 @@ def get(identifier):
 
 
 def code(name):
-    """The kernel code of an activation name."""
-    return _CODES[get(name)]
+    """The kernel code of an activation name; LINEAR for a custom activation,
+    whose layer's compiled part is the affine map alone (``pynn.custom``
+    applies the activation)."""
+    name = get(name)
+    return LINEAR if is_custom(name) else _CODES[name]
 
 
 def needs_preactivation(identifier):
@@ -77,4 +149,5 @@ def needs_preactivation(identifier):
     keep Z beside the output."""
     if isinstance(identifier, int) and not isinstance(identifier, bool):
         return identifier in (GELU, SWISH)
-    return get(identifier) in _FROM_PREACTIVATION
+    name = get(identifier)
+    return not is_custom(name) and name in _FROM_PREACTIVATION

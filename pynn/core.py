@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from . import _codes, _dense, _sparse, _threads, activations, initializers, losses, optimizers
+from . import (_codes, _dense, _sparse, _threads, activations, custom, initializers,
+               losses, optimizers)
 from . import metrics as metrics_module
 from ._validation import (as_dtype, as_float_array, check_bool, check_finite,
                           check_n_threads, check_positive_int, check_verbose)
@@ -195,6 +196,8 @@ class Model:
         self._n_kernel_params = 0
         self._prepared = None               # (optimizer, its state) the network holds
         self._metrics_compiled = False      # every metric has a compiled twin
+        self._custom = False                # a custom loss or activation: pynn.custom
+        self._custom_output = None          # the last output pynn.custom computed
         self._trained = False
         self.stop_training = False          # a callback may set it to end fit
         self.history = None                 # the History of the last fit
@@ -316,7 +319,9 @@ class Model:
         ``set_thread_policy`` are the step interface of trainers, gradient
         checks and benchmarks.  Call ``refresh_optimizer()`` before a call
         that updates (the optimizer may have changed since the network got
-        it), and call its methods with ``lock`` held.
+        it), and call its methods with ``lock`` held.  A model with a custom
+        loss or activation (``numpy_path``) does not compute through it: its
+        ``step``, ``mean_loss`` and ``predict`` go through ``pynn.custom``.
         """
         net = self._net
         if net is None:
@@ -377,6 +382,7 @@ class Model:
         self._net = _dense.Network(self.params, self.grads, layout)
         self._net.set_thread_policy(_threads.local_thread_setter(), self.n_threads or 0,
                                     _threads.MIN_PARALLEL_FLOPS)
+        self._custom = custom.uses_numpy_path(self)
         if self._optimizer is not None:
             self._hand_over_optimizer()
 
@@ -449,9 +455,15 @@ class Model:
         opt.owner = weakref.ref(self)
         opt.build(self.params.shape[0], self.dtype)
         self._prepared = (opt, opt.state)
+        self._custom = custom.uses_numpy_path(self)
+        self._net.set_optimizer(opt.code, opt.state, self._n_kernel_params)
+        if losses.is_custom(self.loss):
+            # no compiled loss: every step, loss and metric runs through
+            # pynn.custom, which reads the targets and outputs itself
+            self._metrics_compiled = False
+            return
         self._net.set_loss(self._loss_code, self.fused,
                            self.loss.target_width(self.output_dim), self.loss.kernel_param)
-        self._net.set_optimizer(opt.code, opt.state, self._n_kernel_params)
         # accuracies run inside the compiled epoch when all metrics can
         act = self.loss.output_activation(self.layers[-1].activation)
         kernels = [m.kernel(act) for m in self.metrics]
@@ -469,7 +481,7 @@ class Model:
         """``values[j]`` <- metric j on the batch (targets ``y``) whose
         outputs the last compiled pass left in the network's work buffer."""
         # logits when the loss reads logits, which the metrics allow for
-        out = self._net.last_output(y.shape[0])
+        out = self._custom_output if self._custom else self._net.last_output(y.shape[0])
         act = self.loss.output_activation(self.layers[-1].activation)
         for j, metric in enumerate(self.metrics):
             if metric.stateful:
@@ -498,6 +510,13 @@ class Model:
         """RuntimeError unless compile() was called (``what``: the caller's name)."""
         if self.loss is None:
             raise RuntimeError(f"call compile() before {what}()")
+
+    @property
+    def numpy_path(self) -> bool:
+        """True when a custom loss or activation makes the model train, predict
+        and evaluate through ``pynn.custom`` (NumPy, one batch at a time)
+        rather than the compiled network."""
+        return self._custom
 
     @property
     def fused(self) -> bool:
@@ -627,6 +646,10 @@ class Model:
         """
         with self._lock:
             self._sync_optimizer()
+            if self._custom:
+                loss, applied, self._custom_output = custom.step(self, x, y, update,
+                                                                 sample_weight)
+                return loss, applied
             # counting() written out: the hot path of train_on_batch
             net, opt = self._net, self._optimizer
             net.iterations = start = opt.iterations
@@ -709,6 +732,8 @@ class Model:
         with self._lock:
             x = self.check_x(x)
             n = x.shape[0]
+            if self._custom:
+                return custom.predict(self, x, min(_sparse.chunk_rows(x, chunk), n))
             out = np.empty((n, self.output_dim), dtype=self.dtype)
             self._net.predict(x, out, min(_sparse.chunk_rows(x, chunk), n))
         return out
@@ -752,7 +777,7 @@ class Model:
             # the kernel takes a C integer; sparse x densifies chunk by chunk
             chunk = min(_sparse.chunk_rows(x, chunk), x.shape[0])
             if not self.metrics:
-                return shape_scores({"loss": self._net.loss(x, y, chunk, w)}, return_dict)
+                return shape_scores({"loss": self.mean_loss(x, y, chunk, w)}, return_dict)
             n = x.shape[0]
             starts = range(0, n, chunk)
             sizes = np.array([min(chunk, n - start) for start in starts], dtype=np.float64)
@@ -762,12 +787,25 @@ class Model:
             for k, start in enumerate(starts):
                 xs, ys = x[start:start + chunk], y[start:start + chunk]
                 ws = None if w is None else w[start:start + chunk]
-                chunk_losses[k] = self._net.loss(xs, ys, chunk, ws)
+                chunk_losses[k] = self.mean_loss(xs, ys, chunk, ws)
                 self.batch_metrics(ys, values[:, k])
             scores = {"loss": float(chunk_losses @ sizes) / n}
             scores.update((m.name, self.metric_result(m, values[j], sizes))
                           for j, m in enumerate(self.metrics))
         return shape_scores(scores, return_dict)
+
+    def mean_loss(self, x: np.ndarray, y: np.ndarray, chunk: int | None = None,
+                  sample_weight: np.ndarray | None = None) -> float:
+        """The loss over (x, y) as ``check_xy`` returns them, ``chunk`` rows
+        per pass (all by default), without gradients; the last pass's
+        outputs are left for ``batch_metrics``."""
+        chunk = x.shape[0] if chunk is None else chunk
+        with self._lock:
+            if self._custom:
+                loss, self._custom_output = custom.mean_loss(self, x, y, chunk,
+                                                             sample_weight)
+                return loss
+            return self._net.loss(x, y, chunk, sample_weight)
 
     def predict_on_batch(self, x: npt.ArrayLike) -> np.ndarray:
         """``predict`` on one batch, as Keras's: the outputs for ``x``."""
@@ -873,7 +911,25 @@ class Model:
     def get_config(self) -> dict[str, Any]:
         """The architecture, dtype, seed, loss, optimizer settings and metrics,
         JSON-ready; ``from_config`` makes the model again (with fresh weights).
+
+        Raises
+        ------
+        TypeError
+            When the loss, an activation or a metric is a custom callable:
+            pynn saves settings by name, never code (``get_weights`` keeps
+            the weights).
         """
+        custom_parts = [f"layer {i}'s activation {activations.name_of(layer.activation)!r}"
+                        for i, layer in enumerate(self.layers)
+                        if activations.is_custom(layer.activation)]
+        if self.loss is not None and losses.is_custom(self.loss):
+            custom_parts.append(f"the loss {self.loss.name!r}")
+        custom_parts += [f"the metric {m.name!r}" for m in self.metrics if m.custom]
+        if custom_parts:
+            raise TypeError(f"cannot describe or save a model with custom callables "
+                            f"({', '.join(custom_parts)}): pynn saves settings by name, "
+                            f"never code; keep the weights with get_weights(), and "
+                            f"rebuild the model with the callables to set_weights() them")
         return {
             "dtype": np.dtype(self.dtype).name,
             "seed": self.seed,

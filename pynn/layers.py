@@ -197,6 +197,9 @@ class Dense:
                              f"got {x.shape}")
         out = np.empty((x.shape[0], self.units), dtype=self.W.dtype)
         _dense.dense_forward(x, self.W, self.b, self.activation_code, out)
+        if activations.is_custom(self.activation):
+            # the compiled part of a custom activation's layer is its affine map
+            out = np.asarray(self.activation(out), dtype=self.W.dtype)
         return out
 
     def backward(self, x: np.ndarray, a: np.ndarray, grad_a: npt.ArrayLike,
@@ -219,6 +222,11 @@ class Dense:
         """
         if not self.built:
             raise RuntimeError("layer is not built: add it to a model first")
+        if activation_code is None and activations.is_custom(self.activation):
+            raise TypeError(f"backward through a custom activation "
+                            f"({activations.name_of(self.activation)!r}) needs its "
+                            f"pre-activation, not its output: a model trains such "
+                            f"layers through pynn.custom")
         code = self.activation_code if activation_code is None else activation_code
         dtype = self.W.dtype.type
         x = as_float_array(x, dtype, "x")

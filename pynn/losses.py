@@ -2,6 +2,11 @@
 
 The value and gradient are computed in one compiled pass
 (csrc/loss_kernels.pxd); pynn/reference.py has the same maths in NumPy.
+
+A custom loss subclasses :class:`Loss` with ``call`` (the loss of each
+sample) and ``gradient`` (its derivative), since pynn has no automatic
+differentiation; a model compiled with one trains through NumPy, one batch
+at a time (``pynn.custom``), slower than the compiled network.
 """
 from __future__ import annotations
 
@@ -21,7 +26,26 @@ from ._validation import as_float_array, check_bool, check_finite, check_real
 
 
 class Loss:
-    """Base class.  Subclasses set ``name`` and ``code``.
+    """Base class.  pynn's losses set ``name`` and ``code``.
+
+    A custom loss sets neither, and defines two methods::
+
+        class MeanSquaredLog(pynn.losses.Loss):
+            def call(self, y_true, y_pred):
+                d = np.log1p(y_pred) - np.log1p(y_true)
+                return np.mean(d * d, axis=1)
+            def gradient(self, y_true, y_pred):
+                d = np.log1p(y_pred) - np.log1p(y_true)
+                return 2 * d / (1 + y_pred) / y_pred.shape[1]
+
+    ``call(y_true, y_pred)`` returns the loss of each sample, shape (n,);
+    ``gradient(y_true, y_pred)`` the derivative of sample i's loss with
+    respect to its own row ``y_pred[i]``, shape (n, m).  The batch loss is
+    then Keras's ``sum_over_batch_size``, ``sum_i w_i l_i / n`` (``w`` the
+    sample weights, 1 without), and pynn derives its gradient from those
+    two.  Both get the targets as ``prepare_targets`` returns them (n, m)
+    and the output of the last layer (n, m), read-only arrays of the
+    model's dtype.  ``name`` defaults to the class name.
 
     A loss may *fuse* with the output layer's activation (softmax with a
     categorical cross-entropy, say): the network then hands it logits and the
@@ -78,6 +102,15 @@ class Loss:
             check_finite(y, argname)
         return y
 
+    def call(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+        """A custom loss's loss of each sample, shape (n,) (see the class doc)."""
+        raise NotImplementedError(f"{type(self).__name__} must define call(y_true, y_pred)")
+
+    def gradient(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+        """A custom loss's d(loss of sample i)/d(y_pred[i]), shape (n, m)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must define gradient(y_true, y_pred)")
+
     def __call__(self, y_true: npt.ArrayLike, y_pred: npt.ArrayLike) -> float:
         """Mean loss of predictions ``y_pred`` (n, m) against ``y_true``."""
         y_pred = as_float_array(y_pred, None, "y_pred")
@@ -92,6 +125,8 @@ class Loss:
             raise ValueError(
                 f"y_true and y_pred have different numbers of samples: "
                 f"{y_true.shape[0]} and {y_pred.shape[0]}")
+        if is_custom(self):
+            return float(np.mean(self.call(y_true, y_pred)))
         grad = np.empty_like(y_pred)
         return _losses.loss_value_grad(self.code, y_pred, y_true, grad, None,
                                        self.kernel_param)
@@ -395,16 +430,65 @@ def names() -> list[str]:
     return sorted(_CLASSES)
 
 
-def get(identifier: str | dict | Loss | type[Loss]) -> Loss:
-    """Return a Loss from a name or a Loss instance."""
+def is_custom(loss: Loss) -> bool:
+    """True for a custom loss (no compiled kernel: ``call`` and ``gradient``)."""
+    return loss.code is None
+
+
+class _FunctionLoss(Loss):
+    # a function with a ``gradient`` attribute, or an object with call and
+    # gradient that is not a Loss: the same protocol
+    def __init__(self, call, gradient, name):
+        self._call, self._gradient, self.name = call, gradient, name
+
+    def call(self, y_true, y_pred):
+        return self._call(y_true, y_pred)
+
+    def gradient(self, y_true, y_pred):
+        return self._gradient(y_true, y_pred)
+
+    def __repr__(self):
+        return f"custom loss {self.name!r}"
+
+
+def _custom(identifier):
+    # A custom loss from a Loss subclass's instance or any object or
+    # function that brings its gradient; a TypeError that says what to
+    # give otherwise.
+    what = getattr(identifier, "__name__", None) or type(identifier).__name__
     if isinstance(identifier, Loss):
+        if type(identifier).call is Loss.call or type(identifier).gradient is Loss.gradient:
+            raise TypeError(f"the custom loss {what!r} must define both call(y_true, "
+                            f"y_pred) and gradient(y_true, y_pred) (see pynn.losses.Loss)")
+        if identifier.name is None:
+            identifier.name = what
         return identifier
+    gradient = getattr(identifier, "gradient", None)
+    call = getattr(identifier, "call", None)
+    call = call if callable(call) else identifier
+    if callable(gradient) and callable(call):
+        return _FunctionLoss(call, gradient, getattr(identifier, "name", None) or what)
+    raise TypeError(
+        f"loss {what!r} has no gradient: pynn has no automatic differentiation, so a "
+        f"custom loss must bring its own.  Subclass pynn.losses.Loss with "
+        f"call(y_true, y_pred) -> the loss of each sample (n,) and gradient(y_true, "
+        f"y_pred) -> its derivative with respect to y_pred (n, m), or set "
+        f"{what}.gradient to such a function; or use one of {names()}")
+
+
+def get(identifier: str | dict | Loss | type[Loss]) -> Loss:
+    """Return a Loss from a name, a Loss instance or a custom loss (a
+    callable or object with a ``gradient``, see :class:`Loss`)."""
+    if isinstance(identifier, Loss):
+        return _custom(identifier) if is_custom(identifier) else identifier
     if isinstance(identifier, dict):
         return deserialize(identifier)
     if isinstance(identifier, type) and issubclass(identifier, Loss):
-        return identifier()
+        return get(identifier())
     if isinstance(identifier, str):
         return from_name(identifier, _CLASSES, "loss")
+    if callable(identifier) or callable(getattr(identifier, "call", None)):
+        return _custom(identifier)
     raise TypeError(f"loss must be a name or a pynn Loss, got {identifier!r} "
                     f"(type {type(identifier).__name__})")
 

@@ -18,6 +18,11 @@ AUC, precision and recall are not means of per-batch values: they are
 ``result``, as Keras's metrics) that accumulate across batches.  AUC is
 exact by default (scikit-learn's ``roc_auc_score``); ``AUC(num_thresholds=200)``
 is Keras's approximation.
+
+Any other callable ``metric(y_true, y_pred)`` is a custom metric, as in
+Keras: it returns one value per sample or a scalar for the batch, and is
+reported under its ``__name__`` as the mean over the samples (Keras's
+``MeanMetricWrapper``), each batch's mean weighted by its size.
 """
 import numpy as np
 
@@ -82,6 +87,9 @@ class Metric:
     #: batches, weighted by batch size.  True (:class:`StatefulMetric`): the
     #: metric is not such a mean and accumulates state across batches.
     stateful = False
+    #: True for a user's function (``custom``): it takes whatever targets
+    #: the loss prepares, so no fit with the loss is checked.
+    custom = False
 
     def __init__(self, name, fn):
         self.name = name
@@ -115,6 +123,44 @@ class Metric:
 
     def __repr__(self):
         return f"Metric({self.name!r})"
+
+
+class _BatchMean:
+    # A user's metric as the mean of its values over a batch's samples.
+    def __init__(self, fn, name):
+        self.fn, self.name = fn, name
+
+    def __call__(self, y_true, y_pred):
+        values = self.fn(y_true, y_pred)
+        try:
+            values = np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"metric {self.name!r} must return numbers (one per sample, "
+                            f"or one for the batch), got {values!r:.80}") from None
+        n = np.shape(y_pred)[0]
+        if values.ndim and values.shape[0] != n:
+            raise ValueError(f"metric {self.name!r} returned values of shape "
+                             f"{values.shape} for a batch of {n} samples: give one "
+                             f"per sample, or a scalar")
+        return float(np.mean(values))
+
+
+def custom(fn, name=None):
+    """A :class:`Metric` from a user's callable ``fn(y_true, y_pred)``.
+
+    ``fn`` gets the targets as the loss prepares them and the model's
+    predictions (probabilities for a sigmoid or softmax output, as
+    ``predict`` gives); it returns per-sample values (n,) or a scalar.
+    The metric is reported under ``name`` (``fn.__name__`` by default)
+    as the mean over samples.
+    """
+    if not callable(fn):
+        raise TypeError(f"a custom metric must be callable, got {fn!r}")
+    if name is None:
+        name = getattr(fn, "__name__", None) or type(fn).__name__
+    metric = Metric(name, _BatchMean(fn, name))
+    metric.custom = True
+    return metric
 
 
 # ------------------------------------------------ metrics with state across batches
@@ -397,10 +443,13 @@ def get(identifier, loss, n_outputs=None):
     """A :class:`Metric` from a name (or a Metric), for a model compiled
     with ``loss`` and ``n_outputs`` outputs."""
     if isinstance(identifier, Metric):
-        _check_fits(identifier.name, identifier.fn, loss)
+        if not identifier.custom:
+            _check_fits(identifier.name, identifier.fn, loss)
         return identifier
+    if callable(identifier):
+        return custom(identifier)
     if not isinstance(identifier, str):
-        raise TypeError(f"a metric must be a name or a pynn Metric, got "
+        raise TypeError(f"a metric must be a name, a pynn Metric or a callable, got "
                         f"{identifier!r} (type {type(identifier).__name__})")
     key = identifier.lower()
     if key in _ACCURACY:
@@ -436,7 +485,7 @@ def get_list(identifiers, loss, n_outputs=None, accumulates=False):
     """
     if identifiers is None:
         return []
-    if isinstance(identifiers, (str, Metric)):
+    if isinstance(identifiers, (str, Metric)) or callable(identifiers):
         raise TypeError(f"metrics must be a list, got {identifiers!r}; "
                         f"write metrics=[{identifiers!r}]")
     out = [get(m, loss, n_outputs) for m in identifiers]

@@ -14,6 +14,9 @@ to ``metric_values[:, k]``.
   compiled metrics in C);
 - ``PerBatch``: one compiled call per batch, when a learning-rate schedule
   must be evaluated before each step or a metric has no compiled twin;
+- ``NumpyPath``: one ``Model.step`` per batch through ``pynn.custom``, for
+  a model with a custom loss or activation (NumPy forward and backward,
+  the compiled update);
 - ``Streamed``: batches converted or drawn in Python (``pynn.data``
   sources: memmaps of another dtype, iterables of batches), one step each;
 - ``DataParallel`` (``pynn.training.mpi``): one step per batch with an
@@ -77,15 +80,17 @@ class PerBatch(Runner):
         return done
 
 
+def batch_rows(n, order, batch_size, k):
+    """The rows of batch ``k`` of ``n`` samples: a slice, or indices of ``order``."""
+    rows = slice(k * batch_size, min((k + 1) * batch_size, n))
+    return rows if order is None else order[rows]
+
+
 def array_batches(x, y, order, batch_size, first, stop):
     """Yield ``(k, x_batch, y_batch)`` for batches ``first..stop-1`` of arrays."""
-    n = x.shape[0]
     for k in range(first, stop):
-        rows = slice(k * batch_size, min((k + 1) * batch_size, n))
-        if order is None:
-            yield k, x[rows], y[rows]
-        else:
-            yield k, x[order[rows]], y[order[rows]]
+        rows = batch_rows(x.shape[0], order, batch_size, k)
+        yield k, x[rows], y[rows]
 
 
 class Streamed(Runner):
@@ -102,10 +107,16 @@ class Streamed(Runner):
         if sample_weight is not None:
             raise ValueError("sample_weight and class_weight need x and y as arrays, "
                              "not a stream of batches or a data-parallel fit")
+        return self.train(self.batches(x, y, order, batch_size, first, stop), first,
+                          losses, metric_values)
+
+    def train(self, batches, first, losses, metric_values):
+        """``step`` through ``batches`` of ``(k, x_batch, y_batch)``, from
+        batch ``first``; returns the index of the first batch not applied."""
         model = self.model
         done = first
         with model.lock:
-            for k, xb, yb in self.batches(x, y, order, batch_size, first, stop):
+            for k, xb, yb in batches:
                 losses[k], applied = self.step(k, xb, yb)
                 if not applied:
                     break
@@ -113,6 +124,30 @@ class Streamed(Runner):
                     model.batch_metrics(yb, metric_values[:, k])
                 done = k + 1
         return done
+
+
+class NumpyPath(Streamed):
+    """One ``Model.step`` per batch of arrays, for a model whose custom loss
+    or activation runs in NumPy (``pynn.custom``); its metrics read the
+    outputs that step computed."""
+
+    def __init__(self, model) -> None:
+        super().__init__(model)
+        self.weights = lambda k: None       # batch k's sample weights, set by run
+
+    def run(self, x, y, order, batch_size, first, stop, losses, metric_values=None,
+            sample_weight=None):
+        def weights(k):
+            if sample_weight is None:
+                return None
+            return sample_weight[batch_rows(x.shape[0], order, batch_size, k)]
+
+        self.weights = weights
+        return self.train(array_batches(x, y, order, batch_size, first, stop), first,
+                          losses, metric_values)
+
+    def step(self, k, xb, yb):
+        return self.model.step(xb, yb, sample_weight=self.weights(k))
 
 
 def choose(model, x, metric_values=None, session=None) -> Runner:
@@ -126,6 +161,8 @@ def choose(model, x, metric_values=None, session=None) -> Runner:
         return session.runner()
     if isinstance(x, data.Batches):
         return Streamed(model)
+    if model.numpy_path:
+        return NumpyPath(model)
     in_c = metric_values is None or model.metrics_compiled
     if in_c and not model.optimizer.scheduled:
         return CompiledEpoch(model)

@@ -29,6 +29,9 @@ def fit(model, x, y=None, epochs=1, batch_size=None, shuffle=True, validation_da
     (its docstring describes each argument)."""
     model.check_compiled("fit")
     if comm is not None:
+        if model.numpy_path:
+            raise ValueError("a data-parallel fit (comm=...) runs the compiled step: a "
+                             "model with a custom loss or activation cannot take it")
         stateful = [m.name for m in model.metrics if m.stateful]
         if stateful:
             # each rank would hold the state of its own shard only
