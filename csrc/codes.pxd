@@ -43,6 +43,12 @@ cdef enum Metric:
     METRIC_CATEGORICAL_ACCURACY = 2  # argmax(out) == argmax(y), per row
     METRIC_SPARSE_ACCURACY = 3       # argmax(out) == label, per row
 
+cdef enum LayerKind:              # layout column 6 (dense.pyx)
+    KIND_DENSE = 0                # X @ W.T + b and the fused activation
+    KIND_DROPOUT = 1              # inverted dropout, masks from the model's generator
+    KIND_BATCH_NORM = 2           # batch statistics in training, moving ones in inference
+    KIND_LAYER_NORM = 3           # per-sample statistics over the features
+
 cdef enum Status:
     STATUS_OK = 0
     STATUS_NONFINITE = 1        # loss, gradient or updated values not finite: step not applied

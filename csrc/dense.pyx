@@ -4,16 +4,26 @@
 # - row-major, C-contiguous arrays; a batch X is (n_samples, n_inputs);
 # - W is (units, inputs), so that a layer computes W·x per sample, as
 #   Z = X @ W.T + b and A = act(Z);
-# - a network is described by `layout`, an int64 array (n_layers, 6) whose
-#   rows are [n_in, n_out, w_offset, b_offset, activation code, z_offset]:
-#   w_offset and b_offset index the flat parameter buffer (and the gradient
-#   buffer, which has its layout); z_offset is where, in units of the batch's
-#   row count, the layer keeps its pre-activation Z in `work` (Z of a batch
-#   of n at work + n * z_offset, n x n_out), or -1 when its activation's
-#   derivative comes from its output and Z is not kept;
+# - a network is described by `layout`, an int64 array (n_layers, N_COLS)
+#   whose rows are [n_in, n_out, w_offset, b_offset, activation code,
+#   z_offset, kind, row_work, fixed_work, stats_offset, rng]: w_offset and
+#   b_offset index the flat parameter buffer (and the gradient buffer,
+#   which has its layout); z_offset is where, in units of the batch's row
+#   count, the layer keeps its pre-activation Z in `work` (Z of a batch of
+#   n at work + n * z_offset, n x n_out), or -1 when its activation's
+#   derivative comes from its output and Z is not kept; kind is a
+#   LayerKind (codes.pxd).  A layer of another kind than Dense has
+#   n_in == n_out; its w_offset and b_offset are gamma's and beta's (-1
+#   when it has none), row_work and fixed_work the offsets of its
+#   workspaces (the Network sets them, see _workspaces), stats_offset that
+#   of its moving statistics in the `stats` buffer (BN), rng the index of
+#   its generator (Dropout); -1 where unused.  Per-layer real settings
+#   (layer_kernels.pxd: rate, momentum, epsilon) come in `settings`.
 # - `work` holds, for a batch of n, every layer's output A (n x n_out, one
 #   after the other) followed by two delta buffers of n x max(width) each,
-#   then the kept pre-activations: n * Net.work_width values in all.
+#   then the kept pre-activations (n * Net.work_width values up to there),
+#   then the layer kinds' per-sample workspaces: n x row_width values; their
+#   fixed_width values that do not grow with n are a buffer of their own.
 #
 # The Python layer validates everything (shapes, dtypes, capacities) before
 # calling in; the kernels run without the GIL and do not check again.
@@ -29,7 +39,14 @@ from _blas cimport gemm
 from fpenv cimport fpenv_enter, fpenv_exit, fpenv_t
 from activation_kernels cimport (activation_backward, activation_backward_from_preactivation,
                                  bias_activate, bias_activate_keep, needs_preactivation)
-from codes cimport (ACT_LINEAR, METRIC_BINARY_ACCURACY, METRIC_CATEGORICAL_ACCURACY,
+from layer_kernels cimport (N_SETTINGS, SET_EPSILON, SET_MOMENTUM, SET_RATE,
+                            batch_norm_backward, batch_norm_forward,
+                            batch_norm_update_moving, dropout_backward, dropout_forward,
+                            fixed_workspace, layer_norm_backward, layer_norm_forward,
+                            row_workspace)
+from pcg cimport pcg_t
+from codes cimport (ACT_LINEAR, KIND_BATCH_NORM, KIND_DENSE, KIND_DROPOUT, KIND_LAYER_NORM,
+                   METRIC_BINARY_ACCURACY, METRIC_CATEGORICAL_ACCURACY,
                    METRIC_SPARSE_ACCURACY, STATUS_NONFINITE, STATUS_OK, STATUS_X_NONFINITE,
                    STATUS_Y_NONFINITE)
 from metric_kernels cimport MAX_METRICS, Metrics, metric_value
@@ -42,8 +59,17 @@ from optim_kernels cimport (Bounds, OptSettings, all_finite,
                            update_is_finite)
 
 cdef enum:
-    N_COLS = 6
-    COL_Z = 5           # the layout's column of z_offset
+    N_COLS = 11
+    COL_Z = 5               # the layout's column of z_offset
+    COL_KIND = 6
+    COL_ROW_WORK = 7
+    COL_FIXED_WORK = 8
+    COL_STATS = 9
+    COL_RNG = 10
+
+# the widths of a layout row and of a layer's settings, for the Python layer
+LAYOUT_WIDTH = N_COLS
+SETTINGS_WIDTH = N_SETTINGS
 
 
 # --------------------------------------------------------------------------
@@ -160,7 +186,19 @@ cdef struct Net:
     Py_ssize_t n_layers
     Py_ssize_t max_width
     Py_ssize_t total_width
-    Py_ssize_t work_width       # work holds n * work_width values for a batch of n
+    Py_ssize_t work_width       # outputs, deltas and kept Z: n * work_width values
+    # the layer kinds' state: workspaces' sizes (per sample, fixed), the
+    # moving statistics (of the network's dtype), the settings, the
+    # generators (pointers to their states) and room to save their states
+    Py_ssize_t row_width
+    Py_ssize_t fixed_width
+    void* stats
+    void* fixed             # the workspaces that do not grow with the batch
+    const double* settings
+    pcg_t** rngs
+    unsigned char* rng_saved
+    Py_ssize_t n_rngs
+    bint training           # batch statistics and masks (a step) or not
     double loss_param           # the loss kernel's param (Huber's delta), see set_loss
 
 
@@ -171,6 +209,15 @@ cdef inline Net _net(const Py_ssize_t[:, ::1] layout) noexcept:
     net.n_layers = layout.shape[0]
     net.max_width = 0
     net.total_width = 0
+    net.row_width = 0
+    net.fixed_width = 0
+    net.stats = NULL
+    net.fixed = NULL
+    net.settings = NULL
+    net.rngs = NULL
+    net.rng_saved = NULL
+    net.n_rngs = 0
+    net.training = False
     net.loss_param = 0
     for l in range(net.n_layers):
         w = layout[l, 1]
@@ -237,6 +284,89 @@ cdef inline void _layer_activation_backward(const Py_ssize_t* row, floating* del
         activation_backward(delta, A, n, row[1], <int>row[4])
 
 
+# --------------------------------------------------------------------------
+# The layer kinds other than Dense, called from the loops below
+# --------------------------------------------------------------------------
+
+cdef inline floating* _row_work(Net net, const Py_ssize_t* row, floating* work,
+                                Py_ssize_t n) noexcept nogil:
+    return work + n * (net.work_width + row[COL_ROW_WORK])
+
+
+cdef inline floating* _part(floating* base, Py_ssize_t offset) noexcept nogil:
+    # gamma, beta or their gradients: NULL for a layer without them
+    return base + offset if offset >= 0 else NULL
+
+
+cdef void _kind_forward(Net net, Py_ssize_t l, const floating* params,
+                        const floating* inp, Py_ssize_t n, floating* work,
+                        floating* out) noexcept nogil:
+    cdef const Py_ssize_t* row = net.layout + l * N_COLS
+    cdef const double* settings = net.settings + l * N_SETTINGS
+    cdef Py_ssize_t w = row[1], kind = row[COL_KIND]
+    cdef floating* p = <floating*>params
+    cdef floating* stats = _part(<floating*>net.stats, row[COL_STATS])
+    if kind == KIND_DROPOUT:
+        dropout_forward(inp, n * w, settings[SET_RATE], net.training,
+                        net.rngs[row[COL_RNG]] if net.training else NULL,
+                        _row_work(net, row, work, n), out)
+    elif kind == KIND_BATCH_NORM:
+        batch_norm_forward(inp, n, w, _part(p, row[2]), _part(p, row[3]),
+                           settings[SET_EPSILON], net.training, stats, stats + w,
+                           _row_work(net, row, work, n),
+                           <floating*>net.fixed + row[COL_FIXED_WORK], out)
+    elif kind == KIND_LAYER_NORM:
+        layer_norm_forward(inp, n, w, _part(p, row[2]), _part(p, row[3]),
+                           settings[SET_EPSILON], _row_work(net, row, work, n), out)
+
+
+cdef void _kind_backward(Net net, Py_ssize_t l, const floating* params, floating* grads,
+                         const floating* delta, Py_ssize_t n, floating* work,
+                         floating* grad_x) noexcept nogil:
+    # dL/d(input) into grad_x (NULL for a first layer) and gamma's and
+    # beta's gradients, from dL/d(output) in delta
+    cdef const Py_ssize_t* row = net.layout + l * N_COLS
+    cdef Py_ssize_t w = row[1], kind = row[COL_KIND]
+    cdef floating* p = <floating*>params
+    if kind == KIND_DROPOUT:
+        if grad_x != NULL:
+            dropout_backward(delta, _row_work(net, row, work, n), n * w, grad_x)
+    elif kind == KIND_BATCH_NORM:
+        batch_norm_backward(delta, _row_work(net, row, work, n), n, w, _part(p, row[2]),
+                            <floating*>net.fixed + row[COL_FIXED_WORK],
+                            _part(grads, row[2]), _part(grads, row[3]), grad_x)
+    elif kind == KIND_LAYER_NORM:
+        layer_norm_backward(delta, _row_work(net, row, work, n), n, w, _part(p, row[2]),
+                            _part(grads, row[2]), _part(grads, row[3]), grad_x)
+
+
+cdef void _commit_layer_state(Net net, floating* stats) noexcept nogil:
+    # Once a step's update is applied: the moving statistics take in the
+    # batch's (a refused step leaves them as they were).
+    cdef Py_ssize_t l
+    cdef const Py_ssize_t* row
+    for l in range(net.n_layers):
+        row = net.layout + l * N_COLS
+        if row[COL_KIND] == KIND_BATCH_NORM:
+            batch_norm_update_moving(<floating*>net.fixed + row[COL_FIXED_WORK], row[1],
+                                     net.settings[l * N_SETTINGS + SET_MOMENTUM],
+                                     stats + row[COL_STATS], stats + row[COL_STATS] + row[1])
+
+
+cdef inline void _rng_save(Net net) noexcept nogil:
+    # A refused step changes nothing: not even the generators its masks
+    # drew from (restored by _rng_restore).
+    cdef Py_ssize_t i
+    for i in range(net.n_rngs):
+        memcpy(net.rng_saved + i * sizeof(pcg_t), net.rngs[i], sizeof(pcg_t))
+
+
+cdef inline void _rng_restore(Net net) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(net.n_rngs):
+        memcpy(net.rngs[i], net.rng_saved + i * sizeof(pcg_t), sizeof(pcg_t))
+
+
 cdef floating* _forward(Net net, const floating* params, const floating* X,
                         Py_ssize_t n, floating* work, bint logits_out) noexcept nogil:
     # Every layer's output lands in work, one after the other; returns the
@@ -253,8 +383,11 @@ cdef floating* _forward(Net net, const floating* params, const floating* X,
         act = <int>row[4]
         if logits_out and l == net.n_layers - 1:
             act = ACT_LINEAR
-        _affine(inp, params + row[2], params + row[3], n, n_in, n_out, act, out,
-                _kept_preactivation(row, act, work, n))
+        if row[COL_KIND] != KIND_DENSE:
+            _kind_forward(net, l, params, inp, n, work, out)
+        else:
+            _affine(inp, params + row[2], params + row[3], n, n_in, n_out, act, out,
+                    _kept_preactivation(row, act, work, n))
         inp = out
         out = out + n * n_out
     return <floating*>inp
@@ -276,12 +409,16 @@ cdef void _backward(Net net, const floating* params, floating* grads,
         row = net.layout + l * N_COLS
         n_in = row[0]
         n_out = row[1]
-        if not (fused and l == net.n_layers - 1):
-            _layer_activation_backward(row, delta, A, work, n)
-        inp = X if l == 0 else A - n * n_in
-        _affine_backward(inp, params + row[2], delta, n, n_in, n_out,
-                         grads + row[2], grads + row[3],
-                         other if l > 0 else NULL)
+        if row[COL_KIND] != KIND_DENSE:
+            _kind_backward(net, l, params, grads, delta, n, work,
+                           other if l > 0 else NULL)
+        else:
+            if not (fused and l == net.n_layers - 1):
+                _layer_activation_backward(row, delta, A, work, n)
+            inp = X if l == 0 else A - n * n_in
+            _affine_backward(inp, params + row[2], delta, n, n_in, n_out,
+                             grads + row[2], grads + row[3],
+                             other if l > 0 else NULL)
         A = A - n * n_in
         tmp = delta
         delta = other
@@ -293,6 +430,7 @@ cdef double _loss_and_backward(Net net, const floating* params, floating* grads,
                                const floating* row_weight,
                                Py_ssize_t n, floating* work, int loss_code,
                                bint fused) noexcept nogil:
+    net.training = True         # a step: dropout's masks, the batch's statistics
     cdef floating* output = _forward(net, params, X, n, work, fused)
     cdef double loss = loss_and_grad(loss_code, output, Y, row_weight, n,
                                      net.layout[(net.n_layers - 1) * N_COLS + 1],
@@ -324,17 +462,19 @@ cdef int _checked_step(Net net, floating* params, floating* grads, floating* sta
         return STATUS_X_NONFINITE
     if not all_finite(Y, n * n_y):
         return STATUS_Y_NONFINITE
+    _rng_save(net)
     loss[0] = _loss_and_backward(net, params, grads, X, Y, row_weight, n, work,
                                  loss_code, fused)
     # update_is_finite also covers the gradient (a NaN or inf in it reaches
     # the values the update would write), so a step reads it once to check
-    if not isfinite(loss[0]):
+    if not isfinite(loss[0]) or (not update and not all_finite(grads, n_params)) or (
+            update and not update_is_finite(params, grads, state, n_params, decay_end, opt)):
+        _rng_restore(net)
         return STATUS_NONFINITE
     if not update:
-        return STATUS_OK if all_finite(grads, n_params) else STATUS_NONFINITE
-    if not update_is_finite(params, grads, state, n_params, decay_end, opt):
-        return STATUS_NONFINITE
+        return STATUS_OK
     optimizer_step(params, grads, state, n_params, decay_end, opt)
+    _commit_layer_state(net, <floating*>net.stats)
     iterations[0] += 1
     return STATUS_OK
 
@@ -569,9 +709,11 @@ cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* sta
             if row_weight != NULL:
                 _gather(row_weight, order + start, m, 1, bw)
                 wb = bw
+        _rng_save(net)
         losses[k] = _loss_and_backward(net, params, grads, xb, yb, wb, m, work,
                                        loss_code, fused)
         if not isfinite(losses[k]):
+            _rng_restore(net)
             return k
         # the first step checks exactly and measures the bounds that the
         # next ones carry (optim_kernels.pxd); a step the bounds cannot
@@ -579,6 +721,7 @@ cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* sta
         if not bounded_update_is_finite(sum_abs_if_finite(grads, n_params), opt,
                                         &bounds, floating is float):
             if not update_is_finite(params, grads, state, n_params, decay_end, opt):
+                _rng_restore(net)
                 return k
             bounds.valid = False
         for j in range(metrics.n):
@@ -587,6 +730,7 @@ cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* sta
                 metrics.codes[j], metrics.thresholds[j],
                 work + m * (net.total_width - n_out), yb, m, n_out, n_y)
         optimizer_step(params, grads, state, n_params, decay_end, opt)
+        _commit_layer_state(net, <floating*>net.stats)
         iterations[0] += 1
         opt.step += 1
         if not bounds.valid and k + 1 < stop:
@@ -654,6 +798,7 @@ cdef void _profiled_step(Net net, floating* params, floating* grads, floating* s
                          double* seconds) noexcept nogil:
     # The steps of _epoch, one batch, with a clock read between the phases:
     # seconds = [gather, forward, loss, backward, update].
+    net.training = True
     cdef double t0 = _now(), t1, t2, t3, t4, t5
     _gather(X, rows, n, n_in, bx)
     _gather(Y, rows, n, n_out, by)
@@ -666,6 +811,7 @@ cdef void _profiled_step(Net net, floating* params, floating* grads, floating* s
     _backward(net, params, grads, bx, n, work, fused)
     t4 = _now()
     optimizer_step(params, grads, state, n_params, decay_end, opt)
+    _commit_layer_state(net, <floating*>net.stats)
     t5 = _now()
     seconds[0] = t1 - t0
     seconds[1] = t2 - t1
@@ -682,9 +828,16 @@ cdef class Network:
     params, grads : 1-D C-contiguous float32 or float64 arrays of one size
         The flat parameter and gradient buffers (not copied: the Network
         reads and writes them in place).
-    layout : (n_layers, 6) intp array, see the top of this file.
+    layout : (n_layers, N_COLS) intp array, see the top of this file
+        (columns 7 and 8, the workspaces' offsets, are set here).
+    settings : (n_layers, N_SETTINGS) float64 array, optional
+        The layer kinds' real settings (layer_kernels.pxd); copied.
+    stats : 1-D array of the params' dtype, optional
+        The moving statistics the layout's stats offsets point into (not
+        copied: updated in place by each applied training step).
     """
     cdef object _params, _grads, _layout, _work, _state, _bx, _by, _bw
+    cdef object _settings, _stats, _fixed, _generators, _rng_ptrs, _rng_saved
     cdef void* p_params
     cdef void* p_grads
     cdef void* p_state
@@ -693,7 +846,7 @@ cdef class Network:
     cdef Py_ssize_t n_params, n_in, n_out, n_y, work_capacity, batch_capacity, state_len
     cdef int loss_code, opt_code
     cdef bint fused
-    cdef Py_ssize_t decay_end
+    cdef Py_ssize_t decay_end, rngs_needed
     cdef double hyper[16]
     # the number of updates applied to these parameters: step and
     # train_batches advance it inside their compiled loops, one per update
@@ -705,7 +858,8 @@ cdef class Network:
     cdef int n_threads
     cdef double flops_per_sample, min_parallel_flops
 
-    def __init__(self, cnp.ndarray params not None, cnp.ndarray grads not None, layout):
+    def __init__(self, cnp.ndarray params not None, cnp.ndarray grads not None, layout,
+                 settings=None, stats=None):
         if params.ndim != 1 or not params.flags.c_contiguous:
             raise ValueError("params must be a 1-D C-contiguous array")
         if params.dtype != np.float32 and params.dtype != np.float64:
@@ -713,10 +867,12 @@ cdef class Network:
         if grads.dtype != params.dtype or grads.ndim != 1 \
                 or grads.shape[0] != params.shape[0] or not grads.flags.c_contiguous:
             raise ValueError("grads must be laid out like params")
-        self._layout = np.ascontiguousarray(layout, dtype=np.intp)
-        cdef const Py_ssize_t[:, ::1] lay = self._layout
-        if lay.shape[1] != N_COLS or lay.shape[0] < 1:
+        self._layout = np.array(layout, dtype=np.intp, order="C")   # a copy: set below
+        if self._layout.ndim != 2 or self._layout.shape[1] != N_COLS \
+                or self._layout.shape[0] < 1:
             raise ValueError(f"layout must have shape (n_layers, {N_COLS})")
+        row_width, fixed_width = self._workspaces(self._layout)
+        cdef const Py_ssize_t[:, ::1] lay = self._layout
         _check_preactivation_offsets(lay)
         self._params = params
         self._grads = grads
@@ -724,6 +880,7 @@ cdef class Network:
         self.p_grads = cnp.PyArray_DATA(grads)
         self.net = _net(lay)
         self.dtype = params.dtype
+        self._set_kinds(settings, stats, row_width, fixed_width)
         self.is_double = params.dtype == np.float64
         self.n_params = params.shape[0]
         self.n_in = lay[0, 0]
@@ -744,11 +901,118 @@ cdef class Network:
         cdef Py_ssize_t l
         for l in range(lay.shape[0]):
             # forward, dW and (above the first layer) dX products
-            self.flops_per_sample += 2.0 * lay[l, 0] * lay[l, 1] * (2 if l == 0 else 3)
+            if lay[l, COL_KIND] == KIND_DENSE:
+                self.flops_per_sample += 2.0 * lay[l, 0] * lay[l, 1] * (2 if l == 0 else 3)
+
+    @staticmethod
+    def _workspaces(layout):
+        # Each layer's workspace offsets into columns 7 and 8: its share of
+        # the per-sample part, and of the part that does not grow with n.
+        cdef Py_ssize_t row_width = 0, fixed_width = 0, l, need
+        for l in range(layout.shape[0]):
+            kind, w = int(layout[l, COL_KIND]), int(layout[l, 1])
+            if kind not in (KIND_DENSE, KIND_DROPOUT, KIND_BATCH_NORM, KIND_LAYER_NORM):
+                raise ValueError(f"layout row {l}: unknown layer kind {kind}")
+            if kind != KIND_DENSE and layout[l, 0] != w:
+                raise ValueError(f"layout row {l}: a layer of kind {kind} keeps its width")
+            need = row_workspace(kind, w)
+            layout[l, COL_ROW_WORK] = row_width if need else -1
+            row_width += need
+            need = fixed_workspace(kind, w)
+            layout[l, COL_FIXED_WORK] = fixed_width if need else -1
+            fixed_width += need
+        return row_width, fixed_width
+
+    def _set_kinds(self, settings, stats, Py_ssize_t row_width, Py_ssize_t fixed_width):
+        cdef Py_ssize_t l, n_layers = self.net.n_layers
+        self._settings = np.zeros((n_layers, N_SETTINGS), dtype=np.float64)
+        if settings is not None:
+            self._settings[...] = settings
+        cdef Py_ssize_t n_stats = 0
+        for l in range(n_layers):
+            if self._layout[l, COL_STATS] >= 0:
+                n_stats = max(n_stats, self._layout[l, COL_STATS] + 2 * self._layout[l, 1])
+            if self._layout[l, COL_KIND] == KIND_DROPOUT \
+                    and not 0 <= self._settings[l, SET_RATE] < 1:
+                raise ValueError(f"layer {l}: dropout rate {self._settings[l, SET_RATE]} "
+                                 f"is not in [0, 1)")
+        if stats is None:
+            stats = np.zeros(max(n_stats, 1), dtype=self.dtype)
+        if not isinstance(stats, np.ndarray) or stats.dtype != self.dtype \
+                or stats.ndim != 1 or not stats.flags.c_contiguous \
+                or stats.shape[0] < n_stats:
+            raise ValueError(f"stats must be a 1-D C-contiguous {self.dtype} array of at "
+                             f"least {n_stats} values")
+        self._stats = stats
+        self._fixed = np.zeros(max(fixed_width, 1), dtype=self.dtype)
+        self.net.row_width = row_width
+        self.net.fixed_width = fixed_width
+        self.net.stats = cnp.PyArray_DATA(<cnp.ndarray>stats)
+        self.net.fixed = cnp.PyArray_DATA(<cnp.ndarray>self._fixed)
+        self.net.settings = <const double*>cnp.PyArray_DATA(<cnp.ndarray>self._settings)
+        self.rngs_needed = 0
+        for l in range(n_layers):
+            self.rngs_needed = max(self.rngs_needed, self._layout[l, COL_RNG] + 1)
+        self._rng_ptrs = np.zeros(1, dtype=np.uintp)        # until set_generators
+        self._rng_saved = np.zeros(sizeof(pcg_t), dtype=np.uint8)
+        self.net.rngs = <pcg_t**>cnp.PyArray_DATA(<cnp.ndarray>self._rng_ptrs)
+        self.net.rng_saved = <unsigned char*>cnp.PyArray_DATA(<cnp.ndarray>self._rng_saved)
+        self.net.n_rngs = 0
+
+    cdef int _check_generators(self) except -1:
+        # a training pass of a network with dropout draws from them
+        if self.net.n_rngs < self.rngs_needed:
+            raise RuntimeError(f"the network draws from {self.rngs_needed} generators: "
+                               f"give them with set_generators first")
+        return 0
+
+    def set_generators(self, generators):
+        """The generators (pynn._random.Generator) that the layers whose
+        layout names a generator index draw from, in that order; the
+        network keeps references to them and draws from them in place."""
+        generators = list(generators)
+        if len(generators) < self.rngs_needed:
+            raise ValueError(f"the layout draws from {self.rngs_needed} generators, "
+                             f"{len(generators)} given")
+        self._generators = generators
+        self._rng_ptrs = np.array([g.state_address() for g in generators] or [0],
+                                  dtype=np.uintp)
+        self._rng_saved = np.zeros(max(len(generators), 1) * sizeof(pcg_t), dtype=np.uint8)
+        self.net.rngs = <pcg_t**>cnp.PyArray_DATA(<cnp.ndarray>self._rng_ptrs)
+        self.net.rng_saved = <unsigned char*>cnp.PyArray_DATA(<cnp.ndarray>self._rng_saved)
+        self.net.n_rngs = len(generators)
+
+    def commit_layer_state(self):
+        """Fold the statistics of the last training pass into the moving
+        ones, as an applied step does: for a caller that applies the update
+        itself after ``step(update=False)`` (data-parallel training)."""
+        cdef fpenv_t env
+        with nogil:
+            env = fpenv_enter()
+            if self.is_double:
+                _commit_layer_state(self.net, <double*>self.net.stats)
+            else:
+                _commit_layer_state(self.net, <float*>self.net.stats)
+            fpenv_exit(env)
+
+    def layer_workspace(self, Py_ssize_t layer, Py_ssize_t n):
+        """A view of layer ``layer``'s per-sample workspace (n, width) after a
+        pass over n samples: dropout's scaled mask (0 or 1 / (1 - rate)),
+        normalisation's x_hat (and LayerNormalization's 1/std per row, last)."""
+        if not 0 <= layer < self.net.n_layers or self._layout[layer, COL_ROW_WORK] < 0:
+            raise ValueError(f"layer {layer} has no per-sample workspace")
+        if n < 1 or n * (self.net.work_width + self.net.row_width) > self.work_capacity:
+            raise ValueError(f"no pass over {n} samples is held")
+        kind, w = self._layout[layer, COL_KIND], self._layout[layer, 1]
+        width = row_workspace(kind, w)
+        off = n * (self.net.work_width + self._layout[layer, COL_ROW_WORK])
+        return self._work[off:off + n * width].reshape(n, width) if kind != KIND_LAYER_NORM \
+            else self._work[off:off + n * width]
 
     @property
     def layout(self):
-        """The layout the network runs (a read-only copy)."""
+        """The layout the network runs (a read-only copy, the workspace
+        columns set)."""
         lay = np.array(self._layout)
         lay.flags.writeable = False
         return lay
@@ -886,7 +1150,7 @@ cdef class Network:
             _batch_x(<const float*>NULL, sx, NULL, 0, n, self.n_in, <float*>dst)
 
     cdef void* _work_for(self, Py_ssize_t n) except NULL:
-        cdef Py_ssize_t need = n * self.net.work_width
+        cdef Py_ssize_t need = n * (self.net.work_width + self.net.row_width)
         if need > self.work_capacity:
             self._work = np.empty(need, dtype=self.dtype)
             self.work_capacity = need
@@ -956,6 +1220,7 @@ cdef class Network:
         self._check(y, self.n_y, "y")
         if y.shape[0] != n:
             raise ValueError(f"x and y have different numbers of samples: {n} and {y.shape[0]}")
+        self._check_generators()
         cdef void* pw = self._weights_of(sample_weight, n)
         cdef void* work = self._work_for(n)
         if sx != NULL:
@@ -1018,6 +1283,7 @@ cdef class Network:
         if batch_size < 1 or first < 0 or stop < first or (stop - 1) * batch_size >= n \
                 or losses.shape[0] < stop:
             raise ValueError("batch range out of bounds")
+        self._check_generators()
         cdef void* pw = self._weights_of(sample_weight, n)
         if order is not None:
             idx = order
@@ -1090,6 +1356,7 @@ cdef class Network:
         cdef Py_ssize_t i, n = rows.shape[0]
         if n < 1 or y.shape[0] != x.shape[0]:
             raise ValueError("rows must be non-empty and x, y of one length")
+        self._check_generators()
         for i in range(n):
             if not 0 <= rows[i] < x.shape[0]:
                 raise ValueError(f"rows[{i}] = {rows[i]} is out of range")
@@ -1157,9 +1424,13 @@ cdef class Network:
             self._threads_exit(threads)
             fpenv_exit(env)
 
-    def loss(self, x, cnp.ndarray y, Py_ssize_t chunk, sample_weight=None):
+    def loss(self, x, cnp.ndarray y, Py_ssize_t chunk, sample_weight=None,
+             bint training=False):
         """Mean loss over (x, y), computed chunk rows at a time; nothing updated.
-        With sample_weight (n,): sum_i w_i l_i / n.  CSRRows x: as predict."""
+        With sample_weight (n,): sum_i w_i l_i / n.  CSRRows x: as predict.
+        training: as a step computes it (batch statistics per chunk, dropout
+        masks drawn and the generators then set back: every such call draws
+        the same masks, those of the next step), for gradient checks."""
         cdef void* px = NULL
         cdef const CSRView* sx = NULL
         cdef Py_ssize_t n = self._rows_of(x, &px, &sx)
@@ -1167,6 +1438,8 @@ cdef class Network:
         if y.shape[0] != n:
             raise ValueError(f"x and y have different numbers of samples: {n} and {y.shape[0]}")
         chunk = max(1, min(chunk, n))
+        if training:
+            self._check_generators()
         cdef void* pw = self._weights_of(sample_weight, n)
         cdef void* work = self._work_for(chunk)
         cdef void* bx = self._batch_buffers(chunk) if sx != NULL else NULL
@@ -1174,21 +1447,25 @@ cdef class Network:
         cdef double loss
         cdef bint threads
         cdef fpenv_t env
+        cdef Net net = self.net
+        net.training = training
         with nogil:
             env = fpenv_enter()
             threads = self._threads_enter(chunk)
+            _rng_save(net)
             if self.is_double:
-                loss = _mean_loss(self.net, <const double*>self.p_params, <const double*>px,
+                loss = _mean_loss(net, <const double*>self.p_params, <const double*>px,
                                   sx, <double*>bx,
                                   <const double*>py, <const double*>pw,
                                   n, self.n_in, self.n_y, chunk,
                                   <double*>work, self.loss_code, self.fused)
             else:
-                loss = _mean_loss(self.net, <const float*>self.p_params, <const float*>px,
+                loss = _mean_loss(net, <const float*>self.p_params, <const float*>px,
                                   sx, <float*>bx,
                                   <const float*>py, <const float*>pw,
                                   n, self.n_in, self.n_y, chunk,
                                   <float*>work, self.loss_code, self.fused)
+            _rng_restore(net)
             self._threads_exit(threads)
             fpenv_exit(env)
         return loss

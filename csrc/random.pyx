@@ -23,16 +23,7 @@ from cython cimport floating
 from libc.math cimport erfc, exp, log, sqrt, nextafter, nextafterf, INFINITY
 from libc.stdint cimport uint64_t, int64_t, uint32_t
 
-cdef extern from *:
-    ctypedef unsigned long long uint128_t "unsigned __int128"
-
-cdef extern from *:
-    """
-    #define PYNN_PCG_MULT ((((unsigned __int128)0x2360ED051FC65DA4ULL) << 64) \\
-                           | (unsigned __int128)0x4385DF649FCCF645ULL)
-    """
-    # The PCG 128-bit multiplier (a compile-time constant).
-    uint128_t PCG_MULT "PYNN_PCG_MULT"
+from pcg cimport PCG_MULT, pcg_double, pcg_next, pcg_t, uint128_t
 
 cdef object _MASK64 = (1 << 64) - 1
 cdef object _MASK128 = (1 << 128) - 1
@@ -45,25 +36,6 @@ cdef float TWO_M24 = <float>(1.0 / 16777216.0)
 # --------------------------------------------------------------------------
 # PCG64 core
 # --------------------------------------------------------------------------
-
-cdef struct pcg_t:
-    uint128_t state
-    uint128_t inc
-
-
-cdef inline uint64_t pcg_next(pcg_t* rng) noexcept nogil:
-    # Advance, then output XSL-RR of the new state (as pcg64_random_r).
-    cdef uint128_t s = rng.state * PCG_MULT + rng.inc
-    rng.state = s
-    cdef uint64_t x = (<uint64_t>(s >> 64)) ^ (<uint64_t>s)
-    cdef unsigned int rot = <unsigned int>(s >> 122)
-    return (x >> rot) | (x << ((64 - rot) & 63))
-
-
-cdef inline double pcg_double(pcg_t* rng) noexcept nogil:
-    # Uniform on [0, 1) from the top 53 bits of one output.
-    return <double>(pcg_next(rng) >> 11) * TWO_M53
-
 
 cdef inline uint64_t bounded(pcg_t* rng, uint64_t s) noexcept nogil:
     # Uniform integer in [0, s), s >= 1, without modulo bias: Lemire's
@@ -470,6 +442,13 @@ cdef class Generator:
             raise ValueError(f"state['inc'] must be odd, got {inc}")
         self.rng.state = _to_u128(s)
         self.rng.inc = _to_u128(inc)
+
+    def state_address(self):
+        """The address of the PCG64 state (a ``pcg_t``, csrc/pcg.pxd), for
+        compiled code that draws from this generator in place: the network's
+        dropout masks.  Valid while the Generator lives; the caller keeps a
+        reference to it and never draws from two threads at once."""
+        return <size_t>&self.rng
 
     def copy(self):
         """Return an independent Generator in the same state."""

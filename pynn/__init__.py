@@ -18,7 +18,7 @@ from .callbacks import (CSVLogger, Callback, EarlyStopping, History, LambdaCallb
 from .errors import DivergenceError
 from .gradcheck import check_gradients
 from .io import load
-from .layers import Dense
+from .layers import BatchNormalization, Dense, Dropout, LayerNormalization
 from .losses import (BinaryCrossentropy, CategoricalCrossentropy, MeanSquaredError,
                      SparseCategoricalCrossentropy)
 from .model import Sequential
@@ -27,9 +27,9 @@ from .metrics import AUC, Precision, Recall
 from .schedules import CosineDecay, ExponentialDecay, InverseScaling, LinearWarmup, StepDecay
 
 __all__ = [
-    "AUC", "Adagrad", "Adam", "AdamW", "BinaryCrossentropy", "CSVLogger", "Callback", "CategoricalCrossentropy",
-    "CosineDecay", "Dense", "DivergenceError", "EarlyStopping", "ExponentialDecay", "History",
-    "InverseScaling", "LambdaCallback", "LearningRateScheduler", "LinearWarmup",
+    "AUC", "Adagrad", "Adam", "AdamW", "BatchNormalization", "BinaryCrossentropy", "CSVLogger", "Callback", "CategoricalCrossentropy",
+    "CosineDecay", "Dense", "DivergenceError", "Dropout", "EarlyStopping", "ExponentialDecay", "History",
+    "InverseScaling", "LambdaCallback", "LayerNormalization", "LearningRateScheduler", "LinearWarmup",
     "MeanSquaredError", "ModelCheckpoint", "Nadam", "Precision", "RMSprop", "Recall", "ReduceLROnPlateau", "SGD",
     "Sequential", "SparseCategoricalCrossentropy", "StepDecay", "TerminateOnNaN",
     "activations", "callbacks", "check_gradients", "initializers", "load", "losses",

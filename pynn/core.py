@@ -31,7 +31,8 @@ from . import metrics as metrics_module
 from ._validation import (as_dtype, as_float_array, check_bool, check_finite,
                           check_n_threads, check_positive_int, check_verbose)
 from .errors import DivergenceError
-from .layers import Dense, check_memory
+from .layers import (KIND_DROPOUT, LAYER_TYPES, Dense, check_memory, layer_from_config,
+                     widths)
 from .summary import summary_table
 
 _PREDICT_CHUNK = 4096
@@ -192,6 +193,7 @@ class Model:
         self._optimizer = None
         self.metrics = []
         self.params = self.grads = None
+        self.layer_state = None             # non-trainable values (BN's moving statistics)
         self._net = None
         self._n_kernel_params = 0
         self._prepared = None               # (optimizer, its state) the network holds
@@ -236,7 +238,8 @@ class Model:
     # ------------------------------------------------------------------ build
 
     def add(self, layer: Dense) -> None:
-        """Append a Dense layer (before training starts).
+        """Append a layer: Dense, Dropout, BatchNormalization or
+        LayerNormalization (before training starts).
 
         When the first layer has an ``input_dim`` the model is rebuilt at
         once, so that the new layer's weights are there to read; to build a
@@ -248,8 +251,9 @@ class Model:
                 self.build(self.layers[0].input_dim)
 
     def _append(self, layer):
-        if not isinstance(layer, Dense):
-            raise TypeError(f"layer must be a pynn.Dense, got {layer!r}")
+        if not isinstance(layer, LAYER_TYPES):
+            raise TypeError(f"layer must be a pynn.Dense, Dropout, BatchNormalization or "
+                            f"LayerNormalization, got {layer!r}")
         if self._trained:
             raise RuntimeError("cannot add a layer to a model that has been trained")
         self.layers.append(layer)
@@ -260,6 +264,14 @@ class Model:
         weights and draws the shuffling order.  ``generator.get_state()`` and
         ``set_state()`` save and restore it, to resume a run exactly."""
         return self._generator
+
+    @property
+    def generators(self) -> list:
+        """Every generator the model draws from: its own (``generator``), then
+        those of the Dropout layers seeded with a seed of their own, in layer
+        order (each Dropout's masks come from one of them)."""
+        return [self._generator] + [layer.generator for layer in self.layers
+                                    if getattr(layer, "generator", None) is not None]
 
     @property
     def lock(self) -> threading.RLock:
@@ -345,7 +357,10 @@ class Model:
 
     @property
     def output_dim(self):
-        return self.layers[-1].units
+        for layer in reversed(self.layers):
+            if isinstance(layer, Dense):
+                return layer.units
+        return self.input_dim           # only width-keeping layers
 
     def build(self, input_dim: int) -> None:
         """Allocate the flat buffers for ``input_dim`` inputs and draw the weights.
@@ -361,25 +376,41 @@ class Model:
             self._build(input_dim)
 
     def _build(self, input_dim):
-        sizes = [input_dim] + [layer.units for layer in self.layers]
-        n_weights = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
-        n_params = n_weights + sum(sizes[1:])
+        # params: every kernel, then every bias, gamma and beta (decayed
+        # neither); layer_state: BatchNormalization's moving statistics
+        sizes = widths(self.layers, input_dim)
+        parts = [layer.sizes(n_in) for layer, n_in in zip(self.layers, sizes)]
+        n_weights = sum(p[0] for p in parts)
+        n_params = n_weights + sum(p[1] for p in parts)
         check_memory(self.layers, sizes, self.dtype)
         self.params = np.zeros(n_params, dtype=self.dtype)
         self.grads = np.zeros(n_params, dtype=self.dtype)
+        self.layer_state = np.zeros(sum(p[2] for p in parts), dtype=self.dtype)
         self._n_kernel_params = n_weights
-        layout = np.zeros((len(self.layers), 6), dtype=np.intp)
-        w_off, b_off = 0, n_weights
+        layout = np.full((len(self.layers), _dense.LAYOUT_WIDTH), -1, dtype=np.intp)
+        settings = np.zeros((len(self.layers), _dense.SETTINGS_WIDTH))
+        w_off, b_off, s_off = 0, n_weights, 0
         z_offsets = _preactivation_offsets(sizes[1:], self.layers)
         self._generator = initializers.make_generator(self.seed)
+        generators = [self._generator]      # index 0: the model's own
         for i, layer in enumerate(self.layers):
-            n_in, n_out = sizes[i], sizes[i + 1]
-            layout[i] = (n_in, n_out, w_off, b_off, layer.activation_code, z_offsets[i])
-            layer.bind(n_in, self.params, self.grads, w_off, b_off)
+            n_in = sizes[i]
+            layer.attach(n_in, self.params, self.grads, w_off, b_off, self.layer_state, s_off)
+            rng = -1
+            if layer.kind == KIND_DROPOUT:
+                rng = 0 if layer.generator is None else len(generators)
+                if layer.generator is not None:
+                    generators.append(layer.generator)
+            layout[i] = layer.layout_row(n_in, w_off, b_off, s_off, rng)
+            settings[i] = layer.settings()
+            layout[i, 5] = z_offsets[i]
             layer.initialize(self._generator)
-            w_off += n_in * n_out
-            b_off += n_out
-        self._net = _dense.Network(self.params, self.grads, layout)
+            w_off += parts[i][0]
+            b_off += parts[i][1]
+            s_off += parts[i][2]
+        self._net = _dense.Network(self.params, self.grads, layout, settings,
+                                   self.layer_state)
+        self._net.set_generators(generators)
         self._net.set_thread_policy(_threads.local_thread_setter(), self.n_threads or 0,
                                     _threads.MIN_PARALLEL_FLOPS)
         self._custom = custom.uses_numpy_path(self)
@@ -689,21 +720,31 @@ class Model:
         """Loss and gradients on a batch, without updating anything
         (``sample_weight`` as in ``check_weights``).
 
+        As a training step computes them: BatchNormalization with the
+        batch's statistics, Dropout with the masks the next step will draw
+        (the generators are set back afterwards, so two calls give the same
+        gradients and the next step draws those masks again).
+
         Returns
         -------
         loss : float
-        grads : list of arrays, in ``get_weights()`` order (dW1, db1, ...)
+        grads : list of arrays, in ``get_weights()`` order (dW1, db1, ...),
+            the trainable values' only (not BatchNormalization's moving statistics)
         """
         self.check_compiled("gradients")
         with self._lock:
             x, y = self.check_xy(x, y, finite=False)
             w = self.check_weights(sample_weight, None, y)
-            loss, finite = self.step(x, y, update=False, sample_weight=w)
+            generators = self.generators
+            states = [g.get_state() for g in generators]
+            try:
+                loss, finite = self.step(x, y, update=False, sample_weight=w)
+            finally:
+                for g, state in zip(generators, states):
+                    g.set_state(state)
             if not finite:
                 raise DivergenceError(f"the loss or a gradient is not finite (loss={loss!r})")
-            grads = []
-            for layer in self.layers:
-                grads += [layer.dW.copy(), layer.db.copy()]
+            grads = [g.copy() for layer in self.layers for g in layer.grad_buffers()]
         return float(loss), grads
 
     # ------------------------------------------------------------- inference
@@ -855,7 +896,10 @@ class Model:
         -------
         list of arrays
             ``[W1, b1, W2, b2, ...]``, each ``W`` of shape (units, inputs)
-            and each ``b`` of shape (units,).
+            and each ``b`` of shape (units,); a normalisation layer gives its
+            ``gamma`` and ``beta`` (units,) (those it has), BatchNormalization
+            then its ``moving_mean`` and ``moving_variance``, as Keras; Dropout
+            gives nothing.
         """
         if not self.built:
             raise RuntimeError("the model is not built: give the first layer an "
@@ -863,7 +907,7 @@ class Model:
         out = []
         with self._lock:                # never a half-updated set from a fit in progress
             for layer in self.layers:
-                out += [layer.W.copy(), layer.b.copy()]
+                out += [a.copy() for a in layer.buffers()]
         return out
 
     def set_weights(self, weights: Iterable[npt.ArrayLike]) -> None:
@@ -889,9 +933,7 @@ class Model:
         with self._lock:
             if not self.built:
                 raise RuntimeError("the model is not built")
-            targets = []
-            for layer in self.layers:
-                targets += [layer.W, layer.b]
+            targets = [a for layer in self.layers for a in layer.buffers()]
             if len(weights) != len(targets):
                 raise ValueError(f"weights must hold {len(targets)} arrays, "
                                  f"got {len(weights)}")
@@ -903,6 +945,11 @@ class Model:
                                      f"got {w.shape}")
                 check_finite(w, f"weights[{i}]")
                 checked.append(w)
+            start = 0
+            for layer in self.layers:
+                count = len(layer.buffers())
+                layer.check_values(checked[start:start + count])
+                start += count
             for w, t in zip(checked, targets):
                 t[...] = w
 
@@ -934,13 +981,20 @@ class Model:
             "dtype": np.dtype(self.dtype).name,
             "seed": self.seed,
             "input_dim": None if self.input_dim is None else int(self.input_dim),
-            "layers": [{"units": layer.units, "activation": layer.activation,
-                        "name": layer.name} for layer in self.layers],
+            "layers": [self._layer_config(layer) for layer in self.layers],
             "loss": losses.serialize(self.loss) if self.loss is not None else None,
             "optimizer": (optimizers.serialize(self._optimizer)
                           if self._optimizer is not None else None),
             "metrics": [metric.name for metric in self.metrics],
         }
+
+    @staticmethod
+    def _layer_config(layer):
+        if isinstance(layer, Dense):
+            return {"units": layer.units, "activation": layer.activation, "name": layer.name}
+        config = layer.get_config()
+        del config["input_dim"]            # the model's, given once
+        return config
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Model:
@@ -954,9 +1008,8 @@ class Model:
         specs = config.get("layers")
         if not isinstance(specs, list) or not all(isinstance(s, dict) for s in specs):
             raise ValueError(f"layers must be a list of dicts, got {specs!r:.80}")
-        layers = [Dense(spec.get("units"), activation=spec.get("activation"),
-                        input_dim=config.get("input_dim") if i == 0 else None,
-                        name=spec.get("name")) for i, spec in enumerate(specs)]
+        layers = [layer_from_config(spec, config.get("input_dim") if i == 0 else None)
+                  for i, spec in enumerate(specs)]
         model = cls(layers, dtype=config.get("dtype"), seed=config.get("seed"))
         if config.get("loss") is not None:
             model.compile(loss=losses.get(config["loss"]),

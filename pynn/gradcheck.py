@@ -8,7 +8,7 @@ import numpy.typing as npt
 
 from ._validation import check_real
 from .core import Model
-from .layers import Dense
+from .layers import unbuilt_copy
 from .summary import layer_names
 
 
@@ -71,8 +71,9 @@ def check_gradients(model: Model, x: npt.ArrayLike, y: npt.ArrayLike,
     Returns
     -------
     dict
-        ``"<layer name>/W"`` and ``"<layer name>/b"`` -> the norm-wise
-        relative error of that array, in ``get_weights()`` order::
+        ``"<layer name>/W"`` and ``"<layer name>/b"`` (``/gamma`` and
+        ``/beta`` for a normalisation) -> the norm-wise relative error of
+        that array, in ``get_weights()`` order::
 
             ||backprop - numeric|| / max(||backprop||, ||numeric||, atol)
 
@@ -91,23 +92,33 @@ def check_gradients(model: Model, x: npt.ArrayLike, y: npt.ArrayLike,
     epsilon = check_real(epsilon, "epsilon", low=0, low_open=True)
     atol = check_real(atol, "atol", low=0)
     x = model.check_x(x)                        # builds the model if needed
-    twin = type(model)([Dense(layer.units, activation=layer.activation)
-                       for layer in model.layers], dtype="float64")
+    twin = type(model)([unbuilt_copy(layer) for layer in model.layers], dtype="float64")
     twin.build(model.input_dim)
     twin.params[...] = model.params
+    twin.layer_state[...] = model.layer_state
+    # the masks of the model's next step (a layer seed's own stream is
+    # checked from its start)
+    twin.generator.set_state(model.generator.get_state())
     twin.compile(loss=model.loss, optimizer="sgd")
     x, y = twin.check_xy(x, y)
-    _, grads = twin.gradients(x, y)
+    net = twin.engine
 
     def loss():
-        return twin.mean_loss(x, y)
+        # as a training step computes it (batch statistics, the next step's
+        # dropout masks), leaving the generators as they were; a model with
+        # a custom loss or activation through pynn.custom
+        if twin.numpy_path:
+            return twin.mean_loss(x, y)
+        return net.loss(x, y, x.shape[0], training=True)
 
+    arrays = [a for layer in twin.layers for a in layer.buffers()[:len(layer.part_names())]]
+    keys = [f"{name}/{part}" for name, layer in zip(layer_names(model), twin.layers)
+            for part in layer.part_names()]
+    numerics = [central_differences(loss, values.reshape(-1), epsilon)  # views into params
+                for values in arrays]
+    _, grads = twin.gradients(x, y)             # draws those masks, last
     errors = {}
-    arrays = [a for layer in twin.layers for a in (layer.W, layer.b)]
-    keys = [f"{name}/{part}" for name in layer_names(model) for part in ("W", "b")]
-    for key, values, backprop in zip(keys, arrays, grads):
-        flat = values.reshape(-1)             # a view into twin.params
-        numeric = central_differences(loss, flat, epsilon)
+    for key, numeric, backprop in zip(keys, numerics, grads):
         backprop = backprop.reshape(-1)
         scale = max(np.linalg.norm(backprop), np.linalg.norm(numeric), atol)
         errors[key] = float(np.linalg.norm(backprop - numeric) / scale) if scale else 0.0

@@ -4,7 +4,8 @@ The file (written by ``np.savez``) holds:
 
 ``config``
     uint8 array: UTF-8 JSON with the format name and version, the pynn
-    version, dtype, seed, the layers (units, activation, name), the loss
+    version, dtype, seed, the layers (units, activation, name; the other
+    kinds their class_name and settings), the loss
     and the optimizer settings ({"class_name", "config"} each).
 ``params``
     the flat parameter buffer (all kernels, then all biases).
@@ -13,7 +14,14 @@ The file (written by ``np.savez``) holds:
     when saved with ``include_optimizer=False``.
 ``generator_state``
     uint8 JSON of the model's shuffling generator state, when it has one,
-    so that a further ``fit`` shuffles as the original would have.
+    so that a further ``fit`` shuffles as the original would have (and
+    draws the same dropout masks).
+``layer_state``
+    the non-trainable values (BatchNormalization's moving statistics), when
+    the model has any.
+``layer_generators``
+    uint8 JSON list of the states of the generators that Dropout layers with
+    a seed of their own draw from, in layer order, when there are any.
 
 Loading reads with ``allow_pickle=False`` and rebuilds only pynn classes
 looked up by name: a file can neither unpickle nor run code.  Anything
@@ -36,6 +44,7 @@ import numpy as np
 
 from . import _registry
 from ._validation import check_bool, check_positive_int
+from .layers import layer_from_config, widths
 from ._version import __version__
 
 if TYPE_CHECKING:  # the model imports this module; files load through _registry
@@ -85,6 +94,11 @@ def to_arrays(model: Sequential, include_optimizer: bool = True) -> dict[str, np
     gen_state = _generator_state(model.generator)
     if gen_state is not None:
         arrays["generator_state"] = _json_bytes(gen_state)
+    if model.layer_state.size:
+        arrays["layer_state"] = model.layer_state
+    own = model.generators[1:]
+    if own:
+        arrays["layer_generators"] = _json_bytes([_generator_state(g) for g in own])
     return arrays
 
 
@@ -158,7 +172,7 @@ def _require(condition, message):
 
 # What a pynn file may hold; anything else is refused unread.
 _ENTRIES = ("config", "params", "optimizer_state", "optimizer_iterations",
-            "generator_state")
+            "generator_state", "layer_state", "layer_generators")
 # pynn writes entries uncompressed; a compressed one may expand at most this
 # much (float weights barely compress: a higher ratio is a zip bomb).
 _MAX_EXPANSION = 50
@@ -322,9 +336,10 @@ def _build(config, arrays):
             _require(isinstance(spec, dict), f"layer {i} of its config is not a dict")
         # Compare the architecture's size with the params entry before
         # building: a config claiming huge layers must not allocate them.
-        sizes = [check_positive_int(config.get("input_dim"), "input_dim")]
-        sizes += [check_positive_int(spec.get("units"), "units") for spec in layers]
-        expected = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+        described = [layer_from_config(spec) for spec in layers]
+        sizes = widths(described, check_positive_int(config.get("input_dim"), "input_dim"))
+        expected = sum(sum(layer.sizes(n_in)[:2])
+                       for layer, n_in in zip(described, sizes))
         params = arrays.get("params")
         _require(params is not None, "it has no 'params' entry")
         _require(params.shape == (expected,),
@@ -381,7 +396,37 @@ def _load_state(model, params, arrays):
             model.generator.set_state(state)
         except (TypeError, ValueError) as exc:
             raise _Invalid(f"its generator state is invalid ({exc})") from None
+    _load_layer_state(model, arrays)
     model.mark_trained()                 # adding a layer would redraw the loaded weights
+
+
+def _load_layer_state(model, arrays):
+    # BatchNormalization's moving statistics and the layers' own generators
+    state = arrays.get("layer_state")
+    if model.layer_state.size or state is not None:
+        _require(state is not None, "it has no 'layer_state' entry for the moving statistics")
+        _require(state.dtype == model.layer_state.dtype
+                 and state.shape == model.layer_state.shape,
+                 f"its layer_state ({state.dtype}, shape {state.shape}) does not fit the "
+                 f"architecture ({model.layer_state.dtype}, shape "
+                 f"{model.layer_state.shape})")
+        _require(bool(np.isfinite(state).all()), "its layer_state is not finite")
+        model.layer_state[...] = state
+        try:
+            for layer in model.layers:
+                layer.check_values(layer.buffers())
+        except ValueError as exc:
+            raise _Invalid(f"its layer_state is invalid ({exc})") from None
+    own = model.generators[1:]
+    states = (_json(arrays["layer_generators"], "layer generators")
+              if "layer_generators" in arrays else [])
+    _require(isinstance(states, list) and len(states) == len(own),
+             f"its layer_generators entry does not hold {len(own)} generator states")
+    for generator, state in zip(own, states):
+        try:
+            generator.set_state(state)
+        except (TypeError, ValueError) as exc:
+            raise _Invalid(f"its layer generator state is invalid ({exc})") from None
 
 
 def load(path: str | os.PathLike[str]) -> Sequential:

@@ -5,7 +5,9 @@ _WIDTHS = (29, 26, 12)
 
 
 def _row(cells):
-    return "".join(str(c).ljust(w) for c, w in zip(cells, _WIDTHS)).rstrip()
+    # a cell wider than its column keeps one space before the next
+    return "".join(str(c).ljust(w) if len(str(c)) < w else f"{c} "
+                   for c, w in zip(cells, _WIDTHS)).rstrip()
 
 
 def _bytes(n):
@@ -15,17 +17,25 @@ def _bytes(n):
         n /= 1024
 
 
+def _snake(type_name):
+    # Keras's default names: dense, dropout, batch_normalization, ...
+    return "".join("_" + c.lower() if c.isupper() and i else c.lower()
+                   for i, c in enumerate(type_name))
+
+
 def layer_names(model):
-    """Each layer's name, or Keras-style defaults: dense, dense_1, ..."""
+    """Each layer's name, or Keras-style defaults: dense, dense_1, dropout, ..."""
     names, taken = [], {layer.name for layer in model.layers if layer.name}
-    counter = 0
+    counters = {}
     for layer in model.layers:
         if layer.name:
             names.append(layer.name)
             continue
+        base = _snake(layer.type_name)
         while True:
-            name = "dense" if counter == 0 else f"dense_{counter}"
-            counter += 1
+            counter = counters.get(base, 0)
+            name = base if counter == 0 else f"{base}_{counter}"
+            counters[base] = counter + 1
             if name not in taken:
                 break
         taken.add(name)
@@ -39,17 +49,20 @@ def summary_table(model):
     rows = ['Model: "sequential"', line,
             _row(("Layer (type)", "Output Shape", "Param #")), "=" * sum(_WIDTHS)]
     n_in = model.input_dim
-    total = 0
+    total = trainable = 0
     for i, (layer, name) in enumerate(zip(model.layers, layer_names(model))):
+        n_out = layer.output_width(n_in) if n_in is not None else getattr(layer, "units")
         if n_in is None:
             count = "0 (unbuilt)"
         else:
-            count = layer.units * n_in + layer.units
+            count = layer.count_params(n_in)
             total += count
+            trainable += layer.count_trainable(n_in)
             count = f"{count:,}"
-        rows.append(_row((f"{name} (Dense)", f"(None, {layer.units})", count)))
+        rows.append(_row((f"{name} ({layer.type_name})",
+                          f"(None, {'?' if n_out is None else n_out})", count)))
         rows.append(line if i == len(model.layers) - 1 else "")
-        n_in = layer.units
+        n_in = n_out
     if not model.layers:
         rows.append(line)
     rows[-1] = "=" * sum(_WIDTHS) if model.layers else rows[-1]
@@ -57,9 +70,10 @@ def summary_table(model):
         rows.append("Total params: unknown until the model is built "
                     "(the first layer's input size is not known yet)")
     else:
-        size = _bytes(total * np.dtype(model.dtype).itemsize)
-        rows += [f"Total params: {total:,} ({size})",
-                 f"Trainable params: {total:,} ({size})",
-                 "Non-trainable params: 0 (0 B)"]
+        itemsize = np.dtype(model.dtype).itemsize
+        fixed = total - trainable
+        rows += [f"Total params: {total:,} ({_bytes(total * itemsize)})",
+                 f"Trainable params: {trainable:,} ({_bytes(trainable * itemsize)})",
+                 f"Non-trainable params: {fixed:,} ({_bytes(fixed * itemsize)})"]
     rows.append(line)
     return "\n".join(rows)

@@ -138,6 +138,18 @@ def main(out_path):
             callbacks=[CountingCheckpoint("unused.npz")])
     info["checkpoint-calls"] = comm.allgather(CountingCheckpoint.calls)
 
+    # 5. BatchNormalization: statistics per rank, the moving ones averaged
+    x, y = make_data(EVEN, "float64")
+    xs, ys = shard(x, rank, B), shard(y, rank, B)
+    net = pynn.Sequential([pynn.Dense(16, activation="tanh", input_dim=N_FEATURES),
+                           pynn.BatchNormalization(), pynn.Dense(N_OUTPUTS)],
+                          dtype="float64", seed=1)
+    net.compile(loss="mse", optimizer=optimizer("adam"))
+    net.fit(xs, ys, epochs=2, batch_size=B, shuffle=False, verbose=0, comm=comm)
+    info["batchnorm"] = {"identical": same_everywhere(net.params)
+                         and same_everywhere(net.layer_state),
+                         "moved": bool(np.any(net.layers[1].moving_mean != 0))}
+
     if rank == 0:
         np.savez(out_path, info=json.dumps(info), **results)
 

@@ -216,7 +216,9 @@ def test_only_the_layers_that_need_it_keep_their_preactivation():
 def _layout(act_codes, z_column, widths=(4, 3)):
     rows, n_in, w_off, b_off = [], 2, 0, 100
     for width, act, z in zip(widths, act_codes, z_column):
-        rows.append((n_in, width, w_off, b_off, act, z))
+        # Dense rows: kind 0, the layer kinds' columns unused (-1)
+        rows.append((n_in, width, w_off, b_off, act, z, 0)
+                    + (-1,) * (_dense.LAYOUT_WIDTH - 7))
         w_off += n_in * width
         b_off += width
         n_in = width

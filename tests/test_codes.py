@@ -14,13 +14,15 @@ def test_python_codes_are_the_compiled_ones():
     assert optimizers.SGD().code == _codes.Optimizer.SGD
     assert optimizers.Adam().code == _codes.Optimizer.ADAM
     assert losses.get("mse").code == _codes.Loss.MSE
+    assert [cls.kind for cls in (pynn.Dense, pynn.Dropout, pynn.BatchNormalization,
+                                 pynn.LayerNormalization)] == [int(k) for k in _codes.LayerKind]
     assert [losses.get(name).code for name in ("mae", "huber", "poisson",
                                                 "half_poisson_deviance")] \
         == [_codes.Loss.MAE, _codes.Loss.HUBER, _codes.Loss.POISSON, _codes.Loss.POISSON_LOG]
     assert [int(_codes.Loss[k]) for k in ("MAE", "HUBER", "POISSON", "POISSON_LOG")] \
         == [7, 8, 9, 10]
     for enum in (_codes.Activation, _codes.Loss, _codes.Optimizer, _codes.Metric,
-                 _codes.Status):
+                 _codes.LayerKind, _codes.Status):
         values = [int(m) for m in enum]
         assert len(set(values)) == len(values), enum
 

@@ -102,6 +102,10 @@ def test_rank_zero_alone_prints_and_checkpoints(outcome):
     assert outcome.info["checkpoint-calls"] == [2, 0]
 
 
+def test_batch_norm_moving_statistics_are_the_same_on_every_rank(outcome):
+    assert outcome.info["batchnorm"] == {"identical": True, "moved": True}
+
+
 def test_one_rank_comm_trains_like_plain_fit():
     # COMM_SELF in this process: the collective path with one rank
     from mpi4py import MPI

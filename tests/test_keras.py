@@ -234,9 +234,9 @@ def test_save_and_load_model(tmp_path):
 
 
 @pytest.mark.parametrize("make_missing, match", [
-    (lambda: layers.Dropout(0.5), "Dropout"),
-    (lambda: layers.BatchNormalization(), "BatchNormalization"),
-    (lambda: layers.LayerNormalization(), "LayerNormalization"),
+    (lambda: layers.Dropout(0.5, noise_shape=(1, 4)), "noise_shape"),
+    (lambda: layers.BatchNormalization(synchronized=True), "synchronized"),
+    (lambda: layers.LayerNormalization(rms_scaling=True), "rms_scaling"),
     (lambda: layers.Conv2D(8, 3), "Conv2D"),
     (lambda: keras.regularizers.l2(0.01), "L2"),
     (lambda: layers.Dense(4, kernel_regularizer="l2"), "regularizer"),

@@ -1,4 +1,4 @@
-"""``keras.layers``: Dense in Keras's layout, and Input.
+"""``keras.layers``: Dense in Keras's layout, Input, Dropout and the normalisations.
 
 In this namespace a Dense layer's ``kernel`` has Keras's shape (inputs,
 units): it is a view of pynn's ``W.T`` (pynn stores W as (units, inputs)),
@@ -219,11 +219,120 @@ class Activation:
         return f"Activation({self.activation!r})"
 
 
-_WHY_LAYERS = ("pynn's compiled network is a chain of Dense layers (each with a fused "
-               "activation); other layer kinds are not in its step yet")
-Dropout = Missing("keras.layers.Dropout", _WHY_LAYERS)
-BatchNormalization = Missing("keras.layers.BatchNormalization", _WHY_LAYERS)
-LayerNormalization = Missing("keras.layers.LayerNormalization", _WHY_LAYERS)
+_WHY_LAYERS = ("pynn's compiled network is a chain of Dense, Dropout, BatchNormalization "
+               "and LayerNormalization layers; other layer kinds are not in its step yet")
+
+
+class _KerasView:
+    """Keras's names for the values of a pynn layer that keeps its width."""
+
+    @classmethod
+    def adopt(cls, layer):
+        # a pynn layer (of a loaded model) seen through this namespace
+        object.__setattr__(layer, "__class__", cls)
+        return layer
+
+    @property
+    def weights(self):
+        return self.buffers()
+
+    @property
+    def trainable_weights(self):
+        return self.buffers()[:len(self.part_names())]
+
+    @property
+    def non_trainable_weights(self):
+        return self.buffers()[len(self.part_names()):]
+
+    def get_weights(self):
+        return [a.copy() for a in self.buffers()]
+
+    def set_weights(self, weights):
+        """Copy the layer's values in (all checked before any is copied)."""
+        targets = self.buffers()
+        weights = list(weights)
+        if len(weights) != len(targets):
+            raise ValueError(f"weights must hold {len(targets)} arrays for this "
+                             f"{self.type_name} layer, got {len(weights)}")
+        checked = []
+        for i, (w, t) in enumerate(zip(weights, targets)):
+            w = as_float_array(w, t.dtype.type, f"weights[{i}]")
+            if w.shape != t.shape:
+                raise ValueError(f"weights[{i}] must have shape {t.shape}, got {w.shape}")
+            check_finite(w, f"weights[{i}]")
+            checked.append(w)
+        self.check_values(checked)
+        for w, t in zip(checked, targets):
+            t[...] = w
+
+
+def _refuse_unsupported(what, **settings):
+    for key, value in settings.items():
+        if value not in (None, False, -1):
+            refuse(f"{what}({key}={value!r})", "the compiled layer has no such setting")
+
+
+class Dropout(_KerasView, _layers.Dropout):
+    """``keras.layers.Dropout(rate, noise_shape=None, seed=None)``: pynn's
+    Dropout (inverted dropout, off in predict and evaluate); ``noise_shape``
+    is refused."""
+
+    def __init__(self, rate, noise_shape=None, seed=None, name=None, **kwargs):
+        if kwargs:
+            raise TypeError(f"Dropout() got unexpected arguments {sorted(kwargs)}")
+        _refuse_unsupported("Dropout", noise_shape=noise_shape)
+        super().__init__(rate, seed=seed, name=name)
+
+
+class BatchNormalization(_KerasView, _layers.BatchNormalization):
+    """``keras.layers.BatchNormalization``: pynn's, over the features
+    (``axis=-1``); regularizers, constraints and ``synchronized=True`` are
+    refused."""
+
+    def __init__(self, axis=-1, momentum=0.99, epsilon=0.001, center=True, scale=True,
+                 beta_initializer="zeros", gamma_initializer="ones",
+                 moving_mean_initializer="zeros", moving_variance_initializer="ones",
+                 beta_regularizer=None, gamma_regularizer=None, beta_constraint=None,
+                 gamma_constraint=None, synchronized=False, name=None, **kwargs):
+        if kwargs:
+            raise TypeError(f"BatchNormalization() got unexpected arguments {sorted(kwargs)}")
+        if axis not in (-1, 1):
+            refuse(f"BatchNormalization(axis={axis!r})", "pynn's inputs are flat (n, features)")
+        _refuse_unsupported("BatchNormalization", beta_regularizer=beta_regularizer,
+                            gamma_regularizer=gamma_regularizer,
+                            beta_constraint=beta_constraint, gamma_constraint=gamma_constraint,
+                            synchronized=synchronized)
+        super().__init__(momentum=momentum, epsilon=epsilon, center=center, scale=scale,
+                         beta_initializer=beta_initializer, gamma_initializer=gamma_initializer,
+                         moving_mean_initializer=moving_mean_initializer,
+                         moving_variance_initializer=moving_variance_initializer, name=name)
+
+
+class LayerNormalization(_KerasView, _layers.LayerNormalization):
+    """``keras.layers.LayerNormalization``: pynn's, over the features
+    (``axis=-1``); ``rms_scaling``, regularizers and constraints are refused."""
+
+    def __init__(self, axis=-1, epsilon=0.001, center=True, scale=True, rms_scaling=False,
+                 beta_initializer="zeros", gamma_initializer="ones", beta_regularizer=None,
+                 gamma_regularizer=None, beta_constraint=None, gamma_constraint=None,
+                 name=None, **kwargs):
+        if kwargs:
+            raise TypeError(f"LayerNormalization() got unexpected arguments {sorted(kwargs)}")
+        if axis not in (-1, 1):
+            refuse(f"LayerNormalization(axis={axis!r})", "pynn's inputs are flat (n, features)")
+        _refuse_unsupported("LayerNormalization", rms_scaling=rms_scaling,
+                            beta_regularizer=beta_regularizer,
+                            gamma_regularizer=gamma_regularizer,
+                            beta_constraint=beta_constraint, gamma_constraint=gamma_constraint)
+        super().__init__(epsilon=epsilon, center=center, scale=scale,
+                         beta_initializer=beta_initializer, gamma_initializer=gamma_initializer,
+                         name=name)
+
+
+# the pynn class of each layer of a loaded model -> its view in this namespace
+VIEWS = {_layers.Dense: Dense, _layers.Dropout: Dropout,
+         _layers.BatchNormalization: BatchNormalization,
+         _layers.LayerNormalization: LayerNormalization}
 
 _MISSING = ("AlphaDropout", "GaussianDropout", "GaussianNoise", "SpatialDropout1D",
             "GroupNormalization", "UnitNormalization", "Normalization", "Flatten", "Reshape",

@@ -67,7 +67,9 @@ class Sequential:
         object.__setattr__(self, "_input_dim", model.input_dim)
         object.__setattr__(self, "name", "sequential")
         for layer in model.layers:
-            _layers.Dense.adopt(layer)
+            for pynn_class, view in _layers.VIEWS.items():
+                if isinstance(layer, pynn_class):
+                    view.adopt(layer)
         return self
 
     def __setattr__(self, name, value):
@@ -107,22 +109,24 @@ class Sequential:
             return
         if isinstance(layer, Missing):
             layer()                       # its NotImplementedError
-        if not isinstance(layer, _layers.Dense):
-            raise TypeError(f"pynn.keras.Sequential takes keras.Input, "
-                            f"pynn.keras.layers.Dense and Activation, got {layer!r}")
+        if not isinstance(layer, tuple(_layers.VIEWS.values())):
+            raise TypeError(f"pynn.keras.Sequential takes keras.Input, and the layers "
+                            f"Dense, Activation, Dropout, BatchNormalization and "
+                            f"LayerNormalization of pynn.keras.layers, got {layer!r}")
         if not model.layers and self._input_dim is not None:
             if layer.input_dim not in (None, self._input_dim):
                 raise ValueError(f"the Input has {self._input_dim} features, the first "
-                                 f"Dense layer says input_dim={layer.input_dim}")
+                                 f"layer says input_dim={layer.input_dim}")
             layer.input_dim = self._input_dim
         model.add(layer)
 
     def _fuse_activation(self, act):
         model = self._model
         last = model.layers[-1] if model.layers else None
-        if last is None or last.activation != "linear":
+        if last is None or not isinstance(last, _layers.Dense) or last.activation != "linear":
             refuse(f"Activation({act.activation!r}) "
                    + ("as the first layer" if last is None
+                      else f"after a {last.type_name}" if not isinstance(last, _layers.Dense)
                       else f"after a Dense with activation {last.activation!r}"),
                    "an Activation is fused into the linear Dense before it")
         if model.trained:
@@ -296,11 +300,31 @@ class Sequential:
         the model; every array is checked before any is copied."""
         if not self._model.built:
             raise RuntimeError("the model is not built: give it a keras.Input first")
-        kernels, biases = _layers.check_keras_weights(weights, self._model.layers,
-                                                      self._model.dtype)
-        pynn_weights = []
-        for kernel, bias in zip(kernels, biases):
-            pynn_weights += [kernel.T, bias]
+        layers = self._model.layers
+        if all(isinstance(layer, _layers.Dense) for layer in layers):
+            kernels, biases = _layers.check_keras_weights(weights, layers, self._model.dtype)
+            pynn_weights = []
+            for kernel, bias in zip(kernels, biases):
+                pynn_weights += [kernel.T, bias]
+            self._model.set_weights(pynn_weights)
+            return
+        if isinstance(weights, np.ndarray):
+            raise TypeError(f"weights must be a list of arrays, got one array of shape "
+                            f"{weights.shape}")
+        weights = list(weights)
+        counts = [len(layer.buffers()) for layer in layers]
+        if len(weights) != sum(counts):
+            raise ValueError(f"weights must hold {sum(counts)} arrays (as get_weights gives "
+                             f"them), got {len(weights)}")
+        pynn_weights, start = [], 0
+        for layer, count in zip(layers, counts):
+            chunk = weights[start:start + count]
+            if isinstance(layer, _layers.Dense):
+                # the kernel in Keras's layout, checked as check_keras_weights does
+                kernel, bias = _layers.check_keras_weights(chunk, [layer], self._model.dtype)
+                chunk = [kernel[0].T, bias[0]]
+            pynn_weights += chunk
+            start += count
         self._model.set_weights(pynn_weights)
 
     @property

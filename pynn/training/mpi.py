@@ -131,8 +131,19 @@ class Session:
                             model.n_kernel_params, count)
             finally:
                 opt.iterations = int(count[0])
+            self._commit_layer_state(model)
             model.mark_trained()
         return loss, True
+
+    def _commit_layer_state(self, model):
+        # BatchNormalization: each rank normalised by its own share of the
+        # batch (as Keras's BatchNormalization(synchronized=False) under a
+        # distribution strategy); the moving statistics are then averaged,
+        # so that every rank keeps the same model
+        model.engine.commit_layer_state()
+        if self.size > 1 and model.layer_state.size:
+            self.comm.Allreduce(self._mpi.IN_PLACE, model.layer_state, op=self._mpi.SUM)
+            model.layer_state *= model.layer_state.dtype.type(1.0 / self.size)
 
     def mean_logs(self, logs, n_seen, val):
         """Epoch logs averaged over ranks: training values weighted by each
