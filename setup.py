@@ -23,8 +23,12 @@ directives = {
     "cdivision": True,
     "embedsignature": True,
 }
-# -O3 but never -march=native: a wheel must run on any x86-64.
+# -O3 but never -march=native: a wheel must run on any x86-64 (csrc/vmath.h
+# compiles its loops for wider instruction sets too, chosen at run time).
+# No contraction into fused multiply-adds: AVX-512F has them, and the paths
+# for each instruction set must give the same bits.
 compile_args = ["-O0", "-g"] if DEBUG else ["-O3"]
+compile_args.append("-ffp-contract=off")
 
 extensions = [
     Extension(

@@ -17,6 +17,7 @@ from libc.math cimport erfc, erfcf, exp, expf, expm1, expm1f, log1p, log1pf, tan
 
 from codes cimport (ACT_ELU, ACT_GELU, ACT_LEAKY_RELU, ACT_LINEAR, ACT_RELU, ACT_SELU,
                     ACT_SIGMOID, ACT_SOFTMAX, ACT_SOFTPLUS, ACT_SWISH, ACT_TANH)
+from vmath cimport vexp, vsigmoid, vtanh
 
 cdef extern from *:
     """
@@ -189,7 +190,9 @@ cdef inline void softmax_row(floating* z, Py_ssize_t m) noexcept nogil:
         if z[j] > zmax:
             zmax = z[j]
     for j in range(m):
-        z[j] = fexp(z[j] - zmax)
+        z[j] = z[j] - zmax
+    vexp(z, m)   # vectorised, csrc/vmath.h
+    for j in range(m):
         total += z[j]
     for j in range(m):
         z[j] = z[j] / total
@@ -221,10 +224,12 @@ cdef inline void bias_activate(floating* Z, const floating* b,
             softmax_row(row, m)
         elif act == ACT_TANH:
             for j in range(m):
-                row[j] = activate(row[j] + b[j], ACT_TANH)
+                row[j] = row[j] + b[j]
+            vtanh(row, m)   # vectorised, csrc/vmath.h
         elif act == ACT_SIGMOID:
             for j in range(m):
-                row[j] = activate(row[j] + b[j], ACT_SIGMOID)
+                row[j] = row[j] + b[j]
+            vsigmoid(row, m)   # vectorised, csrc/vmath.h
         else:
             for j in range(m):
                 row[j] = activate(row[j] + b[j], act)

@@ -49,7 +49,7 @@ def info(args):
     import scipy
 
     import pynn
-    from pynn import _build, _threads, bench
+    from pynn import _build, _elementwise, _threads, bench
 
     print(f"pynn {pynn.__version__}")
     print(f"python {platform.python_version()} ({platform.machine()}, {platform.system()})")
@@ -59,6 +59,12 @@ def info(args):
           f"bounds checks {'on (PYNN_DEBUG)' if build['debug'] else 'off'}")
     print("float types: float32, float64")
     print(f"subnormals inside compiled calls: {build['subnormals']}")
+    request = {"unknown": "; PYNN_VMATH not understood, ignored",
+               "unsupported": "; PYNN_VMATH names a path this CPU lacks, ignored"}
+    print(f"exp/tanh/sigmoid/softmax passes: the {_elementwise.isa()} path "
+          f"(this CPU runs {', '.join(_elementwise.supported_isas())}; "
+          f"PYNN_VMATH={'|'.join(_elementwise.ISAS)} picks one"
+          f"{request.get(_elementwise.request_status(), '')})")
     print(f"GEMM backend: {_threads.backend_description()} (PYNN_BLAS=openblas|mkl forces one)")
     for line in bench.blas_info():
         print(f"BLAS {line}")

@@ -92,7 +92,7 @@ def describe_worker(info):
     c = info["contender"]
     if c == "pynn":
         head = (f"pynn {info['pynn']} (numpy {info['numpy']}), GEMM {info.get('gemm', '?')}, "
-                f"n_threads="
+                f"exp/tanh/sigmoid on the {info.get('vmath', '?')} path, n_threads="
                 f"{info['threads'] or 'None (its BLAS decides; 1 for small steps)'}")
     elif c == "numpy":
         head = f"NumPy loop: numpy {info['numpy']}"
@@ -413,6 +413,50 @@ def print_threads_sweep(configs, dtypes, rounds):
                      "1-thread time / 2-thread time"], lines))
 
 
+def _numpy_elementwise(name, x, y):
+    if name == "exp":
+        return lambda: np.exp(x, out=y)
+    if name == "tanh":
+        return lambda: np.tanh(x, out=y)
+
+    def sigmoid():  # as a NumPy user writes it, without temporaries
+        np.negative(x, out=y)
+        np.exp(y, out=y)
+        np.add(y, 1, out=y)
+        np.reciprocal(y, out=y)
+    return sigmoid
+
+
+def print_elementwise(dtypes, rounds, n_elements=1 << 20):
+    """ns per element of exp/tanh/sigmoid: NumPy's ufuncs and each path of csrc/vmath.h.
+
+    One thread each, no BLAS: one process serves.  pynn's figure holds a copy
+    of the input into the output (its functions work in place), NumPy's not.
+    """
+    from pynn import _elementwise as vm
+    paths = vm.supported_isas()
+    rng = np.random.default_rng(0)
+    for dt in dtypes:
+        x = rng.uniform(-10, 10, n_elements).astype(dt)
+        y = np.empty_like(x)
+        lines = []
+        for name in vm.FUNCTIONS:
+            calls = {"numpy": _numpy_elementwise(name, x, y)}
+            calls.update({p: (lambda p=p: vm.apply(name, x, p, out=y)) for p in paths})
+            times = {k: [] for k in calls}
+            for r in range(rounds):
+                keys = list(calls)[r % len(calls):] + list(calls)[:r % len(calls)]
+                for k in keys:
+                    times[k].append(work.timed_block(calls[k], 0.05, 0.1) / n_elements)
+            med = {k: float(np.median(v)) for k, v in times.items()}
+            lines.append([name] + [f"{med[k] * 1e9:.2f}" for k in calls] +
+                         [f"{med['numpy'] / med[paths[-1]]:.2f}×"])
+        print(f"\n{dt}, {n_elements:,} elements: ns per element, median of {rounds} rounds "
+              f"(this process runs the {vm.isa()} path)")
+        print(table(["function", "NumPy"] + [f"pynn {p}" for p in paths] +
+                    [f"NumPy / pynn {paths[-1]}"], lines))
+
+
 # --------------------------------------------------------- the command
 
 
@@ -442,6 +486,9 @@ def parse(argv):
                         help="split pynn's step into data, forward, loss, backward, update")
     parser.add_argument("--threads-sweep", action="store_true",
                         help="time pynn's step on one BLAS thread against two")
+    parser.add_argument("--elementwise", action="store_true",
+                        help="time exp/tanh/sigmoid on each instruction-set path against "
+                             "NumPy's")
     args = parser.parse_args(argv)
     known = dict(QUICK_CONFIGS if args.quick else CONFIGS)
     names = (args.configs or ",".join(list(known) + ["fit"])).split(",")
@@ -469,6 +516,9 @@ def main(argv=None):
     args = parse(argv)
     if args.profile:
         print_profiles([c for c in args.configs if c in CONFIGS], args.dtypes, args.rounds)
+        return 0
+    if args.elementwise:
+        print_elementwise(args.dtypes, args.rounds)
         return 0
     if args.threads_sweep:
         print_threads_sweep([c for c in args.configs if c in CONFIGS], args.dtypes,

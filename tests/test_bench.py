@@ -125,3 +125,52 @@ def test_worker_answers_each_request_and_reports_errors():
     assert ran["seconds"] > 0
     assert "KeyError" in missing["error"]
     assert "fly" in bad["error"]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_worker_limit_on_a_tiny_config_gives_finite_positive_parts(dtype):
+    setup = {"case": "lim", "kind": "limit", "contender": "limit", "backend": "openblas",
+             "sizes": list(SIZES), "batch": BATCH, "dtype": dtype, "threads": 1,
+             "block": [0.0, 0.002]}
+    hello, ready, ran = _serve({"op": "hello", "contender": "limit", "backend": "openblas"},
+                               dict(setup, op="setup"), {"op": "run", "case": "lim"})
+    assert hello["info"]["backend"] == "openblas" and ready == {}
+    assert "error" not in ran, ran
+    positive = ("seconds", "update", "bandwidth", "gemm_measured", "call_overhead")
+    for key in positive + ("gemm",):
+        assert np.isfinite(ran[key]), (key, ran[key])
+    for key in positive:
+        assert ran[key] > 0, (key, ran[key])
+    # the wrapper's cost comes off the measured products, never more than all of it
+    assert 0 <= ran["gemm"] <= ran["gemm_measured"]
+    assert ran["gemm"] == pytest.approx(
+        max(ran["gemm_measured"] - ran["n_gemm"] * ran["call_overhead"], 0.0))
+    assert ran["seconds"] == pytest.approx(ran["gemm"] + ran["update"])
+    itemsize = np.dtype(dtype).itemsize
+    assert ran["update_bytes"] == 5 * work.n_params(SIZES) * itemsize
+    assert ran["update"] == pytest.approx(ran["update_bytes"] / ran["bandwidth"])
+    assert ran["n_gemm"] == len(work.gemm_sequence(SIZES, BATCH))
+    assert ran["threads"] == 1
+
+
+def test_pynn_worker_reports_its_gemm_and_element_wise_paths():
+    import os
+
+    from pynn import _elementwise
+    root = os.path.dirname(os.path.dirname(work.__file__))
+    (hello,) = _serve({"op": "hello", "contender": "pynn", "pynn_root": root})
+    assert hello["info"]["vmath"] == _elementwise.isa()
+    assert hello["info"]["gemm"] in ("openblas", "mkl")
+
+
+def test_elementwise_mode_prints_a_row_per_function_and_a_column_per_path(capsys):
+    from pynn import _elementwise, bench
+    bench.print_elementwise(["float32"], rounds=1, n_elements=256)
+    text = capsys.readouterr().out
+    header = [line for line in text.splitlines() if line.startswith("| function")][0]
+    for path in _elementwise.supported_isas():
+        assert f"pynn {path}" in header
+    for name in _elementwise.FUNCTIONS:
+        row = [line for line in text.splitlines() if line.startswith(f"| {name} |")][0]
+        cells = [c.strip() for c in row.strip("|").split("|")][1:-1]
+        assert all(float(c) > 0 for c in cells), row

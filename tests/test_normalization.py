@@ -127,7 +127,9 @@ def test_inference_matches_the_twins(dtype, norm):
     out = model.predict(x)
     assert_close(out, a, dtype, scale=10)
     np.testing.assert_array_equal(out, model.predict(x))           # deterministic
-    np.testing.assert_array_equal(out[:7], model.predict(x[:7]))   # per sample
+    # per sample: a row's output does not depend on the other rows (to
+    # rounding: MKL's GEMM may block a 7-row product differently)
+    assert_close(out[:7], model.predict(x[:7]), dtype)
     assert_close(model.evaluate(x, y), ref.mse(a, y)[0], dtype, scale=10)
 
 

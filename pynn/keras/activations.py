@@ -68,14 +68,15 @@ _BY_FUNCTION = {relu: "relu", tanh: "tanh", sigmoid: "sigmoid", softmax: "softma
 
 
 def get(identifier):
-    """pynn's activation name for a Keras identifier: a name, None, or one
-    of this module's functions."""
+    """pynn's activation for a Keras identifier: a name, None, one of this
+    module's functions, or a custom activation with a ``derivative`` method
+    (pynn has no automatic differentiation; see pynn.activations.Activation)."""
     if callable(identifier):
         if identifier in _BY_FUNCTION:
             return _BY_FUNCTION[identifier]
-        raise NotImplementedError(
-            f"custom activation callables ({identifier!r}) are not supported by pynn "
-            f"yet: the compiled step fuses one of {_activations.names()} into each Dense")
+        # a custom activation: pynn's own protocol (__call__ and derivative),
+        # refused with a TypeError saying what to add when the derivative is missing
+        return _activations.get(identifier)
     key = identifier.lower() if isinstance(identifier, str) else identifier
     if key in _MISSING:
         raise NotImplementedError(f"activation {identifier!r} is not in pynn's compiled "

@@ -68,9 +68,8 @@ def get(identifier):
     if isinstance(identifier, str) and identifier.lower() in _MISSING_NAMES:
         refuse(f"loss {identifier!r}", "it is not in pynn's compiled loss kernels yet; "
                f"available: {_losses.names()}")
-    if callable(identifier) and not isinstance(identifier, (_losses.Loss, type)):
-        refuse(f"a custom loss callable ({identifier!r})",
-               "the compiled step computes the loss and its gradient itself")
+    # a custom loss follows pynn's protocol (call and gradient): pynn.losses.get
+    # refuses a function without a gradient with a TypeError saying what to add
     return _losses.get(identifier)
 
 
@@ -81,5 +80,8 @@ _MISSING_NAMES = ("log_cosh", "logcosh", "mape", "mean_absolute_percentage_error
 _MISSING = ("LogCosh", "MeanAbsolutePercentageError",
             "MeanSquaredLogarithmicError", "Hinge", "SquaredHinge", "CategoricalHinge",
             "KLDivergence", "CosineSimilarity", "BinaryFocalCrossentropy",
-            "CategoricalFocalCrossentropy", "Dice", "Tversky", "CTC", "Loss")
+            "CategoricalFocalCrossentropy", "Dice", "Tversky", "CTC")
+# the base class of custom losses: Keras's call(y_true, y_pred), plus the
+# gradient(y_true, y_pred) that pynn needs without automatic differentiation
+Loss = _losses.Loss
 __getattr__ = module_getattr(__name__, _MISSING)
