@@ -40,7 +40,8 @@ from fpenv cimport fpenv_enter, fpenv_exit, fpenv_t
 from activation_kernels cimport (activation_backward, activation_backward_from_preactivation,
                                  bias_activate, bias_activate_keep, needs_preactivation)
 from layer_kernels cimport (N_SETTINGS, SET_EPSILON, SET_MOMENTUM, SET_RATE,
-                            batch_norm_backward, batch_norm_forward,
+                            batch_norm_backward, batch_norm_backward_inference,
+                            batch_norm_forward,
                             batch_norm_update_moving, dropout_backward, dropout_forward,
                             fixed_workspace, layer_norm_backward, layer_norm_forward,
                             row_workspace)
@@ -206,6 +207,9 @@ cdef struct Net:
     pcg_t** rngs
     unsigned char* rng_saved
     Py_ssize_t n_rngs
+    # per layer, 1 where a frozen BatchNormalization runs in inference mode
+    # in training too (Keras's rule); NULL: none
+    const unsigned char* inference
     bint training           # batch statistics and masks (a step) or not
     double loss_param           # the loss kernel's param (Huber's delta), see set_loss
 
@@ -225,6 +229,7 @@ cdef inline Net _net(const Py_ssize_t[:, ::1] layout) noexcept:
     net.rngs = NULL
     net.rng_saved = NULL
     net.n_rngs = 0
+    net.inference = NULL
     net.training = False
     net.loss_param = 0
     for l in range(net.n_layers):
@@ -314,13 +319,15 @@ cdef void _kind_forward(Net net, Py_ssize_t l, const floating* params,
     cdef Py_ssize_t w = row[1], kind = row[COL_KIND]
     cdef floating* p = <floating*>params
     cdef floating* stats = _part(<floating*>net.stats, row[COL_STATS])
+    cdef bint frozen = net.inference != NULL and net.inference[l]
     if kind == KIND_DROPOUT:
         dropout_forward(inp, n * w, settings[SET_RATE], net.training,
                         net.rngs[row[COL_RNG]] if net.training else NULL,
                         _row_work(net, row, work, n), out)
     elif kind == KIND_BATCH_NORM:
         batch_norm_forward(inp, n, w, _part(p, row[2]), _part(p, row[3]),
-                           settings[SET_EPSILON], net.training, stats, stats + w,
+                           settings[SET_EPSILON], net.training and not frozen,
+                           stats, stats + w,
                            _row_work(net, row, work, n),
                            <floating*>net.fixed + row[COL_FIXED_WORK], out)
     elif kind == KIND_LAYER_NORM:
@@ -339,6 +346,11 @@ cdef void _kind_backward(Net net, Py_ssize_t l, const floating* params, floating
     if kind == KIND_DROPOUT:
         if grad_x != NULL:
             dropout_backward(delta, _row_work(net, row, work, n), n * w, grad_x)
+    elif kind == KIND_BATCH_NORM and net.inference != NULL and net.inference[l]:
+        batch_norm_backward_inference(delta, _row_work(net, row, work, n), n, w,
+                                      _part(p, row[2]),
+                                      <floating*>net.fixed + row[COL_FIXED_WORK],
+                                      _part(grads, row[2]), _part(grads, row[3]), grad_x)
     elif kind == KIND_BATCH_NORM:
         batch_norm_backward(delta, _row_work(net, row, work, n), n, w, _part(p, row[2]),
                             <floating*>net.fixed + row[COL_FIXED_WORK],
@@ -355,7 +367,8 @@ cdef void _commit_layer_state(Net net, floating* stats) noexcept nogil:
     cdef const Py_ssize_t* row
     for l in range(net.n_layers):
         row = net.layout + l * N_COLS
-        if row[COL_KIND] == KIND_BATCH_NORM:
+        if row[COL_KIND] == KIND_BATCH_NORM and not (net.inference != NULL
+                                                     and net.inference[l]):
             batch_norm_update_moving(<floating*>net.fixed + row[COL_FIXED_WORK], row[1],
                                      net.settings[l * N_SETTINGS + SET_MOMENTUM],
                                      stats + row[COL_STATS], stats + row[COL_STATS] + row[1])
@@ -891,7 +904,7 @@ cdef class Network:
     cdef object _params, _grads, _layout, _work, _state, _bx, _by, _bw
     cdef object _var_rows, _var_reg
     cdef Vars vars
-    cdef object _settings, _stats, _fixed, _generators, _rng_ptrs, _rng_saved
+    cdef object _settings, _stats, _fixed, _generators, _rng_ptrs, _rng_saved, _inference
     cdef void* p_params
     cdef void* p_grads
     cdef void* p_state
@@ -1176,6 +1189,23 @@ cdef class Network:
         self.vars.n = rows.shape[0]
         self.vars.reg = <const double*>cnp.PyArray_DATA(<cnp.ndarray>reg) \
             if reg is not None else NULL
+
+    def set_inference_layers(self, flags):
+        """Per layer, True where a BatchNormalization runs in inference mode
+        in training steps too (a frozen one, as Keras's): the moving
+        statistics normalise and do not move, and its backward pass treats
+        them as constants.  Other layers' flags must be False."""
+        arr = np.array(flags, dtype=np.uint8).reshape(-1)
+        if arr.shape[0] != self.net.n_layers:
+            raise ValueError(f"flags must hold one entry per layer ({self.net.n_layers}), "
+                             f"got {arr.shape[0]}")
+        layout = np.asarray(self._layout)
+        if np.any(arr[layout[:, COL_KIND] != KIND_BATCH_NORM]):
+            raise ValueError(f"only BatchNormalization layers run in inference mode, got "
+                             f"flags {arr.tolist()}")
+        self._inference = arr if np.any(arr) else None
+        self.net.inference = <const unsigned char*>cnp.PyArray_DATA(<cnp.ndarray>arr) \
+            if self._inference is not None else NULL
 
     @property
     def variables(self):

@@ -31,7 +31,7 @@ from . import metrics as metrics_module
 from ._validation import (as_dtype, as_float_array, check_bool, check_finite,
                           check_n_threads, check_positive_int, check_verbose)
 from .errors import DivergenceError
-from .layers import (KIND_DROPOUT, LAYER_TYPES, Dense, check_memory, layer_from_config,
+from .layers import (KIND_BATCH_NORM, KIND_DROPOUT, LAYER_TYPES, Dense, check_memory, layer_from_config,
                      note_settings_change, settings_revision, widths)
 from .summary import summary_table
 
@@ -579,6 +579,10 @@ class Model:
         # at compile, and at the first step after a layer's flag changed
         rows, reg = self.variables()
         self._net.set_variables(rows, reg)
+        # a frozen BatchNormalization runs in inference mode, as Keras's
+        self._net.set_inference_layers([layer.kind == KIND_BATCH_NORM
+                                        and not self._layer_trainable(layer)
+                                        for layer in self.layers])
         self._variables_revision = settings_revision()
 
     @property
@@ -800,7 +804,7 @@ class Model:
         (``sample_weight`` as in ``check_weights``).
 
         As a training step computes them: BatchNormalization with the
-        batch's statistics, Dropout with the masks the next step will draw
+        batch's statistics (a frozen one with its moving statistics), Dropout with the masks the next step will draw
         (the generators are set back afterwards, so two calls give the same
         gradients and the next step draws those masks again).
 

@@ -419,9 +419,10 @@ class _WidthKeeping:
     @property
     def trainable(self) -> bool:
         """Whether fit updates the layer's gamma and beta, as
-        ``Dense.trainable``.  A frozen BatchNormalization keeps gamma and
-        beta as they are but, unlike Keras's, still normalises by the
-        batch's statistics in training and moves its moving statistics."""
+        ``Dense.trainable``.  A frozen BatchNormalization also runs in
+        inference mode in training, as Keras's: its moving statistics
+        normalise and stay as they are (their gradient flows through them as
+        constants)."""
         return self._trainable
 
     @trainable.setter
@@ -763,14 +764,14 @@ def layer_from_config(spec: dict, input_dim: int | None = None):
 def unbuilt_copy(layer):
     """A new layer with ``layer``'s settings, not built (no values): Dense
     with its units, activation (a custom one included), name and
-    regularizers (trainable, as every layer's, left True)."""
+    regularizers (trainable left True; the other kinds' flag copied: a
+    frozen BatchNormalization computes another function)."""
     if isinstance(layer, Dense):
         return Dense(layer.units, activation=layer.activation, name=layer.name,
                      kernel_regularizer=layer.kernel_regularizer,
                      bias_regularizer=layer.bias_regularizer)
     config = layer.get_config()
     config["input_dim"] = None
-    config.pop("trainable", None)
     return layer_from_config(config)
 
 

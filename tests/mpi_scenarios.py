@@ -181,13 +181,16 @@ def main(out_path):
                            pynn.LayerNormalization(), pynn.Dense(N_OUTPUTS)],
                           dtype="float64", seed=1 + rank)
     net.compile(loss="mse", optimizer=pynn.Adam(0.01, clipnorm=0.1))
-    frozen = [net.layers[2].gamma.copy(), net.layers[3].W.copy()]
+    frozen = [a.copy() for a in net.layers[2].buffers()] + [net.layers[3].W.copy()]
+    first = net.layers[0].W.copy()
     net.fit(xs, ys, epochs=2, batch_size=B, shuffle=False, verbose=0, comm=comm)
     info["mixed"] = {"identical": same_everywhere(net.params)
                      and same_everywhere(net.layer_state),
-                     "frozen": bool(np.array_equal(net.layers[2].gamma, frozen[0])
-                                    and np.array_equal(net.layers[3].W, frozen[1])),
-                     "moved": bool(np.any(net.layers[2].moving_mean != 0))}
+                     # the frozen BatchNormalization in inference mode: its
+                     # moving statistics stay, as gamma and beta do
+                     "frozen": all(np.array_equal(a, b) for a, b in zip(
+                         net.layers[2].buffers() + [net.layers[3].W], frozen)),
+                     "moved": not np.array_equal(net.layers[0].W, first)}
 
     if rank == 0:
         np.savez(out_path, info=json.dumps(info), **results)

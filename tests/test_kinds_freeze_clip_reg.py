@@ -79,8 +79,9 @@ def test_a_frozen_normalisation_keeps_gamma_and_beta_bit_for_bit(dtype):
     for before, i_part in zip(kept, [(2, 0), (2, 1), (4, 0), (4, 1)]):
         np.testing.assert_array_equal(model.layers[i_part[0]].buffers()[i_part[1]], before)
     assert not np.array_equal(model.layers[0].W, trained)
-    # a frozen BatchNormalization still takes in the batches' statistics
-    assert not np.array_equal(model.layers[2].moving_mean, moving)
+    # a frozen BatchNormalization runs in inference mode: its moving
+    # statistics stay as they are
+    np.testing.assert_array_equal(model.layers[2].moving_mean, moving)
     # and the optimizer's state of gamma and beta stays zero
     n = model.params.shape[0]
     for layer in (model.layers[2], model.layers[4]):
@@ -89,6 +90,44 @@ def test_a_frozen_normalisation_keeps_gamma_and_beta_bit_for_bit(dtype):
             for copy in range(model.optimizer.state.shape[0] // n):
                 assert not np.any(model.optimizer.state[copy * n + start:
                                                         copy * n + start + view.size])
+
+
+def test_a_frozen_batch_norm_runs_in_inference_mode_as_keras():
+    from pynn import reference as ref
+    x, y = data(np.float64)
+    model = pynn.Sequential([pynn.Dense(6, "tanh", input_dim=5),
+                             pynn.BatchNormalization(momentum=0.5, trainable=False),
+                             pynn.Dense(2)], dtype="float64", seed=4)
+    model.compile(optimizer=pynn.Adam(0.01), loss="mse")
+    bn = model.layers[1]
+    g = np.random.default_rng(5)
+    for part in bn.buffers():
+        part[...] = g.uniform(0.5, 1.5, size=part.shape)
+    # the training pass normalises by the moving statistics: the loss a
+    # step reports is evaluate's, the gradient the inference twin's
+    loss, grads = model.gradients(x, y)
+    assert loss == pytest.approx(model.evaluate(x, y, verbose=0), rel=1e-12)
+    first, last = model.layers[0], model.layers[2]
+    h = np.tanh(x @ first.W.T + first.b)
+    out, cache, _, _ = ref.batchnorm_forward(h, bn.gamma, bn.beta, bn.moving_mean,
+                                             bn.moving_variance, False,
+                                             epsilon=bn.epsilon)
+    grad_out = 2 * (out @ last.W.T + last.b - y) / y.size
+    grad_x, grad_gamma, grad_beta = ref.batchnorm_backward(grad_out @ last.W, cache, bn.gamma)
+    np.testing.assert_allclose(grads[2], grad_gamma, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(grads[3], grad_beta, rtol=1e-10, atol=1e-14)
+    grad_z = grad_x * (1 - h ** 2)
+    np.testing.assert_allclose(grads[0], grad_z.T @ x, rtol=1e-10, atol=1e-14)
+    assert max(pynn.check_gradients(model, x, y).values()) < 1e-6
+    # fit moves neither gamma and beta nor the moving statistics, and the
+    # layer trains in batch mode again once unfrozen
+    kept = [a.copy() for a in bn.buffers()]
+    model.fit(x, y, epochs=2, batch_size=9, verbose=0)
+    for a, b in zip(bn.buffers(), kept):
+        np.testing.assert_array_equal(a, b)
+    bn.trainable = True
+    model.fit(x, y, epochs=1, batch_size=9, verbose=0)
+    assert all(not np.array_equal(a, b) for a, b in zip(bn.buffers(), kept))
 
 
 def test_clipnorm_takes_gamma_and_beta_each_as_a_variable():
