@@ -302,3 +302,15 @@ def test_the_keras_namespace_takes_trainable_on_every_kind():
     assert len(ln.trainable_weights) == 2 and ln.non_trainable_weights == []
     assert not model.layers[1].trainable
     assert len(model.trainable_weights) == 4
+
+
+def test_inference_flags_are_refused_on_other_layers_changing_nothing():
+    x, y = data(np.float64)
+    model = mixed(np.float64, frozen_bn=True)
+    net = model.engine
+    before = model.gradients(x, y)[0]
+    with pytest.raises(ValueError, match="only BatchNormalization"):
+        net.set_inference_layers([0, 1, 1, 0, 0, 0])
+    with pytest.raises(ValueError, match="one entry per layer"):
+        net.set_inference_layers([0, 0, 1])
+    assert model.gradients(x, y)[0] == before
