@@ -40,7 +40,8 @@ from fpenv cimport fpenv_enter, fpenv_exit, fpenv_t
 from activation_kernels cimport (activation_backward, activation_backward_from_preactivation,
                                  bias_activate, bias_activate_keep, needs_preactivation)
 from layer_kernels cimport (N_SETTINGS, SET_EPSILON, SET_MOMENTUM, SET_RATE,
-                            batch_norm_backward, batch_norm_forward,
+                            batch_norm_backward, batch_norm_backward_inference,
+                            batch_norm_forward,
                             batch_norm_update_moving, dropout_backward, dropout_forward,
                             fixed_workspace, layer_norm_backward, layer_norm_forward,
                             row_workspace)
@@ -53,9 +54,9 @@ from metric_kernels cimport MAX_METRICS, Metrics, metric_value
 from loss_kernels cimport loss_and_grad
 from libc.math cimport isfinite
 
-from optim_kernels cimport (Bounds, OptSettings, all_finite,
-                           bounded_update_is_finite, fill_hyper, measure_bounds,
-                           optimizer_step, settings_of, state_size, sum_abs_if_finite,
+from optim_kernels cimport (VAR_COLS, Bounds, GradPass, OptSettings, all_finite,
+                           bounded_update_is_finite, fill_hyper, grad_pass, measure_bounds,
+                           optimizer_step, penalty, settings_of, state_size,
                            update_is_finite)
 
 cdef enum:
@@ -70,6 +71,14 @@ cdef enum:
 # the widths of a layout row and of a layer's settings, for the Python layer
 LAYOUT_WIDTH = N_COLS
 SETTINGS_WIDTH = N_SETTINGS
+
+
+cdef struct Vars:
+    # what the update covers (optim_kernels.pxd): the trainable variables'
+    # rows [start, stop, decayed] and their regularizers [l1, l2] (NULL: none)
+    const Py_ssize_t* rows
+    Py_ssize_t n
+    const double* reg
 
 
 # --------------------------------------------------------------------------
@@ -198,6 +207,9 @@ cdef struct Net:
     pcg_t** rngs
     unsigned char* rng_saved
     Py_ssize_t n_rngs
+    # per layer, 1 where a frozen BatchNormalization runs in inference mode
+    # in training too (Keras's rule); NULL: none
+    const unsigned char* inference
     bint training           # batch statistics and masks (a step) or not
     double loss_param           # the loss kernel's param (Huber's delta), see set_loss
 
@@ -217,6 +229,7 @@ cdef inline Net _net(const Py_ssize_t[:, ::1] layout) noexcept:
     net.rngs = NULL
     net.rng_saved = NULL
     net.n_rngs = 0
+    net.inference = NULL
     net.training = False
     net.loss_param = 0
     for l in range(net.n_layers):
@@ -306,13 +319,15 @@ cdef void _kind_forward(Net net, Py_ssize_t l, const floating* params,
     cdef Py_ssize_t w = row[1], kind = row[COL_KIND]
     cdef floating* p = <floating*>params
     cdef floating* stats = _part(<floating*>net.stats, row[COL_STATS])
+    cdef bint frozen = net.inference != NULL and net.inference[l]
     if kind == KIND_DROPOUT:
         dropout_forward(inp, n * w, settings[SET_RATE], net.training,
                         net.rngs[row[COL_RNG]] if net.training else NULL,
                         _row_work(net, row, work, n), out)
     elif kind == KIND_BATCH_NORM:
         batch_norm_forward(inp, n, w, _part(p, row[2]), _part(p, row[3]),
-                           settings[SET_EPSILON], net.training, stats, stats + w,
+                           settings[SET_EPSILON], net.training and not frozen,
+                           stats, stats + w,
                            _row_work(net, row, work, n),
                            <floating*>net.fixed + row[COL_FIXED_WORK], out)
     elif kind == KIND_LAYER_NORM:
@@ -331,6 +346,11 @@ cdef void _kind_backward(Net net, Py_ssize_t l, const floating* params, floating
     if kind == KIND_DROPOUT:
         if grad_x != NULL:
             dropout_backward(delta, _row_work(net, row, work, n), n * w, grad_x)
+    elif kind == KIND_BATCH_NORM and net.inference != NULL and net.inference[l]:
+        batch_norm_backward_inference(delta, _row_work(net, row, work, n), n, w,
+                                      _part(p, row[2]),
+                                      <floating*>net.fixed + row[COL_FIXED_WORK],
+                                      _part(grads, row[2]), _part(grads, row[3]), grad_x)
     elif kind == KIND_BATCH_NORM:
         batch_norm_backward(delta, _row_work(net, row, work, n), n, w, _part(p, row[2]),
                             <floating*>net.fixed + row[COL_FIXED_WORK],
@@ -347,7 +367,8 @@ cdef void _commit_layer_state(Net net, floating* stats) noexcept nogil:
     cdef const Py_ssize_t* row
     for l in range(net.n_layers):
         row = net.layout + l * N_COLS
-        if row[COL_KIND] == KIND_BATCH_NORM:
+        if row[COL_KIND] == KIND_BATCH_NORM and not (net.inference != NULL
+                                                     and net.inference[l]):
             batch_norm_update_moving(<floating*>net.fixed + row[COL_FIXED_WORK], row[1],
                                      net.settings[l * N_SETTINGS + SET_MOMENTUM],
                                      stats + row[COL_STATS], stats + row[COL_STATS] + row[1])
@@ -451,12 +472,54 @@ cdef double _loss_and_backward(Net net, const floating* params, floating* grads,
 
 cnp.import_array()
 
+cdef int _checked_update(Net net, floating* params, floating* grads, floating* state,
+                         Py_ssize_t n_params, const Vars* vars, const OptSettings* opt,
+                         bint update, bint regularize, double* loss,
+                         int64_t* iterations) noexcept nogil:
+    # The gradient pass, the exact check and the update if asked and safe,
+    # after a training pass of net: a refusal puts the generators back as
+    # the pass found them, an applied update commits the layers' state.
+    cdef int status = _checked_apply(params, grads, state, n_params, vars, opt, update,
+                                     regularize, loss, iterations)
+    if status != STATUS_OK:
+        _rng_restore(net)
+    elif update:
+        _commit_layer_state(net, <floating*>net.stats)
+    return status
+
+
+cdef int _checked_apply(floating* params, floating* grads, floating* state,
+                        Py_ssize_t n_params, const Vars* vars, const OptSettings* opt,
+                        bint update, bint regularize, double* loss,
+                        int64_t* iterations) noexcept nogil:
+    # The gradient pass (the regularizers' terms when regularize, their
+    # penalty added to loss[0] if loss is given; the clipping when update),
+    # the exact check, and the update if asked and safe.
+    cdef GradPass gp = grad_pass(params, grads, vars.rows, vars.n,
+                                 vars.reg if regularize else NULL, update, opt, False)
+    if loss != NULL:
+        loss[0] += gp.penalty
+        if not isfinite(loss[0]):
+            return STATUS_NONFINITE
+    if not gp.finite:
+        return STATUS_NONFINITE
+    if not update:
+        return STATUS_OK if all_finite(grads, n_params) else STATUS_NONFINITE
+    # update_is_finite also covers the gradient (a NaN or inf in it reaches
+    # the values the update would write), so a step reads it once to check
+    if not update_is_finite(params, grads, state, n_params, vars.rows, vars.n, opt):
+        return STATUS_NONFINITE
+    optimizer_step(params, grads, state, n_params, vars.rows, vars.n, opt)
+    iterations[0] += 1
+    return STATUS_OK
+
+
 cdef int _checked_step(Net net, floating* params, floating* grads, floating* state,
                        const floating* X, const floating* Y,
                        const floating* row_weight, Py_ssize_t n,
                        Py_ssize_t n_in, Py_ssize_t n_y, floating* work,
                        int loss_code, bint fused, const OptSettings* opt,
-                       Py_ssize_t n_params, Py_ssize_t decay_end, bint update,
+                       Py_ssize_t n_params, const Vars* vars, bint update,
                        double* loss, int64_t* iterations) noexcept nogil:
     if not all_finite(X, n * n_in):
         return STATUS_X_NONFINITE
@@ -465,18 +528,13 @@ cdef int _checked_step(Net net, floating* params, floating* grads, floating* sta
     _rng_save(net)
     loss[0] = _loss_and_backward(net, params, grads, X, Y, row_weight, n, work,
                                  loss_code, fused)
-    # update_is_finite also covers the gradient (a NaN or inf in it reaches
-    # the values the update would write), so a step reads it once to check
-    if not isfinite(loss[0]) or (not update and not all_finite(grads, n_params)) or (
-            update and not update_is_finite(params, grads, state, n_params, decay_end, opt)):
+    cdef int status = STATUS_NONFINITE
+    if isfinite(loss[0]):
+        status = _checked_update(net, params, grads, state, n_params, vars, opt, update,
+                                 True, loss, iterations)
+    else:
         _rng_restore(net)
-        return STATUS_NONFINITE
-    if not update:
-        return STATUS_OK
-    optimizer_step(params, grads, state, n_params, decay_end, opt)
-    _commit_layer_state(net, <floating*>net.stats)
-    iterations[0] += 1
-    return STATUS_OK
+    return status
 
 
 cdef inline void _gather(const floating* src, const Py_ssize_t* rows, Py_ssize_t n_rows,
@@ -678,7 +736,7 @@ cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* sta
                        floating* bx, floating* by, floating* bw, floating* work,
                        int loss_code,
                        bint fused, OptSettings* opt,
-                       Py_ssize_t n_params, Py_ssize_t decay_end,
+                       Py_ssize_t n_params, const Vars* vars,
                        double* losses, Metrics* metrics,
                        int64_t* iterations) noexcept nogil:
     # Batches first..stop-1 of an epoch; returns the first batch whose step
@@ -694,6 +752,7 @@ cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* sta
     cdef const floating* yb
     cdef const floating* wb = NULL
     cdef Bounds bounds
+    cdef GradPass gp
     bounds.valid = False
     for k in range(first, stop):
         start = k * batch_size
@@ -715,12 +774,17 @@ cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* sta
         if not isfinite(losses[k]):
             _rng_restore(net)
             return k
+        # regularizers and clipping, in the pass that bounds the gradient
+        gp = grad_pass(params, grads, vars.rows, vars.n, vars.reg, True, opt, True)
+        losses[k] += gp.penalty
+        if not (gp.finite and isfinite(losses[k])):
+            _rng_restore(net)
+            return k
         # the first step checks exactly and measures the bounds that the
         # next ones carry (optim_kernels.pxd); a step the bounds cannot
         # vouch for is checked exactly too
-        if not bounded_update_is_finite(sum_abs_if_finite(grads, n_params), opt,
-                                        &bounds, floating is float):
-            if not update_is_finite(params, grads, state, n_params, decay_end, opt):
+        if not bounded_update_is_finite(gp.bound, opt, &bounds, floating is float):
+            if not update_is_finite(params, grads, state, n_params, vars.rows, vars.n, opt):
                 _rng_restore(net)
                 return k
             bounds.valid = False
@@ -729,7 +793,7 @@ cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* sta
             metrics.values[j * metrics.stride + k] = metric_value(
                 metrics.codes[j], metrics.thresholds[j],
                 work + m * (net.total_width - n_out), yb, m, n_out, n_y)
-        optimizer_step(params, grads, state, n_params, decay_end, opt)
+        optimizer_step(params, grads, state, n_params, vars.rows, vars.n, opt)
         _commit_layer_state(net, <floating*>net.stats)
         iterations[0] += 1
         opt.step += 1
@@ -794,7 +858,7 @@ cdef void _profiled_step(Net net, floating* params, floating* grads, floating* s
                          Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out,
                          floating* bx, floating* by, floating* work, int loss_code,
                          bint fused, const OptSettings* opt,
-                         Py_ssize_t n_params, Py_ssize_t decay_end,
+                         Py_ssize_t n_params, const Vars* vars,
                          double* seconds) noexcept nogil:
     # The steps of _epoch, one batch, with a clock read between the phases:
     # seconds = [gather, forward, loss, backward, update].
@@ -810,7 +874,8 @@ cdef void _profiled_step(Net net, floating* params, floating* grads, floating* s
     t3 = _now()
     _backward(net, params, grads, bx, n, work, fused)
     t4 = _now()
-    optimizer_step(params, grads, state, n_params, decay_end, opt)
+    grad_pass(params, grads, vars.rows, vars.n, vars.reg, True, opt, False)
+    optimizer_step(params, grads, state, n_params, vars.rows, vars.n, opt)
     _commit_layer_state(net, <floating*>net.stats)
     t5 = _now()
     seconds[0] = t1 - t0
@@ -837,7 +902,9 @@ cdef class Network:
         copied: updated in place by each applied training step).
     """
     cdef object _params, _grads, _layout, _work, _state, _bx, _by, _bw
-    cdef object _settings, _stats, _fixed, _generators, _rng_ptrs, _rng_saved
+    cdef object _var_rows, _var_reg
+    cdef Vars vars
+    cdef object _settings, _stats, _fixed, _generators, _rng_ptrs, _rng_saved, _inference
     cdef void* p_params
     cdef void* p_grads
     cdef void* p_state
@@ -846,7 +913,10 @@ cdef class Network:
     cdef Py_ssize_t n_params, n_in, n_out, n_y, work_capacity, batch_capacity, state_len
     cdef int loss_code, opt_code
     cdef bint fused
-    cdef Py_ssize_t decay_end, rngs_needed
+    cdef Py_ssize_t rngs_needed
+    # a step(update=False) passed: its generators' saved states and its
+    # layers' statistics await apply_gradients
+    cdef bint pending
     cdef double hyper[16]
     # the number of updates applied to these parameters: step and
     # train_batches advance it inside their compiled loops, one per update
@@ -890,6 +960,7 @@ cdef class Network:
         self.batch_capacity = 0
         self._state = np.zeros(1, dtype=self.dtype)
         self.p_state = cnp.PyArray_DATA(self._state)
+        self.set_variables([[0, self.n_params, 0]])
         self.state_len = 0
         memset(self.hyper, 0, sizeof(self.hyper))
         self.iterations = 0
@@ -1076,7 +1147,70 @@ cdef class Network:
         self.opt_code = code
         self._state = state
         self.p_state = cnp.PyArray_DATA(state)
-        self.decay_end = decay_end
+        # every parameter, kernels first: set_variables may narrow it
+        self.set_variables([[0, decay_end, 1], [decay_end, self.n_params, 0]])
+
+    def set_variables(self, variables, regularizers=None):
+        """The variables the update covers and their regularizers.
+
+        variables: (n_vars, 3) integers, rows [start, stop, decayed] of
+        disjoint ranges of the parameter buffer in increasing order (a
+        layer's kernel, its bias; decayed = 1 where SGD's and Adam's L2
+        weight decay applies).  Entries outside every range (a frozen
+        layer's) are never updated, nor is their optimizer state.
+        Clipping by norm takes each row as one variable.
+        regularizers: None, or (n_vars, 2) [l1, l2] >= 0 per row: the
+        penalty l1 sum |w| + l2 sum w^2 joins the loss, its gradient the
+        gradient.
+        """
+        rows = np.array(variables, dtype=np.intp).reshape(-1, VAR_COLS)
+        cdef Py_ssize_t k, end = 0
+        for k in range(rows.shape[0]):
+            if not end <= rows[k, 0] <= rows[k, 1] <= self.n_params or rows[k, 2] not in (0, 1):
+                raise ValueError(f"variables must be disjoint increasing ranges within "
+                                 f"[0, {self.n_params}] flagged 0 or 1, got row {k}: "
+                                 f"{rows[k].tolist()}")
+            end = rows[k, 1]
+        reg = None
+        if regularizers is not None:
+            reg = np.array(regularizers, dtype=np.float64).reshape(-1, 2)
+            if reg.shape[0] != rows.shape[0] or not np.all(np.isfinite(reg)) \
+                    or np.any(reg < 0):
+                raise ValueError(f"regularizers must hold finite [l1, l2] >= 0, one row "
+                                 f"per variable ({rows.shape[0]}), got {reg.tolist()!r:.80}")
+        kept = rows[:, 1] > rows[:, 0]      # empty ranges dropped
+        rows = np.ascontiguousarray(rows[kept])
+        if reg is not None:
+            reg = np.ascontiguousarray(reg[kept]) if np.any(reg) else None
+        self._var_rows = rows
+        self._var_reg = reg
+        self.vars.rows = <const Py_ssize_t*>cnp.PyArray_DATA(<cnp.ndarray>rows) \
+            if rows.shape[0] else NULL
+        self.vars.n = rows.shape[0]
+        self.vars.reg = <const double*>cnp.PyArray_DATA(<cnp.ndarray>reg) \
+            if reg is not None else NULL
+
+    def set_inference_layers(self, flags):
+        """Per layer, True where a BatchNormalization runs in inference mode
+        in training steps too (a frozen one, as Keras's): the moving
+        statistics normalise and do not move, and its backward pass treats
+        them as constants.  Other layers' flags must be False."""
+        arr = np.array(flags, dtype=np.uint8).reshape(-1)
+        if arr.shape[0] != self.net.n_layers:
+            raise ValueError(f"flags must hold one entry per layer ({self.net.n_layers}), "
+                             f"got {arr.shape[0]}")
+        layout = np.asarray(self._layout)
+        if np.any(arr[layout[:, COL_KIND] != KIND_BATCH_NORM]):
+            raise ValueError(f"only BatchNormalization layers run in inference mode, got "
+                             f"flags {arr.tolist()}")
+        self._inference = arr if np.any(arr) else None
+        self.net.inference = <const unsigned char*>cnp.PyArray_DATA(<cnp.ndarray>arr) \
+            if self._inference is not None else NULL
+
+    @property
+    def variables(self):
+        """A copy of the rows the update covers (see set_variables)."""
+        return np.array(self._var_rows)
 
     def set_metrics(self, codes, thresholds):
         """Accuracies that train_batches computes on each batch (see the
@@ -1243,7 +1377,7 @@ cdef class Network:
                                        n, self.n_in, self.n_y,
                                        <double*>work, self.loss_code, self.fused,
                                        &opt, self.n_params,
-                                       self.decay_end, update, &loss, &self.iterations)
+                                       &self.vars, update, &loss, &self.iterations)
             else:
                 status = _checked_step(self.net, <float*>self.p_params, <float*>self.p_grads,
                                        <float*>self.p_state, <const float*>px,
@@ -1251,9 +1385,10 @@ cdef class Network:
                                        n, self.n_in, self.n_y,
                                        <float*>work, self.loss_code, self.fused,
                                        &opt, self.n_params,
-                                       self.decay_end, update, &loss, &self.iterations)
+                                       &self.vars, update, &loss, &self.iterations)
             self._threads_exit(threads)
             fpenv_exit(env)
+        self.pending = not update and status == STATUS_OK
         return loss, status
 
     def train_batches(self, x, cnp.ndarray y, order, Py_ssize_t batch_size,
@@ -1272,6 +1407,7 @@ cdef class Network:
         Returns the first batch not applied because its loss or gradient was
         not finite, or stop.
         """
+        self.pending = False
         cdef void* px = NULL
         cdef const CSRView* sx = NULL
         cdef Py_ssize_t n = self._rows_of(x, &px, &sx)
@@ -1320,7 +1456,7 @@ cdef class Network:
                               <double*>bx, <double*>by, <double*>bw, <double*>work,
                               self.loss_code,
                               self.fused, &opt, self.n_params,
-                              self.decay_end, &losses[0], &metrics,
+                              &self.vars, &losses[0], &metrics,
                               &self.iterations)
             else:
                 done = _epoch(self.net, <float*>self.p_params, <float*>self.p_grads,
@@ -1330,7 +1466,7 @@ cdef class Network:
                               <float*>bx, <float*>by, <float*>bw, <float*>work,
                               self.loss_code,
                               self.fused, &opt, self.n_params,
-                              self.decay_end, &losses[0], &metrics,
+                              &self.vars, &losses[0], &metrics,
                               &self.iterations)
             self._threads_exit(threads)
             fpenv_exit(env)
@@ -1351,6 +1487,7 @@ cdef class Network:
         Returns the seconds spent in [gather, forward, loss, backward,
         update], for the benchmark's --profile.
         """
+        self.pending = False
         self._check(x, self.n_in, "x")
         self._check(y, self.n_y, "y")
         cdef Py_ssize_t i, n = rows.shape[0]
@@ -1379,14 +1516,14 @@ cdef class Network:
                                <double*>self.p_state, <const double*>px, <const double*>py,
                                &rows[0], n, self.n_in, self.n_y, <double*>pbx,
                                <double*>pby, <double*>work, self.loss_code, self.fused,
-                               &opt, self.n_params, self.decay_end,
+                               &opt, self.n_params, &self.vars,
                                seconds)
             else:
                 _profiled_step(self.net, <float*>self.p_params, <float*>self.p_grads,
                                <float*>self.p_state, <const float*>px, <const float*>py,
                                &rows[0], n, self.n_in, self.n_y, <float*>pbx,
                                <float*>pby, <float*>work, self.loss_code, self.fused,
-                               &opt, self.n_params, self.decay_end,
+                               &opt, self.n_params, &self.vars,
                                seconds)
             self._threads_exit(threads)
             fpenv_exit(env)
@@ -1431,6 +1568,7 @@ cdef class Network:
         training: as a step computes it (batch statistics per chunk, dropout
         masks drawn and the generators then set back: every such call draws
         the same masks, those of the next step), for gradient checks."""
+        self.pending = False
         cdef void* px = NULL
         cdef const CSRView* sx = NULL
         cdef Py_ssize_t n = self._rows_of(x, &px, &sx)
@@ -1468,4 +1606,58 @@ cdef class Network:
             _rng_restore(net)
             self._threads_exit(threads)
             fpenv_exit(env)
-        return loss
+        return loss + self.penalty()
+
+    def penalty(self):
+        """The regularizers' penalty on the current weights (0 without any)."""
+        cdef double p
+        with nogil:
+            if self.is_double:
+                p = penalty(<const double*>self.p_params, self.vars.rows, self.vars.n,
+                            self.vars.reg)
+            else:
+                p = penalty(<const float*>self.p_params, self.vars.rows, self.vars.n,
+                            self.vars.reg)
+        return p
+
+    def apply_gradients(self, bint update=True, bint regularize=False):
+        """The clipping, the exact check and the update on the gradients
+        the buffer holds now (a data-parallel fit all-reduced them there
+        after step(update=False), which added the regularizers' terms).
+        Returns True when applied (iterations advanced), False when some
+        value would not be finite (nothing changed).  regularize: add the
+        regularizers' terms to the gradient first (gradients computed
+        elsewhere: the NumPy path); with update False, only that and the
+        check (True when every gradient is finite).  Right after that
+        step, the update also commits the step's layer statistics (the
+        moving ones take them in, see commit_layer_state) and a refusal
+        puts the generators back as the step found them."""
+        cdef int status
+        cdef fpenv_t env
+        cdef bint pending = self.pending
+        cdef OptSettings opt = settings_of(self.opt_code, self.hyper, <double>self.iterations)
+        self.pending = False
+        with nogil:
+            env = fpenv_enter()
+            if self.is_double:
+                if pending:
+                    status = _checked_update(self.net, <double*>self.p_params,
+                                             <double*>self.p_grads, <double*>self.p_state,
+                                             self.n_params, &self.vars, &opt, update,
+                                             regularize, NULL, &self.iterations)
+                else:
+                    status = _checked_apply(<double*>self.p_params, <double*>self.p_grads,
+                                            <double*>self.p_state, self.n_params, &self.vars,
+                                            &opt, update, regularize, NULL, &self.iterations)
+            else:
+                if pending:
+                    status = _checked_update(self.net, <float*>self.p_params,
+                                             <float*>self.p_grads, <float*>self.p_state,
+                                             self.n_params, &self.vars, &opt, update,
+                                             regularize, NULL, &self.iterations)
+                else:
+                    status = _checked_apply(<float*>self.p_params, <float*>self.p_grads,
+                                            <float*>self.p_state, self.n_params, &self.vars,
+                                            &opt, update, regularize, NULL, &self.iterations)
+            fpenv_exit(env)
+        return status == STATUS_OK

@@ -192,6 +192,51 @@ cdef inline void batch_norm_backward(const floating* grad_out, const floating* x
             dr[j] = inv_std[j] * (fn * gr[j] - sum_g[j] - hr[j] * sum_gx[j])
 
 
+cdef inline void _scale_shift_grads(const floating* grad_out, const floating* x_hat,
+                                    Py_ssize_t n, Py_ssize_t w, floating* grad_gamma,
+                                    floating* grad_beta) noexcept nogil:
+    # gamma's and beta's gradients of gamma * x_hat + beta, summed over the
+    # batch (NULL: the layer has no such part)
+    cdef Py_ssize_t i, j
+    cdef const floating* gr
+    cdef const floating* hr
+    if grad_gamma != NULL:
+        memset(grad_gamma, 0, w * sizeof(floating))
+    if grad_beta != NULL:
+        memset(grad_beta, 0, w * sizeof(floating))
+    for i in range(n):
+        gr = grad_out + i * w
+        hr = x_hat + i * w
+        for j in range(w):
+            if grad_gamma != NULL:
+                grad_gamma[j] += gr[j] * hr[j]
+            if grad_beta != NULL:
+                grad_beta[j] += gr[j]
+
+
+cdef inline void batch_norm_backward_inference(const floating* grad_out,
+                                               const floating* x_hat, Py_ssize_t n,
+                                               Py_ssize_t w, const floating* gamma,
+                                               const floating* fixed, floating* grad_gamma,
+                                               floating* grad_beta,
+                                               floating* grad_x) noexcept nogil:
+    # After an inference-mode forward pass (the moving statistics are
+    # constants): grad_x = grad_out * gamma * inv_std, inv_std in
+    # fixed[2w:3w]; grad_gamma = sum(grad_out x_hat), grad_beta = sum(grad_out).
+    cdef Py_ssize_t i, j
+    cdef const floating* inv_std = fixed + 2 * w
+    cdef const floating* gr
+    cdef floating* dr
+    _scale_shift_grads(grad_out, x_hat, n, w, grad_gamma, grad_beta)
+    if grad_x == NULL:
+        return
+    for i in range(n):
+        gr = grad_out + i * w
+        dr = grad_x + i * w
+        for j in range(w):
+            dr[j] = gr[j] * (gamma[j] * inv_std[j] if gamma != NULL else inv_std[j])
+
+
 # --------------------------------------------------- layer normalisation
 
 cdef inline void layer_norm_forward(const floating* x, Py_ssize_t n, Py_ssize_t w,
@@ -236,20 +281,12 @@ cdef inline void layer_norm_backward(const floating* grad_out, const floating* w
     cdef floating* dr
     cdef const floating* inv_std = work + n * w
     cdef floating d, sum_d, sum_dx, fw = <floating>w, f
-    if grad_gamma != NULL:
-        memset(grad_gamma, 0, w * sizeof(floating))
-    if grad_beta != NULL:
-        memset(grad_beta, 0, w * sizeof(floating))
+    _scale_shift_grads(grad_out, work, n, w, grad_gamma, grad_beta)
+    if grad_x == NULL:
+        return
     for i in range(n):
         gr = grad_out + i * w
         hr = work + i * w
-        for j in range(w):
-            if grad_gamma != NULL:
-                grad_gamma[j] += gr[j] * hr[j]
-            if grad_beta != NULL:
-                grad_beta[j] += gr[j]
-        if grad_x == NULL:
-            continue
         dr = grad_x + i * w
         sum_d = 0
         sum_dx = 0

@@ -4,19 +4,21 @@ from libc.stdint cimport int64_t
 
 
 from fpenv cimport fpenv_enter, fpenv_exit, fpenv_t
-from optim_kernels cimport (HYPER_STEP, OptSettings, all_finite, fill_hyper,
-                            optimizer_step, settings_of, update_is_finite)
+from optim_kernels cimport (HYPER_STEP, VAR_COLS, GradPass, OptSettings, all_finite,
+                            fill_hyper, grad_pass, optimizer_step, settings_of,
+                            update_is_finite)
 from optim_kernels cimport nadam_u_product as _nadam_u_product
 
 
 def step(int code,
          floating[::1] params,          # IN/OUT
-         const floating[::1] grads,     # IN
+         floating[::1] grads,           # IN/OUT: clipped in place
          floating[::1] state,           # IN/OUT optimizer state (may be empty)
          hyper,                         # IN settings (floats), see optim_kernels.pxd
          Py_ssize_t decay_end,
          int64_t[::1] iterations=None):  # IN/OUT [the count of updates applied]
-    """One update of params from grads, in place.
+    """One update of params from grads, in place, with the settings'
+    clipping (the kernels [0, decay_end) one variable, the rest another).
 
     With iterations given, iterations[0] is the step number the settings'
     HYPER_STEP slot takes, and is advanced here, in the compiled code, when
@@ -34,15 +36,23 @@ def step(int code,
     cdef int64_t* p_count = &iterations[0] if iterations is not None else NULL
     cdef OptSettings opt = settings_of(code, settings, settings[HYPER_STEP])
     cdef floating* p_state = &state[0] if state.shape[0] else NULL
+    cdef Py_ssize_t rows[2 * VAR_COLS]
+    rows[0] = 0
+    rows[1] = rows[3] = decay_end
+    rows[2] = 1
+    rows[4] = params.shape[0]
+    rows[5] = 0
     cdef bint finite
+    cdef GradPass gp
     cdef fpenv_t env
     with nogil:
         env = fpenv_enter()
-        finite = update_is_finite(&params[0], &grads[0], p_state,
-                                  params.shape[0], decay_end, &opt)
+        gp = grad_pass(&params[0], &grads[0], rows, 2, NULL, True, &opt, False)
+        finite = gp.finite and update_is_finite(&params[0], &grads[0], p_state,
+                                                params.shape[0], rows, 2, &opt)
         if finite:
             status = optimizer_step(&params[0], &grads[0], p_state,
-                                    params.shape[0], decay_end, &opt)
+                                    params.shape[0], rows, 2, &opt)
             if status == 0 and p_count != NULL:
                 p_count[0] += 1
         fpenv_exit(env)

@@ -6,9 +6,15 @@
 # arithmetic is written once, as a per-element inline function (_sgd_element,
 # _adam_element); the update loops, the exact finiteness check and the
 # bounds below all use it.
+#
+# The update covers a list of variables, ranges of the flat buffer (a
+# layer's kernel, its bias), each a row [start, stop, decayed] of `vars`
+# (VAR_COLS values; decayed = 1 for a kernel, which SGD's and Adam's L2
+# weight decay covers).  A frozen layer's variables are left out of the
+# list: its weights and their optimizer state are not touched.
 from cython cimport floating
 from libc.float cimport DBL_MAX, FLT_MAX
-from libc.math cimport INFINITY, fabs, fabsf, isfinite, pow, sqrt
+from libc.math cimport INFINITY, fabs, fabsf, fmax, fmin, isfinite, pow, sqrt
 
 from codes cimport OPT_ADAGRAD, OPT_ADAM, OPT_ADAMW, OPT_NADAM, OPT_RMSPROP, OPT_SGD
 
@@ -18,15 +24,21 @@ cdef enum:
     # weight_decay], RMSprop [learning_rate, rho, momentum, epsilon,
     # centered], AdamW [learning_rate, beta_1, beta_2, epsilon,
     # weight_decay], Nadam [learning_rate, beta_1, beta_2, epsilon],
-    # Adagrad [learning_rate, initial_accumulator_value, epsilon]; slot HYPER_STEP holds the number of updates applied
-    # before this one (the compiled loops keep it themselves)
+    # Adagrad [learning_rate, initial_accumulator_value, epsilon]; every
+    # optimizer's gradient clipping in slots HYPER_CLIPNORM..+2 (0: off);
+    # slot HYPER_STEP holds the number of updates applied before this one
+    # (the compiled loops keep it themselves)
+    HYPER_CLIPNORM = 12
+    HYPER_CLIPVALUE = 13
+    HYPER_GLOBAL_CLIPNORM = 14
     HYPER_STEP = 15
+    VAR_COLS = 3
 
 
 cdef struct OptSettings:
     int code                # an OPT_* code
     double learning_rate
-    double weight_decay     # L2, added to the gradient of entries [0, decay_end)
+    double weight_decay     # L2, added to the gradient of the decayed variables
     double momentum         # SGD
     bint nesterov           # SGD: the Keras form of Nesterov momentum
     double beta_1           # Adam
@@ -34,6 +46,9 @@ cdef struct OptSettings:
     double epsilon
     double rho              # RMSprop
     bint centered           # RMSprop
+    double clipnorm         # Keras's gradient clipping, each 0 when off
+    double clipvalue
+    double global_clipnorm
     double step             # updates applied before this one (Adam: t - 1)
 
 
@@ -73,6 +88,9 @@ cdef inline OptSettings settings_of(int code, const double* hyper,
         s.centered = hyper[4] != 0
     elif code == OPT_ADAGRAD:
         s.epsilon = hyper[2]
+    s.clipnorm = hyper[HYPER_CLIPNORM]
+    s.clipvalue = hyper[HYPER_CLIPVALUE]
+    s.global_clipnorm = hyper[HYPER_GLOBAL_CLIPNORM]
     s.step = step
     return s
 
@@ -96,7 +114,7 @@ cdef inline bint _bad(floating x) noexcept nogil:
 
 
 # ---- SGD --------------------------------------------------------------------
-#   g' = g + wd w           (L2 weight decay, entries [0, decay_end): the kernels)
+#   g' = g + wd w           (L2 weight decay, decayed variables: the kernels)
 #   momentum 0:  w = w - lr g'
 #   classic:     v = mu v - lr g';  w = w + v
 #   Nesterov:    v = mu v - lr g';  w = w + (mu v - lr g')
@@ -130,47 +148,60 @@ cdef inline bint _sgd_range(floating* w, const floating* g, floating* v,
         if wd == 0:
             if store:
                 for i in range(start, stop):
-                    w[i] = _sgd_element(w[i], g[i], vi, lr, mu, wd, False, False, False, &vi)
+                    w[i] = _sgd_element(w[i], g[i], vi, lr, mu, wd,
+                                        False, False, False, &vi)
             else:
                 for i in range(start, stop):
-                    bad |= _bad(_sgd_element(w[i], g[i], vi, lr, mu, wd, False, False,
-                                             False, &vi))
+                    bad |= _bad(_sgd_element(w[i], g[i], vi, lr, mu, wd,
+                                             False, False, False, &vi))
         else:
             if store:
                 for i in range(start, stop):
-                    w[i] = _sgd_element(w[i], g[i], vi, lr, mu, wd, True, False, False, &vi)
+                    w[i] = _sgd_element(w[i], g[i], vi, lr, mu, wd,
+                                        True, False, False, &vi)
             else:
                 for i in range(start, stop):
-                    bad |= _bad(_sgd_element(w[i], g[i], vi, lr, mu, wd, True, False,
-                                             False, &vi))
+                    bad |= _bad(_sgd_element(w[i], g[i], vi, lr, mu, wd,
+                                             True, False, False, &vi))
     elif nesterov:
         if store:
             for i in range(start, stop):
-                w[i] = _sgd_element(w[i], g[i], v[i], lr, mu, wd, wd != 0, True, True, &vi)
+                w[i] = _sgd_element(w[i], g[i], v[i], lr, mu, wd,
+                                    wd != 0, True, True, &vi)
                 v[i] = vi
         else:
             for i in range(start, stop):
-                wi = _sgd_element(w[i], g[i], v[i], lr, mu, wd, wd != 0, True, True, &vi)
+                wi = _sgd_element(w[i], g[i], v[i], lr, mu, wd,
+                                  wd != 0, True, True, &vi)
                 bad |= _bad(wi) | _bad(vi)
     else:
         if store:
             for i in range(start, stop):
-                w[i] = _sgd_element(w[i], g[i], v[i], lr, mu, wd, wd != 0, True, False, &vi)
+                w[i] = _sgd_element(w[i], g[i], v[i], lr, mu, wd,
+                                    wd != 0, True, False, &vi)
                 v[i] = vi
         else:
             for i in range(start, stop):
-                wi = _sgd_element(w[i], g[i], v[i], lr, mu, wd, wd != 0, True, False, &vi)
+                wi = _sgd_element(w[i], g[i], v[i], lr, mu, wd,
+                                  wd != 0, True, False, &vi)
                 bad |= _bad(wi) | _bad(vi)
     return bad
 
 
 cdef inline bint _sgd(floating* w, const floating* g, floating* v, Py_ssize_t n_params,
-                      Py_ssize_t decay_end, const OptSettings* s, bint store) noexcept nogil:
+                      const Py_ssize_t* vars, Py_ssize_t n_vars,
+                      const OptSettings* s, bint store) noexcept nogil:
     cdef floating lr = <floating>s.learning_rate
     cdef floating mu = <floating>s.momentum
-    cdef floating wd = <floating>s.weight_decay
-    cdef bint bad = _sgd_range(w, g, v, 0, decay_end, lr, mu, s.nesterov, wd, store)
-    return _sgd_range(w, g, v, decay_end, n_params, lr, mu, s.nesterov, 0, store) or bad
+    cdef floating wd = <floating>s.weight_decay, zero = 0
+    cdef bint bad = False
+    cdef Py_ssize_t k
+    cdef const Py_ssize_t* var
+    for k in range(n_vars):
+        var = vars + k * VAR_COLS
+        bad |= _sgd_range(w, g, v, var[0], var[1], lr, mu, s.nesterov,
+                          wd if var[2] else zero, store)
+    return bad
 
 
 # ---- Adam -------------------------------------------------------------------
@@ -258,28 +289,32 @@ cdef inline bint _adam_range(floating* w, const floating* g, floating* m, floati
     cdef bint bad = False
     if store:
         for i in range(start, stop):
-            w[i] = _adam_element(w[i], g[i], m[i], v[i], lr, b1, b2, c1, c2, bc1, bc2,
-                                 eps, wd, decay, &m[i], &v[i])
+            w[i] = _adam_element(w[i], g[i], m[i], v[i], lr, b1, b2,
+                                 c1, c2, bc1, bc2, eps, wd, decay, &m[i], &v[i])
         return False
     if not _adam_cheap_bad(w, g, m, v, start, stop, a, wd, decay):
         return False
     for i in range(start, stop):
-        wi = _adam_element(w[i], g[i], m[i], v[i], lr, b1, b2, c1, c2, bc1, bc2,
-                           eps, wd, decay, &mi, &vi)
+        wi = _adam_element(w[i], g[i], m[i], v[i], lr, b1, b2, c1, c2,
+                           bc1, bc2, eps, wd, decay, &mi, &vi)
         bad |= _bad(wi) | _bad(mi) | _bad(vi)
     return bad
 
 
 cdef inline bint _adam(floating* w, const floating* g, floating* state,
-                       Py_ssize_t n_params, Py_ssize_t decay_end,
+                       Py_ssize_t n_params, const Py_ssize_t* vars, Py_ssize_t n_vars,
                        const OptSettings* s, bint store) noexcept nogil:
-    # the kernels' entries [0, decay_end) with the weight decay, the rest without
+    # the kernels with the weight decay, the biases without
     cdef AdamCoeffs a = _adam_coeffs(s)
     cdef floating wd = <floating>s.weight_decay
-    cdef bint bad = _adam_range(w, g, state, state + n_params, 0, decay_end, &a, wd,
-                                wd != 0, store)
-    return _adam_range(w, g, state, state + n_params, decay_end, n_params, &a, wd,
-                       False, store) or bad
+    cdef bint bad = False
+    cdef Py_ssize_t k
+    cdef const Py_ssize_t* var
+    for k in range(n_vars):
+        var = vars + k * VAR_COLS
+        bad |= _adam_range(w, g, state, state + n_params, var[0], var[1], &a, wd,
+                           var[2] != 0 and wd != 0, store)
+    return bad
 
 
 # ---- RMSprop, AdamW, Nadam, Adagrad -------------------------------------
@@ -325,7 +360,8 @@ cdef inline floating _rmsprop_element(floating w, floating g, floating vel, floa
 
 
 cdef inline bint _rmsprop(floating* w, const floating* g, floating* state,
-                          Py_ssize_t n, const OptSettings* s, bint store) noexcept nogil:
+                          Py_ssize_t n, const Py_ssize_t* vars, Py_ssize_t n_vars,
+                          const OptSettings* s, bint store) noexcept nogil:
     cdef floating lr = <floating>s.learning_rate, rho = <floating>s.rho
     cdef floating c = <floating>(1.0 - s.rho), mu = <floating>s.momentum
     cdef floating eps = <floating>s.epsilon
@@ -334,21 +370,23 @@ cdef inline bint _rmsprop(floating* w, const floating* g, floating* state,
     cdef floating* buf = state + n if momentum else state
     cdef floating* avg = state + n * (1 + momentum) if centered else state
     cdef floating wi, vi, bi = 0, ai = 0, zero = 0
-    cdef Py_ssize_t i
+    cdef Py_ssize_t i, k
     cdef bint bad = False
-    for i in range(n):
-        wi = _rmsprop_element(w[i], g[i], vel[i], buf[i] if momentum else zero,
-                              avg[i] if centered else zero, lr, rho, c, mu, eps,
-                              momentum, centered, &vi, &bi, &ai)
-        if store:
-            w[i] = wi
-            vel[i] = vi
-            if momentum:
-                buf[i] = bi
-            if centered:
-                avg[i] = ai
-        else:
-            bad |= _bad(wi) | _bad(vi) | _bad(bi) | _bad(ai)
+    for k in range(n_vars):
+        for i in range(vars[k * VAR_COLS], vars[k * VAR_COLS + 1]):
+            wi = _rmsprop_element(w[i], g[i], vel[i],
+                                  buf[i] if momentum else zero,
+                                  avg[i] if centered else zero, lr, rho, c, mu, eps,
+                                  momentum, centered, &vi, &bi, &ai)
+            if store:
+                w[i] = wi
+                vel[i] = vi
+                if momentum:
+                    buf[i] = bi
+                if centered:
+                    avg[i] = ai
+            else:
+                bad |= _bad(wi) | _bad(vi) | _bad(bi) | _bad(ai)
     return bad
 
 
@@ -356,7 +394,8 @@ cdef inline bint _rmsprop(floating* w, const floating* g, floating* state,
 # apply it, w = w - (lr wd) w on every entry (biases too, as Keras without
 # exclude_from_weight_decay), then the Adam step above without L2.
 cdef inline bint _adamw(floating* w, const floating* g, floating* state,
-                        Py_ssize_t n, const OptSettings* s, bint store) noexcept nogil:
+                        Py_ssize_t n, const Py_ssize_t* vars, Py_ssize_t n_vars,
+                        const OptSettings* s, bint store) noexcept nogil:
     cdef AdamCoeffs a = _adam_coeffs(s)
     cdef floating lr = <floating>a.lr, b1 = <floating>a.b1, b2 = <floating>a.b2
     cdef floating c1 = <floating>a.c1, c2 = <floating>a.c2, eps = <floating>a.eps
@@ -366,18 +405,19 @@ cdef inline bint _adamw(floating* w, const floating* g, floating* state,
     cdef floating* m = state
     cdef floating* v = state + n
     cdef floating wi, mi, vi
-    cdef Py_ssize_t i
+    cdef Py_ssize_t i, k
     cdef bint bad = False
-    for i in range(n):
-        wi = w[i] - decay * w[i] if decayed else w[i]
-        wi = _adam_element(wi, g[i], m[i], v[i], lr, b1, b2, c1, c2, bc1, bc2, eps,
-                           zero, False, &mi, &vi)
-        if store:
-            w[i] = wi
-            m[i] = mi
-            v[i] = vi
-        else:
-            bad |= _bad(wi) | _bad(mi) | _bad(vi)
+    for k in range(n_vars):
+        for i in range(vars[k * VAR_COLS], vars[k * VAR_COLS + 1]):
+            wi = w[i] - decay * w[i] if decayed else w[i]
+            wi = _adam_element(wi, g[i], m[i], v[i], lr, b1, b2, c1, c2,
+                               bc1, bc2, eps, zero, False, &mi, &vi)
+            if store:
+                w[i] = wi
+                m[i] = mi
+                v[i] = vi
+            else:
+                bad |= _bad(wi) | _bad(mi) | _bad(vi)
     return bad
 
 
@@ -405,7 +445,8 @@ cdef inline double nadam_u_product(double b1, double t) noexcept nogil:
 
 
 cdef inline bint _nadam(floating* w, const floating* g, floating* state,
-                        Py_ssize_t n, const OptSettings* s, bint store) noexcept nogil:
+                        Py_ssize_t n, const Py_ssize_t* vars, Py_ssize_t n_vars,
+                        const OptSettings* s, bint store) noexcept nogil:
     cdef double t = s.step + 1
     cdef double u_t = _nadam_cache(s.beta_1, t), u_next = _nadam_cache(s.beta_1, t + 1)
     cdef double p = nadam_u_product(s.beta_1, t)
@@ -418,19 +459,20 @@ cdef inline bint _nadam(floating* w, const floating* g, floating* state,
     cdef floating* m = state
     cdef floating* v = state + n
     cdef floating wi, mi, vi, gi
-    cdef Py_ssize_t i
+    cdef Py_ssize_t i, k
     cdef bint bad = False
-    for i in range(n):
-        gi = g[i]
-        mi = b1 * m[i] + c1 * gi
-        vi = b2 * v[i] + c2 * gi * gi
-        wi = w[i] - lr * (a * mi + bg * gi) / (_root(vi / bc2) + eps)
-        if store:
-            w[i] = wi
-            m[i] = mi
-            v[i] = vi
-        else:
-            bad |= _bad(wi) | _bad(mi) | _bad(vi)
+    for k in range(n_vars):
+        for i in range(vars[k * VAR_COLS], vars[k * VAR_COLS + 1]):
+            gi = g[i]
+            mi = b1 * m[i] + c1 * gi
+            vi = b2 * v[i] + c2 * gi * gi
+            wi = w[i] - lr * (a * mi + bg * gi) / (_root(vi / bc2) + eps)
+            if store:
+                w[i] = wi
+                m[i] = mi
+                v[i] = vi
+            else:
+                bad |= _bad(wi) | _bad(mi) | _bad(vi)
     return bad
 
 
@@ -445,18 +487,23 @@ cdef inline floating _adagrad_element(floating w, floating g, floating acc, floa
 
 
 cdef inline bint _adagrad(floating* w, const floating* g, floating* state,
-                          Py_ssize_t n, const OptSettings* s, bint store) noexcept nogil:
+                          Py_ssize_t n, const Py_ssize_t* vars, Py_ssize_t n_vars,
+                          const OptSettings* s, bint store) noexcept nogil:
     cdef floating lr = <floating>s.learning_rate, eps = <floating>s.epsilon
     cdef floating wi, ai
-    cdef Py_ssize_t i
+    cdef Py_ssize_t i, k, start, stop
     cdef bint bad = False
-    if store:
-        for i in range(n):
-            w[i] = _adagrad_element(w[i], g[i], state[i], lr, eps, &state[i])
-        return False
-    for i in range(n):
-        wi = _adagrad_element(w[i], g[i], state[i], lr, eps, &ai)
-        bad |= _bad(wi) | _bad(ai)
+    for k in range(n_vars):
+        start = vars[k * VAR_COLS]
+        stop = vars[k * VAR_COLS + 1]
+        if store:
+            for i in range(start, stop):
+                w[i] = _adagrad_element(w[i], g[i], state[i], lr, eps,
+                                        &state[i])
+        else:
+            for i in range(start, stop):
+                wi = _adagrad_element(w[i], g[i], state[i], lr, eps, &ai)
+                bad |= _bad(wi) | _bad(ai)
     return bad
 
 
@@ -476,40 +523,41 @@ cdef inline Py_ssize_t state_size(int code, const double* hyper,
 
 
 cdef inline bint _dispatch(floating* w, const floating* g, floating* state,
-                           Py_ssize_t n_params, Py_ssize_t decay_end,
+                           Py_ssize_t n_params, const Py_ssize_t* vars, Py_ssize_t n_vars,
                            const OptSettings* s, bint store) noexcept nogil:
     if s.code == OPT_SGD:
-        return _sgd(w, g, state, n_params, decay_end, s, store)
+        return _sgd(w, g, state, n_params, vars, n_vars, s, store)
     if s.code == OPT_ADAM:
-        return _adam(w, g, state, n_params, decay_end, s, store)
+        return _adam(w, g, state, n_params, vars, n_vars, s, store)
     if s.code == OPT_RMSPROP:
-        return _rmsprop(w, g, state, n_params, s, store)
+        return _rmsprop(w, g, state, n_params, vars, n_vars, s, store)
     if s.code == OPT_ADAMW:
-        return _adamw(w, g, state, n_params, s, store)
+        return _adamw(w, g, state, n_params, vars, n_vars, s, store)
     if s.code == OPT_NADAM:
-        return _nadam(w, g, state, n_params, s, store)
+        return _nadam(w, g, state, n_params, vars, n_vars, s, store)
     if s.code == OPT_ADAGRAD:
-        return _adagrad(w, g, state, n_params, s, store)
+        return _adagrad(w, g, state, n_params, vars, n_vars, s, store)
     return False                # unknown: optimizer_step refuses it
 
 
 cdef inline bint update_is_finite(const floating* w, const floating* g,
                                   const floating* state, Py_ssize_t n_params,
-                                  Py_ssize_t decay_end,
+                                  const Py_ssize_t* vars, Py_ssize_t n_vars,
                                   const OptSettings* s) noexcept nogil:
     """Would optimizer_step write only finite values?  (Finite gradients can
     still give non-finite parameters or state: Adam's g * g overflowing
     float32, a huge learning rate times a large gradient.  A NaN or inf in
     the gradient reaches the values computed, so this checks it too.)"""
-    return not _dispatch(<floating*>w, g, <floating*>state, n_params, decay_end, s, False)
+    return not _dispatch(<floating*>w, g, <floating*>state, n_params, vars, n_vars,
+                         s, False)
 
 
 cdef inline int optimizer_step(floating* w, const floating* g, floating* state,
-                               Py_ssize_t n_params, Py_ssize_t decay_end,
-                               const OptSettings* s) noexcept nogil:
+                               Py_ssize_t n_params, const Py_ssize_t* vars,
+                               Py_ssize_t n_vars, const OptSettings* s) noexcept nogil:
     if s.code < OPT_SGD or s.code > OPT_ADAGRAD:
         return -1
-    _dispatch(w, g, state, n_params, decay_end, s, True)
+    _dispatch(w, g, state, n_params, vars, n_vars, s, True)
     return 0
 
 
@@ -635,3 +683,117 @@ cdef inline bint bounded_update_is_finite(double max_g, const OptSettings* s,
     b.s0 = s0
     b.s1 = s1
     return True
+
+
+# ---- the gradient pass: regularizers, clipping, the finiteness bound ----
+#
+# One read of the trainable variables' gradients after the backward pass,
+# before the update: it adds each regularizer's gradient (and sums its
+# penalty from the same read of the weights), clips by value in place, sums
+# each variable's squares for clipping by norm, and bounds max |g| for the
+# carried bounds above.  Variables that need none of this take the plain
+# vectorised sum_abs_if_finite.  Clipping by norm needs the norm before it
+# can scale: a second, vectorised pass over those gradients (the update
+# loops stay as they are, free of a per-element division that most
+# steps would not need).  Keras 3's order: the regularizers belong
+# to the loss, so their gradient is in g before the clipping, which comes
+# before the update (and its weight decay).
+
+cdef struct GradPass:
+    double bound        # >= max |g| over the variables (inf: not known, check exactly)
+    bint finite         # False: some gradient is NaN or infinite (refuse the step)
+    double penalty      # the regularizers' penalty, added to the loss
+
+
+cdef inline floating _sign(floating x) noexcept nogil:
+    # NumPy's sign: -1, 0 or 1
+    return <floating>((x > 0) - (x < 0))
+
+
+cdef inline GradPass grad_pass(const floating* w, floating* g, const Py_ssize_t* vars,
+                               Py_ssize_t n_vars, const double* reg, bint clip,
+                               const OptSettings* s, bint want_bound) noexcept nogil:
+    """reg: (n_vars, 2) [l1, l2] per variable, or NULL for none (L1 adds
+    l1 sign(w), L2 adds 2 l2 w to the gradient, as pynn/reference.py's
+    twins); clip: apply s's clipping (False when only the gradient is
+    wanted).
+    want_bound: the caller carries bounds (the compiled epoch); otherwise
+    a variable that needs neither regularizer nor clipping is not read
+    (the exact check that follows reads it), and bound is left at inf."""
+    cdef GradPass out
+    cdef Py_ssize_t k, i, start, stop
+    cdef double l1, l2, p1, p2, sq, sa, total_sq = 0, norm, f = 0
+    cdef bint by_value = clip and s.clipvalue > 0
+    cdef bint by_norm = clip and (s.clipnorm > 0 or s.global_clipnorm > 0)
+    cdef bint regular, bad = False
+    cdef floating gi, wi, fl1, fl2, fa, fd
+    cdef floating hi = <floating>s.clipvalue, lo = <floating>(-s.clipvalue)
+    out.bound = 0
+    out.penalty = 0
+    for k in range(n_vars):
+        start = vars[k * VAR_COLS]
+        stop = vars[k * VAR_COLS + 1]
+        l1 = reg[2 * k] if reg != NULL else 0
+        l2 = reg[2 * k + 1] if reg != NULL else 0
+        regular = l1 != 0 or l2 != 0
+        if not (regular or by_value or by_norm):
+            out.bound += sum_abs_if_finite(g + start, stop - start) if want_bound else INFINITY
+            continue
+        fl1 = <floating>l1
+        fl2 = <floating>(2 * l2)
+        p1 = p2 = sq = sa = 0
+        for i in range(start, stop):
+            gi = g[i]
+            if regular:
+                wi = w[i]
+                p1 += fabs(<double>wi)
+                p2 += <double>wi * <double>wi
+                gi = gi + (fl1 * _sign(wi) + fl2 * wi)
+            bad |= _bad(gi)
+            if by_value:
+                # np.clip(g, -clipvalue, clipvalue)
+                gi = lo if gi < lo else (hi if gi > hi else gi)
+            if regular or by_value:
+                g[i] = gi
+            sq += <double>gi * <double>gi
+            sa += <double>_abs(gi)
+        out.penalty += l1 * p1 + l2 * p2
+        out.bound += sa * (1 + 4.5e-16 * (stop - start))
+        total_sq += sq
+        if by_norm and s.clipnorm > 0 and not bad:
+            # clip_by_norm: (g clipnorm) / max(||g||, clipnorm), in the twin's order
+            fa = <floating>s.clipnorm
+            fd = <floating>fmax(sqrt(sq), s.clipnorm)
+            for i in range(start, stop):
+                g[i] = (g[i] * fa) / fd
+    if by_norm and s.global_clipnorm > 0:
+        # clip_by_global_norm: g (c min(1 / n, 1 / c) + (n - n)), NaN for a
+        # non-finite n (the step is then refused)
+        norm = sqrt(total_sq)
+        f = s.global_clipnorm * fmin(1.0 / norm, 1.0 / s.global_clipnorm) + (norm - norm)
+        bad |= not isfinite(f)
+        fa = <floating>f
+        if not bad:
+            for k in range(n_vars):
+                for i in range(vars[k * VAR_COLS], vars[k * VAR_COLS + 1]):
+                    g[i] = g[i] * fa
+    out.finite = not bad
+    return out
+
+
+cdef inline double penalty(const floating* w, const Py_ssize_t* vars, Py_ssize_t n_vars,
+                           const double* reg) noexcept nogil:
+    """The regularizers' penalty: sum over variables of l1 sum |w| + l2 sum w^2."""
+    cdef Py_ssize_t k, i
+    cdef double p1, p2, total = 0
+    if reg == NULL:
+        return 0
+    for k in range(n_vars):
+        if reg[2 * k] == 0 and reg[2 * k + 1] == 0:
+            continue
+        p1 = p2 = 0
+        for i in range(vars[k * VAR_COLS], vars[k * VAR_COLS + 1]):
+            p1 += fabs(<double>w[i])
+            p2 += <double>w[i] * <double>w[i]
+        total += reg[2 * k] * p1 + reg[2 * k + 1] * p2
+    return total

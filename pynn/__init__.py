@@ -11,7 +11,8 @@ from . import _threads
 
 _threads.install_backend()   # the GEMM the kernels call, chosen once (PYNN_BLAS)
 from ._version import __version__
-from . import activations, callbacks, initializers, losses, metrics, optimizers, schedules
+from . import (activations, callbacks, initializers, losses, metrics, optimizers,
+               regularizers, schedules)
 from .callbacks import (CSVLogger, Callback, EarlyStopping, History, LambdaCallback,
                         LearningRateScheduler, ModelCheckpoint, ReduceLROnPlateau,
                         TerminateOnNaN)
@@ -33,5 +34,5 @@ __all__ = [
     "MeanSquaredError", "ModelCheckpoint", "Nadam", "Precision", "RMSprop", "Recall", "ReduceLROnPlateau", "SGD",
     "Sequential", "SparseCategoricalCrossentropy", "StepDecay", "TerminateOnNaN",
     "activations", "callbacks", "check_gradients", "initializers", "load", "losses",
-    "metrics", "optimizers", "schedules",
+    "metrics", "optimizers", "regularizers", "schedules",
 ]

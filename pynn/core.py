@@ -26,13 +26,13 @@ import numpy as np
 import numpy.typing as npt
 
 from . import (_codes, _dense, _sparse, _threads, activations, custom, initializers,
-               losses, optimizers)
+               losses, optimizers, regularizers)
 from . import metrics as metrics_module
 from ._validation import (as_dtype, as_float_array, check_bool, check_finite,
                           check_n_threads, check_positive_int, check_verbose)
 from .errors import DivergenceError
-from .layers import (KIND_DROPOUT, LAYER_TYPES, Dense, check_memory, layer_from_config,
-                     widths)
+from .layers import (KIND_BATCH_NORM, KIND_DROPOUT, LAYER_TYPES, Dense, check_memory, layer_from_config,
+                     note_settings_change, settings_revision, widths)
 from .summary import summary_table
 
 _PREDICT_CHUNK = 4096
@@ -196,6 +196,9 @@ class Model:
         self.layer_state = None             # non-trainable values (BN's moving statistics)
         self._net = None
         self._n_kernel_params = 0
+        self._offsets = []                  # per layer: (w_offset, b_offset, n_in)
+        self._trainable = True
+        self._variables_revision = None     # settings_revision() the network's variables follow
         self._prepared = None               # (optimizer, its state) the network holds
         self._metrics_compiled = False      # every metric has a compiled twin
         self._custom = False                # a custom loss or activation: pynn.custom
@@ -226,14 +229,49 @@ class Model:
 
     @property
     def trainable(self) -> bool:
-        """Whether fit updates the model's weights; only True for now (see
-        ``Dense.trainable``)."""
-        return True
+        """Whether fit updates the model's weights at all.
+
+        Setting it sets every layer's ``trainable`` too, as Keras's
+        ``model.trainable``; while it is False no layer is updated, whatever
+        its own flag (Keras's rule).  Takes effect at the next step.
+        """
+        return self._trainable
 
     @trainable.setter
     def trainable(self, value):
+        value = check_bool(value, "trainable")
         for layer in self.layers:
             layer.trainable = value
+        self._trainable = value
+        note_settings_change()
+
+    def _layer_trainable(self, layer):
+        return self._trainable and layer.trainable
+
+    @property
+    def trainable_weights(self) -> list[np.ndarray]:
+        """The weights fit updates (views: the trainable layers' ``[W, b]``,
+        gamma and beta), in layer order."""
+        if not (self.built and self._trainable):
+            return []
+        return [w for layer in self.layers for w in layer.trainable_weights]
+
+    @property
+    def non_trainable_weights(self) -> list[np.ndarray]:
+        """The values fit leaves as they are or moves without a gradient
+        (views: the frozen layers' weights, the moving statistics)."""
+        if not self.built:
+            return []
+        return [w for layer in self.layers
+                for w in (layer.non_trainable_weights if self._trainable
+                          else layer.buffers())]
+
+    def count_trainable_params(self) -> int:
+        """How many parameters fit updates (``count_params()`` counts them all)."""
+        if not (self.built and self._trainable):
+            return 0
+        return sum(layer.count_trainable(n_in)
+                   for layer, (_, _, n_in) in zip(self.layers, self._offsets))
 
     # ------------------------------------------------------------------ build
 
@@ -393,9 +431,11 @@ class Model:
         z_offsets = _preactivation_offsets(sizes[1:], self.layers)
         self._generator = initializers.make_generator(self.seed)
         generators = [self._generator]      # index 0: the model's own
+        self._offsets = []
         for i, layer in enumerate(self.layers):
             n_in = sizes[i]
             layer.attach(n_in, self.params, self.grads, w_off, b_off, self.layer_state, s_off)
+            self._offsets.append((w_off, b_off, n_in))
             rng = -1
             if layer.kind == KIND_DROPOUT:
                 rng = 0 if layer.generator is None else len(generators)
@@ -488,6 +528,7 @@ class Model:
         self._prepared = (opt, opt.state)
         self._custom = custom.uses_numpy_path(self)
         self._net.set_optimizer(opt.code, opt.state, self._n_kernel_params)
+        self._sync_variables()
         if losses.is_custom(self.loss):
             # no compiled loss: every step, loss and metric runs through
             # pynn.custom, which reads the targets and outputs itself
@@ -503,6 +544,46 @@ class Model:
             self._net.set_metrics([k[0] for k in kernels], [k[1] for k in kernels])
         else:
             self._net.set_metrics([], [])
+
+    def variables(self) -> tuple[np.ndarray, np.ndarray]:
+        """What the update covers: (rows, regularizers), rows (n_vars, 3)
+        [start, stop, decayed] of the flat buffer, the trainable layers'
+        kernels in layer order then their biases (the buffer's order), and
+        each row's [l1, l2] (see ``Network.set_variables``)."""
+        rows = []
+        for layer, (w_off, b_off, n_in) in zip(self.layers, self._offsets):
+            if self._layer_trainable(layer):
+                rows += [((start, stop, decayed), self._penalty_factors(layer, part))
+                         for start, stop, decayed, part in layer.variables(n_in, w_off, b_off)]
+        rows.sort()             # the buffer's order: kernels, then biases, gammas, betas
+        return (np.array([r for r, _ in rows], dtype=np.intp).reshape(-1, 3),
+                np.array([p for _, p in rows], dtype=np.float64).reshape(-1, 2))
+
+    def _penalty_factors(self, layer, part):
+        # (l1, l2) of the layer's kernel or bias regularizer; a factor the
+        # model's dtype cannot hold as the kernel uses it is refused
+        reg = getattr(layer, part + "_regularizer", None)
+        if reg is None:
+            return (0.0, 0.0)
+        l1, l2 = reg.factors()
+        with np.errstate(over="ignore"):
+            held = np.array([l1, 2 * l2]).astype(self.dtype)
+        if not np.all(np.isfinite(held)) or (l1 and not held[0]) or (l2 and not held[1]):
+            raise ValueError(f"{part}_regularizer={reg!r} of layer {layer.name or layer!r}: "
+                             f"its factors overflow or vanish in "
+                             f"{np.dtype(self.dtype).name}")
+        return (l1, l2)
+
+    def _sync_variables(self):
+        # the trainable layers' ranges (and regularizers) to the network:
+        # at compile, and at the first step after a layer's flag changed
+        rows, reg = self.variables()
+        self._net.set_variables(rows, reg)
+        # a frozen BatchNormalization runs in inference mode, as Keras's
+        self._net.set_inference_layers([layer.kind == KIND_BATCH_NORM
+                                        and not self._layer_trainable(layer)
+                                        for layer in self.layers])
+        self._variables_revision = settings_revision()
 
     @property
     def _loss_code(self):
@@ -655,6 +736,8 @@ class Model:
         if held_opt is not opt or held_state is not opt.state or \
                 opt.state.shape[0] != opt.state_size(self.params.shape[0]):
             self._prepare_training()
+        elif self._variables_revision != settings_revision():
+            self._sync_variables()
 
     def step(self, x: np.ndarray, y: np.ndarray, update: bool = True,
              sample_weight: np.ndarray | None = None) -> tuple[float, bool]:
@@ -721,7 +804,7 @@ class Model:
         (``sample_weight`` as in ``check_weights``).
 
         As a training step computes them: BatchNormalization with the
-        batch's statistics, Dropout with the masks the next step will draw
+        batch's statistics (a frozen one with its moving statistics), Dropout with the masks the next step will draw
         (the generators are set back afterwards, so two calls give the same
         gradients and the next step draws those masks again).
 
@@ -815,6 +898,7 @@ class Model:
         with self._lock:
             x, y = self.check_xy(x, y)
             w = self.check_weights(sample_weight, None, y)
+            self.refresh_optimizer()        # the regularizers the loss adds, as they are now
             # the kernel takes a C integer; sparse x densifies chunk by chunk
             chunk = min(_sparse.chunk_rows(x, chunk), x.shape[0])
             if not self.metrics:
@@ -986,15 +1070,25 @@ class Model:
             "optimizer": (optimizers.serialize(self._optimizer)
                           if self._optimizer is not None else None),
             "metrics": [metric.name for metric in self.metrics],
+            # written only when False: older files and readers see no change
+            **({} if self._trainable else {"trainable": False}),
         }
 
     @staticmethod
     def _layer_config(layer):
-        if isinstance(layer, Dense):
-            return {"units": layer.units, "activation": layer.activation, "name": layer.name}
-        config = layer.get_config()
-        del config["input_dim"]            # the model's, given once
-        return config
+        if not isinstance(layer, Dense):
+            config = layer.get_config()
+            del config["input_dim"]            # the model's, given once
+            return config
+        # the settings pynn added later written only when not the default,
+        # so that older files and readers see no change
+        spec = {"units": layer.units, "activation": layer.activation, "name": layer.name}
+        if not layer.trainable:
+            spec["trainable"] = False
+        for part in ("kernel_regularizer", "bias_regularizer"):
+            if getattr(layer, part) is not None:
+                spec[part] = regularizers.serialize(getattr(layer, part))
+        return spec
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Model:
@@ -1011,6 +1105,9 @@ class Model:
         layers = [layer_from_config(spec, config.get("input_dim") if i == 0 else None)
                   for i, spec in enumerate(specs)]
         model = cls(layers, dtype=config.get("dtype"), seed=config.get("seed"))
+        # the model's own flag, the layers' kept as saved (setting
+        # model.trainable would overwrite theirs)
+        model._trainable = check_bool(config.get("trainable", True), "trainable")
         if config.get("loss") is not None:
             model.compile(loss=losses.get(config["loss"]),
                           optimizer=optimizers.get(config["optimizer"]),

@@ -16,8 +16,9 @@ one batch at a time:
   ``sum_over_batch_size``: ``L = sum_i w_i l_i / n``, ``dL/dy_i = w_i g_i / n``;
 - backward, layer by layer (``pynn._dense.dense_backward``), a custom
   activation's ``derivative(z)`` multiplied in first;
-- the model's optimizer update over the flat buffers
-  (``pynn._optim.step``), the kernel every update goes through, which
+- the model's optimizer update over the trainable variables of the flat
+  buffers (``Network.apply_gradients``: regularizers and clipping as a
+  compiled step's), the kernel every update goes through, which
   refuses an update that would make a parameter or the optimizer state
   non-finite and then changes nothing.
 
@@ -170,21 +171,14 @@ def loss_and_gradient(model, y, out, sample_weight=None, need_gradient=True):
     return value, grad
 
 
-def apply_update(model) -> bool:
-    """The optimizer's update of ``model.params`` from ``model.grads``;
-    False (nothing changed) when it would make a value non-finite."""
-    opt = model.optimizer
-    # counted inside the compiled update, as the compiled network counts its own
-    count = np.array([opt.iterations], dtype=np.int64)
-    try:
-        _optim.step(opt.code, model.params, model.grads, opt.state, opt.hyper(),
-                    model.n_kernel_params, count)
-    except FloatingPointError:
-        return False
-    finally:
-        opt.iterations = int(count[0])
-    model.mark_trained()
-    return True
+def apply_update(model, update=True) -> bool:
+    """The regularizers' terms added to ``model.grads``, then (``update``)
+    the compiled clipping, check and optimizer update over the trainable
+    variables, as a compiled step's; False (nothing changed but the
+    gradient) when a value would not be finite."""
+    with model.counting() as net:
+        net.set_hyper(model.optimizer.hyper())
+        return net.apply_gradients(update, True)
 
 
 def step(model, x, y, update=True, sample_weight=None):
@@ -202,7 +196,9 @@ def step(model, x, y, update=True, sample_weight=None):
     backward(model, cache, grad, fused)
     if not _optim.is_finite(model.grads):
         return value, False, out
-    return value, (apply_update(model) if update else True), out
+    # the regularizers' penalty on the weights the step started from
+    value += model.engine.penalty()
+    return value, apply_update(model, update), out
 
 
 def predict(model, x, chunk):
@@ -226,4 +222,4 @@ def mean_loss(model, x, y, chunk, sample_weight=None):
         w = None if sample_weight is None else sample_weight[rows]
         value, _ = loss_and_gradient(model, y[rows], out, w, need_gradient=False)
         total += value * out.shape[0]
-    return total / x.shape[0], out
+    return total / x.shape[0] + model.engine.penalty(), out

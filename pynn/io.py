@@ -4,9 +4,11 @@ The file (written by ``np.savez``) holds:
 
 ``config``
     uint8 array: UTF-8 JSON with the format name and version, the pynn
-    version, dtype, seed, the layers (units, activation, name; the other
-    kinds their class_name and settings), the loss
-    and the optimizer settings ({"class_name", "config"} each).
+    version, dtype, seed, the layers (units, activation, name; trainable
+    and the kernel and bias regularizers when set; the other kinds their
+    class_name and settings, trainable when False), the model's trainable
+    flag when False, the loss and the optimizer settings (its clipping
+    included; {"class_name", "config"} each).
 ``params``
     the flat parameter buffer (all kernels, then all biases).
 ``optimizer_state``, ``optimizer_iterations``

@@ -18,7 +18,7 @@ import os
 import numpy as np
 import numpy.typing as npt
 
-from . import _codes, _dense, activations, initializers
+from . import _codes, _dense, activations, initializers, regularizers
 from ._validation import (as_float_array, check_bool, check_finite, check_name,
                           check_positive_int, check_real)
 
@@ -70,6 +70,23 @@ def check_memory(layers, sizes, dtype, buffers=2):
             f"this machine's {_format_bytes(physical)} of memory")
 
 
+_revision = 0
+
+
+def settings_revision() -> int:
+    """A count bumped whenever a layer's trainable flag or regularizers
+    change (any layer's): a model compares it at each step, to hand the
+    variables its update covers to the compiled network again."""
+    return _revision
+
+
+def note_settings_change() -> None:
+    """Bump ``settings_revision()`` (a layer's or model's trainable flag, or
+    a regularizer, was set)."""
+    global _revision
+    _revision += 1
+
+
 class Dense:
     """A fully connected layer: ``A = activation(X @ W.T + b)``.
 
@@ -88,12 +105,21 @@ class Dense:
     name : str, optional
         Up to 256 printable characters; None gives the layer a numbered
         name in the model (``dense``, ``dense_1``, ...).
+    trainable : bool
+        False freezes the layer (see ``trainable``).
+    kernel_regularizer, bias_regularizer : None, str, dict or Regularizer
+        A penalty on W or b added to the loss (``pynn.regularizers``:
+        ``"l1"``, ``"l2"``, ``"l1_l2"`` or ``L1(l1)``, ``L2(l2)``,
+        ``L1L2(l1, l2)``, Keras's names and defaults).
     """
 
     def __init__(self, units: int, activation: str | None = None, input_dim: int | None = None,
                  kernel_initializer: str | dict | initializers.Initializer = "glorot_uniform",
                  bias_initializer: str | dict | initializers.Initializer = "zeros",
-                 name: str | None = None) -> None:
+                 name: str | None = None, trainable: bool = True,
+                 kernel_regularizer: str | dict | regularizers.Regularizer | None = None,
+                 bias_regularizer: str | dict | regularizers.Regularizer | None = None
+                 ) -> None:
         self.units = check_positive_int(units, "units")
         self.activation = activations.get(activation)
         self.input_dim = check_positive_int(input_dim, "input_dim", allow_none=True)
@@ -101,6 +127,9 @@ class Dense:
         self.bias_initializer = initializers.get(bias_initializer)
         self.name = check_name(name)
         self._W = self._b = self.dW = self.db = None
+        self.trainable = trainable
+        self.kernel_regularizer = kernel_regularizer
+        self.bias_regularizer = bias_regularizer
 
     @property
     def W(self) -> np.ndarray | None:
@@ -139,24 +168,50 @@ class Dense:
     def trainable(self) -> bool:
         """Whether fit and train_on_batch update this layer's W and b.
 
-        Only True for now: setting False raises NotImplementedError rather
-        than being ignored (the update would still change the weights).
+        False freezes the layer, as Keras's ``layer.trainable = False``: the
+        update skips its range of the flat buffers, so its weights and their
+        optimizer state stay as they are, bit for bit, while its gradient
+        still flows to the layers before it.  Unlike Keras, no new compile
+        is needed: a change takes effect at the model's next step.
         """
-        return True
+        return self._trainable
 
     @trainable.setter
     def trainable(self, value):
         value = check_bool(value, "trainable")
-        if not value:
-            raise NotImplementedError(
-                "layer.trainable = False is not supported yet: the compiled update "
-                "would still change this layer's weights")
+        if value != vars(self).get("_trainable"):
+            object.__setattr__(self, "_trainable", value)
+            note_settings_change()
+
+    kernel_regularizer = property(
+        lambda self: self._kernel_regularizer,
+        lambda self, value: self._set_regularizer("kernel_regularizer", value),
+        doc="The penalty on W (None: none); assigning one takes effect at the "
+            "model's next step.")
+    bias_regularizer = property(
+        lambda self: self._bias_regularizer,
+        lambda self, value: self._set_regularizer("bias_regularizer", value),
+        doc="The penalty on b (None: none), as ``kernel_regularizer``.")
+
+    def _set_regularizer(self, part, value):
+        object.__setattr__(self, "_" + part, regularizers.get(value, part))
+        note_settings_change()
+
+    @property
+    def trainable_weights(self) -> list[np.ndarray]:
+        """``[W, b]`` when the layer is trainable (views), else ``[]``, as Keras."""
+        return [self.W, self.b] if self._trainable and self.built else []
+
+    @property
+    def non_trainable_weights(self) -> list[np.ndarray]:
+        """``[W, b]`` when the layer is frozen (views), else ``[]``, as Keras."""
+        return [self.W, self.b] if not self._trainable and self.built else []
 
     # What may be set on a layer; anything else is refused, never stored
     # unread (a setting pynn does not know would change nothing).
     _SETTABLE = frozenset({"units", "activation", "input_dim", "kernel_initializer",
                            "bias_initializer", "name", "W", "b", "dW", "db", "_W", "_b",
-                           "trainable"})
+                           "trainable", "kernel_regularizer", "bias_regularizer"})
 
     def __setattr__(self, name, value):
         if name not in self._SETTABLE:
@@ -219,7 +274,15 @@ class Dense:
         return self.units * n_in + self.units
 
     def count_trainable(self, input_dim: int | None = None) -> int:
-        return self.count_params(input_dim)
+        """The values fit updates: all of them, none when the layer is frozen."""
+        return self.count_params(input_dim) if self._trainable else 0
+
+    def variables(self, n_in, w_offset, b_offset) -> list[tuple[int, int, int, str]]:
+        """The layer's trainable variables as ranges of the model's flat
+        buffer: (start, stop, decayed, part), part naming the regularizer
+        attribute ``part + "_regularizer"`` (see Network.set_variables)."""
+        return [(w_offset, w_offset + n_in * self.units, 1, "kernel"),
+                (b_offset, b_offset + self.units, 0, "bias")]
 
     def bind(self, input_dim: int, params: np.ndarray, grads: np.ndarray,
              w_offset: int, b_offset: int) -> None:
@@ -315,7 +378,9 @@ class Dense:
                 "input_dim": self.input_dim,
                 "kernel_initializer": initializers.serialize(self.kernel_initializer),
                 "bias_initializer": initializers.serialize(self.bias_initializer),
-                "name": self.name}
+                "name": self.name, "trainable": self.trainable,
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
 
     def __repr__(self):
         return (f"Dense({self.units}, activation={self.activation!r}"
@@ -336,10 +401,11 @@ class _WidthKeeping:
     activation = "linear"
     _SETTABLE = frozenset({"name", "input_dim", "units", "trainable"})
 
-    def __init__(self, name=None, input_dim=None):
+    def __init__(self, name=None, input_dim=None, trainable=True):
         vars(self).update(name=check_name(name), units=None,
                           input_dim=check_positive_int(input_dim, "input_dim",
-                                                       allow_none=True))
+                                                       allow_none=True),
+                          _trainable=check_bool(trainable, "trainable"))
 
     def __setattr__(self, name, value):
         if name not in self._SETTABLE:
@@ -352,15 +418,32 @@ class _WidthKeeping:
 
     @property
     def trainable(self) -> bool:
-        """Only True for now, as ``Dense.trainable``."""
-        return True
+        """Whether fit updates the layer's gamma and beta, as
+        ``Dense.trainable``.  A frozen BatchNormalization also runs in
+        inference mode in training, as Keras's: its moving statistics
+        normalise and stay as they are (their gradient flows through them as
+        constants)."""
+        return self._trainable
 
     @trainable.setter
     def trainable(self, value):
-        if not check_bool(value, "trainable"):
-            raise NotImplementedError(
-                "layer.trainable = False is not supported yet: the compiled update "
-                "would still change this layer's values")
+        value = check_bool(value, "trainable")
+        if value != self._trainable:
+            vars(self)["_trainable"] = value
+            note_settings_change()
+
+    @property
+    def trainable_weights(self) -> list[np.ndarray]:
+        """gamma and beta (those the layer has) when trainable, else ``[]``."""
+        return self.buffers()[:len(self.part_names())] if self._trainable else []
+
+    @property
+    def non_trainable_weights(self) -> list[np.ndarray]:
+        """The moving statistics, and gamma and beta when frozen."""
+        return self.buffers()[0 if not self._trainable else len(self.part_names()):]
+
+    def variables(self, n_in, w_offset, b_offset) -> list[tuple[int, int, int, str]]:
+        return []
 
     @property
     def built(self) -> bool:
@@ -382,7 +465,7 @@ class _WidthKeeping:
 
     def count_trainable(self, input_dim: int | None = None) -> int:
         n_in = self.units if input_dim is None else input_dim
-        return 0 if n_in is None else sum(self.sizes(n_in)[:2])
+        return 0 if n_in is None or not self._trainable else sum(self.sizes(n_in)[:2])
 
     def attach(self, n_in, params, grads, w_offset, b_offset, stats, s_offset):
         vars(self).update(units=n_in, input_dim=n_in)
@@ -403,7 +486,9 @@ class _WidthKeeping:
         pass
 
     def _config(self):
-        return {"name": self.name, "input_dim": self.input_dim}
+        # trainable written only when False, as Dense's in a model's config
+        return {"name": self.name, "input_dim": self.input_dim,
+                **({} if self._trainable else {"trainable": False})}
 
     @classmethod
     def from_config(cls, config: dict):
@@ -428,7 +513,7 @@ class Dropout(_WidthKeeping):
         shuffling order), so a seeded model's training is reproducible bit
         for bit.  An int: from a generator of the layer's own, seeded with it
         whenever the model is built.
-    name, input_dim : as Dense's.
+    name, input_dim, trainable : as Dense's.
 
     Notes
     -----
@@ -443,8 +528,8 @@ class Dropout(_WidthKeeping):
     type_name = "Dropout"
 
     def __init__(self, rate: float, seed: int | None = None, name: str | None = None,
-                 input_dim: int | None = None) -> None:
-        super().__init__(name, input_dim)
+                 input_dim: int | None = None, trainable: bool = True) -> None:
+        super().__init__(name, input_dim, trainable)
         rate = check_real(rate, "rate", low=0.0, high=1.0, high_open=True)
         if seed is not None:
             initializers.make_generator(seed)   # refuses a bad seed now, by name
@@ -476,8 +561,8 @@ class _Normalization(_WidthKeeping):
     biased variance; gamma and beta (units,) are trained as biases are."""
 
     def __init__(self, epsilon, center, scale, beta_initializer, gamma_initializer,
-                 name, input_dim):
-        super().__init__(name, input_dim)
+                 name, input_dim, trainable):
+        super().__init__(name, input_dim, trainable)
         vars(self).update(
             epsilon=check_real(epsilon, "epsilon", low=0.0, low_open=True),
             center=check_bool(center, "center"), scale=check_bool(scale, "scale"),
@@ -492,6 +577,12 @@ class _Normalization(_WidthKeeping):
         gamma = b_offset if self.scale else -1
         beta = b_offset + n_in * int(self.scale) if self.center else -1
         return gamma, beta
+
+    def variables(self, n_in, w_offset, b_offset):
+        # gamma and beta, each a variable of its own, not decayed (as biases)
+        return [(off, off + n_in, 0, part)
+                for part, off in zip(("gamma", "beta"), self._offsets(n_in, b_offset))
+                if off >= 0]
 
     def attach(self, n_in, params, grads, w_offset, b_offset, stats, s_offset):
         super().attach(n_in, params, grads, w_offset, b_offset, stats, s_offset)
@@ -542,7 +633,7 @@ class BatchNormalization(_Normalization):
     beta_initializer, gamma_initializer, moving_mean_initializer,
     moving_variance_initializer : str or Initializer
         zeros, ones, zeros and ones by default, as Keras.
-    name, input_dim : as Dense's.
+    name, input_dim, trainable : as Dense's.
 
     Notes
     -----
@@ -561,9 +652,10 @@ class BatchNormalization(_Normalization):
     def __init__(self, momentum: float = 0.99, epsilon: float = 1e-3, center: bool = True,
                  scale: bool = True, beta_initializer="zeros", gamma_initializer="ones",
                  moving_mean_initializer="zeros", moving_variance_initializer="ones",
-                 name: str | None = None, input_dim: int | None = None) -> None:
+                 name: str | None = None, input_dim: int | None = None,
+                 trainable: bool = True) -> None:
         super().__init__(epsilon, center, scale, beta_initializer, gamma_initializer,
-                         name, input_dim)
+                         name, input_dim, trainable)
         vars(self).update(
             momentum=check_real(momentum, "momentum", low=0.0, high=1.0, high_open=True),
             moving_mean_initializer=initializers.get(moving_mean_initializer),
@@ -617,7 +709,7 @@ class LayerNormalization(_Normalization):
     Parameters
     ----------
     epsilon : float > 0
-    center, scale, beta_initializer, gamma_initializer, name, input_dim :
+    center, scale, beta_initializer, gamma_initializer, name, input_dim, trainable :
         as BatchNormalization's.
     """
 
@@ -626,9 +718,10 @@ class LayerNormalization(_Normalization):
 
     def __init__(self, epsilon: float = 1e-3, center: bool = True, scale: bool = True,
                  beta_initializer="zeros", gamma_initializer="ones",
-                 name: str | None = None, input_dim: int | None = None) -> None:
+                 name: str | None = None, input_dim: int | None = None,
+                 trainable: bool = True) -> None:
         super().__init__(epsilon, center, scale, beta_initializer, gamma_initializer,
-                         name, input_dim)
+                         name, input_dim, trainable)
 
     def layout_row(self, n_in, w_offset, b_offset, s_offset, rng):
         gamma, beta = self._offsets(n_in, b_offset)
@@ -660,16 +753,23 @@ def layer_from_config(spec: dict, input_dim: int | None = None):
                          f"{sorted(LAYER_CLASSES)}")
     if name == "Dense":
         return Dense(spec.get("units"), activation=spec.get("activation"),
-                     input_dim=input_dim, name=spec.get("name"))
+                     input_dim=input_dim, name=spec.get("name"),
+                     trainable=spec.get("trainable", True),
+                     kernel_regularizer=spec.get("kernel_regularizer"),
+                     bias_regularizer=spec.get("bias_regularizer"))
     spec["input_dim"] = input_dim
     return LAYER_CLASSES[name].from_config(spec)
 
 
 def unbuilt_copy(layer):
     """A new layer with ``layer``'s settings, not built (no values): Dense
-    with its units, activation (a custom one included) and name."""
+    with its units, activation (a custom one included), name and
+    regularizers (trainable left True; the other kinds' flag copied: a
+    frozen BatchNormalization computes another function)."""
     if isinstance(layer, Dense):
-        return Dense(layer.units, activation=layer.activation, name=layer.name)
+        return Dense(layer.units, activation=layer.activation, name=layer.name,
+                     kernel_regularizer=layer.kernel_regularizer,
+                     bias_regularizer=layer.bias_regularizer)
     config = layer.get_config()
     config["input_dim"] = None
     return layer_from_config(config)

@@ -45,6 +45,17 @@ def _nonnegative(value, argname):
     return check_real(value, argname, low=0)
 
 
+def _clip_threshold(value, argname):
+    # None (off), or a threshold >= 0; 0 is off too, as in Keras
+    return None if value is None else check_real(value, argname, low=0)
+
+
+# the kernels' slots of the clipping settings (HYPER_CLIPNORM.. and
+# HYPER_STEP in optim_kernels.pxd)
+_CLIP_SLOTS = {"clipnorm": 12, "clipvalue": 13, "global_clipnorm": 14}
+_STEP_SLOT = 15
+
+
 class _Setting:
     """An optimizer setting checked on every assignment, as in the constructor.
 
@@ -71,16 +82,75 @@ class _Setting:
         setattr(obj, self.slot, value)
 
 
+class _ClipSetting(_Setting):
+    """A clipping threshold: at most one of the three is set (not None), as
+    Keras 3 and pynn/reference.py's clip_gradients require."""
+
+    def __set__(self, obj, value):
+        if value is not None:
+            others = [name for name in _CLIP_SLOTS
+                      if name != self.name and getattr(obj, "_" + name, None) is not None]
+            if others:
+                raise ValueError(f"only one of clipnorm, clipvalue and global_clipnorm "
+                                 f"can be set: {others[0]} is already {getattr(obj, others[0])!r}, "
+                                 f"got {self.name}={value!r} (set it to None first)")
+        super().__set__(obj, value)
+
+
 class Optimizer:
-    """Base class: ``code`` names the kernel, ``hyper()`` its settings."""
+    """Base class: ``code`` names the kernel, ``hyper()`` its settings.
+
+    Every optimizer takes Keras 3's gradient clipping, applied to the
+    gradients of the trainable variables (each layer's kernel and bias is
+    one variable) before the update, in the compiled gradient pass; at most
+    one of the three may be set (pynn/reference.py ``clip_gradients`` is the
+    twin)::
+
+        clipnorm:         g = g * clipnorm / max(norm(g), clipnorm)   # per variable
+        clipvalue:        g = clip(g, -clipvalue, clipvalue)
+        global_clipnorm:  g = g * global_clipnorm / max(n, global_clipnorm)
+                          # n the 2-norm of all the variables' gradients together
+
+    A step whose gradient holds NaN or inf is refused before clipping (so
+    clipvalue never turns an inf into a finite step).  Regularizers' terms
+    are part of the gradient that is clipped, SGD's and Adam's L2
+    ``weight_decay`` is added after it, as Keras's decay is.
+    """
 
     code = None
     learning_rate = _Setting(_check_learning_rate)
+    clipnorm = _ClipSetting(_clip_threshold)
+    clipvalue = _ClipSetting(_clip_threshold)
+    global_clipnorm = _ClipSetting(_clip_threshold)
 
-    def __init__(self):
+    def __init__(self, clipnorm=None, clipvalue=None, global_clipnorm=None):
         self.state = None
         self.iterations = 0
         self._owner_ref = None
+        self._clipnorm = self._clipvalue = self._global_clipnorm = None
+        self.clipnorm = clipnorm
+        self.clipvalue = clipvalue
+        self.global_clipnorm = global_clipnorm
+
+    def _hyper_slots(self, values, step=True):
+        """The kernel's settings: ``values`` first, then (the slots between
+        left 0) the clipping thresholds and, with ``step``, the count of
+        updates so far.  Without clipping the list stops after the count
+        (or the values): no longer a list than the step needs."""
+        clipping = (self._clipnorm, self._clipvalue, self._global_clipnorm) != (None,) * 3
+        if not clipping:
+            return values + [0.0] * (_STEP_SLOT - len(values)) + [float(self.iterations)] \
+                if step else values
+        slots = values + [0.0] * (16 - len(values))
+        for name, slot in _CLIP_SLOTS.items():
+            slots[slot] = getattr(self, name) or 0.0
+        slots[_STEP_SLOT] = float(self.iterations)
+        return slots
+
+    def _clip_settings(self):
+        # only those set: configs of optimizers without clipping read as before
+        return {name: getattr(self, name) for name in _CLIP_SLOTS
+                if getattr(self, name) is not None}
 
     @property
     def _owner(self):
@@ -248,8 +318,10 @@ class SGD(Optimizer):
 
     def __init__(self, learning_rate: float | Callable[[int], float] = 0.01,
                  momentum: float = 0.0, nesterov: bool = False,
-                 weight_decay: float = 0.0) -> None:
-        super().__init__()
+                 weight_decay: float = 0.0,
+                 clipnorm: float | None = None, clipvalue: float | None = None,
+                 global_clipnorm: float | None = None) -> None:
+        super().__init__(clipnorm, clipvalue, global_clipnorm)
         self.learning_rate = learning_rate
         self.momentum = momentum
         self.nesterov = nesterov
@@ -259,12 +331,14 @@ class SGD(Optimizer):
         return n_params if self.momentum != 0 else 0
 
     def hyper(self):
-        return [self.learning_rate_at(self.iterations), self.momentum,
-                float(self.nesterov), self.weight_decay]
+        # SGD's kernel reads no step count
+        return self._hyper_slots([self.learning_rate_at(self.iterations), self.momentum,
+                                  float(self.nesterov), self.weight_decay], step=False)
 
     def _settings(self):
         return {"learning_rate": self.learning_rate, "momentum": self.momentum,
-                "nesterov": self.nesterov, "weight_decay": self.weight_decay}
+                "nesterov": self.nesterov, "weight_decay": self.weight_decay,
+                **self._clip_settings()}
 
 
 class Adam(Optimizer):
@@ -301,8 +375,10 @@ class Adam(Optimizer):
 
     def __init__(self, learning_rate: float | Callable[[int], float] = 0.001,
                  beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7,
-                 weight_decay: float = 0.0) -> None:
-        super().__init__()
+                 weight_decay: float = 0.0,
+                 clipnorm: float | None = None, clipvalue: float | None = None,
+                 global_clipnorm: float | None = None) -> None:
+        super().__init__(clipnorm, clipvalue, global_clipnorm)
         self.learning_rate = learning_rate
         self.beta_1 = beta_1
         self.beta_2 = beta_2
@@ -313,20 +389,14 @@ class Adam(Optimizer):
         return 2 * n_params              # m, then v
 
     def hyper(self):
-        # slot 15 is the count of updates so far (HYPER_STEP in optim_kernels.pxd)
-        return _step_hyper([self.learning_rate_at(self.iterations), self.beta_1,
-                            self.beta_2, self.epsilon, self.weight_decay], self.iterations)
+        return self._hyper_slots([self.learning_rate_at(self.iterations), self.beta_1,
+                                  self.beta_2, self.epsilon, self.weight_decay])
 
     def _settings(self):
         return {"learning_rate": self.learning_rate, "beta_1": self.beta_1,
                 "beta_2": self.beta_2, "epsilon": self.epsilon,
-                "weight_decay": self.weight_decay}
-
-
-def _step_hyper(values, iterations):
-    # the settings, then the count of updates so far in slot 15
-    # (HYPER_STEP in optim_kernels.pxd)
-    return list(values) + [0.0] * (15 - len(values)) + [float(iterations)]
+                "weight_decay": self.weight_decay,
+                **self._clip_settings()}
 
 
 class RMSprop(Optimizer):
@@ -367,8 +437,10 @@ class RMSprop(Optimizer):
 
     def __init__(self, learning_rate: float | Callable[[int], float] = 0.001,
                  rho: float = 0.9, momentum: float = 0.0, epsilon: float = 1e-7,
-                 centered: bool = False) -> None:
-        super().__init__()
+                 centered: bool = False,
+                 clipnorm: float | None = None, clipvalue: float | None = None,
+                 global_clipnorm: float | None = None) -> None:
+        super().__init__(clipnorm, clipvalue, global_clipnorm)
         self.learning_rate = learning_rate
         self.rho = rho
         self.momentum = momentum
@@ -380,14 +452,14 @@ class RMSprop(Optimizer):
         return n_params * (1 + (self.momentum > 0) + self.centered)
 
     def hyper(self):
-        return _step_hyper([self.learning_rate_at(self.iterations), self.rho,
-                            self.momentum, self.epsilon, float(self.centered)],
-                           self.iterations)
+        return self._hyper_slots([self.learning_rate_at(self.iterations), self.rho,
+                                  self.momentum, self.epsilon, float(self.centered)])
 
     def _settings(self):
         return {"learning_rate": self.learning_rate, "rho": self.rho,
                 "momentum": self.momentum, "epsilon": self.epsilon,
-                "centered": self.centered}
+                "centered": self.centered,
+                **self._clip_settings()}
 
 
 class AdamW(Optimizer):
@@ -423,8 +495,10 @@ class AdamW(Optimizer):
 
     def __init__(self, learning_rate: float | Callable[[int], float] = 0.001,
                  weight_decay: float = 0.004, beta_1: float = 0.9,
-                 beta_2: float = 0.999, epsilon: float = 1e-7) -> None:
-        super().__init__()
+                 beta_2: float = 0.999, epsilon: float = 1e-7,
+                 clipnorm: float | None = None, clipvalue: float | None = None,
+                 global_clipnorm: float | None = None) -> None:
+        super().__init__(clipnorm, clipvalue, global_clipnorm)
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
         self.beta_1 = beta_1
@@ -435,13 +509,13 @@ class AdamW(Optimizer):
         return 2 * n_params              # m, then v
 
     def hyper(self):
-        return _step_hyper([self.learning_rate_at(self.iterations), self.beta_1,
-                            self.beta_2, self.epsilon, self.weight_decay],
-                           self.iterations)
+        return self._hyper_slots([self.learning_rate_at(self.iterations), self.beta_1,
+                                  self.beta_2, self.epsilon, self.weight_decay])
 
     def _settings(self):
         return {"learning_rate": self.learning_rate, "weight_decay": self.weight_decay,
-                "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
+                "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,
+                **self._clip_settings()}
 
 
 class Nadam(Optimizer):
@@ -475,8 +549,10 @@ class Nadam(Optimizer):
 
     def __init__(self, learning_rate: float | Callable[[int], float] = 0.001,
                  beta_1: float = 0.9, beta_2: float = 0.999,
-                 epsilon: float = 1e-7) -> None:
-        super().__init__()
+                 epsilon: float = 1e-7,
+                 clipnorm: float | None = None, clipvalue: float | None = None,
+                 global_clipnorm: float | None = None) -> None:
+        super().__init__(clipnorm, clipvalue, global_clipnorm)
         self.learning_rate = learning_rate
         self.beta_1 = beta_1
         self.beta_2 = beta_2
@@ -493,12 +569,13 @@ class Nadam(Optimizer):
         return 2 * n_params              # m, then v
 
     def hyper(self):
-        return _step_hyper([self.learning_rate_at(self.iterations), self.beta_1,
-                            self.beta_2, self.epsilon], self.iterations)
+        return self._hyper_slots([self.learning_rate_at(self.iterations), self.beta_1,
+                                  self.beta_2, self.epsilon])
 
     def _settings(self):
         return {"learning_rate": self.learning_rate, "beta_1": self.beta_1,
-                "beta_2": self.beta_2, "epsilon": self.epsilon}
+                "beta_2": self.beta_2, "epsilon": self.epsilon,
+                **self._clip_settings()}
 
 
 class Adagrad(Optimizer):
@@ -520,8 +597,10 @@ class Adagrad(Optimizer):
     epsilon = _Setting(_positive)
 
     def __init__(self, learning_rate: float | Callable[[int], float] = 0.001,
-                 initial_accumulator_value: float = 0.1, epsilon: float = 1e-7) -> None:
-        super().__init__()
+                 initial_accumulator_value: float = 0.1, epsilon: float = 1e-7,
+                 clipnorm: float | None = None, clipvalue: float | None = None,
+                 global_clipnorm: float | None = None) -> None:
+        super().__init__(clipnorm, clipvalue, global_clipnorm)
         self.learning_rate = learning_rate
         self.initial_accumulator_value = initial_accumulator_value
         self.epsilon = epsilon
@@ -536,14 +615,14 @@ class Adagrad(Optimizer):
             self.iterations = 0
 
     def hyper(self):
-        return _step_hyper([self.learning_rate_at(self.iterations),
-                            self.initial_accumulator_value, self.epsilon],
-                           self.iterations)
+        return self._hyper_slots([self.learning_rate_at(self.iterations),
+                                  self.initial_accumulator_value, self.epsilon])
 
     def _settings(self):
         return {"learning_rate": self.learning_rate,
                 "initial_accumulator_value": self.initial_accumulator_value,
-                "epsilon": self.epsilon}
+                "epsilon": self.epsilon,
+                **self._clip_settings()}
 
 
 _CLASSES = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop, "adamw": AdamW,

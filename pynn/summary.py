@@ -57,7 +57,8 @@ def summary_table(model):
         else:
             count = layer.count_params(n_in)
             total += count
-            trainable += layer.count_trainable(n_in)
+            # none while the model itself is frozen, whatever the layers' flags
+            trainable += layer.count_trainable(n_in) if model.trainable else 0
             count = f"{count:,}"
         rows.append(_row((f"{name} ({layer.type_name})",
                           f"(None, {'?' if n_out is None else n_out})", count)))

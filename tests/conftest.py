@@ -41,3 +41,16 @@ def make_model(*layers, input_dim, dtype="float64", seed=0, loss="mse", optimize
     net.compile(loss=loss, optimizer=optimizer,
                 metrics=None if metrics is None else list(metrics))
     return net
+
+
+def assert_fit_equals_steps(make, x, y, epochs=2, batch_size=8):
+    """fit's compiled epochs (no shuffling) and train_on_batch on the same
+    batches leave two models made by ``make()`` with the same parameters
+    and optimizer state, bit for bit."""
+    fitted, stepped = make(), make()
+    fitted.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=False, verbose=0)
+    for _ in range(epochs):
+        for k in range(0, x.shape[0], batch_size):
+            stepped.train_on_batch(x[k:k + batch_size], y[k:k + batch_size])
+    np.testing.assert_array_equal(fitted.params, stepped.params)
+    np.testing.assert_array_equal(fitted.optimizer.state, stepped.optimizer.state)

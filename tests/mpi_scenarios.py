@@ -30,6 +30,19 @@ def make_model(dtype, optimizer, seed):
     return net
 
 
+def make_trimmed_model(dtype, seed):
+    """A frozen middle layer, regularizers and global clipping: the update
+    over ranks must skip, penalise and clip as one process does."""
+    layers = [pynn.Dense(16, activation="tanh", input_dim=N_FEATURES,
+                         kernel_regularizer=pynn.regularizers.L1L2(1e-3, 1e-2)),
+              pynn.Dense(8, activation="tanh"),
+              pynn.Dense(N_OUTPUTS, bias_regularizer="l2")]
+    layers[1].trainable = False
+    net = pynn.Sequential(layers, dtype=dtype, seed=seed)
+    net.compile(loss="mse", optimizer=pynn.Adam(0.01, global_clipnorm=0.2))
+    return net
+
+
 def optimizer(name):
     if name == "sgd":
         return pynn.SGD(learning_rate=0.05, momentum=0.9, weight_decay=1e-3)
@@ -138,7 +151,17 @@ def main(out_path):
             callbacks=[CountingCheckpoint("unused.npz")])
     info["checkpoint-calls"] = comm.allgather(CountingCheckpoint.calls)
 
-    # 5. BatchNormalization: statistics per rank, the moving ones averaged
+    # 5. freezing, regularizers and clipping across ranks
+    for dtype in ("float32", "float64"):
+        x, y = make_data(EVEN, dtype)
+        xs, ys = shard(x, rank, B), shard(y, rank, B)
+        net = make_trimmed_model(dtype, seed=1 + rank)
+        hist = net.fit(xs, ys, epochs=2, batch_size=B, shuffle=False, verbose=0, comm=comm)
+        results[f"{dtype}-trimmed"] = net.params.copy()
+        info[f"{dtype}-trimmed"] = {"history": hist.history,
+                                    "identical": same_everywhere(net.params)}
+
+    # 6. BatchNormalization: statistics per rank, the moving ones averaged
     x, y = make_data(EVEN, "float64")
     xs, ys = shard(x, rank, B), shard(y, rank, B)
     net = pynn.Sequential([pynn.Dense(16, activation="tanh", input_dim=N_FEATURES),
@@ -149,6 +172,25 @@ def main(out_path):
     info["batchnorm"] = {"identical": same_everywhere(net.params)
                          and same_everywhere(net.layer_state),
                          "moved": bool(np.any(net.layers[1].moving_mean != 0))}
+
+    # 7. Dropout, a frozen BatchNormalization, a frozen Dense, L2 and clipnorm
+    net = pynn.Sequential([pynn.Dense(16, activation="tanh", input_dim=N_FEATURES,
+                                      kernel_regularizer="l2"),
+                           pynn.Dropout(0.2), pynn.BatchNormalization(trainable=False),
+                           pynn.Dense(8, activation="relu", trainable=False),
+                           pynn.LayerNormalization(), pynn.Dense(N_OUTPUTS)],
+                          dtype="float64", seed=1 + rank)
+    net.compile(loss="mse", optimizer=pynn.Adam(0.01, clipnorm=0.1))
+    frozen = [a.copy() for a in net.layers[2].buffers()] + [net.layers[3].W.copy()]
+    first = net.layers[0].W.copy()
+    net.fit(xs, ys, epochs=2, batch_size=B, shuffle=False, verbose=0, comm=comm)
+    info["mixed"] = {"identical": same_everywhere(net.params)
+                     and same_everywhere(net.layer_state),
+                     # the frozen BatchNormalization in inference mode: its
+                     # moving statistics stay, as gamma and beta do
+                     "frozen": all(np.array_equal(a, b) for a, b in zip(
+                         net.layers[2].buffers() + [net.layers[3].W], frozen)),
+                     "moved": not np.array_equal(net.layers[0].W, first)}
 
     if rank == 0:
         np.savez(out_path, info=json.dumps(info), **results)

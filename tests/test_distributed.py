@@ -61,6 +61,21 @@ def _single_process(dtype, opt, n):
 
 
 @pytest.mark.slow   # launches mpiexec -n 2
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_frozen_layers_regularizers_and_clipping_over_two_ranks(outcome, dtype):
+    key = f"{dtype}-trimmed"
+    assert outcome.info[key]["identical"], "the ranks' weights differ"
+    x, y = sc.make_data(sc.EVEN, dtype)
+    net = sc.make_trimmed_model(dtype, seed=1)
+    frozen = net.layers[1].W.copy()
+    hist = net.fit(x, y, epochs=2, batch_size=2 * sc.B, shuffle=False, verbose=0)
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == "float32" else dict(rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(outcome.params[key], net.params, **tol)
+    np.testing.assert_allclose(outcome.info[key]["history"]["loss"], hist.history["loss"], **tol)
+    np.testing.assert_array_equal(net.layers[1].W, frozen)
+
+
+@pytest.mark.slow   # launches mpiexec -n 2
 @pytest.mark.parametrize("source", ["arrays", "stream"])
 @pytest.mark.parametrize("opt, n", [("sgd", sc.EVEN), ("adam", sc.UNEVEN)])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -104,6 +119,12 @@ def test_rank_zero_alone_prints_and_checkpoints(outcome):
 
 def test_batch_norm_moving_statistics_are_the_same_on_every_rank(outcome):
     assert outcome.info["batchnorm"] == {"identical": True, "moved": True}
+
+
+def test_dropout_frozen_layers_l2_and_clipnorm_keep_the_ranks_together(outcome):
+    # each rank draws its own masks; the update and the averaged moving
+    # statistics keep every rank's model the same, the frozen parts fixed
+    assert outcome.info["mixed"] == {"identical": True, "frozen": True, "moved": True}
 
 
 def test_one_rank_comm_trains_like_plain_fit():

@@ -12,8 +12,8 @@ runs with its import changed to ``from pynn import keras``.
     loss, accuracy = model.evaluate(x_test, y_test)
 
 In this namespace Keras's layout is the layout: kernels are (inputs, units).
-Whatever pynn cannot do yet (other layer kinds, regularizers, class and
-sample weights, freezing, the functional API, ...) raises NotImplementedError
+Whatever pynn cannot do yet (other layer kinds, activity regularizers,
+constraints, the functional API, ...) raises NotImplementedError
 naming the missing piece; attributes pynn does not know are refused.
 """
 from . import (activations, callbacks, initializers, layers, losses, metrics, models,

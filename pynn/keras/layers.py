@@ -19,10 +19,6 @@ from . import activations as _activations
 from . import regularizers as _regularizers
 from ._missing import Missing, module_getattr, refuse
 
-FREEZING = ("frozen layers need the compiled update to skip their part of the "
-             "parameter buffer, which it does not do yet")
-
-
 class Input:
     """``keras.Input(shape=(n_features,))``: the input of a Sequential model.
 
@@ -64,7 +60,9 @@ class Dense(_layers.Dense):
     (inputs, units) as Keras.
 
     Parameters as Keras's; those pynn cannot honour yet (``use_bias=False``,
-    regularizers, constraints, ``lora_rank``) raise NotImplementedError.
+    ``activity_regularizer``, constraints, ``lora_rank``) raise
+    NotImplementedError.  ``trainable=False`` (or setting ``trainable``
+    later) freezes the layer, taking effect at the next step.
     ``input_shape=(n,)`` (Keras 2's way) and ``input_dim`` give the input size.
     """
 
@@ -74,16 +72,14 @@ class Dense(_layers.Dense):
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
                  kernel_constraint=None, bias_constraint=None, lora_rank=None,
-                 input_shape=None, input_dim=None, name=None, **kwargs):
+                 input_shape=None, input_dim=None, name=None, trainable=True, **kwargs):
         if kwargs:
             raise TypeError(f"Dense() got unexpected arguments {sorted(kwargs)}")
         if not use_bias:
             refuse("Dense(use_bias=False)", "every pynn Dense layer has a bias")
-        for what, value in (("kernel_regularizer", kernel_regularizer),
-                            ("bias_regularizer", bias_regularizer),
-                            ("activity_regularizer", activity_regularizer)):
-            if value is not None:
-                _regularizers.get(value)
+        if activity_regularizer is not None:
+            refuse("Dense(activity_regularizer=...)",
+                   "the compiled step has no penalty on a layer's outputs")
         for what, value in (("kernel_constraint", kernel_constraint),
                             ("bias_constraint", bias_constraint), ("lora_rank", lora_rank)):
             if value is not None:
@@ -94,7 +90,9 @@ class Dense(_layers.Dense):
             input_dim = Input(shape=input_shape).n_features
         super().__init__(units, activation=_activations.get(activation),
                          input_dim=input_dim, kernel_initializer=kernel_initializer,
-                         bias_initializer=bias_initializer, name=name)
+                         bias_initializer=bias_initializer, name=name, trainable=trainable,
+                         kernel_regularizer=_regularizers.get(kernel_regularizer),
+                         bias_regularizer=_regularizers.get(bias_regularizer))
         object.__setattr__(self, "_locked", True)
 
     @classmethod
@@ -141,20 +139,11 @@ class Dense(_layers.Dense):
 
     @property
     def trainable_weights(self):
-        return self.weights
+        return self.weights if self.trainable else []
 
     @property
     def non_trainable_weights(self):
-        return []
-
-    @property
-    def trainable(self):
-        return True
-
-    @trainable.setter
-    def trainable(self, value):
-        if value is not True:
-            refuse(f"layer.trainable = {value!r}", FREEZING)
+        return [] if self.trainable else self.weights
 
     @property
     def use_bias(self):
@@ -236,13 +225,7 @@ class _KerasView:
     def weights(self):
         return self.buffers()
 
-    @property
-    def trainable_weights(self):
-        return self.buffers()[:len(self.part_names())]
-
-    @property
-    def non_trainable_weights(self):
-        return self.buffers()[len(self.part_names()):]
+    # trainable_weights / non_trainable_weights: pynn's, which honour trainable
 
     def get_weights(self):
         return [a.copy() for a in self.buffers()]
@@ -277,11 +260,12 @@ class Dropout(_KerasView, _layers.Dropout):
     Dropout (inverted dropout, off in predict and evaluate); ``noise_shape``
     is refused."""
 
-    def __init__(self, rate, noise_shape=None, seed=None, name=None, **kwargs):
+    def __init__(self, rate, noise_shape=None, seed=None, name=None, trainable=True,
+                 **kwargs):
         if kwargs:
             raise TypeError(f"Dropout() got unexpected arguments {sorted(kwargs)}")
         _refuse_unsupported("Dropout", noise_shape=noise_shape)
-        super().__init__(rate, seed=seed, name=name)
+        super().__init__(rate, seed=seed, name=name, trainable=trainable)
 
 
 class BatchNormalization(_KerasView, _layers.BatchNormalization):
@@ -293,7 +277,8 @@ class BatchNormalization(_KerasView, _layers.BatchNormalization):
                  beta_initializer="zeros", gamma_initializer="ones",
                  moving_mean_initializer="zeros", moving_variance_initializer="ones",
                  beta_regularizer=None, gamma_regularizer=None, beta_constraint=None,
-                 gamma_constraint=None, synchronized=False, name=None, **kwargs):
+                 gamma_constraint=None, synchronized=False, name=None, trainable=True,
+                 **kwargs):
         if kwargs:
             raise TypeError(f"BatchNormalization() got unexpected arguments {sorted(kwargs)}")
         if axis not in (-1, 1):
@@ -305,7 +290,8 @@ class BatchNormalization(_KerasView, _layers.BatchNormalization):
         super().__init__(momentum=momentum, epsilon=epsilon, center=center, scale=scale,
                          beta_initializer=beta_initializer, gamma_initializer=gamma_initializer,
                          moving_mean_initializer=moving_mean_initializer,
-                         moving_variance_initializer=moving_variance_initializer, name=name)
+                         moving_variance_initializer=moving_variance_initializer, name=name,
+                         trainable=trainable)
 
 
 class LayerNormalization(_KerasView, _layers.LayerNormalization):
@@ -315,7 +301,7 @@ class LayerNormalization(_KerasView, _layers.LayerNormalization):
     def __init__(self, axis=-1, epsilon=0.001, center=True, scale=True, rms_scaling=False,
                  beta_initializer="zeros", gamma_initializer="ones", beta_regularizer=None,
                  gamma_regularizer=None, beta_constraint=None, gamma_constraint=None,
-                 name=None, **kwargs):
+                 name=None, trainable=True, **kwargs):
         if kwargs:
             raise TypeError(f"LayerNormalization() got unexpected arguments {sorted(kwargs)}")
         if axis not in (-1, 1):
@@ -326,7 +312,7 @@ class LayerNormalization(_KerasView, _layers.LayerNormalization):
                             beta_constraint=beta_constraint, gamma_constraint=gamma_constraint)
         super().__init__(epsilon=epsilon, center=center, scale=scale,
                          beta_initializer=beta_initializer, gamma_initializer=gamma_initializer,
-                         name=name)
+                         name=name, trainable=trainable)
 
 
 # the pynn class of each layer of a loaded model -> its view in this namespace

@@ -55,10 +55,10 @@ class Sequential:
                                                            seed=_utils.next_model_seed()))
         object.__setattr__(self, "_input_dim", None)
         object.__setattr__(self, "name", name or "sequential")
-        if trainable is not True:
-            refuse(f"Sequential(trainable={trainable!r})", _layers.FREEZING)
         for layer in layers or []:
             self.add(layer)
+        if trainable is not True:
+            self._model.trainable = trainable
 
     @classmethod
     def _wrap(cls, model):
@@ -74,8 +74,7 @@ class Sequential:
 
     def __setattr__(self, name, value):
         if name == "trainable":
-            if value is not True:
-                refuse(f"model.trainable = {value!r}", _layers.FREEZING)
+            self._model.trainable = value       # every layer's too, as Keras
             return
         if name not in self._SETTABLE:
             raise AttributeError(f"cannot set {name!r} on a pynn.keras Sequential: pynn "
@@ -333,11 +332,18 @@ class Sequential:
 
     @property
     def trainable_weights(self):
-        return self.weights
+        return [w for layer in self._model.layers if self._model.trainable
+                for w in layer.trainable_weights]
+
+    @property
+    def non_trainable_weights(self):
+        return [w for layer in self._model.layers
+                for w in (layer.weights if not self._model.trainable
+                          else layer.non_trainable_weights)]
 
     @property
     def trainable(self):
-        return True
+        return self._model.trainable
 
     def save(self, filepath, overwrite=True, include_optimizer=True):
         """Write the model in pynn's format to ``filepath`` (any name, ".keras"

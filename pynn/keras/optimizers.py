@@ -19,29 +19,34 @@ _OFF = {"weight_decay": None, "clipnorm": None, "clipvalue": None, "global_clipn
 _WHY = {"weight_decay": "Keras's weight_decay is decoupled decay, pynn's is an L2 penalty "
                         "on the gradient (pynn.SGD/pynn.Adam weight_decay=...); decoupled "
                         "decay is not in the compiled update yet",
-        "clipnorm": "gradient clipping is not in the compiled update yet",
-        "clipvalue": "gradient clipping is not in the compiled update yet",
-        "global_clipnorm": "gradient clipping is not in the compiled update yet",
         "use_ema": "weight averaging is not in the compiled update",
         "loss_scale_factor": "pynn trains in float32 or float64, without loss scaling",
         "gradient_accumulation_steps": "the compiled step updates after every batch"}
 
 
+_CLIPPING = ("clipnorm", "clipvalue", "global_clipnorm")
+
+
 def _check(name, settings):
+    """Refuse what pynn cannot honour; return the clipping settings, which
+    every pynn optimizer takes as Keras's."""
+    clip = {key: settings.pop(key) for key in _CLIPPING if key in settings}
     for key, value in settings.items():
         if key not in _OFF:
             raise TypeError(f"{name}() got an unexpected argument {key!r}")
         off = value is None or value is False or (key == "weight_decay" and value == 0)
         if not off:
             refuse(f"{name}({key}={value!r})", _WHY[key])
+    return clip
 
 
 class SGD(_optimizers.SGD):
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, name="SGD",
                  **kwargs):
         kwargs.pop("ema_momentum", None), kwargs.pop("ema_overwrite_frequency", None)
-        _check("SGD", kwargs)
-        super().__init__(learning_rate=learning_rate, momentum=momentum, nesterov=nesterov)
+        clip = _check("SGD", kwargs)
+        super().__init__(learning_rate=learning_rate, momentum=momentum, nesterov=nesterov,
+                         **clip)
 
 
 class Adam(_optimizers.Adam):
@@ -50,22 +55,22 @@ class Adam(_optimizers.Adam):
         if amsgrad:
             refuse("Adam(amsgrad=True)", "AMSGrad is not in the compiled update")
         kwargs.pop("ema_momentum", None), kwargs.pop("ema_overwrite_frequency", None)
-        _check("Adam", kwargs)
+        clip = _check("Adam", kwargs)
         super().__init__(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2,
-                         epsilon=epsilon)
+                         epsilon=epsilon, **clip)
 
 
 def _keras_kwargs(name, kwargs):
     kwargs.pop("ema_momentum", None), kwargs.pop("ema_overwrite_frequency", None)
-    _check(name, kwargs)
+    return _check(name, kwargs)
 
 
 class RMSprop(_optimizers.RMSprop):
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7,
                  centered=False, name="rmsprop", **kwargs):
-        _keras_kwargs("RMSprop", kwargs)
+        clip = _keras_kwargs("RMSprop", kwargs)
         super().__init__(learning_rate=learning_rate, rho=rho, momentum=momentum,
-                         epsilon=epsilon, centered=centered)
+                         epsilon=epsilon, centered=centered, **clip)
 
 
 class AdamW(_optimizers.AdamW):
@@ -75,26 +80,26 @@ class AdamW(_optimizers.AdamW):
                  epsilon=1e-7, amsgrad=False, name="adamw", **kwargs):
         if amsgrad:
             refuse("AdamW(amsgrad=True)", "AMSGrad is not in the compiled update")
-        _keras_kwargs("AdamW", kwargs)
+        clip = _keras_kwargs("AdamW", kwargs)
         super().__init__(learning_rate=learning_rate, weight_decay=weight_decay,
-                         beta_1=beta_1, beta_2=beta_2, epsilon=epsilon)
+                         beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, **clip)
 
 
 class Nadam(_optimizers.Nadam):
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
                  name="nadam", **kwargs):
-        _keras_kwargs("Nadam", kwargs)
+        clip = _keras_kwargs("Nadam", kwargs)
         super().__init__(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2,
-                         epsilon=epsilon)
+                         epsilon=epsilon, **clip)
 
 
 class Adagrad(_optimizers.Adagrad):
     def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7,
                  name="adagrad", **kwargs):
-        _keras_kwargs("Adagrad", kwargs)
+        clip = _keras_kwargs("Adagrad", kwargs)
         super().__init__(learning_rate=learning_rate,
                          initial_accumulator_value=initial_accumulator_value,
-                         epsilon=epsilon)
+                         epsilon=epsilon, **clip)
 
 
 Optimizer = _optimizers.Optimizer

@@ -9,7 +9,7 @@ import contextlib
 
 import numpy as np
 
-from .. import _optim, data
+from .. import data
 from ..callbacks import ModelCheckpoint
 from ..core import STATUS_OK, raise_for_inputs
 from .runners import Streamed, array_batches
@@ -110,6 +110,7 @@ class Session:
         counts nothing: the compiled update counts itself."""
         model = self.model
         with model.lock:
+            model.refresh_optimizer()       # a layer frozen since the last step
             loss, status = model.engine.step(x, y, False)
             grads = model.grads
             if status != STATUS_OK:
@@ -121,26 +122,23 @@ class Session:
                 grads *= grads.dtype.type(m / total)
             self.comm.Allreduce(self._mpi.IN_PLACE, grads, op=self._mpi.SUM)
             raise_for_inputs(status, x, y)
-            if not _optim.is_finite(grads):
-                return loss, False
-            opt = model.optimizer
-            # counted inside the compiled update, as the network counts its own
-            count = np.array([opt.iterations], dtype=np.int64)
-            try:
-                _optim.step(opt.code, model.params, grads, opt.state, opt.hyper(),
-                            model.n_kernel_params, count)
-            finally:
-                opt.iterations = int(count[0])
-            self._commit_layer_state(model)
-            model.mark_trained()
-        return loss, True
+            # clipping, exact check and update over the trainable variables,
+            # in the compiled code, which counts the update it applies, folds
+            # this rank's batch statistics into the moving ones once applied,
+            # and puts the dropout generators back if refused (a non-finite
+            # gradient on any rank: every rank refuses)
+            with model.counting() as net:
+                net.set_hyper(model.optimizer.hyper())
+                applied = net.apply_gradients()
+            if applied:
+                self._average_layer_state(model)
+        return loss, applied
 
-    def _commit_layer_state(self, model):
+    def _average_layer_state(self, model):
         # BatchNormalization: each rank normalised by its own share of the
         # batch (as Keras's BatchNormalization(synchronized=False) under a
-        # distribution strategy); the moving statistics are then averaged,
-        # so that every rank keeps the same model
-        model.engine.commit_layer_state()
+        # distribution strategy); the moving statistics, moved by the
+        # update, are then averaged, so that every rank keeps the same model
         if self.size > 1 and model.layer_state.size:
             self.comm.Allreduce(self._mpi.IN_PLACE, model.layer_state, op=self._mpi.SUM)
             model.layer_state *= model.layer_state.dtype.type(1.0 / self.size)
