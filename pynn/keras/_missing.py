@@ -1,8 +1,10 @@
 """Keras names that pynn does not have yet: each raises a clear error."""
 
 _CORE = ("pynn's compiled core runs the whole network in one compiled step, and "
-         "that step knows Dense layers with the activations of pynn.activations.names(), "
-         "the losses mse and the cross-entropies, and SGD and Adam")
+         "that step knows the layers Dense, Dropout, BatchNormalization and "
+         "LayerNormalization, the activations of pynn.activations.names(), the losses "
+         "of pynn.losses.names(), and the optimizers SGD, Adam, RMSprop, AdamW, Nadam "
+         "and Adagrad")
 
 
 class Missing:
