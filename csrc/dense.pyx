@@ -42,7 +42,8 @@ from activation_kernels cimport (activation_backward, activation_backward_from_p
 from layer_kernels cimport (N_SETTINGS, SET_EPSILON, SET_MOMENTUM, SET_RATE,
                             batch_norm_backward, batch_norm_backward_inference,
                             batch_norm_forward,
-                            batch_norm_update_moving, dropout_backward, dropout_forward,
+                            batch_norm_moving_stays_finite, batch_norm_update_moving,
+                            dropout_backward, dropout_forward,
                             fixed_workspace, layer_norm_backward, layer_norm_forward,
                             row_workspace)
 from pcg cimport pcg_t
@@ -374,6 +375,24 @@ cdef void _commit_layer_state(Net net, floating* stats) noexcept nogil:
                                      stats + row[COL_STATS], stats + row[COL_STATS] + row[1])
 
 
+cdef bint _layer_state_stays_finite(Net net, const floating* stats) noexcept nogil:
+    # Whether _commit_layer_state would keep every moving statistic finite:
+    # checked with the update's check, so that a step that would leave an
+    # inf there is refused like one that would leave it in the weights.
+    cdef Py_ssize_t l
+    cdef const Py_ssize_t* row
+    for l in range(net.n_layers):
+        row = net.layout + l * N_COLS
+        if row[COL_KIND] == KIND_BATCH_NORM and not (net.inference != NULL
+                                                     and net.inference[l]):
+            if not batch_norm_moving_stays_finite(
+                    <floating*>net.fixed + row[COL_FIXED_WORK], row[1],
+                    net.settings[l * N_SETTINGS + SET_MOMENTUM],
+                    stats + row[COL_STATS], stats + row[COL_STATS] + row[1]):
+                return False
+    return True
+
+
 cdef inline void _rng_save(Net net) noexcept nogil:
     # A refused step changes nothing: not even the generators its masks
     # drew from (restored by _rng_restore).
@@ -479,8 +498,10 @@ cdef int _checked_update(Net net, floating* params, floating* grads, floating* s
     # The gradient pass, the exact check and the update if asked and safe,
     # after a training pass of net: a refusal puts the generators back as
     # the pass found them, an applied update commits the layers' state.
-    cdef int status = _checked_apply(params, grads, state, n_params, vars, opt, update,
-                                     regularize, loss, iterations)
+    cdef int status = STATUS_NONFINITE
+    if not update or _layer_state_stays_finite(net, <floating*>net.stats):
+        status = _checked_apply(params, grads, state, n_params, vars, opt, update,
+                                regularize, loss, iterations)
     if status != STATUS_OK:
         _rng_restore(net)
     elif update:
@@ -788,6 +809,9 @@ cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* sta
                 _rng_restore(net)
                 return k
             bounds.valid = False
+        if not _layer_state_stays_finite(net, <floating*>net.stats):
+            _rng_restore(net)
+            return k
         for j in range(metrics.n):
             # the output of this batch's forward pass, before the update
             metrics.values[j * metrics.stride + k] = metric_value(

@@ -8,7 +8,7 @@
 # their gradients are NULL with them.  pynn/reference.py holds the NumPy
 # twins (dropout_*, batchnorm_*, layernorm_*) these are tested against.
 from cython cimport floating
-from libc.math cimport sqrt, sqrtf
+from libc.math cimport isfinite, sqrt, sqrtf
 from libc.string cimport memcpy, memset
 
 from codes cimport KIND_BATCH_NORM, KIND_DROPOUT, KIND_LAYER_NORM
@@ -141,15 +141,36 @@ cdef inline void batch_norm_forward(const floating* x, Py_ssize_t n, Py_ssize_t 
     _scale_shift(x_hat, n, w, gamma, beta, out)
 
 
+cdef inline floating _moving(floating moving, floating batch, floating m,
+                             floating one_minus) noexcept nogil:
+    # Keras's moving average: moving * momentum + batch * (1 - momentum).
+    return moving * m + batch * one_minus
+
+
 cdef inline void batch_norm_update_moving(const floating* fixed, Py_ssize_t w,
                                           double momentum, floating* moving_mean,
                                           floating* moving_var) noexcept nogil:
-    # Keras's moving average: moving * momentum + batch * (1 - momentum).
     cdef Py_ssize_t j
     cdef floating m = <floating>momentum, one_minus = <floating>(1.0 - momentum)
     for j in range(w):
-        moving_mean[j] = moving_mean[j] * m + fixed[j] * one_minus
-        moving_var[j] = moving_var[j] * m + fixed[w + j] * one_minus
+        moving_mean[j] = _moving(moving_mean[j], fixed[j], m, one_minus)
+        moving_var[j] = _moving(moving_var[j], fixed[w + j], m, one_minus)
+
+
+cdef inline bint batch_norm_moving_stays_finite(const floating* fixed, Py_ssize_t w,
+                                                double momentum,
+                                                const floating* moving_mean,
+                                                const floating* moving_var) noexcept nogil:
+    # Whether batch_norm_update_moving would write finite values only (a
+    # finite batch can still overflow its variance in float32): the same
+    # arithmetic, checked before a step is applied.
+    cdef Py_ssize_t j
+    cdef floating m = <floating>momentum, one_minus = <floating>(1.0 - momentum)
+    cdef bint ok = True
+    for j in range(w):
+        ok &= isfinite(_moving(moving_mean[j], fixed[j], m, one_minus)) \
+            and isfinite(_moving(moving_var[j], fixed[w + j], m, one_minus))
+    return ok
 
 
 cdef inline void batch_norm_backward(const floating* grad_out, const floating* x_hat,

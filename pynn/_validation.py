@@ -237,3 +237,11 @@ def check_verbose(verbose, argname="verbose"):
             or verbose not in (0, 1, 2):
         raise ValueError(f"{argname} must be 'auto', 0, 1 or 2, got {verbose!r}")
     return int(verbose)
+
+
+def readonly_view(a):
+    """A read-only view of ``a``: what a user's callable is handed when the
+    array is the user's own data or one of pynn's buffers."""
+    view = np.asarray(a).view()
+    view.flags.writeable = False
+    return view

@@ -88,7 +88,13 @@ def name_of(activation):
 
 def _check_custom(activation):
     derivative = getattr(activation, "derivative", None)
-    if callable(derivative) and not isinstance(activation, type):
+    # a subclass of Activation that left the base class's placeholders in
+    # place has no derivative (or no function) either: refused here, at
+    # Dense(...), rather than in the first backward pass
+    inherited = isinstance(activation, Activation) and (
+        type(activation).derivative is Activation.derivative
+        or type(activation).__call__ is Activation.__call__)
+    if callable(derivative) and not isinstance(activation, type) and not inherited:
         return activation
     what = getattr(activation, "__name__", None) or type(activation).__name__
     raise TypeError(

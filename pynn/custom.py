@@ -34,7 +34,7 @@ import numpy as np
 
 from . import _dense, _losses, _optim, _sparse, activations, losses
 from .layers import Dense
-from ._validation import check_finite
+from ._validation import check_finite, readonly_view
 
 
 def uses_numpy_path(model) -> bool:
@@ -68,13 +68,6 @@ def dense_rows(x, dtype):
     return out
 
 
-def _readonly(a):
-    # what a user's function gets: the buffers the backward pass reads next
-    view = a.view()
-    view.flags.writeable = False
-    return view
-
-
 def _as_like(value, like, what):
     # a user's result as a C-contiguous array of like's shape and dtype
     try:
@@ -86,7 +79,10 @@ def _as_like(value, like, what):
                          f"{like.shape}")
     if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
         raise TypeError(f"{what} must return real numbers, got dtype {arr.dtype}")
-    return np.ascontiguousarray(arr, dtype=like.dtype)
+    # always a copy of pynn's own: the result may be an input given back (a
+    # read-only view) or an array the user's function keeps, and it is
+    # scaled in place next
+    return np.array(arr, dtype=like.dtype, order="C", copy=True)
 
 
 def forward(model, x, fused):
@@ -111,7 +107,7 @@ def forward(model, x, fused):
         _dense.dense_forward(inp, layer.W, layer.b, code, out)
         if custom:
             z = out
-            out = _as_like(act(_readonly(z)), z,
+            out = _as_like(act(readonly_view(z)), z,
                            f"the activation {activations.name_of(act)!r}")
         cache.append((inp, z, out))
         inp = out
@@ -127,7 +123,7 @@ def backward(model, cache, grad, fused):
         inp, z, out = cache[i]
         act = layer.activation
         if activations.is_custom(act):
-            derivative = _as_like(act.derivative(_readonly(z)), z,
+            derivative = _as_like(act.derivative(readonly_view(z)), z,
                                   f"the derivative of {activations.name_of(act)!r}")
             grad = np.multiply(grad, derivative, out=grad)
             code, out, z = activations.LINEAR, z, None
@@ -149,7 +145,7 @@ def loss_and_gradient(model, y, out, sample_weight=None, need_gradient=True):
         value = _losses.loss_value_grad(loss.kernel_code(model.layers[-1].activation),
                                         out, y, grad, sample_weight, loss.kernel_param)
         return value, grad
-    y_true, y_pred = _readonly(y), _readonly(out)
+    y_true, y_pred = readonly_view(y), readonly_view(out)
     per_sample = loss.call(y_true, y_pred)
     try:
         per_sample = np.asarray(per_sample, dtype=np.float64)

@@ -27,7 +27,7 @@ reported under its ``__name__`` as the mean over the samples (Keras's
 import numpy as np
 
 from . import losses as _losses
-from ._validation import check_real
+from ._validation import check_real, readonly_view
 from .reference import sigmoid, softmax
 from ._codes import Metric as _Metric
 
@@ -131,7 +131,9 @@ class _BatchMean:
         self.fn, self.name = fn, name
 
     def __call__(self, y_true, y_pred):
-        values = self.fn(y_true, y_pred)
+        # read-only views: y_true may be the user's own array, y_pred the
+        # network's output buffer
+        values = self.fn(readonly_view(y_true), readonly_view(y_pred))
         try:
             values = np.asarray(values, dtype=np.float64)
         except (TypeError, ValueError):

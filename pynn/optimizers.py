@@ -87,9 +87,10 @@ class _ClipSetting(_Setting):
     Keras 3 and pynn/reference.py's clip_gradients require."""
 
     def __set__(self, obj, value):
-        if value is not None:
+        if value is not None and value != 0:
+            # 0 means off, as None does (Keras 3's reading of clipnorm=0)
             others = [name for name in _CLIP_SLOTS
-                      if name != self.name and getattr(obj, "_" + name, None) is not None]
+                      if name != self.name and getattr(obj, "_" + name, None) not in (None, 0)]
             if others:
                 raise ValueError(f"only one of clipnorm, clipvalue and global_clipnorm "
                                  f"can be set: {others[0]} is already {getattr(obj, others[0])!r}, "

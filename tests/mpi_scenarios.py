@@ -104,14 +104,18 @@ def main(out_path):
     xs, ys = shard(x, rank, B), shard(y, rank, B)
     if rank == 1:
         ys[B + 3] = 1e30                  # batch 1's loss overflows on rank 1
-    for mode in ("stop", "raise"):
+    # ("stop-frozen": the first layer frozen, so the check does not read
+    # the first entries of the gradient: the refusal still reaches every rank)
+    for mode in ("stop", "raise", "stop-frozen"):
         net = make_model("float32", optimizer("sgd"), seed=1)
+        if mode == "stop-frozen":
+            net.layers[0].trainable = False
         outcome = "none"
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
                 hist = net.fit(xs, ys, epochs=2, batch_size=B, shuffle=False, verbose=0,
-                               on_divergence=mode, comm=comm)
+                               on_divergence=mode.split("-")[0], comm=comm)
                 outcome = f"epochs={len(hist.history.get('loss', []))}"
             except pynn.DivergenceError:
                 outcome = "DivergenceError"

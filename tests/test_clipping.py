@@ -201,3 +201,11 @@ def test_bad_clipping_settings_are_refused_by_name():
         net.optimizer.clipvalue = 1e39
     # zero is off, as in Keras
     assert pynn.SGD(clipnorm=0.0).hyper()[12] == 0.0
+
+
+def test_a_clipping_threshold_of_zero_is_off_and_does_not_block_another():
+    for make in (lambda: pynn.optimizers.SGD(clipnorm=0, clipvalue=1.0),
+                 lambda: pynn.optimizers.Adam(global_clipnorm=0.0, clipnorm=2.0)):
+        make()
+    with pytest.raises(ValueError, match="only one of"):
+        pynn.optimizers.SGD(clipnorm=1.0, clipvalue=1.0)

@@ -426,3 +426,49 @@ def test_the_keras_namespace_dense_layers_train_on_the_numpy_path(data):
     net.fit(x, y, epochs=2, verbose=0)
     twin.fit(x, y, epochs=2, verbose=0)
     assert_same_weights(net, twin, 1e-9, 1e-11)
+
+
+def test_a_custom_metric_cannot_write_into_y_or_the_network_s_output(data):
+    x, y = data
+    y = np.ascontiguousarray(y)          # handed on as it is, no copy made
+    before = y.copy()
+
+    def vandal(y_true, y_pred):
+        y_true -= y_pred                 # raises: both are read-only
+        return 0.0
+
+    net = model(metrics=[vandal])
+    with pytest.raises(ValueError, match="read-only"):
+        net.evaluate(x, y)
+    np.testing.assert_array_equal(y, before)
+
+
+def test_an_activation_subclass_without_its_derivative_is_refused_at_dense():
+    class NoDerivative(activations.Activation):
+        def __call__(self, z):
+            return np.tanh(z)
+
+    class NoFunction(activations.Activation):
+        def derivative(self, z):
+            return np.ones_like(z)
+
+    for bad in (NoDerivative(), NoFunction()):
+        with pytest.raises(TypeError, match="derivative"):
+            pynn.Dense(3, activation=bad)
+
+
+def test_a_loss_gradient_may_hand_back_its_input(data):
+    # gradient returns y_pred itself (a read-only view): pynn copies before scaling
+    class GivesBack(losses.Loss):
+        def call(self, y_true, y_pred):
+            return 0.5 * np.sum(y_pred ** 2, axis=1)
+
+        def gradient(self, y_true, y_pred):
+            return y_pred
+
+    x, y = data
+    net = model(loss=GivesBack(), optimizer="sgd")
+    before = net.params.copy()
+    net.train_on_batch(x, y)
+    assert not np.array_equal(net.params, before)
+    assert np.all(np.isfinite(net.params))

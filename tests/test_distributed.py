@@ -95,9 +95,11 @@ def test_two_ranks_match_one_process_at_twice_the_batch(outcome, dtype, opt, n, 
 @pytest.mark.slow   # launches mpiexec -n 2
 def test_one_diverging_rank_stops_every_rank_at_the_same_step(outcome):
     stop, raised = outcome.info["diverge-stop"], outcome.info["diverge-raise"]
-    assert stop["outcomes"] == ["epochs=0", "epochs=0"] and stop["warned"] == [True, True]
+    frozen = outcome.info["diverge-stop-frozen"]
+    for case in (stop, frozen):
+        assert case["outcomes"] == ["epochs=0", "epochs=0"] and case["warned"] == [True, True]
     assert raised["outcomes"] == ["DivergenceError"] * 2
-    for case in (stop, raised):
+    for case in (stop, raised, frozen):
         assert case["identical"] and case["finite"]
         assert case["iterations"][0] == case["iterations"][1] > 0
 

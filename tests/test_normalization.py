@@ -202,6 +202,30 @@ def test_a_refused_step_leaves_the_moving_statistics():
     np.testing.assert_array_equal(model.layer_state, state)
 
 
+def test_a_step_whose_batch_variance_overflows_is_refused():
+    # float32, BatchNormalization first: finite inputs of 2e19 overflow the
+    # batch variance to inf while x_hat, the loss and the gradients stay
+    # finite; the step would leave an inf moving variance, so it is refused
+    x = np.zeros((8, 5), np.float32)
+    x[0] = 2e19
+    y = np.zeros((8, 3), np.float32)
+    model = pynn.Sequential([pynn.BatchNormalization(input_dim=5), pynn.Dense(3)],
+                            dtype="float32", seed=1)
+    model.compile(optimizer=pynn.optimizers.SGD(0.01, momentum=0.9), loss="mse")
+    params, stats = model.params.copy(), model.layer_state.copy()
+    state = model.optimizer.state.copy()
+    with pytest.raises(pynn.DivergenceError):
+        model.train_on_batch(x, y)
+    with pytest.raises(pynn.DivergenceError):
+        model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    np.testing.assert_array_equal(model.params, params)
+    np.testing.assert_array_equal(model.layer_state, stats)
+    np.testing.assert_array_equal(model.optimizer.state, state)
+    assert model.optimizer.iterations == 0
+    model.fit(x[1:], y[1:], epochs=1, batch_size=7, verbose=0)   # then trains on
+    assert np.isfinite(model.layer_state).all() and model.optimizer.iterations == 1
+
+
 @pytest.mark.parametrize("norm", NORMS, ids=["batch", "layer"])
 def test_save_and_load_exactly(tmp_path, dtype, norm):
     x, y = data(dtype)

@@ -113,14 +113,22 @@ class Session:
             model.refresh_optimizer()       # a layer frozen since the last step
             loss, status = model.engine.step(x, y, False)
             grads = model.grads
-            if status != STATUS_OK:
-                grads[0] = np.nan           # tells every rank to skip this step
-            elif self.size > 1:
+            refused = status != STATUS_OK
+            if self.size > 1:
+                # every rank takes part in the same collectives, whatever its
+                # own step gave: whether any rank refused, then the sizes
+                refused = self.comm.allreduce(refused, op=self._mpi.LOR)
                 m = x.shape[0]
                 total = self.totals[k] if self.totals is not None else \
                     self.comm.allreduce(m)  # a stream's batch sizes are not known ahead
                 grads *= grads.dtype.type(m / total)
-            self.comm.Allreduce(self._mpi.IN_PLACE, grads, op=self._mpi.SUM)
+            if refused:
+                # the whole buffer, not one entry: a frozen layer's range is
+                # not read by the check, and the refusal must reach it on
+                # every rank (it also puts the dropout generators back)
+                grads.fill(np.nan)
+            else:
+                self.comm.Allreduce(self._mpi.IN_PLACE, grads, op=self._mpi.SUM)
             raise_for_inputs(status, x, y)
             # clipping, exact check and update over the trainable variables,
             # in the compiled code, which counts the update it applies, folds
@@ -129,7 +137,7 @@ class Session:
             # gradient on any rank: every rank refuses)
             with model.counting() as net:
                 net.set_hyper(model.optimizer.hyper())
-                applied = net.apply_gradients()
+                applied = net.apply_gradients() and not refused
             if applied:
                 self._average_layer_state(model)
         return loss, applied
