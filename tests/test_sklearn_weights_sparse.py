@@ -1,8 +1,7 @@
-"""scikit-learn behaviours that wait for the compiled kernels: sample_weight
-weighting the loss, and sparse X densified batch by batch in the compiled
-gather (MLPRegressor's Poisson loss: tests/test_sklearn_poisson.py).  Written against
-scikit-learn's own estimators; each is an expected failure until its kernel
-lands (strict: a pass means the marker must go)."""
+"""scikit-learn's behaviour for sample_weight (weighting the loss) and sparse
+X (densified batch by batch in the compiled gather), checked against
+scikit-learn's own estimators (MLPRegressor's Poisson loss:
+tests/test_sklearn_poisson.py)."""
 import numpy as np
 import pytest
 
