@@ -61,6 +61,7 @@ def as_rows(x, dtype, argname="x"):
     if x.dtype.kind not in "biuf":
         raise TypeError(f"{argname} must hold real numbers, got a sparse matrix of "
                         f"dtype {x.dtype}")
+    _check_structure(x, argname)
     owned = x.format != "csr"
     csr = x.tocsr() if owned else x
     if csr.dtype not in (np.float32, np.float64):
@@ -81,6 +82,27 @@ def as_rows(x, dtype, argname="x"):
     return CSRRows(np.ascontiguousarray(indptr, dtype=index_dtype),
                    np.ascontiguousarray(indices, dtype=index_dtype),
                    np.ascontiguousarray(csr.data, dtype=dtype), csr.shape[1])
+
+
+def _check_structure(x, argname):
+    # Index arrays checked before SciPy's conversions and sum_duplicates
+    # read them: those do not bound-check corrupt indices.  The full check
+    # runs on a new matrix over the same arrays (it may re-assign a
+    # matrix's attributes; the user's matrix stays as it is).
+    try:
+        if x.format in ("csr", "csc", "bsr"):
+            args = ((x.data, x.indices, x.indptr),)
+            type(x)(*args, shape=x.shape, copy=False).check_format(full_check=True)
+        elif x.format == "coo":
+            coords = getattr(x, "coords", None) or (x.row, x.col)
+            for axis, (index, size) in enumerate(zip(coords, x.shape)):
+                index = np.asarray(index)
+                if index.size and (index.min() < 0 or index.max() >= size):
+                    bad = index.min() if index.min() < 0 else index.max()
+                    raise ValueError(f"axis {axis} holds index {bad}, outside [0, {size})")
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{argname} is a malformed sparse {x.format} matrix of shape "
+                         f"{x.shape}: {exc}") from None
 
 
 def chunk_rows(x, chunk: int) -> int:

@@ -93,6 +93,43 @@ def test_csr_rows_refuse_what_would_read_out_of_bounds(indptr, indices, message)
                 np.ones(len(indices)), 3)
 
 
+def _corrupt(fmt, rng):
+    a = sp.random(6, 7, density=0.4, format="csr", random_state=0)
+    if fmt == "csr":
+        a.indices = a.indices.copy()
+        a.indices[0] = 70                    # a column past the 7
+    elif fmt == "csr-indptr":
+        a.indptr = a.indptr.copy()
+        a.indptr[1] = 10 ** 6                # offsets that run past the values
+    elif fmt == "csc":
+        a = a.tocsc()
+        a.indices = a.indices.copy()
+        a.indices[0] = -3                    # a negative row
+    else:
+        a = a.tocoo()
+        a.row = a.row.copy()
+        a.row[0] = 60
+    return a
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csr-indptr", "csc", "coo"])
+def test_malformed_sparse_matrices_are_refused_before_scipy_or_pynn_reads_them(rng, fmt):
+    # SciPy's conversions and sum_duplicates do not bound-check corrupt index
+    # arrays: pynn checks them first, without touching the user's matrix
+    x = _corrupt(fmt, rng)
+    kept = [a.copy() for a in (getattr(x, "indices", None), getattr(x, "indptr", None),
+                               getattr(x, "row", None), x.data) if a is not None]
+    m = make_model((2, "linear"), input_dim=7)
+    before = m.params.copy()
+    with pytest.raises(ValueError, match=f"x is a malformed sparse {fmt.split('-')[0]}"):
+        m.fit(x, np.zeros((6, 2)), epochs=1, verbose=0)
+    np.testing.assert_array_equal(m.params, before)
+    now = [a for a in (getattr(x, "indices", None), getattr(x, "indptr", None),
+                       getattr(x, "row", None), x.data) if a is not None]
+    for a, b in zip(now, kept):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_csr_rows_refuse_mixed_or_other_dtypes():
     with pytest.raises(TypeError, match="int32 or both int64"):
         CSRRows(np.array([0, 1], dtype=np.int32), np.array([0], dtype=np.int64),
