@@ -126,6 +126,17 @@ def run(*args):
     return json.loads(out.strip().splitlines()[-1])
 
 
+def print_costs(values, fmt):
+    """A table's rows: each network's figure, the extra layer's cost over
+    the plain network, and that cost over a Dense(128)'s."""
+    dense = values["dense"] - values["none"]
+    for extra in EXTRA:
+        cost = values[extra] - values["none"]
+        print(f"| {'plain' if extra == 'none' else '+ ' + extra} | {fmt(values[extra])} | "
+              f"{'' if extra == 'none' else fmt(cost)} | "
+              f"{'' if extra == 'none' else f'{cost / dense:.2f}'} |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
@@ -146,14 +157,8 @@ def main():
             print(f"\ninstructions of one float32 training step, batch {batch}, one thread\n")
             print("| network | instructions | the extra layer's | vs a Dense(128) |\n"
                   "|---|---|---|---|")
-            counts = {extra: instructions(extra, batch, 500) for extra in EXTRA}
-            dense = counts["dense"] - counts["none"]
-            for extra in EXTRA:
-                cost = counts[extra] - counts["none"]
-                print(f"| {'plain' if extra == 'none' else '+ ' + extra} | "
-                      f"{counts[extra]:,.0f} | "
-                      f"{'' if extra == 'none' else f'{cost:,.0f}'} | "
-                      f"{'' if extra == 'none' else f'{cost / dense:.2f}'} |")
+            print_costs({extra: instructions(extra, batch, 500) for extra in EXTRA},
+                        lambda v: f"{v:,.0f}")
         return 0
     seeds = range(2 if args.quick else 5)
     repeats = 200 if args.quick else 2000
@@ -172,14 +177,8 @@ def main():
               f"with one layer more on its 128-wide hidden output\n")
         print("| network | step (µs) | the extra layer's cost (µs) | vs a Dense(128) |\n"
               "|---|---|---|---|")
-        times = {extra: run("step", extra, batch, repeats)["seconds"] for extra in EXTRA}
-        dense = times["dense"] - times["none"]
-        for extra in EXTRA:
-            cost = times[extra] - times["none"]
-            print(f"| {'plain' if extra == 'none' else '+ ' + extra} | "
-                  f"{times[extra] * 1e6:.1f} | "
-                  f"{'' if extra == 'none' else f'{cost * 1e6:.1f}'} | "
-                  f"{'' if extra == 'none' else f'{cost / dense:.2f}'} |")
+        print_costs({extra: run("step", extra, batch, repeats)["seconds"] for extra in EXTRA},
+                    lambda v: f"{v * 1e6:.1f}")
     print(f"\nload average after: {os.getloadavg()[0]:.2f}")
     return 0
 

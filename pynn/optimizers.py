@@ -229,12 +229,23 @@ class Optimizer:
             self.state = np.zeros(size, dtype=dtype)
             self.iterations = 0
 
+    # Each optimizer names its settings once: in its config's order
+    # (learning_rate first), and in the order of its kernel's slots after the
+    # learning rate (csrc/optim_kernels.pxd); whether the kernel reads the
+    # step count.
+    _CONFIG: tuple[str, ...] = ("learning_rate",)
+    _KERNEL: tuple[str, ...] = ()
+    _KERNEL_STEP = True
+
     def hyper(self) -> list[float]:
         """The kernel's settings, as a list of floats (see optim_kernels.pxd)."""
-        raise NotImplementedError
+        return self._hyper_slots([self.learning_rate_at(self.iterations)]
+                                 + [float(getattr(self, name)) for name in self._KERNEL],
+                                 step=self._KERNEL_STEP)
 
     def _settings(self):
-        raise NotImplementedError
+        return {**{name: getattr(self, name) for name in self._CONFIG},
+                **self._clip_settings()}
 
     @property
     def scheduled(self):
@@ -313,6 +324,9 @@ class SGD(Optimizer):
     """
 
     code = SGD_CODE
+    _CONFIG = ("learning_rate", "momentum", "nesterov", "weight_decay")
+    _KERNEL = ("momentum", "nesterov", "weight_decay")
+    _KERNEL_STEP = False                # SGD's kernel reads no step count
     weight_decay = _Setting(_nonnegative)
     momentum = _Setting(_unit_interval, below_one=True)
     nesterov = _Setting(_check_bool)
@@ -331,15 +345,6 @@ class SGD(Optimizer):
     def state_size(self, n_params):
         return n_params if self.momentum != 0 else 0
 
-    def hyper(self):
-        # SGD's kernel reads no step count
-        return self._hyper_slots([self.learning_rate_at(self.iterations), self.momentum,
-                                  float(self.nesterov), self.weight_decay], step=False)
-
-    def _settings(self):
-        return {"learning_rate": self.learning_rate, "momentum": self.momentum,
-                "nesterov": self.nesterov, "weight_decay": self.weight_decay,
-                **self._clip_settings()}
 
 
 class Adam(Optimizer):
@@ -369,6 +374,8 @@ class Adam(Optimizer):
     """
 
     code = ADAM_CODE
+    _CONFIG = ("learning_rate", "beta_1", "beta_2", "epsilon", "weight_decay")
+    _KERNEL = ("beta_1", "beta_2", "epsilon", "weight_decay")
     weight_decay = _Setting(_nonnegative)
     beta_1 = _Setting(_unit_interval, below_one=True)
     beta_2 = _Setting(_unit_interval, below_one=True)
@@ -389,15 +396,6 @@ class Adam(Optimizer):
     def state_size(self, n_params):
         return 2 * n_params              # m, then v
 
-    def hyper(self):
-        return self._hyper_slots([self.learning_rate_at(self.iterations), self.beta_1,
-                                  self.beta_2, self.epsilon, self.weight_decay])
-
-    def _settings(self):
-        return {"learning_rate": self.learning_rate, "beta_1": self.beta_1,
-                "beta_2": self.beta_2, "epsilon": self.epsilon,
-                "weight_decay": self.weight_decay,
-                **self._clip_settings()}
 
 
 class RMSprop(Optimizer):
@@ -431,6 +429,8 @@ class RMSprop(Optimizer):
     """
 
     code = RMSPROP_CODE
+    _CONFIG = ("learning_rate", "rho", "momentum", "epsilon", "centered")
+    _KERNEL = ("rho", "momentum", "epsilon", "centered")
     rho = _Setting(_unit_interval, below_one=True)
     momentum = _Setting(_unit_interval, below_one=True)
     epsilon = _Setting(_positive)
@@ -452,15 +452,6 @@ class RMSprop(Optimizer):
         # velocity, then the momentum buffer and the average gradient when on
         return n_params * (1 + (self.momentum > 0) + self.centered)
 
-    def hyper(self):
-        return self._hyper_slots([self.learning_rate_at(self.iterations), self.rho,
-                                  self.momentum, self.epsilon, float(self.centered)])
-
-    def _settings(self):
-        return {"learning_rate": self.learning_rate, "rho": self.rho,
-                "momentum": self.momentum, "epsilon": self.epsilon,
-                "centered": self.centered,
-                **self._clip_settings()}
 
 
 class AdamW(Optimizer):
@@ -489,6 +480,8 @@ class AdamW(Optimizer):
     """
 
     code = ADAMW_CODE
+    _CONFIG = ("learning_rate", "weight_decay", "beta_1", "beta_2", "epsilon")
+    _KERNEL = ("beta_1", "beta_2", "epsilon", "weight_decay")
     weight_decay = _Setting(_nonnegative)
     beta_1 = _Setting(_unit_interval, below_one=True)
     beta_2 = _Setting(_unit_interval, below_one=True)
@@ -509,14 +502,6 @@ class AdamW(Optimizer):
     def state_size(self, n_params):
         return 2 * n_params              # m, then v
 
-    def hyper(self):
-        return self._hyper_slots([self.learning_rate_at(self.iterations), self.beta_1,
-                                  self.beta_2, self.epsilon, self.weight_decay])
-
-    def _settings(self):
-        return {"learning_rate": self.learning_rate, "weight_decay": self.weight_decay,
-                "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,
-                **self._clip_settings()}
 
 
 class Nadam(Optimizer):
@@ -544,6 +529,8 @@ class Nadam(Optimizer):
     """
 
     code = NADAM_CODE
+    _CONFIG = ("learning_rate", "beta_1", "beta_2", "epsilon")
+    _KERNEL = ("beta_1", "beta_2", "epsilon")
     beta_1 = _Setting(_unit_interval, below_one=True)
     beta_2 = _Setting(_unit_interval, below_one=True)
     epsilon = _Setting(_positive)
@@ -569,14 +556,6 @@ class Nadam(Optimizer):
     def state_size(self, n_params):
         return 2 * n_params              # m, then v
 
-    def hyper(self):
-        return self._hyper_slots([self.learning_rate_at(self.iterations), self.beta_1,
-                                  self.beta_2, self.epsilon])
-
-    def _settings(self):
-        return {"learning_rate": self.learning_rate, "beta_1": self.beta_1,
-                "beta_2": self.beta_2, "epsilon": self.epsilon,
-                **self._clip_settings()}
 
 
 class Adagrad(Optimizer):
@@ -594,6 +573,8 @@ class Adagrad(Optimizer):
     """
 
     code = ADAGRAD_CODE
+    _CONFIG = ("learning_rate", "initial_accumulator_value", "epsilon")
+    _KERNEL = ("initial_accumulator_value", "epsilon")
     initial_accumulator_value = _Setting(_nonnegative)
     epsilon = _Setting(_positive)
 
@@ -615,15 +596,6 @@ class Adagrad(Optimizer):
             self.state = np.full(size, self.initial_accumulator_value, dtype=dtype)
             self.iterations = 0
 
-    def hyper(self):
-        return self._hyper_slots([self.learning_rate_at(self.iterations),
-                                  self.initial_accumulator_value, self.epsilon])
-
-    def _settings(self):
-        return {"learning_rate": self.learning_rate,
-                "initial_accumulator_value": self.initial_accumulator_value,
-                "epsilon": self.epsilon,
-                **self._clip_settings()}
 
 
 _CLASSES = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop, "adamw": AdamW,

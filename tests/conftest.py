@@ -54,3 +54,20 @@ def assert_fit_equals_steps(make, x, y, epochs=2, batch_size=8):
             stepped.train_on_batch(x[k:k + batch_size], y[k:k + batch_size])
     np.testing.assert_array_equal(fitted.params, stepped.params)
     np.testing.assert_array_equal(fitted.optimizer.state, stepped.optimizer.state)
+
+
+def assert_shuffled_epoch_equals_steps(make, x, y, order, batch_size):
+    """The compiled epoch over the rows ``order`` (gather and steps in C)
+    and train_on_batch on the same rows gathered in NumPy: the same batch
+    losses and weights, bit for bit.  Returns both models."""
+    from pynn.training.runners import run_batches
+    a, b = make(), make()
+    n_batches = -(-x.shape[0] // batch_size)
+    losses = np.empty(n_batches)
+    assert run_batches(a, x, y, order, batch_size, 0, n_batches, losses) == n_batches
+    expected = [b.train_on_batch(x[order[k:k + batch_size]], y[order[k:k + batch_size]])
+                for k in range(0, x.shape[0], batch_size)]
+    np.testing.assert_array_equal(losses, expected)
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    return a, b

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import pynn
-from conftest import make_model
+from conftest import assert_shuffled_epoch_equals_steps, make_model
 from pynn import reference
 from pynn.training.runners import run_batches
 
@@ -21,14 +21,7 @@ def test_compiled_epoch_equals_train_on_batch_sequence(dtype, rng):
     x = rng.standard_normal((103, 10)).astype(dtype)
     y = rng.standard_normal((103, 3)).astype(dtype)
     order = rng.permutation(103).astype(np.intp)
-    a, b = make_net(dtype), make_net(dtype)
-    losses = np.empty(11)
-    assert run_batches(a, x, y, order, 10, 0, 11, losses) == 11
-    expected = [b.train_on_batch(x[order[k:k + 10]], y[order[k:k + 10]])
-                for k in range(0, 103, 10)]
-    np.testing.assert_array_equal(losses, expected)
-    for wa, wb in zip(a.get_weights(), b.get_weights()):
-        np.testing.assert_array_equal(wa, wb)
+    a, b = assert_shuffled_epoch_equals_steps(lambda: make_net(dtype), x, y, order, 10)
     assert a.optimizer.iterations == b.optimizer.iterations == 11
 
 

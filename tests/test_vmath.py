@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from pynn import _elementwise as vm
+from conftest import assert_shuffled_epoch_equals_steps
 
 DTYPES = [np.float32, np.float64]
 PATHS = vm.supported_isas()
@@ -159,19 +160,11 @@ def test_tanh_sigmoid_softmax_layers_match_the_reference(dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_compiled_epoch_equals_train_on_batch_through_these_layers(dtype):
-    from pynn.training.runners import run_batches
     rng = np.random.default_rng(9)
     x = (rng.standard_normal((53, 7)) * 3).astype(dtype)
     y = rng.random((53, 5)).astype(dtype)
     order = rng.permutation(53).astype(np.intp)
-    a, b = _net(dtype), _net(dtype)
-    losses = np.empty(6)
-    assert run_batches(a, x, y, order, 10, 0, 6, losses) == 6
-    expected = [b.train_on_batch(x[order[k:k + 10]], y[order[k:k + 10]])
-                for k in range(0, 53, 10)]
-    np.testing.assert_array_equal(losses, expected)
-    for wa, wb in zip(a.get_weights(), b.get_weights()):
-        np.testing.assert_array_equal(wa, wb)
+    assert_shuffled_epoch_equals_steps(lambda: _net(dtype), x, y, order, 10)
 
 
 def _info(**env):
