@@ -827,6 +827,7 @@ cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* sta
 
 
 ctypedef int (*set_threads_fn)(int) noexcept nogil
+ctypedef int (*get_threads_fn)() noexcept nogil
 
 
 cdef void _predict_rows(Net net, const floating* params, const floating* X,
@@ -949,6 +950,7 @@ cdef class Network:
     cdef readonly object dtype
     # BLAS thread policy: see set_thread_policy
     cdef set_threads_fn set_local_threads
+    cdef get_threads_fn get_threads
     cdef int n_threads
     cdef double flops_per_sample, min_parallel_flops
 
@@ -990,6 +992,7 @@ cdef class Network:
         self.iterations = 0
         memset(&self.metrics, 0, sizeof(Metrics))
         self.set_local_threads = NULL
+        self.get_threads = NULL
         self.n_threads = 0
         self.min_parallel_flops = 0
         self.flops_per_sample = 0
@@ -1113,8 +1116,9 @@ cdef class Network:
         return lay
 
     def set_thread_policy(self, size_t set_local_threads, int n_threads,
-                          double min_parallel_flops):
-        """How many BLAS threads the kernels' products use.
+                          double min_parallel_flops, size_t get_threads=0):
+        """How many BLAS threads the kernels' products use, and whether the
+        passes outside them may use a second thread.
 
         set_local_threads is the address of OpenBLAS's
         ``int openblas_set_num_threads_local(int)`` (0 when unavailable: the
@@ -1123,10 +1127,23 @@ cdef class Network:
         threadpoolctl's limits) except for steps of fewer than
         min_parallel_flops floating-point operations, run on one thread since
         waking a second costs more than it saves there.
+
+        The optimizer's check and update of a big model (optim_kernels.pxd)
+        use two threads when n_threads is 2 or more, or when n_threads is 0
+        and get_threads, the address of the BLAS's ``int f(void)`` giving its
+        current thread count (threadpoolctl's limits included), says 2 or
+        more; one thread without it.
         """
         self.set_local_threads = <set_threads_fn>set_local_threads
+        self.get_threads = <get_threads_fn>get_threads
         self.n_threads = n_threads
         self.min_parallel_flops = min_parallel_flops
+
+    cdef inline int _pass_threads(self) noexcept nogil:
+        # threads for the passes outside the products (OptSettings.n_threads)
+        if self.n_threads > 0:
+            return self.n_threads
+        return self.get_threads() if self.get_threads != NULL else 1
 
     cdef inline bint _threads_enter(self, Py_ssize_t n) noexcept nogil:
         if self.set_local_threads == NULL:
@@ -1389,6 +1406,7 @@ cdef class Network:
         cdef bint threads
         cdef fpenv_t env
         cdef OptSettings opt = settings_of(self.opt_code, self.hyper, <double>self.iterations)
+        opt.n_threads = self._pass_threads()
         with nogil:
             env = fpenv_enter()
             threads = self._threads_enter(n)
@@ -1462,6 +1480,7 @@ cdef class Network:
         cdef fpenv_t env
         cdef Metrics metrics = self.metrics
         cdef OptSettings opt = settings_of(self.opt_code, self.hyper, <double>self.iterations)
+        opt.n_threads = self._pass_threads()
         if metric_values is None:
             metrics.n = 0           # not asked for this time
         if metrics.n:
@@ -1530,6 +1549,7 @@ cdef class Network:
         cdef void* py = cnp.PyArray_DATA(y)
         cdef double seconds[5]
         cdef OptSettings opt = settings_of(self.opt_code, self.hyper, <double>self.iterations)
+        opt.n_threads = self._pass_threads()
         cdef bint threads
         cdef fpenv_t env
         with nogil:
@@ -1660,6 +1680,7 @@ cdef class Network:
         cdef fpenv_t env
         cdef bint pending = self.pending
         cdef OptSettings opt = settings_of(self.opt_code, self.hyper, <double>self.iterations)
+        opt.n_threads = self._pass_threads()
         self.pending = False
         with nogil:
             env = fpenv_enter()

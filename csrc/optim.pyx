@@ -4,10 +4,14 @@ from libc.stdint cimport int64_t
 
 
 from fpenv cimport fpenv_enter, fpenv_exit, fpenv_t
+from optim_kernels cimport PARALLEL_MIN_ELEMENTS as _PARALLEL_MIN_ELEMENTS
 from optim_kernels cimport (HYPER_STEP, VAR_COLS, GradPass, OptSettings, all_finite,
                             fill_hyper, grad_pass, optimizer_step, settings_of,
                             update_is_finite)
 from optim_kernels cimport nadam_u_product as _nadam_u_product
+
+# the elements per pass from which n_threads=2 runs on two threads
+PARALLEL_MIN_ELEMENTS = _PARALLEL_MIN_ELEMENTS
 
 
 def step(int code,
@@ -16,13 +20,17 @@ def step(int code,
          floating[::1] state,           # IN/OUT optimizer state (may be empty)
          hyper,                         # IN settings (floats), see optim_kernels.pxd
          Py_ssize_t decay_end,
-         int64_t[::1] iterations=None):  # IN/OUT [the count of updates applied]
+         int64_t[::1] iterations=None,   # IN/OUT [the count of updates applied]
+         int n_threads=1, Py_ssize_t parallel_min=-1):
     """One update of params from grads, in place, with the settings'
     clipping (the kernels [0, decay_end) one variable, the rest another).
 
     With iterations given, iterations[0] is the step number the settings'
     HYPER_STEP slot takes, and is advanced here, in the compiled code, when
     the update is applied: an interrupt can then never separate the two.
+
+    n_threads: 2 runs the check and the update of a pass of at least
+    parallel_min elements (-1: the kernels' threshold) on two threads.
     """
     cdef int status = 0
     cdef double settings[16]
@@ -35,6 +43,9 @@ def step(int code,
         settings[HYPER_STEP] = <double>iterations[0]
     cdef int64_t* p_count = &iterations[0] if iterations is not None else NULL
     cdef OptSettings opt = settings_of(code, settings, settings[HYPER_STEP])
+    opt.n_threads = n_threads
+    if parallel_min >= 0:
+        opt.parallel_min = parallel_min
     cdef floating* p_state = &state[0] if state.shape[0] else NULL
     cdef Py_ssize_t rows[2 * VAR_COLS]
     rows[0] = 0

@@ -12,11 +12,21 @@
 # (VAR_COLS values; decayed = 1 for a kernel, which SGD's and Adam's L2
 # weight decay covers).  A frozen layer's variables are left out of the
 # list: its weights and their optimizer state are not touched.
+#
+# A pass over many elements (the check and the update of a big model) runs
+# on two threads when the settings allow it (OptSettings.n_threads): the
+# flat buffer is cut at a multiple of 16 elements, each share clipping the
+# variables' rows to its side of the cut and running the same per-element
+# formulas, the other share on workers.h's helper thread.  Every element's
+# value is computed alone, so the results are bit for bit those of one
+# thread; the check's flags are OR-ed, and a check runs over both shares
+# before an update stores anything, so a refused step changes nothing.
 from cython cimport floating
 from libc.float cimport DBL_MAX, FLT_MAX
 from libc.math cimport INFINITY, fabs, fabsf, fmax, fmin, isfinite, pow, sqrt
 
 from codes cimport OPT_ADAGRAD, OPT_ADAM, OPT_ADAMW, OPT_NADAM, OPT_RMSPROP, OPT_SGD
+from workers cimport run_pair
 
 cdef enum:
     # the Python side's settings sequence: SGD [learning_rate, momentum,
@@ -33,6 +43,13 @@ cdef enum:
     HYPER_GLOBAL_CLIPNORM = 14
     HYPER_STEP = 15
     VAR_COLS = 3
+    # the elements per pass from which two threads update faster than one
+    # (measured on 2 cores, AVX-512, with MKL's and OpenBLAS's pools beside:
+    # see the helper thread's benchmark in benchmarks/)
+    PARALLEL_MIN_ELEMENTS = 1 << 18
+    # the cut between the two threads' shares falls on a multiple of this
+    # many elements: 64 bytes of float32, a cache line of each buffer
+    SHARE_ALIGN = 16
 
 
 cdef struct OptSettings:
@@ -50,6 +67,8 @@ cdef struct OptSettings:
     double clipvalue
     double global_clipnorm
     double step             # updates applied before this one (Adam: t - 1)
+    int n_threads           # threads a big pass may use (1: the caller's alone)
+    Py_ssize_t parallel_min # elements per pass from which it uses 2
 
 
 cdef inline int fill_hyper(object hyper, double* out) except -1:
@@ -92,6 +111,8 @@ cdef inline OptSettings settings_of(int code, const double* hyper,
     s.clipvalue = hyper[HYPER_CLIPVALUE]
     s.global_clipnorm = hyper[HYPER_GLOBAL_CLIPNORM]
     s.step = step
+    s.n_threads = 1
+    s.parallel_min = PARALLEL_MIN_ELEMENTS
     return s
 
 
@@ -111,6 +132,15 @@ cdef inline bint _bad(floating x) noexcept nogil:
         return not (fabsf(x) <= FLT_MAX)
     else:
         return not (fabs(x) <= DBL_MAX)
+
+
+cdef inline Py_ssize_t _first(const Py_ssize_t* var, Py_ssize_t lo) noexcept nogil:
+    # a variable's row [start, stop) clipped to a share [lo, hi) of the buffer
+    return var[0] if var[0] > lo else lo
+
+
+cdef inline Py_ssize_t _last(const Py_ssize_t* var, Py_ssize_t hi) noexcept nogil:
+    return var[1] if var[1] < hi else hi
 
 
 # ---- SGD --------------------------------------------------------------------
@@ -190,7 +220,8 @@ cdef inline bint _sgd_range(floating* w, const floating* g, floating* v,
 
 cdef inline bint _sgd(floating* w, const floating* g, floating* v, Py_ssize_t n_params,
                       const Py_ssize_t* vars, Py_ssize_t n_vars,
-                      const OptSettings* s, bint store) noexcept nogil:
+                      const OptSettings* s, bint store, Py_ssize_t lo,
+                      Py_ssize_t hi) noexcept nogil:
     cdef floating lr = <floating>s.learning_rate
     cdef floating mu = <floating>s.momentum
     cdef floating wd = <floating>s.weight_decay, zero = 0
@@ -199,7 +230,7 @@ cdef inline bint _sgd(floating* w, const floating* g, floating* v, Py_ssize_t n_
     cdef const Py_ssize_t* var
     for k in range(n_vars):
         var = vars + k * VAR_COLS
-        bad |= _sgd_range(w, g, v, var[0], var[1], lr, mu, s.nesterov,
+        bad |= _sgd_range(w, g, v, _first(var, lo), _last(var, hi), lr, mu, s.nesterov,
                           wd if var[2] else zero, store)
     return bad
 
@@ -303,7 +334,8 @@ cdef inline bint _adam_range(floating* w, const floating* g, floating* m, floati
 
 cdef inline bint _adam(floating* w, const floating* g, floating* state,
                        Py_ssize_t n_params, const Py_ssize_t* vars, Py_ssize_t n_vars,
-                       const OptSettings* s, bint store) noexcept nogil:
+                       const OptSettings* s, bint store, Py_ssize_t lo,
+                       Py_ssize_t hi) noexcept nogil:
     # the kernels with the weight decay, the biases without
     cdef AdamCoeffs a = _adam_coeffs(s)
     cdef floating wd = <floating>s.weight_decay
@@ -312,7 +344,8 @@ cdef inline bint _adam(floating* w, const floating* g, floating* state,
     cdef const Py_ssize_t* var
     for k in range(n_vars):
         var = vars + k * VAR_COLS
-        bad |= _adam_range(w, g, state, state + n_params, var[0], var[1], &a, wd,
+        bad |= _adam_range(w, g, state, state + n_params, _first(var, lo), _last(var, hi),
+                           &a, wd,
                            var[2] != 0 and wd != 0, store)
     return bad
 
@@ -361,7 +394,8 @@ cdef inline floating _rmsprop_element(floating w, floating g, floating vel, floa
 
 cdef inline bint _rmsprop(floating* w, const floating* g, floating* state,
                           Py_ssize_t n, const Py_ssize_t* vars, Py_ssize_t n_vars,
-                          const OptSettings* s, bint store) noexcept nogil:
+                          const OptSettings* s, bint store, Py_ssize_t lo,
+                          Py_ssize_t hi) noexcept nogil:
     cdef floating lr = <floating>s.learning_rate, rho = <floating>s.rho
     cdef floating c = <floating>(1.0 - s.rho), mu = <floating>s.momentum
     cdef floating eps = <floating>s.epsilon
@@ -373,7 +407,7 @@ cdef inline bint _rmsprop(floating* w, const floating* g, floating* state,
     cdef Py_ssize_t i, k
     cdef bint bad = False
     for k in range(n_vars):
-        for i in range(vars[k * VAR_COLS], vars[k * VAR_COLS + 1]):
+        for i in range(_first(vars + k * VAR_COLS, lo), _last(vars + k * VAR_COLS, hi)):
             wi = _rmsprop_element(w[i], g[i], vel[i],
                                   buf[i] if momentum else zero,
                                   avg[i] if centered else zero, lr, rho, c, mu, eps,
@@ -395,7 +429,8 @@ cdef inline bint _rmsprop(floating* w, const floating* g, floating* state,
 # exclude_from_weight_decay), then the Adam step above without L2.
 cdef inline bint _adamw(floating* w, const floating* g, floating* state,
                         Py_ssize_t n, const Py_ssize_t* vars, Py_ssize_t n_vars,
-                        const OptSettings* s, bint store) noexcept nogil:
+                        const OptSettings* s, bint store, Py_ssize_t lo,
+                        Py_ssize_t hi) noexcept nogil:
     cdef AdamCoeffs a = _adam_coeffs(s)
     cdef floating lr = <floating>a.lr, b1 = <floating>a.b1, b2 = <floating>a.b2
     cdef floating c1 = <floating>a.c1, c2 = <floating>a.c2, eps = <floating>a.eps
@@ -408,7 +443,7 @@ cdef inline bint _adamw(floating* w, const floating* g, floating* state,
     cdef Py_ssize_t i, k
     cdef bint bad = False
     for k in range(n_vars):
-        for i in range(vars[k * VAR_COLS], vars[k * VAR_COLS + 1]):
+        for i in range(_first(vars + k * VAR_COLS, lo), _last(vars + k * VAR_COLS, hi)):
             wi = w[i] - decay * w[i] if decayed else w[i]
             wi = _adam_element(wi, g[i], m[i], v[i], lr, b1, b2, c1, c2,
                                bc1, bc2, eps, zero, False, &mi, &vi)
@@ -446,7 +481,8 @@ cdef inline double nadam_u_product(double b1, double t) noexcept nogil:
 
 cdef inline bint _nadam(floating* w, const floating* g, floating* state,
                         Py_ssize_t n, const Py_ssize_t* vars, Py_ssize_t n_vars,
-                        const OptSettings* s, bint store) noexcept nogil:
+                        const OptSettings* s, bint store, Py_ssize_t lo,
+                        Py_ssize_t hi) noexcept nogil:
     cdef double t = s.step + 1
     cdef double u_t = _nadam_cache(s.beta_1, t), u_next = _nadam_cache(s.beta_1, t + 1)
     cdef double p = nadam_u_product(s.beta_1, t)
@@ -462,7 +498,7 @@ cdef inline bint _nadam(floating* w, const floating* g, floating* state,
     cdef Py_ssize_t i, k
     cdef bint bad = False
     for k in range(n_vars):
-        for i in range(vars[k * VAR_COLS], vars[k * VAR_COLS + 1]):
+        for i in range(_first(vars + k * VAR_COLS, lo), _last(vars + k * VAR_COLS, hi)):
             gi = g[i]
             mi = b1 * m[i] + c1 * gi
             vi = b2 * v[i] + c2 * gi * gi
@@ -488,14 +524,15 @@ cdef inline floating _adagrad_element(floating w, floating g, floating acc, floa
 
 cdef inline bint _adagrad(floating* w, const floating* g, floating* state,
                           Py_ssize_t n, const Py_ssize_t* vars, Py_ssize_t n_vars,
-                          const OptSettings* s, bint store) noexcept nogil:
+                          const OptSettings* s, bint store, Py_ssize_t lo,
+                          Py_ssize_t hi) noexcept nogil:
     cdef floating lr = <floating>s.learning_rate, eps = <floating>s.epsilon
     cdef floating wi, ai
     cdef Py_ssize_t i, k, start, stop
     cdef bint bad = False
     for k in range(n_vars):
-        start = vars[k * VAR_COLS]
-        stop = vars[k * VAR_COLS + 1]
+        start = _first(vars + k * VAR_COLS, lo)
+        stop = _last(vars + k * VAR_COLS, hi)
         if store:
             for i in range(start, stop):
                 w[i] = _adagrad_element(w[i], g[i], state[i], lr, eps,
@@ -522,22 +559,109 @@ cdef inline Py_ssize_t state_size(int code, const double* hyper,
     return -1
 
 
+cdef inline bint _dispatch_share(floating* w, const floating* g, floating* state,
+                                 Py_ssize_t n_params, const Py_ssize_t* vars,
+                                 Py_ssize_t n_vars, const OptSettings* s, bint store,
+                                 Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    # the check (store False) or the update of the elements in [lo, hi)
+    if s.code == OPT_SGD:
+        return _sgd(w, g, state, n_params, vars, n_vars, s, store, lo, hi)
+    if s.code == OPT_ADAM:
+        return _adam(w, g, state, n_params, vars, n_vars, s, store, lo, hi)
+    if s.code == OPT_RMSPROP:
+        return _rmsprop(w, g, state, n_params, vars, n_vars, s, store, lo, hi)
+    if s.code == OPT_ADAMW:
+        return _adamw(w, g, state, n_params, vars, n_vars, s, store, lo, hi)
+    if s.code == OPT_NADAM:
+        return _nadam(w, g, state, n_params, vars, n_vars, s, store, lo, hi)
+    if s.code == OPT_ADAGRAD:
+        return _adagrad(w, g, state, n_params, vars, n_vars, s, store, lo, hi)
+    return False                # unknown: optimizer_step refuses it
+
+
+cdef inline Py_ssize_t _elements_below(const Py_ssize_t* vars, Py_ssize_t n_vars,
+                                       Py_ssize_t cut) noexcept nogil:
+    # how many of the variables' elements lie below index cut of the buffer
+    cdef Py_ssize_t k, count = 0, stop
+    for k in range(n_vars):
+        if cut > vars[k * VAR_COLS]:
+            stop = _last(vars + k * VAR_COLS, cut)
+            count += stop - vars[k * VAR_COLS]
+    return count
+
+
+cdef inline Py_ssize_t share_cut(const Py_ssize_t* vars, Py_ssize_t n_vars,
+                                 Py_ssize_t n_params, const OptSettings* s) noexcept nogil:
+    """Where a pass over the variables is cut between two threads: the
+    first index of the buffer, rounded down to a multiple of SHARE_ALIGN,
+    with half the elements below it (the rows need not be in order); 0 when
+    the pass runs on one thread (below s.parallel_min elements, or one
+    thread allowed)."""
+    cdef Py_ssize_t lo = 0, hi = n_params, mid, half
+    if s.n_threads < 2:
+        return 0
+    half = _elements_below(vars, n_vars, n_params)
+    if half < s.parallel_min or half < 2 * SHARE_ALIGN:
+        return 0
+    half = half // 2
+    while lo < hi:              # the least cut with half the elements below it
+        mid = lo + (hi - lo) // 2
+        if _elements_below(vars, n_vars, mid) >= half:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo - lo % SHARE_ALIGN
+
+
+cdef struct _UpdateShare:
+    # one thread's share of a check or an update (_dispatch_share's arguments)
+    void* w
+    const void* g
+    void* state
+    Py_ssize_t n_params
+    const Py_ssize_t* vars
+    Py_ssize_t n_vars
+    const OptSettings* s
+    bint store
+    Py_ssize_t lo, hi
+    bint is_double
+    bint bad                    # OUT
+
+
+cdef inline void _run_share(void* arg) noexcept nogil:
+    cdef _UpdateShare* t = <_UpdateShare*>arg
+    if t.is_double:
+        t.bad = _dispatch_share(<double*>t.w, <const double*>t.g, <double*>t.state,
+                                t.n_params, t.vars, t.n_vars, t.s, t.store, t.lo, t.hi)
+    else:
+        t.bad = _dispatch_share(<float*>t.w, <const float*>t.g, <float*>t.state,
+                                t.n_params, t.vars, t.n_vars, t.s, t.store, t.lo, t.hi)
+
+
 cdef inline bint _dispatch(floating* w, const floating* g, floating* state,
                            Py_ssize_t n_params, const Py_ssize_t* vars, Py_ssize_t n_vars,
                            const OptSettings* s, bint store) noexcept nogil:
-    if s.code == OPT_SGD:
-        return _sgd(w, g, state, n_params, vars, n_vars, s, store)
-    if s.code == OPT_ADAM:
-        return _adam(w, g, state, n_params, vars, n_vars, s, store)
-    if s.code == OPT_RMSPROP:
-        return _rmsprop(w, g, state, n_params, vars, n_vars, s, store)
-    if s.code == OPT_ADAMW:
-        return _adamw(w, g, state, n_params, vars, n_vars, s, store)
-    if s.code == OPT_NADAM:
-        return _nadam(w, g, state, n_params, vars, n_vars, s, store)
-    if s.code == OPT_ADAGRAD:
-        return _adagrad(w, g, state, n_params, vars, n_vars, s, store)
-    return False                # unknown: optimizer_step refuses it
+    cdef Py_ssize_t cut = share_cut(vars, n_vars, n_params, s)
+    cdef _UpdateShare first, second
+    if cut == 0:
+        return _dispatch_share(w, g, state, n_params, vars, n_vars, s, store, 0, n_params)
+    first.w = w
+    first.g = g
+    first.state = state
+    first.n_params = n_params
+    first.vars = vars
+    first.n_vars = n_vars
+    first.s = s
+    first.store = store
+    first.is_double = floating is double
+    first.lo = 0
+    first.hi = cut
+    first.bad = False
+    second = first
+    second.lo = cut
+    second.hi = n_params
+    run_pair(_run_share, &first, &second)
+    return first.bad | second.bad
 
 
 cdef inline bint update_is_finite(const floating* w, const floating* g,

@@ -38,6 +38,7 @@ MIN_PARALLEL_FLOPS = 5e6
 BACKENDS = ("openblas", "mkl")
 _OPENBLAS_SETTERS = ("openblas_set_num_threads_local",
                      "scipy_openblas_set_num_threads_local")
+_OPENBLAS_GETTERS = ("openblas_get_num_threads", "scipy_openblas_get_num_threads")
 # mkl_set_interface_layer's code for 32-bit integers, as the kernels pass them
 _MKL_INTERFACE_LP64 = 0
 
@@ -132,6 +133,7 @@ def install_backend(requested=None):
         name = "openblas"
     _state.update(name=name, lib=lib, path=path, threads=wrapper)
     local_thread_setter.cache_clear()
+    thread_count_getter.cache_clear()
     return name
 
 
@@ -148,11 +150,8 @@ def backend_description():
     return "openblas (SciPy's BLAS through scipy.linalg.cython_blas)"
 
 
-@functools.lru_cache(maxsize=None)
-def local_thread_setter():
-    """Address of the per-thread thread-count setter the kernels call, or 0."""
-    if backend() == "mkl":
-        return _state["threads"] or 0
+def _openblas_function(names):
+    """Address of the first of names in SciPy's BLAS, or 0."""
     try:
         from scipy.linalg import cython_blas
         # dlsym on the module's handle searches the module, then the libraries
@@ -160,11 +159,32 @@ def local_thread_setter():
         lib = ctypes.CDLL(cython_blas.__file__)
     except (ImportError, OSError):
         return 0
-    for name in _OPENBLAS_SETTERS:
+    for name in names:
         fn = getattr(lib, name, None)
         if fn is not None:
             return ctypes.cast(fn, ctypes.c_void_p).value or 0
     return 0
+
+
+@functools.lru_cache(maxsize=None)
+def local_thread_setter():
+    """Address of the per-thread thread-count setter the kernels call, or 0."""
+    if backend() == "mkl":
+        return _state["threads"] or 0
+    return _openblas_function(_OPENBLAS_SETTERS)
+
+
+@functools.lru_cache(maxsize=None)
+def thread_count_getter():
+    """Address of the BLAS's ``int f(void)`` that gives the threads it would
+    use now (threadpoolctl's limits included: they set this count), or 0.
+
+    The kernels read it at each call to decide whether the passes outside
+    the products may take a second thread (optim_kernels.pxd).
+    """
+    if backend() == "mkl":
+        return ctypes.cast(_state["lib"].MKL_Get_Max_Threads, ctypes.c_void_p).value or 0
+    return _openblas_function(_OPENBLAS_GETTERS)
 
 
 def local_thread_setter_name():

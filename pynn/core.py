@@ -452,7 +452,8 @@ class Model:
                                    self.layer_state)
         self._net.set_generators(generators)
         self._net.set_thread_policy(_threads.local_thread_setter(), self.n_threads or 0,
-                                    _threads.MIN_PARALLEL_FLOPS)
+                                    _threads.MIN_PARALLEL_FLOPS,
+                                    _threads.thread_count_getter())
         self._custom = custom.uses_numpy_path(self)
         if self._optimizer is not None:
             self._hand_over_optimizer()

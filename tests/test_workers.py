@@ -1,0 +1,297 @@
+"""The optimizer's passes on two threads (csrc/workers.h, optim_kernels.pxd):
+the same bits as on one, the same refusals, and a helper thread that is
+really used, shared safely, and survives fork."""
+import ctypes
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import pynn
+from pynn import _dense, _optim
+
+# every optimizer, with the settings that take each of its kernel's branches
+OPTIMIZERS = {
+    "sgd": lambda: pynn.SGD(0.05),
+    "sgd-decay": lambda: pynn.SGD(0.05, weight_decay=1e-3),
+    "sgd-classic": lambda: pynn.SGD(0.05, momentum=0.9),
+    "sgd-nesterov-decay": lambda: pynn.SGD(0.05, momentum=0.9, nesterov=True,
+                                           weight_decay=1e-3),
+    "adam": lambda: pynn.Adam(1e-2),
+    "adam-decay": lambda: pynn.Adam(1e-2, weight_decay=1e-3),
+    "adamw": lambda: pynn.AdamW(1e-2, weight_decay=1e-2),
+    "rmsprop-centered": lambda: pynn.RMSprop(1e-2, momentum=0.5, centered=True),
+    "nadam": lambda: pynn.Nadam(1e-2),
+    "adagrad": lambda: pynn.Adagrad(1e-1),
+}
+
+
+def helper_tasks(module):
+    """The tasks the helper thread of a compiled module has run so far."""
+    fn = ctypes.CDLL(module.__file__).pynn_worker_tasks
+    fn.restype = ctypes.c_longlong
+    return fn()
+
+
+def problem(n, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal(n).astype(dtype)
+    grads = [rng.standard_normal(n).astype(dtype) for _ in range(3)]
+    return w, grads
+
+
+def run_steps(name, w, grads, decay_end, n_threads, parallel_min):
+    """Three updates through the kernel: the parameters, the state and
+    the helper's tasks they took."""
+    opt = OPTIMIZERS[name]()
+    opt.build(w.shape[0], w.dtype)
+    w = w.copy()
+    count = np.zeros(1, np.int64)
+    before = helper_tasks(_optim)
+    for g in grads:
+        opt.iterations = int(count[0])
+        _optim.step(opt.code, w, g.copy(), opt.state, opt.hyper(), decay_end, count,
+                    n_threads=n_threads, parallel_min=parallel_min)
+    return w, opt.state, helper_tasks(_optim) - before
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+@pytest.mark.parametrize("n, decay_end", [(33, 17), (100, 50), (1001, 0), (1001, 1001),
+                                          (4097, 1), (4097, 4096), (65537, 30000)])
+def test_two_threads_give_the_bits_of_one(name, n, decay_end, dtype):
+    # a cut at a multiple of 16 inside the decayed variable, inside the
+    # other, or at the end of one; odd sizes leave tails on both sides
+    w, grads = problem(n, dtype)
+    w1, s1, t1 = run_steps(name, w, grads, decay_end, 1, 0)
+    w2, s2, t2 = run_steps(name, w, grads, decay_end, 2, 0)
+    assert t1 == 0
+    assert t2 == 2 * len(grads)        # the check and the update, each step
+    assert not np.array_equal(w1, w)
+    np.testing.assert_array_equal(w1, w2)
+    np.testing.assert_array_equal(s1, s2)
+
+
+@pytest.mark.parametrize("name", ["sgd-nesterov-decay", "adam", "rmsprop-centered"])
+def test_the_threshold_decides(name, dtype):
+    # the kernels' own threshold: below it one thread, from it two, with
+    # the same bits either way
+    from pynn._optim import PARALLEL_MIN_ELEMENTS as limit
+    for n in (limit - 1, limit, limit + 17):
+        w, grads = problem(n, dtype, seed=n)
+        w1, s1, t1 = run_steps(name, w, grads[:1], n // 3, 1, -1)
+        w2, s2, t2 = run_steps(name, w, grads[:1], n // 3, 2, -1)
+        assert t1 == 0 and t2 == (0 if n < limit else 2)
+        np.testing.assert_array_equal(w1, w2)
+        np.testing.assert_array_equal(s1, s2)
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+@pytest.mark.parametrize("where", ["first", "second"])
+@pytest.mark.parametrize("bad", ["nan-gradient", "overflow"])
+def test_a_refusal_in_either_share_changes_nothing(name, where, bad, dtype):
+    n = 4099
+    w, grads = problem(n, dtype)
+    opt = OPTIMIZERS[name]()
+    opt.build(n, dtype)
+    count = np.zeros(1, np.int64)
+    _optim.step(opt.code, w, grads[0].copy(), opt.state, opt.hyper(), 2000, count,
+                n_threads=2, parallel_min=0)        # a state that is not all zeros
+    g = grads[1].copy()
+    i = 100 if where == "first" else n - 100
+    if bad == "nan-gradient":
+        g[i] = np.nan
+    else:
+        # finite, but the update (or g * g in the state) overflows
+        g[i] = np.finfo(dtype).max
+        w[i] = -0.99 * np.finfo(dtype).max
+    w_before, state_before, g_before = w.copy(), opt.state.copy(), g.copy()
+    before = helper_tasks(_optim)
+    opt.iterations = int(count[0])
+    with pytest.raises(FloatingPointError):
+        _optim.step(opt.code, w, g, opt.state, opt.hyper(), 2000, count,
+                    n_threads=2, parallel_min=0)
+    assert helper_tasks(_optim) - before == 1       # the check ran on two threads
+    assert count[0] == 1
+    np.testing.assert_array_equal(w, w_before)
+    np.testing.assert_array_equal(opt.state, state_before)
+    np.testing.assert_array_equal(g, g_before)
+
+
+def test_the_helper_flushes_subnormals_as_its_caller_does():
+    # flush-to-zero is per thread: the share on the helper must read and
+    # write subnormals as the caller's share does (as zero)
+    n = 4096
+    tiny = np.finfo(np.float32).smallest_normal / 8
+    w = np.full(n, tiny, np.float32)
+    g = np.zeros(n, np.float32)
+    results = []
+    for n_threads in (1, 2):
+        v = np.full(n, tiny, np.float32)
+        wt = w.copy()
+        _optim.step(0, wt, g.copy(), v, [0.1, 0.5, 0.0, 0.0], n, n_threads=n_threads,
+                    parallel_min=0)
+        results.append((wt, v))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+    assert not results[1][0].any() and not results[1][1].any()
+
+
+def test_the_helper_takes_the_mode_its_caller_has_now():
+    # the helper thread exists already (started by the tests above, in
+    # the mode of that call); a caller rounding upwards must have both
+    # shares rounded upwards
+    try:
+        libm = ctypes.CDLL("libm.so.6")
+    except OSError:
+        pytest.skip("no C99 fesetround to call")
+    fe_upward = {"x86_64": 0x800, "AMD64": 0x800, "aarch64": 0x400000}.get(os.uname().machine)
+    if fe_upward is None:
+        pytest.skip("FE_UPWARD's value on this processor is not known here")
+    w, grads = problem(8192, np.float32)
+    run_steps("adam", w, grads[:1], 4096, 2, 0)        # the helper started
+    nearest = run_steps("adam", w, grads, 4096, 1, 0)
+    assert libm.fesetround(fe_upward) == 0
+    try:
+        one = run_steps("adam", w, grads, 4096, 1, 0)
+        two = run_steps("adam", w, grads, 4096, 2, 0)
+    finally:
+        libm.fesetround(0)
+    assert two[2] == 6
+    assert not np.array_equal(one[0], nearest[0])
+    np.testing.assert_array_equal(one[0], two[0])
+    np.testing.assert_array_equal(one[1], two[1])
+
+
+# ---- whole models: the network's thread policy ----------------------------
+
+def big_model(dtype, optimizer, n_threads, frozen=False):
+    # 320k parameters, above the kernels' threshold; a frozen first layer
+    # leaves a hole in the variables' rows
+    layers = [pynn.Dense(64, activation="tanh", input_dim=40),
+              pynn.Dense(512, activation="relu"), pynn.Dense(512, activation="relu"),
+              pynn.Dense(8)]
+    net = pynn.Sequential(layers, dtype=dtype, seed=3, n_threads=n_threads)
+    if frozen:
+        layers[0].trainable = False
+    net.compile(loss="mse", optimizer=optimizer)
+    return net
+
+
+def data(dtype, n=96):
+    rng = np.random.default_rng(1)
+    return (rng.standard_normal((n, 40)).astype(dtype),
+            rng.standard_normal((n, 8)).astype(dtype))
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_a_model_trained_on_one_and_two_threads_has_the_same_bits(name, dtype):
+    x, y = data(dtype)
+    nets, tasks = [], []
+    for n_threads in (1, 2):
+        net = big_model(dtype, OPTIMIZERS[name](), n_threads, frozen=name == "adam")
+        assert net.count_params() >= _optim.PARALLEL_MIN_ELEMENTS
+        before = helper_tasks(_dense)
+        net.fit(x, y, epochs=2, batch_size=32, verbose=0)        # the compiled epochs
+        for k in range(0, x.shape[0], 48):
+            net.train_on_batch(x[k:k + 48], y[k:k + 48])
+        tasks.append(helper_tasks(_dense) - before)
+        nets.append(net)
+    # six updates in the epochs (and at least their first check), then two
+    # checked steps
+    assert tasks[0] == 0 and tasks[1] >= 6 + 1 + 2 * 2
+    np.testing.assert_array_equal(nets[0].params, nets[1].params)
+    np.testing.assert_array_equal(nets[0].optimizer.state, nets[1].optimizer.state)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_the_compiled_epoch_equals_train_on_batch(n_threads, dtype):
+    from conftest import assert_fit_equals_steps
+    x, y = data(dtype, 64)
+    assert_fit_equals_steps(lambda: big_model(dtype, pynn.Adam(1e-3), n_threads),
+                            x, y, epochs=2, batch_size=16)
+
+
+def test_the_blas_thread_count_decides_without_n_threads():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    if pynn._threads.thread_count_getter() == 0:
+        pytest.skip("the BLAS gives no thread count")
+    x, y = data(np.float32, 32)
+    net = big_model(np.float32, pynn.SGD(0.01, momentum=0.9), None)
+    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+        before = helper_tasks(_dense)
+        net.train_on_batch(x, y)
+        assert helper_tasks(_dense) == before
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        count = ctypes.CFUNCTYPE(ctypes.c_int)(pynn._threads.thread_count_getter())
+        if count() < 2:
+            pytest.skip("the BLAS runs one thread here")
+        before = helper_tasks(_dense)
+        net.train_on_batch(x, y)
+        assert helper_tasks(_dense) == before + 2
+
+
+def test_several_python_threads_share_the_helper():
+    # four networks trained at once: whoever finds the helper busy runs
+    # both shares itself; every result is the one trained alone
+    x, y = data(np.float32)
+
+    def train(net):
+        for _ in range(3):
+            net.fit(x, y, epochs=1, batch_size=16, verbose=0)
+
+    alone = big_model(np.float32, pynn.Adam(1e-3), 1)
+    train(alone)
+    nets = [big_model(np.float32, pynn.Adam(1e-3), 2) for _ in range(4)]
+    threads = [threading.Thread(target=train, args=(net,)) for net in nets]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for net in nets:
+        np.testing.assert_array_equal(net.params, alone.params)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_child_gets_a_helper_of_its_own():
+    # the kernel alone, without a product: MKL's OpenMP threads can hang a
+    # forked child's GEMM, whatever pynn's helper does
+    w, grads = problem(4099, np.float32)
+    expected = run_steps("adam", w, grads, 2000, 1, 0)
+    opt = OPTIMIZERS["adam"]()
+    opt.build(w.shape[0], w.dtype)
+    count = np.zeros(1, np.int64)
+
+    def step(g):
+        opt.iterations = int(count[0])
+        _optim.step(opt.code, w, g.copy(), opt.state, opt.hyper(), 2000, count,
+                    n_threads=2, parallel_min=0)
+
+    step(grads[0])                           # the parent's helper runs
+    pid = os.fork()
+    if pid == 0:                             # the child: no helper thread until it asks
+        status = 1
+        try:
+            before = helper_tasks(_optim)
+            step(grads[1])
+            step(grads[2])
+            if (helper_tasks(_optim) == before + 4 and np.array_equal(w, expected[0])
+                    and np.array_equal(opt.state, expected[1])):
+                status = 0
+        finally:
+            os._exit(status)
+    deadline = time.monotonic() + 60
+    while True:
+        done, code = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung in a two-thread pass")
+        time.sleep(0.01)
+    assert os.waitstatus_to_exitcode(code) == 0
+    before = helper_tasks(_optim)
+    step(grads[1])                           # the parent's helper still serves it
+    assert helper_tasks(_optim) == before + 2
