@@ -38,7 +38,9 @@ import numpy as np
 from _blas cimport gemm
 from fpenv cimport fpenv_enter, fpenv_exit, fpenv_t
 from activation_kernels cimport (activation_backward, activation_backward_from_preactivation,
-                                 bias_activate, bias_activate_keep, needs_preactivation)
+                                 activation_backward_par, bias_activate_par,
+                                 needs_preactivation)
+from activation_kernels cimport ACT_PARALLEL_MIN_ELEMENTS as _ACT_PARALLEL_MIN_ELEMENTS
 from layer_kernels cimport (N_SETTINGS, SET_EPSILON, SET_MOMENTUM, SET_RATE,
                             batch_norm_backward, batch_norm_backward_inference,
                             batch_norm_forward,
@@ -71,6 +73,8 @@ cdef enum:
 
 # the widths of a layout row and of a layer's settings, for the Python layer
 LAYOUT_WIDTH = N_COLS
+# the elements per activation pass from which it may take two threads
+ACT_PARALLEL_MIN_ELEMENTS = _ACT_PARALLEL_MIN_ELEMENTS
 SETTINGS_WIDTH = N_SETTINGS
 
 
@@ -88,15 +92,12 @@ cdef struct Vars:
 
 cdef inline void _affine(const floating* X, const floating* W, const floating* b,
                          Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out,
-                         int act, floating* A, floating* Z) noexcept nogil:
+                         int act, floating* A, floating* Z, int n_threads) noexcept nogil:
     # A = act(X @ W.T + b): GEMM, then bias and activation in one pass,
     # which also keeps Z = X @ W.T + b when Z is not NULL.
     gemm(False, True, <int>n, <int>n_out, <int>n_in,
          <floating>1, X, <int>n_in, W, <int>n_in, <floating>0, A, <int>n_out)
-    if Z != NULL:
-        bias_activate_keep(A, Z, b, n, n_out, act)
-    else:
-        bias_activate(A, b, n, n_out, act)
+    bias_activate_par(A, Z, b, n, n_out, act, n_threads)
 
 
 cdef inline void _affine_backward(const floating* X, const floating* W,
@@ -134,7 +135,7 @@ def dense_forward(const floating[:, ::1] X,   # IN  (n, n_in)
     with nogil:
         env = fpenv_enter()
         _affine(&X[0, 0] if n else NULL, &W[0, 0], &b[0], n, n_in, n_out,
-                activation, &A[0, 0] if n else NULL, NULL)
+                activation, &A[0, 0] if n else NULL, NULL, 1)
         fpenv_exit(env)
 
 
@@ -213,6 +214,7 @@ cdef struct Net:
     const unsigned char* inference
     bint training           # batch statistics and masks (a step) or not
     double loss_param           # the loss kernel's param (Huber's delta), see set_loss
+    int n_threads           # threads a big activation pass may use (see _pass_threads)
 
 
 cdef inline Net _net(const Py_ssize_t[:, ::1] layout) noexcept:
@@ -233,6 +235,7 @@ cdef inline Net _net(const Py_ssize_t[:, ::1] layout) noexcept:
     net.inference = NULL
     net.training = False
     net.loss_param = 0
+    net.n_threads = 1
     for l in range(net.n_layers):
         w = layout[l, 1]
         net.total_width += w
@@ -289,13 +292,13 @@ cdef inline floating* _kept_preactivation(const Py_ssize_t* row, int act, floati
 
 cdef inline void _layer_activation_backward(const Py_ssize_t* row, floating* delta,
                                             const floating* A, floating* work,
-                                            Py_ssize_t n) noexcept nogil:
+                                            Py_ssize_t n, int n_threads) noexcept nogil:
     # dL/dA -> dL/dZ in place, from Z where the layer kept it, else from A
     if row[COL_Z] >= 0:
-        activation_backward_from_preactivation(delta, work + n * row[COL_Z], n, row[1],
-                                               <int>row[4])
+        activation_backward_par(delta, work + n * row[COL_Z], n, row[1], <int>row[4],
+                                True, n_threads)
     else:
-        activation_backward(delta, A, n, row[1], <int>row[4])
+        activation_backward_par(delta, A, n, row[1], <int>row[4], False, n_threads)
 
 
 # --------------------------------------------------------------------------
@@ -427,7 +430,7 @@ cdef floating* _forward(Net net, const floating* params, const floating* X,
             _kind_forward(net, l, params, inp, n, work, out)
         else:
             _affine(inp, params + row[2], params + row[3], n, n_in, n_out, act, out,
-                    _kept_preactivation(row, act, work, n))
+                    _kept_preactivation(row, act, work, n), net.n_threads)
         inp = out
         out = out + n * n_out
     return <floating*>inp
@@ -454,7 +457,7 @@ cdef void _backward(Net net, const floating* params, floating* grads,
                            other if l > 0 else NULL)
         else:
             if not (fused and l == net.n_layers - 1):
-                _layer_activation_backward(row, delta, A, work, n)
+                _layer_activation_backward(row, delta, A, work, n, net.n_threads)
             inp = X if l == 0 else A - n * n_in
             _affine_backward(inp, params + row[2], delta, n, n_in, n_out,
                              grads + row[2], grads + row[3],
@@ -1146,6 +1149,7 @@ cdef class Network:
         return self.get_threads() if self.get_threads != NULL else 1
 
     cdef inline bint _threads_enter(self, Py_ssize_t n) noexcept nogil:
+        self.net.n_threads = self._pass_threads()
         if self.set_local_threads == NULL:
             return False
         if self.n_threads > 0:

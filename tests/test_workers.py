@@ -205,6 +205,48 @@ def test_a_model_trained_on_one_and_two_threads_has_the_same_bits(name, dtype):
     np.testing.assert_array_equal(nets[0].optimizer.state, nets[1].optimizer.state)
 
 
+ACTIVATIONS = ["relu", "tanh", "sigmoid", "softmax", "leaky_relu", "elu", "selu",
+               "gelu", "swish", "softplus"]
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_big_activation_passes_on_two_threads_give_the_bits_of_one(activation, dtype):
+    # a 515 x 160 hidden output (an odd number of rows, above the
+    # threshold): its forward and backward passes cut between two rows;
+    # 50k parameters, below the update's threshold
+    from pynn._dense import ACT_PARALLEL_MIN_ELEMENTS as limit
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((515, 40)).astype(dtype)
+    y = rng.standard_normal((515, 8)).astype(dtype)
+    results, tasks = [], []
+    for n_threads in (1, 2):
+        net = pynn.Sequential([pynn.Dense(160, activation=activation, input_dim=40),
+                               pynn.Dense(8)], dtype=dtype, seed=4, n_threads=n_threads)
+        net.compile(loss="mse", optimizer=pynn.SGD(0.01, momentum=0.9))
+        before = helper_tasks(_dense)
+        net.train_on_batch(x, y)
+        net.fit(x, y, epochs=1, batch_size=515, verbose=0)
+        out = net.predict(x)
+        tasks.append(helper_tasks(_dense) - before)
+        results.append((net.params.copy(), out))
+    assert 515 * 160 >= limit and net.count_params() < _optim.PARALLEL_MIN_ELEMENTS
+    cheap = activation in ("relu", "leaky_relu")     # their forward pass stays on one
+    backward = 0 if cheap and 515 * 160 < 4 * limit else 1
+    assert tasks == [0, 2 * (backward + (0 if cheap else 1)) + (0 if cheap else 1)]
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+
+
+def test_small_activation_passes_stay_on_one_thread():
+    x, y = data(np.float32, 16)
+    net = pynn.Sequential([pynn.Dense(160, activation="tanh", input_dim=40),
+                           pynn.Dense(8)], dtype="float32", seed=4, n_threads=2)
+    net.compile(loss="mse", optimizer="sgd")
+    before = helper_tasks(_dense)
+    net.train_on_batch(x, y)
+    assert helper_tasks(_dense) == before
+
+
 @pytest.mark.parametrize("n_threads", [1, 2])
 def test_the_compiled_epoch_equals_train_on_batch(n_threads, dtype):
     from conftest import assert_fit_equals_steps
