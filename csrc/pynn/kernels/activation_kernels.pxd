@@ -15,9 +15,10 @@
 from cython cimport floating
 from libc.math cimport erfc, erfcf, exp, expf, expm1, expm1f, log1p, log1pf, tanh, tanhf
 
-from codes cimport (ACT_ELU, ACT_GELU, ACT_LEAKY_RELU, ACT_LINEAR, ACT_RELU, ACT_SELU,
-                    ACT_SIGMOID, ACT_SOFTMAX, ACT_SOFTPLUS, ACT_SWISH, ACT_TANH)
-from vmath cimport vexp, vsigmoid, vtanh
+from pynn.kernels.codes cimport (
+    ACT_ELU, ACT_GELU, ACT_LEAKY_RELU, ACT_LINEAR, ACT_RELU, ACT_SELU, ACT_SIGMOID,
+    ACT_SOFTMAX, ACT_SOFTPLUS, ACT_SWISH, ACT_TANH)
+from pynn.kernels.vmath cimport vexp, vsigmoid, vtanh
 
 cdef extern from *:
     """
@@ -191,7 +192,7 @@ cdef inline void softmax_row(floating* z, Py_ssize_t m) noexcept nogil:
             zmax = z[j]
     for j in range(m):
         z[j] = z[j] - zmax
-    vexp(z, m)   # vectorised, csrc/vmath.h
+    vexp(z, m)   # vectorised, csrc/pynn/kernels/vmath.h
     for j in range(m):
         total += z[j]
     for j in range(m):
@@ -225,11 +226,11 @@ cdef inline void bias_activate(floating* Z, const floating* b,
         elif act == ACT_TANH:
             for j in range(m):
                 row[j] = row[j] + b[j]
-            vtanh(row, m)   # vectorised, csrc/vmath.h
+            vtanh(row, m)   # vectorised, csrc/pynn/kernels/vmath.h
         elif act == ACT_SIGMOID:
             for j in range(m):
                 row[j] = row[j] + b[j]
-            vsigmoid(row, m)   # vectorised, csrc/vmath.h
+            vsigmoid(row, m)   # vectorised, csrc/pynn/kernels/vmath.h
         else:
             for j in range(m):
                 row[j] = activate(row[j] + b[j], act)
