@@ -1,4 +1,5 @@
-"""The optimizer's passes on two threads (csrc/workers.h, optim_kernels.pxd):
+"""The passes outside the products on two threads (pynn/kernels/workers.h,
+optim_kernels.pxd, activation_kernels.pxd):
 the same bits as on one, the same refusals, and a helper thread that is
 really used, shared safely, and survives fork."""
 import ctypes
@@ -10,7 +11,8 @@ import numpy as np
 import pytest
 
 import pynn
-from pynn import _dense, _optim
+from pynn import _optim
+from pynn._dense import MODULE as _dense     # the build that runs
 
 # every optimizer, with the settings that take each of its kernel's branches
 OPTIMIZERS = {
@@ -214,7 +216,7 @@ def test_big_activation_passes_on_two_threads_give_the_bits_of_one(activation, d
     # a 515 x 160 hidden output (an odd number of rows, above the
     # threshold): its forward and backward passes cut between two rows;
     # 50k parameters, below the update's threshold
-    from pynn._dense import ACT_PARALLEL_MIN_ELEMENTS as limit
+    limit = _dense.ACT_PARALLEL_MIN_ELEMENTS
     rng = np.random.default_rng(2)
     x = rng.standard_normal((515, 40)).astype(dtype)
     y = rng.standard_normal((515, 8)).astype(dtype)

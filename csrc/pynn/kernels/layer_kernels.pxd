@@ -11,8 +11,8 @@ from cython cimport floating
 from libc.math cimport isfinite, sqrt, sqrtf
 from libc.string cimport memcpy, memset
 
-from codes cimport KIND_BATCH_NORM, KIND_DROPOUT, KIND_LAYER_NORM
-from pcg cimport pcg_double, pcg_t
+from pynn.kernels.codes cimport KIND_BATCH_NORM, KIND_DROPOUT, KIND_LAYER_NORM
+from pynn.kernels.pcg cimport pcg_double, pcg_t
 
 # the per-layer settings (an array of N_SETTINGS doubles per layer)
 cdef enum:
