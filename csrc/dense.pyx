@@ -1027,7 +1027,7 @@ cdef class Network:
     # BLAS thread policy: see set_thread_policy
     cdef set_threads_fn set_local_threads
     cdef get_threads_fn get_threads
-    cdef int n_threads
+    cdef int n_threads, element_threads
     cdef double flops_per_sample, min_parallel_flops
 
     def __init__(self, cnp.ndarray params not None, cnp.ndarray grads not None, layout,
@@ -1070,6 +1070,7 @@ cdef class Network:
         self.set_local_threads = NULL
         self.n_threads = 0
         self.get_threads = NULL
+        self.element_threads = 0
         self.min_parallel_flops = 0
         self.flops_per_sample = 0
         cdef Py_ssize_t l
@@ -1187,7 +1188,8 @@ cdef class Network:
         return lay
 
     def set_thread_policy(self, size_t set_local_threads, int n_threads,
-                          double min_parallel_flops, size_t get_threads=0):
+                          double min_parallel_flops, size_t get_threads=0,
+                          int element_threads=0):
         """How many BLAS threads the kernels' products use, and whether the
         passes outside them may use a second thread.
 
@@ -1204,15 +1206,19 @@ cdef class Network:
         two threads when n_threads is 2 or more, or when n_threads is 0 and
         get_threads, the address of the BLAS's ``int f(void)`` giving its
         current thread count (threadpoolctl's limits included), says 2 or
-        more; one thread without it.
+        more; one thread without it.  element_threads > 0 sets their count
+        alone, the products' left as above.
         """
         self.set_local_threads = <set_threads_fn>set_local_threads
         self.get_threads = <get_threads_fn>get_threads
+        self.element_threads = element_threads
         self.n_threads = n_threads
         self.min_parallel_flops = min_parallel_flops
 
     cdef inline int _pass_threads(self) noexcept nogil:
         # threads for the passes outside the products, read at each call
+        if self.element_threads > 0:
+            return self.element_threads
         if self.n_threads > 0:
             return self.n_threads
         return self.get_threads() if self.get_threads != NULL else 1

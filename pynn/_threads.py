@@ -22,6 +22,13 @@ since threadpoolctl limits MKL through that same per-thread count.  The kernels 
 steps on one thread (waking a second costs more than it saves there) and to
 honour a model's ``n_threads``, leaving the process-wide count, and so
 threadpoolctl's limits, alone.  Without such a function the BLAS decides alone.
+
+The passes outside the products (the optimizer's check and update of a big
+model, the activations of big layers) take a second thread, the helper of
+csrc/pynn/kernels/workers.h, when the model's ``n_threads`` is 2 or more, or,
+without it, when the BLAS's current count says so (`thread_count_getter`:
+``openblas_get_num_threads`` or ``MKL_Get_Max_Threads``, the counts that
+threadpoolctl's limits set), read at each call.
 """
 import ctypes
 import functools

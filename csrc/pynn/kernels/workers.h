@@ -7,12 +7,16 @@
  *
  *     if (!pynn_worker_start(fn, &second_half)) fn(&second_half);
  *     fn(&first_half);
- *     pynn_worker_join();         (only when start returned 1)
+ *     if (started && !pynn_worker_join()) fn(&second_half);
  *
  * The helper sleeps on a condition variable between tasks (a futex wait,
  * no spinning), so it never takes turns from the BLAS's threads while a
  * product runs, and it only runs while its caller waits for it: at most
  * two threads compute at once, the BLAS pool's being idle in between.
+ * A caller that finishes its share before the helper has even begun (the
+ * other core busy with other work, or a wake-up slower than the share)
+ * takes the task back and runs it itself: a loaded machine costs a pass
+ * no more than one thread would.
  *
  * One helper, shared: a caller that finds it busy (another Python thread,
  * another network, in the middle of its own pass) does not wait for it but
@@ -30,9 +34,10 @@
  * parallel pass starts a new one.  If a helper cannot be started, every
  * pass runs on the calling thread.
  *
- * pynn_worker_tasks() counts the tasks the helper has run, for the tests
- * (found through ctypes in the module's symbol table, as blas_backend.h's
- * pointers are).
+ * pynn_worker_count(0) counts the tasks the helper has run and
+ * pynn_worker_count(1) those handed to it (run by it or taken back), for
+ * the tests (found through ctypes in the module's symbol table, as
+ * blas_backend.h's pointers are).
  */
 #ifndef PYNN_WORKERS_H
 #define PYNN_WORKERS_H
@@ -82,13 +87,15 @@ PYNN_WORKERS_STATIC struct {
     pthread_cond_t task_done;   /* the owner waits here for its end */
     int state;                  /* 0 none yet, 1 running, -1 could not start */
     int owned;                  /* a caller holds the helper from start to join */
-    int has_task;               /* set by the owner, cleared by the helper when done */
+    int has_task;               /* set by the owner, cleared when done or taken back */
+    int running;                /* the helper has begun the task */
     pynn_task_fn fn;
     void *arg;
     pynn_fpmode_t fpmode;
     long long tasks;            /* tasks the helper has run */
+    long long handoffs;         /* tasks handed to it */
 } pynn_worker = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
-                 PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, 0, 0, 0};
+                 PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, 0, 0, 0, 0, 0};
 
 PYNN_WORKERS_STATIC void *pynn_worker_main(void *unused)
 {
@@ -102,10 +109,12 @@ PYNN_WORKERS_STATIC void *pynn_worker_main(void *unused)
         fn = pynn_worker.fn;
         arg = pynn_worker.arg;
         pynn_fpmode_set(pynn_worker.fpmode);
+        pynn_worker.running = 1;
         pthread_mutex_unlock(&pynn_worker.mutex);
         fn(arg);
         pthread_mutex_lock(&pynn_worker.mutex);
         pynn_worker.tasks++;
+        pynn_worker.running = 0;
         pynn_worker.has_task = 0;
         pthread_cond_signal(&pynn_worker.task_done);
     }
@@ -121,6 +130,7 @@ PYNN_WORKERS_STATIC void pynn_worker_after_fork_child(void)
     pynn_worker.state = 0;
     pynn_worker.owned = 0;
     pynn_worker.has_task = 0;
+    pynn_worker.running = 0;
 }
 
 PYNN_WORKERS_STATIC int pynn_worker_launch(void)
@@ -164,6 +174,7 @@ PYNN_WORKERS_STATIC int pynn_worker_start(pynn_task_fn fn, void *arg)
         pynn_worker.arg = arg;
         pynn_worker.fpmode = pynn_fpmode_get();
         pynn_worker.has_task = 1;
+        pynn_worker.handoffs++;
         pthread_cond_signal(&pynn_worker.task_ready);
         taken = 1;
     }
@@ -171,21 +182,30 @@ PYNN_WORKERS_STATIC int pynn_worker_start(pynn_task_fn fn, void *arg)
     return taken;
 }
 
-/* Wait until the task handed over by pynn_worker_start has run. */
-PYNN_WORKERS_STATIC void pynn_worker_join(void)
+/* After the caller's own share: 1 once the helper has run the task handed
+ * over by pynn_worker_start (waiting for it to finish), 0 when the helper
+ * had not begun it, which the caller then runs itself. */
+PYNN_WORKERS_STATIC int pynn_worker_join(void)
 {
+    int ran = 1;
     pthread_mutex_lock(&pynn_worker.mutex);
+    if (pynn_worker.has_task && !pynn_worker.running) {
+        pynn_worker.has_task = 0;       /* taken back */
+        ran = 0;
+    }
     while (pynn_worker.has_task)
         pthread_cond_wait(&pynn_worker.task_done, &pynn_worker.mutex);
     pynn_worker.owned = 0;
     pthread_mutex_unlock(&pynn_worker.mutex);
+    return ran;
 }
 
-PYNN_WORKERS_EXPORT long long pynn_worker_tasks(void)
+/* handoffs 0: the tasks the helper has run; 1: those handed to it */
+PYNN_WORKERS_EXPORT long long pynn_worker_count(int handoffs)
 {
     long long n;
     pthread_mutex_lock(&pynn_worker.mutex);
-    n = pynn_worker.tasks;
+    n = handoffs ? pynn_worker.handoffs : pynn_worker.tasks;
     pthread_mutex_unlock(&pynn_worker.mutex);
     return n;
 }
