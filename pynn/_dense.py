@@ -20,14 +20,8 @@ ISAS = ("default", "avx2", "avx512f")   # narrowest first, as csrc/pynn/kernels/
 
 
 def _built():
-    found = []
-    for isa in ISAS:
-        try:
-            importlib.util.find_spec(f"{__package__}._dense_{isa}").loader  # noqa: B018
-        except AttributeError:
-            continue
-        found.append(isa)
-    return found
+    return [isa for isa in ISAS
+            if importlib.util.find_spec(f"{__package__}._dense_{isa}") is not None]
 
 
 def _choose(requested):
