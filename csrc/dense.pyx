@@ -469,14 +469,26 @@ cdef double _loss_and_backward(Net net, const floating* params, floating* grads,
                                const floating* X, const floating* Y,
                                const floating* row_weight,
                                Py_ssize_t n, floating* work, int loss_code,
-                               bint fused) noexcept nogil:
+                               bint fused, double* clock) noexcept nogil:
+    # clock, when not NULL, receives the time after the forward pass, the
+    # loss and the backward pass at clock[0..3) (profile_step's phases)
     net.training = True         # a step: dropout's masks, the batch's statistics
     cdef floating* output = _forward(net, params, X, n, work, fused)
+    _stamp(clock, 0)
     cdef double loss = loss_and_grad(loss_code, output, Y, row_weight, n,
                                      net.layout[(net.n_layers - 1) * N_COLS + 1],
                                      work + n * net.total_width, net.loss_param)
+    _stamp(clock, 1)
     _backward(net, params, grads, X, n, work, fused)
+    _stamp(clock, 2)
     return loss
+
+
+cdef inline void _stamp(double* clock, Py_ssize_t i) noexcept nogil:
+    cdef timespec ts
+    if clock != NULL:
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        clock[i] = ts.tv_sec + 1e-9 * ts.tv_nsec
 
 
 # --------------------------------------------------------------------------
@@ -541,20 +553,24 @@ cdef int _checked_step(Net net, floating* params, floating* grads, floating* sta
                        Py_ssize_t n_in, Py_ssize_t n_y, floating* work,
                        int loss_code, bint fused, const OptSettings* opt,
                        Py_ssize_t n_params, const Vars* vars, bint update,
-                       double* loss, int64_t* iterations) noexcept nogil:
+                       double* loss, int64_t* iterations, double* clock) noexcept nogil:
+    # clock (NULL, or 5 values): the time after the checks of x and y, the
+    # forward pass, the loss, the backward pass and the update
     if not all_finite(X, n * n_in):
         return STATUS_X_NONFINITE
     if not all_finite(Y, n * n_y):
         return STATUS_Y_NONFINITE
+    _stamp(clock, 0)
     _rng_save(net)
     loss[0] = _loss_and_backward(net, params, grads, X, Y, row_weight, n, work,
-                                 loss_code, fused)
+                                 loss_code, fused, clock + 1 if clock != NULL else NULL)
     cdef int status = STATUS_NONFINITE
     if isfinite(loss[0]):
         status = _checked_update(net, params, grads, state, n_params, vars, opt, update,
                                  True, loss, iterations)
     else:
         _rng_restore(net)
+    _stamp(clock, 4)
     return status
 
 
@@ -791,7 +807,7 @@ cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* sta
                 wb = bw
         _rng_save(net)
         losses[k] = _loss_and_backward(net, params, grads, xb, yb, wb, m, work,
-                                       loss_code, fused)
+                                       loss_code, fused, NULL)
         if not isfinite(losses[k]):
             _rng_restore(net)
             return k
@@ -871,42 +887,101 @@ cdef double _mean_loss(Net net, const floating* params, const floating* X,
     return total / n
 
 
-cdef inline double _now() noexcept nogil:
-    cdef timespec ts
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return ts.tv_sec + 1e-9 * ts.tv_nsec
+# --------------------------------------------------------------------------
+# The dtype dispatch, written once
+# --------------------------------------------------------------------------
+#
+# Every entry of Network fills a Call (the pointers untyped) and hands it
+# to Network._run, the one place that picks the float32 or float64
+# instantiation of _run_typed, which reads the pointers as that type and
+# runs the call's kernel.  Adding an entry adds an Op and its case below.
+
+cdef enum Op:
+    OP_STEP             # one batch: assembled, checked, forward, loss, backward, update
+    OP_EPOCH            # batches first..stop-1 of an epoch
+    OP_PREDICT          # outputs, chunk rows at a time
+    OP_LOSS             # the mean loss, chunk rows at a time
+    OP_PENALTY          # the regularizers' penalty
+    OP_APPLY            # the gradient pass, the check and the update on the buffer
+    OP_COMMIT           # the last training pass's statistics into the moving ones
 
 
-cdef void _profiled_step(Net net, floating* params, floating* grads, floating* state,
-                         const floating* X, const floating* Y, const Py_ssize_t* rows,
-                         Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out,
-                         floating* bx, floating* by, floating* work, int loss_code,
-                         bint fused, const OptSettings* opt,
-                         Py_ssize_t n_params, const Vars* vars,
-                         double* seconds) noexcept nogil:
-    # The steps of _epoch, one batch, with a clock read between the phases:
-    # seconds = [gather, forward, loss, backward, update].
-    net.training = True
-    cdef double t0 = _now(), t1, t2, t3, t4, t5
-    _gather(X, rows, n, n_in, bx)
-    _gather(Y, rows, n, n_out, by)
-    t1 = _now()
-    cdef floating* output = _forward(net, params, bx, n, work, fused)
-    t2 = _now()
-    loss_and_grad(loss_code, output, by, NULL, n, n_out, work + n * net.total_width,
-                  net.loss_param)
-    t3 = _now()
-    _backward(net, params, grads, bx, n, work, fused)
-    t4 = _now()
-    grad_pass(params, grads, vars.rows, vars.n, vars.reg, True, opt, False)
-    optimizer_step(params, grads, state, n_params, vars.rows, vars.n, opt)
-    _commit_layer_state(net, <floating*>net.stats)
-    t5 = _now()
-    seconds[0] = t1 - t0
-    seconds[1] = t2 - t1
-    seconds[2] = t3 - t2
-    seconds[3] = t4 - t3
-    seconds[4] = t5 - t4
+cdef struct Call:
+    int op
+    Net net
+    void* params
+    void* grads
+    void* state
+    const void* x           # the rows (NULL when sx holds them)
+    const CSRView* sx
+    const void* y
+    const void* w           # row weights, or NULL
+    const Py_ssize_t* order # the rows to take, in order (NULL: as they come)
+    Py_ssize_t n, n_in, n_y, n_out, chunk, batch_size, first, stop, n_params
+    void* bx                # batch buffers (gathered or densified rows)
+    void* by
+    void* bw
+    void* work
+    void* out
+    int loss_code
+    bint fused, update, regularize, logits, pending
+    OptSettings opt
+    const Vars* vars
+    double* losses
+    Metrics* metrics
+    double* clock           # profile_step's clock readings, or NULL
+    int64_t* iterations
+    # results
+    int status
+    double value
+    Py_ssize_t done
+
+
+cdef void _run_typed(Call* c, floating* params) noexcept nogil:
+    cdef floating* grads = <floating*>c.grads
+    cdef floating* state = <floating*>c.state
+    cdef floating* work = <floating*>c.work
+    cdef floating* bx = <floating*>c.bx
+    cdef const floating* y = <const floating*>c.y
+    cdef const floating* w = <const floating*>c.w
+    cdef const floating* xb
+    if c.op == OP_STEP:
+        _stamp(c.clock, 0)
+        xb = _batch_x(<const floating*>c.x, c.sx, c.order, 0, c.n, c.n_in, bx)
+        if c.order != NULL:
+            _gather(y, c.order, c.n, c.n_y, <floating*>c.by)
+            y = <const floating*>c.by
+            if w != NULL:
+                _gather(w, c.order, c.n, 1, <floating*>c.bw)
+                w = <const floating*>c.bw
+        c.status = _checked_step(c.net, params, grads, state, xb, y, w, c.n, c.n_in,
+                                 c.n_y, work, c.loss_code, c.fused, &c.opt, c.n_params,
+                                 c.vars, c.update, &c.value, c.iterations,
+                                 c.clock + 1 if c.clock != NULL else NULL)
+    elif c.op == OP_EPOCH:
+        c.done = _epoch(c.net, params, grads, state, <const floating*>c.x, c.sx, y, w,
+                        c.n, c.n_in, c.n_y, c.order, c.batch_size, c.first, c.stop,
+                        bx, <floating*>c.by, <floating*>c.bw, work, c.loss_code, c.fused,
+                        &c.opt, c.n_params, c.vars, c.losses, c.metrics, c.iterations)
+    elif c.op == OP_PREDICT:
+        _predict_rows(c.net, params, <const floating*>c.x, c.sx, bx, c.n, c.n_in, c.n_out,
+                      c.chunk, work, c.logits, <floating*>c.out)
+    elif c.op == OP_LOSS:
+        _rng_save(c.net)
+        c.value = _mean_loss(c.net, params, <const floating*>c.x, c.sx, bx, y, w, c.n,
+                             c.n_in, c.n_y, c.chunk, work, c.loss_code, c.fused)
+        _rng_restore(c.net)
+    elif c.op == OP_PENALTY:
+        c.value = penalty(params, c.vars.rows, c.vars.n, c.vars.reg)
+    elif c.op == OP_APPLY:
+        if c.pending:
+            c.status = _checked_update(c.net, params, grads, state, c.n_params, c.vars,
+                                       &c.opt, c.update, c.regularize, NULL, c.iterations)
+        else:
+            c.status = _checked_apply(params, grads, state, c.n_params, c.vars, &c.opt,
+                                      c.update, c.regularize, NULL, c.iterations)
+    elif c.op == OP_COMMIT:
+        _commit_layer_state(c.net, <floating*>c.net.stats)
 
 
 cdef class Network:
@@ -1081,14 +1156,9 @@ cdef class Network:
         """Fold the statistics of the last training pass into the moving
         ones, as an applied step does: for a caller that applies the update
         itself after ``step(update=False)`` (data-parallel training)."""
-        cdef fpenv_t env
+        cdef Call c = self._call(OP_COMMIT)
         with nogil:
-            env = fpenv_enter()
-            if self.is_double:
-                _commit_layer_state(self.net, <double*>self.net.stats)
-            else:
-                _commit_layer_state(self.net, <float*>self.net.stats)
-            fpenv_exit(env)
+            self._run(&c, 0)
 
     def layer_workspace(self, Py_ssize_t layer, Py_ssize_t n):
         """A view of layer ``layer``'s per-sample workspace (n, width) after a
@@ -1281,7 +1351,7 @@ cdef class Network:
             self.batch_capacity = n
         return cnp.PyArray_DATA(<cnp.ndarray>self._bx)
 
-    cdef Py_ssize_t _rows_of(self, object x, void** px, const CSRView** sx) except -1:
+    cdef Py_ssize_t _rows_of(self, object x, const void** px, const CSRView** sx) except -1:
         # x's rows as the kernels read them: a checked array (px), or
         # CSRRows (sx, px NULL) of this network's width and dtype
         cdef CSRRows rows
@@ -1300,12 +1370,38 @@ cdef class Network:
         sx[0] = NULL
         return x.shape[0]
 
-    cdef void _densify(self, const CSRView* sx, Py_ssize_t n, void* dst) noexcept nogil:
-        # CSR rows 0..n into dst, in the network's dtype
+    cdef Call _call(self, int op):
+        # a Call of this network's buffers and settings; the entry fills the rest
+        cdef Call c
+        memset(&c, 0, sizeof(Call))
+        c.op = op
+        c.net = self.net
+        c.params = self.p_params
+        c.grads = self.p_grads
+        c.state = self.p_state
+        c.n_in = self.n_in
+        c.n_y = self.n_y
+        c.n_out = self.n_out
+        c.n_params = self.n_params
+        c.loss_code = self.loss_code
+        c.fused = self.fused
+        c.opt = settings_of(self.opt_code, self.hyper, <double>self.iterations)
+        c.vars = &self.vars
+        c.iterations = &self.iterations
+        return c
+
+    cdef void _run(self, Call* c, Py_ssize_t batch_rows) noexcept nogil:
+        # The call under pynn's floating-point environment (fpenv.h) and,
+        # for batches of batch_rows rows (0: no products), its BLAS thread
+        # count; the one dtype dispatch of the module.
+        cdef fpenv_t env = fpenv_enter()
+        cdef bint threads = self._threads_enter(batch_rows) if batch_rows > 0 else False
         if self.is_double:
-            _batch_x(<const double*>NULL, sx, NULL, 0, n, self.n_in, <double*>dst)
+            _run_typed(c, <double*>c.params)
         else:
-            _batch_x(<const float*>NULL, sx, NULL, 0, n, self.n_in, <float*>dst)
+            _run_typed(c, <float*>c.params)
+        self._threads_exit(threads)
+        fpenv_exit(env)
 
     cdef void* _work_for(self, Py_ssize_t n) except NULL:
         cdef Py_ssize_t need = n * (self.net.work_width + self.net.row_width)
@@ -1372,48 +1468,23 @@ cdef class Network:
         gradient was not finite (the update was not applied), 2 or 3 when x
         or y holds NaN or inf (checked first: nothing ran).
         """
-        cdef void* px = NULL
-        cdef const CSRView* sx = NULL
-        cdef Py_ssize_t n = self._rows_of(x, &px, &sx)
+        cdef Call c = self._call(OP_STEP)
+        c.n = self._rows_of(x, &c.x, &c.sx)
         self._check(y, self.n_y, "y")
-        if y.shape[0] != n:
-            raise ValueError(f"x and y have different numbers of samples: {n} and {y.shape[0]}")
+        if y.shape[0] != c.n:
+            raise ValueError(f"x and y have different numbers of samples: {c.n} and "
+                             f"{y.shape[0]}")
         self._check_generators()
-        cdef void* pw = self._weights_of(sample_weight, n)
-        cdef void* work = self._work_for(n)
-        if sx != NULL:
-            px = self._batch_buffers(n)
-        cdef void* py = cnp.PyArray_DATA(y)
-        cdef double loss = 0
-        cdef int status
-        cdef bint threads
-        cdef fpenv_t env
-        cdef OptSettings opt = settings_of(self.opt_code, self.hyper, <double>self.iterations)
+        c.w = self._weights_of(sample_weight, c.n)
+        c.work = self._work_for(c.n)
+        if c.sx != NULL:
+            c.bx = self._batch_buffers(c.n)
+        c.y = cnp.PyArray_DATA(y)
+        c.update = update
         with nogil:
-            env = fpenv_enter()
-            threads = self._threads_enter(n)
-            if sx != NULL:
-                self._densify(sx, n, px)
-            if self.is_double:
-                status = _checked_step(self.net, <double*>self.p_params, <double*>self.p_grads,
-                                       <double*>self.p_state, <const double*>px,
-                                       <const double*>py, <const double*>pw,
-                                       n, self.n_in, self.n_y,
-                                       <double*>work, self.loss_code, self.fused,
-                                       &opt, self.n_params,
-                                       &self.vars, update, &loss, &self.iterations)
-            else:
-                status = _checked_step(self.net, <float*>self.p_params, <float*>self.p_grads,
-                                       <float*>self.p_state, <const float*>px,
-                                       <const float*>py, <const float*>pw,
-                                       n, self.n_in, self.n_y,
-                                       <float*>work, self.loss_code, self.fused,
-                                       &opt, self.n_params,
-                                       &self.vars, update, &loss, &self.iterations)
-            self._threads_exit(threads)
-            fpenv_exit(env)
-        self.pending = not update and status == STATUS_OK
-        return loss, status
+            self._run(&c, c.n)
+        self.pending = not update and c.status == STATUS_OK
+        return c.value, c.status
 
     def train_batches(self, x, cnp.ndarray y, order, Py_ssize_t batch_size,
                       Py_ssize_t first, Py_ssize_t stop, double[::1] losses not None,
@@ -1432,36 +1503,36 @@ cdef class Network:
         not finite, or stop.
         """
         self.pending = False
-        cdef void* px = NULL
-        cdef const CSRView* sx = NULL
-        cdef Py_ssize_t n = self._rows_of(x, &px, &sx)
+        cdef Call c = self._call(OP_EPOCH)
+        c.n = self._rows_of(x, &c.x, &c.sx)
         self._check(y, self.n_y, "y")
         cdef const Py_ssize_t[::1] idx
-        cdef const Py_ssize_t* p_order = NULL
-        if y.shape[0] != n:
-            raise ValueError(f"x and y have different numbers of samples: {n} and {y.shape[0]}")
-        if batch_size < 1 or first < 0 or stop < first or (stop - 1) * batch_size >= n \
+        if y.shape[0] != c.n:
+            raise ValueError(f"x and y have different numbers of samples: {c.n} and "
+                             f"{y.shape[0]}")
+        if batch_size < 1 or first < 0 or stop < first or (stop - 1) * batch_size >= c.n \
                 or losses.shape[0] < stop:
             raise ValueError("batch range out of bounds")
         self._check_generators()
-        cdef void* pw = self._weights_of(sample_weight, n)
+        c.w = self._weights_of(sample_weight, c.n)
         if order is not None:
             idx = order
-            if idx.shape[0] != n:
-                raise ValueError(f"order must have {n} entries, got {idx.shape[0]}")
-            p_order = &idx[0]
-        cdef void* bx = NULL
-        if order is not None or sx != NULL:
-            bx = self._batch_buffers(min(batch_size, n))
-        cdef void* work = self._work_for(min(batch_size, n))
-        cdef void* py = cnp.PyArray_DATA(y)
-        cdef void* by = cnp.PyArray_DATA(<cnp.ndarray>self._by) if order is not None else NULL
-        cdef void* bw = cnp.PyArray_DATA(<cnp.ndarray>self._bw) if order is not None else NULL
-        cdef Py_ssize_t done
-        cdef bint threads
-        cdef fpenv_t env
+            if idx.shape[0] != c.n:
+                raise ValueError(f"order must have {c.n} entries, got {idx.shape[0]}")
+            c.order = &idx[0]
+        cdef Py_ssize_t rows = min(batch_size, c.n)
+        if order is not None or c.sx != NULL:
+            c.bx = self._batch_buffers(rows)
+        if order is not None:
+            c.by = cnp.PyArray_DATA(<cnp.ndarray>self._by)
+            c.bw = cnp.PyArray_DATA(<cnp.ndarray>self._bw)
+        c.work = self._work_for(rows)
+        c.y = cnp.PyArray_DATA(y)
+        c.batch_size = batch_size
+        c.first = first
+        c.stop = stop
+        c.losses = &losses[0]
         cdef Metrics metrics = self.metrics
-        cdef OptSettings opt = settings_of(self.opt_code, self.hyper, <double>self.iterations)
         if metric_values is None:
             metrics.n = 0           # not asked for this time
         if metrics.n:
@@ -1469,32 +1540,10 @@ cdef class Network:
                 raise ValueError(f"metric_values must have shape ({metrics.n}, >= {stop})")
             metrics.values = &metric_values[0, 0]
             metrics.stride = metric_values.shape[1]
+        c.metrics = &metrics
         with nogil:
-            env = fpenv_enter()
-            threads = self._threads_enter(min(batch_size, n))
-            if self.is_double:
-                done = _epoch(self.net, <double*>self.p_params, <double*>self.p_grads,
-                              <double*>self.p_state, <const double*>px, sx,
-                              <const double*>py, <const double*>pw,
-                              n, self.n_in, self.n_y, p_order, batch_size, first, stop,
-                              <double*>bx, <double*>by, <double*>bw, <double*>work,
-                              self.loss_code,
-                              self.fused, &opt, self.n_params,
-                              &self.vars, &losses[0], &metrics,
-                              &self.iterations)
-            else:
-                done = _epoch(self.net, <float*>self.p_params, <float*>self.p_grads,
-                              <float*>self.p_state, <const float*>px, sx,
-                              <const float*>py, <const float*>pw,
-                              n, self.n_in, self.n_y, p_order, batch_size, first, stop,
-                              <float*>bx, <float*>by, <float*>bw, <float*>work,
-                              self.loss_code,
-                              self.fused, &opt, self.n_params,
-                              &self.vars, &losses[0], &metrics,
-                              &self.iterations)
-            self._threads_exit(threads)
-            fpenv_exit(env)
-        return done
+            self._run(&c, rows)
+        return c.done
 
     def last_output(self, Py_ssize_t n):
         """A view of the last layer's output for the batch of n samples that
@@ -1506,10 +1555,12 @@ cdef class Network:
         return self._work[off:off + n * self.n_out].reshape(n, self.n_out)
 
     def profile_step(self, cnp.ndarray x, cnp.ndarray y, const Py_ssize_t[::1] rows not None):
-        """One training step on rows of (x, y), timed phase by phase.
+        """One training step on rows of (x, y), the step that train_on_batch
+        runs (checked, refused if not finite), timed phase by phase.
 
-        Returns the seconds spent in [gather, forward, loss, backward,
-        update], for the benchmark's --profile.
+        Returns the seconds spent in [data (the rows gathered and checked
+        finite), forward, loss, backward, update (the gradient pass, the
+        exact check and the update)], for the benchmark's --profile.
         """
         self.pending = False
         self._check(x, self.n_in, "x")
@@ -1521,69 +1572,40 @@ cdef class Network:
         for i in range(n):
             if not 0 <= rows[i] < x.shape[0]:
                 raise ValueError(f"rows[{i}] = {rows[i]} is out of range")
-        bx = np.empty(n * self.n_in, dtype=self.dtype)
-        by = np.empty(n * self.n_y, dtype=self.dtype)
-        cdef void* pbx = cnp.PyArray_DATA(<cnp.ndarray>bx)
-        cdef void* pby = cnp.PyArray_DATA(<cnp.ndarray>by)
-        cdef void* work = self._work_for(n)
-        cdef void* px = cnp.PyArray_DATA(x)
-        cdef void* py = cnp.PyArray_DATA(y)
-        cdef double seconds[5]
-        cdef OptSettings opt = settings_of(self.opt_code, self.hyper, <double>self.iterations)
-        cdef bint threads
-        cdef fpenv_t env
+        cdef Call c = self._call(OP_STEP)
+        cdef double clock[6]
+        c.n = n
+        c.x = cnp.PyArray_DATA(x)
+        c.y = cnp.PyArray_DATA(y)
+        c.order = &rows[0]
+        c.bx = self._batch_buffers(n)
+        c.by = cnp.PyArray_DATA(<cnp.ndarray>self._by)
+        c.work = self._work_for(n)
+        c.update = True
+        c.clock = clock
         with nogil:
-            env = fpenv_enter()
-            threads = self._threads_enter(n)
-            if self.is_double:
-                _profiled_step(self.net, <double*>self.p_params, <double*>self.p_grads,
-                               <double*>self.p_state, <const double*>px, <const double*>py,
-                               &rows[0], n, self.n_in, self.n_y, <double*>pbx,
-                               <double*>pby, <double*>work, self.loss_code, self.fused,
-                               &opt, self.n_params, &self.vars,
-                               seconds)
-            else:
-                _profiled_step(self.net, <float*>self.p_params, <float*>self.p_grads,
-                               <float*>self.p_state, <const float*>px, <const float*>py,
-                               &rows[0], n, self.n_in, self.n_y, <float*>pbx,
-                               <float*>pby, <float*>work, self.loss_code, self.fused,
-                               &opt, self.n_params, &self.vars,
-                               seconds)
-            self._threads_exit(threads)
-            fpenv_exit(env)
-        self.iterations += 1        # it applied an update, unchecked
-        return [seconds[i] for i in range(5)]
+            self._run(&c, n)
+        if c.status != STATUS_OK:
+            raise ValueError(f"the profiled step was refused (status {c.status}): the "
+                             f"rows or the step's values are not finite")
+        return [clock[i + 1] - clock[i] for i in range(5)]
 
     def predict(self, x, cnp.ndarray out, Py_ssize_t chunk, bint logits=False):
         """Network outputs for x, written to out (n, n_out), chunk rows at a
         time (CSRRows x: each chunk densified into a buffer of chunk rows)."""
-        cdef void* px = NULL
-        cdef const CSRView* sx = NULL
-        cdef Py_ssize_t n = self._rows_of(x, &px, &sx)
+        cdef Call c = self._call(OP_PREDICT)
+        c.n = self._rows_of(x, &c.x, &c.sx)
         self._check(out, self.n_out, "out")
-        if out.shape[0] != n:
+        if out.shape[0] != c.n:
             raise ValueError("out must have one row per sample of x")
-        chunk = max(1, min(chunk, n))
-        cdef void* work = self._work_for(chunk)
-        cdef void* bx = self._batch_buffers(chunk) if sx != NULL else NULL
-        cdef void* pout = cnp.PyArray_DATA(out)
-        cdef bint threads
-        cdef fpenv_t env
+        c.chunk = max(1, min(chunk, c.n))
+        c.work = self._work_for(c.chunk)
+        if c.sx != NULL:
+            c.bx = self._batch_buffers(c.chunk)
+        c.out = cnp.PyArray_DATA(out)
+        c.logits = logits
         with nogil:
-            env = fpenv_enter()
-            threads = self._threads_enter(chunk)
-            if self.is_double:
-                _predict_rows(self.net, <const double*>self.p_params, <const double*>px,
-                              sx, <double*>bx, n,
-                              self.n_in, self.n_out, chunk, <double*>work, logits,
-                              <double*>pout)
-            else:
-                _predict_rows(self.net, <const float*>self.p_params, <const float*>px,
-                              sx, <float*>bx, n,
-                              self.n_in, self.n_out, chunk, <float*>work, logits,
-                              <float*>pout)
-            self._threads_exit(threads)
-            fpenv_exit(env)
+            self._run(&c, c.chunk)
 
     def loss(self, x, cnp.ndarray y, Py_ssize_t chunk, sample_weight=None,
              bint training=False):
@@ -1593,56 +1615,31 @@ cdef class Network:
         masks drawn and the generators then set back: every such call draws
         the same masks, those of the next step), for gradient checks."""
         self.pending = False
-        cdef void* px = NULL
-        cdef const CSRView* sx = NULL
-        cdef Py_ssize_t n = self._rows_of(x, &px, &sx)
+        cdef Call c = self._call(OP_LOSS)
+        c.n = self._rows_of(x, &c.x, &c.sx)
         self._check(y, self.n_y, "y")
-        if y.shape[0] != n:
-            raise ValueError(f"x and y have different numbers of samples: {n} and {y.shape[0]}")
-        chunk = max(1, min(chunk, n))
+        if y.shape[0] != c.n:
+            raise ValueError(f"x and y have different numbers of samples: {c.n} and "
+                             f"{y.shape[0]}")
+        c.chunk = max(1, min(chunk, c.n))
         if training:
             self._check_generators()
-        cdef void* pw = self._weights_of(sample_weight, n)
-        cdef void* work = self._work_for(chunk)
-        cdef void* bx = self._batch_buffers(chunk) if sx != NULL else NULL
-        cdef void* py = cnp.PyArray_DATA(y)
-        cdef double loss
-        cdef bint threads
-        cdef fpenv_t env
-        cdef Net net = self.net
-        net.training = training
+        c.w = self._weights_of(sample_weight, c.n)
+        c.work = self._work_for(c.chunk)
+        if c.sx != NULL:
+            c.bx = self._batch_buffers(c.chunk)
+        c.y = cnp.PyArray_DATA(y)
+        c.net.training = training
         with nogil:
-            env = fpenv_enter()
-            threads = self._threads_enter(chunk)
-            _rng_save(net)
-            if self.is_double:
-                loss = _mean_loss(net, <const double*>self.p_params, <const double*>px,
-                                  sx, <double*>bx,
-                                  <const double*>py, <const double*>pw,
-                                  n, self.n_in, self.n_y, chunk,
-                                  <double*>work, self.loss_code, self.fused)
-            else:
-                loss = _mean_loss(net, <const float*>self.p_params, <const float*>px,
-                                  sx, <float*>bx,
-                                  <const float*>py, <const float*>pw,
-                                  n, self.n_in, self.n_y, chunk,
-                                  <float*>work, self.loss_code, self.fused)
-            _rng_restore(net)
-            self._threads_exit(threads)
-            fpenv_exit(env)
-        return loss + self.penalty()
+            self._run(&c, c.chunk)
+        return c.value + self.penalty()
 
     def penalty(self):
         """The regularizers' penalty on the current weights (0 without any)."""
-        cdef double p
+        cdef Call c = self._call(OP_PENALTY)
         with nogil:
-            if self.is_double:
-                p = penalty(<const double*>self.p_params, self.vars.rows, self.vars.n,
-                            self.vars.reg)
-            else:
-                p = penalty(<const float*>self.p_params, self.vars.rows, self.vars.n,
-                            self.vars.reg)
-        return p
+            self._run(&c, 0)
+        return c.value
 
     def apply_gradients(self, bint update=True, bint regularize=False):
         """The clipping, the exact check and the update on the gradients
@@ -1656,32 +1653,11 @@ cdef class Network:
         step, the update also commits the step's layer statistics (the
         moving ones take them in, see commit_layer_state) and a refusal
         puts the generators back as the step found them."""
-        cdef int status
-        cdef fpenv_t env
-        cdef bint pending = self.pending
-        cdef OptSettings opt = settings_of(self.opt_code, self.hyper, <double>self.iterations)
+        cdef Call c = self._call(OP_APPLY)
+        c.pending = self.pending
+        c.update = update
+        c.regularize = regularize
         self.pending = False
         with nogil:
-            env = fpenv_enter()
-            if self.is_double:
-                if pending:
-                    status = _checked_update(self.net, <double*>self.p_params,
-                                             <double*>self.p_grads, <double*>self.p_state,
-                                             self.n_params, &self.vars, &opt, update,
-                                             regularize, NULL, &self.iterations)
-                else:
-                    status = _checked_apply(<double*>self.p_params, <double*>self.p_grads,
-                                            <double*>self.p_state, self.n_params, &self.vars,
-                                            &opt, update, regularize, NULL, &self.iterations)
-            else:
-                if pending:
-                    status = _checked_update(self.net, <float*>self.p_params,
-                                             <float*>self.p_grads, <float*>self.p_state,
-                                             self.n_params, &self.vars, &opt, update,
-                                             regularize, NULL, &self.iterations)
-                else:
-                    status = _checked_apply(<float*>self.p_params, <float*>self.p_grads,
-                                            <float*>self.p_state, self.n_params, &self.vars,
-                                            &opt, update, regularize, NULL, &self.iterations)
-            fpenv_exit(env)
-        return status == STATUS_OK
+            self._run(&c, 0)
+        return c.status == STATUS_OK

@@ -562,19 +562,13 @@ cdef inline int optimizer_step(floating* w, const floating* g, floating* state,
 
 
 cdef inline bint all_finite(const floating* x, Py_ssize_t n) noexcept nogil:
-    # x - x is 0 for finite x and NaN for inf or NaN; four lanes, as above
-    cdef Py_ssize_t i = 0
-    cdef floating a0 = 0, a1 = 0, a2 = 0, a3 = 0
-    while i + 4 <= n:
-        a0 += x[i] - x[i]
-        a1 += x[i + 1] - x[i + 1]
-        a2 += x[i + 2] - x[i + 2]
-        a3 += x[i + 3] - x[i + 3]
-        i += 4
-    while i < n:
-        a0 += x[i] - x[i]
-        i += 1
-    return (a0 + a1) + (a2 + a3) == 0
+    # no NaN or inf in x[0..n): one comparison per value OR-ed, a loop the
+    # compiler vectorises (a floating-point sum would need reassociation)
+    cdef Py_ssize_t i
+    cdef bint bad = False
+    for i in range(n):
+        bad |= _bad(x[i])
+    return not bad
 
 
 # ---- within one compiled loop: bounds instead of a second pass ----------

@@ -49,7 +49,7 @@ def info(args):
     import scipy
 
     import pynn
-    from pynn import _build, _elementwise, _threads, bench
+    from pynn import _build, _dense, _elementwise, _threads, bench
 
     print(f"pynn {pynn.__version__}")
     print(f"python {platform.python_version()} ({platform.machine()}, {platform.system()})")
@@ -59,6 +59,9 @@ def info(args):
           f"bounds checks {'on (PYNN_DEBUG)' if build['debug'] else 'off'}")
     print("float types: float32, float64")
     print(f"subnormals inside compiled calls: {build['subnormals']}")
+    ignored = "; PYNN_ISA not honoured" if _dense.REQUEST == "ignored" else ""
+    print(f"network kernels: the {_dense.ISA} build (built: {', '.join(_dense.built_isas())}; "
+          f"PYNN_ISA={'|'.join(_dense.ISAS)} picks one{ignored})")
     request = {"unknown": "; PYNN_VMATH not understood, ignored",
                "unsupported": "; PYNN_VMATH names a path this CPU lacks, ignored"}
     print(f"exp/tanh/sigmoid/softmax passes: the {_elementwise.isa()} path "

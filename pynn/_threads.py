@@ -73,11 +73,14 @@ def _load_mkl():
 
 
 def _kernel_modules():
-    """The compiled modules of pynn that hold a GEMM pointer table."""
+    """The compiled modules of pynn that hold a GEMM pointer table: of the
+    network kernels' per-instruction-set builds, only the one imported."""
     here = Path(__file__).parent
     found = []
     for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-        found += sorted(here.glob("_*" + suffix))
+        found += sorted(p for p in here.glob("_*" + suffix)
+                        if not p.name.startswith("_dense_")
+                        or f"{__package__}.{p.name[:-len(suffix)]}" in sys.modules)
     return found
 
 

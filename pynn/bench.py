@@ -92,6 +92,7 @@ def describe_worker(info):
     c = info["contender"]
     if c == "pynn":
         head = (f"pynn {info['pynn']} (numpy {info['numpy']}), GEMM {info.get('gemm', '?')}, "
+                f"kernels built for {info.get('kernels', '?')}, "
                 f"exp/tanh/sigmoid on the {info.get('vmath', '?')} path, n_threads="
                 f"{info['threads'] or 'None (its BLAS decides; 1 for small steps)'}")
     elif c == "numpy":
