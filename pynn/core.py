@@ -790,16 +790,39 @@ class Model:
                 loss, applied, self._custom_output = custom.step(self, x, y, update,
                                                                  sample_weight)
                 return loss, applied
-            # counting() written out: the hot path of train_on_batch
-            net, opt = self._net, self._optimizer
-            net.iterations = start = opt.iterations
-            try:
-                self.push_settings()
-                loss, status = net.step(x, y, update, sample_weight)
-            finally:
-                opt.iterations = net.iterations
-            if opt.iterations > start and not self._trained:
-                self._trained = True        # set once: no __setattr__ per step
+            return self._compiled_step(x, y, update, sample_weight)
+
+    def step_as_given(self, x: object, y: object) -> tuple[float, bool] | None:
+        """``step(x, y)`` on the arrays as they are, when ``accepts(x, y)`` and
+        the step needs nothing more (no metric to compute from its outputs,
+        no custom loss or activation); None, with nothing run, otherwise.
+
+        train_on_batch's fast path: one lock, one fused check, one compiled call.
+        """
+        with self._lock:
+            loss, net = self.loss, self._net
+            if (loss is None or net is None or self._custom or self.metrics
+                    or not loss.accepts_any_real_targets or not net.accepts(x, y)):
+                return None
+            return self._compiled_step(x, y, True, None)
+
+    def _compiled_step(self, x, y, update, sample_weight):
+        # counting() and push_settings() written out: the hot path of
+        # train_on_batch (the lock held)
+        net, opt = self._net, self._optimizer
+        prepared = self._prepared
+        if prepared is None or prepared[0] is not opt or prepared[1] is not opt.state \
+                or opt.revision != self._synced_revision \
+                or self._variables_revision != settings_revision():
+            self._sync_optimizer()
+        net.iterations = start = opt.iterations
+        try:
+            net.set_hyper(opt.kernel_settings())
+            loss, status = net.step(x, y, update, sample_weight)
+        finally:
+            opt.iterations = net.iterations
+        if opt.iterations > start and not self._trained:
+            self._trained = True        # set once: no __setattr__ per step
         if status != STATUS_OK:
             raise_for_inputs(status, x, y)
         return loss, status == STATUS_OK

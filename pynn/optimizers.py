@@ -81,7 +81,7 @@ class _Setting:
             obj._check_value(self, value, model.dtype)
         setattr(obj, self.slot, value)
         # the settings the network holds are rebuilt at the next step
-        obj._revision = getattr(obj, "_revision", 0) + 1
+        obj.revision = getattr(obj, "revision", 0) + 1
         obj._kernel_cache = None
 
 
@@ -130,7 +130,10 @@ class Optimizer:
     def __init__(self, clipnorm=None, clipvalue=None, global_clipnorm=None):
         self.state = None
         self.iterations = 0
-        self._revision = 0
+        # moves at every assignment of a setting (the learning rate, momentum,
+        # clipping, ...): what a model compares, once a step, to know whether
+        # the network's copy of the settings or the state's size may be stale
+        self.revision = 0
         self._kernel_cache = None
         self._owner_ref = None
         self._clipnorm = self._clipvalue = self._global_clipnorm = None
@@ -251,18 +254,12 @@ class Optimizer:
             slots += [0.0] * (_STEP_SLOT - len(slots)) + [float(self.iterations)]
         return slots
 
-    @property
-    def revision(self) -> int:
-        """A count that moves at every assignment of a setting (the learning
-        rate, momentum, clipping, ...): what a model compares to know whether
-        the network's copy of the settings, or the state's size, may be stale."""
-        return self._revision
-
     def kernel_settings(self) -> tuple[float, ...]:
         """The settings the compiled network takes before an update: ``hyper()``
         without the step count (the network counts the updates itself).
 
-        Built once per ``revision``; a schedule's rate is computed at
+        Built once per ``revision`` (the count of assignments of a
+        setting); a schedule's rate is computed at
         ``iterations`` on every call (and checked, as ``learning_rate_at``
         checks it), so a schedule still moves at every step and a setting
         assigned between two steps takes effect at the next one.

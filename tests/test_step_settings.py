@@ -11,6 +11,15 @@ import pytest
 
 import pynn
 from conftest import make_model
+from pynn import activations
+
+
+class HandTanh(activations.Activation):
+    def __call__(self, z):
+        return np.tanh(z)
+
+    def derivative(self, z):
+        return 1 - np.tanh(z) ** 2
 
 rng = np.random.default_rng(11)
 X = rng.standard_normal((16, 6))
@@ -175,3 +184,54 @@ def test_kernel_settings_follow_every_assignment():
     with pytest.raises(ValueError):
         opt.beta_2 = 1.5                         # refused: nothing changes
     assert opt.kernel_settings()[2] == 0.999
+
+
+def test_step_as_given_runs_only_what_it_accepts_and_changes_nothing_otherwise():
+    model = model_with(pynn.SGD(0.1, momentum=0.9))
+    x, y = X.copy(), Y.copy()
+    refused = [(x.astype(np.float32), y),            # another dtype
+               (np.asfortranarray(x), y),            # not C-contiguous
+               (x[:, :5].copy(), y),                 # another width
+               (x[:3], y),                           # different numbers of rows
+               (x.tolist(), y)]                      # not an array
+    before = model.params.copy(), model.optimizer.state.copy(), model.optimizer.iterations
+    for xa, ya in refused:
+        assert model.step_as_given(xa, ya) is None
+    np.testing.assert_array_equal(model.params, before[0])
+    np.testing.assert_array_equal(model.optimizer.state, before[1])
+    assert model.optimizer.iterations == before[2]
+    # accepted: the same step as step() on the checked arrays, bit for bit
+    twin = model_with(pynn.SGD(0.1, momentum=0.9))
+    loss, applied = model.step_as_given(x, y)
+    twin_loss, twin_applied = twin.step(*twin.check_xy(x, y))
+    assert applied and twin_applied and loss == twin_loss
+    np.testing.assert_array_equal(model.params, twin.params)
+    assert model.optimizer.iterations == twin.optimizer.iterations == 1
+
+
+def test_step_as_given_leaves_metrics_and_custom_losses_to_the_full_path():
+    with_metrics = make_model((5, "tanh"), (3, None), input_dim=6, dtype="float64",
+                              metrics=["mae"])
+    assert with_metrics.step_as_given(X, Y) is None
+    assert isinstance(with_metrics.train_on_batch(X, Y), list)    # [loss, mae]
+    # a custom activation under the mse: the loss reads any real targets, but
+    # the model computes through pynn.custom
+    custom = make_model((5, HandTanh()), (3, None), input_dim=6, dtype="float64")
+    assert custom.numpy_path
+    assert custom.step_as_given(X, Y) is None
+    assert np.isfinite(custom.train_on_batch(X, Y))
+    uncompiled = pynn.Sequential([pynn.Dense(3, input_dim=6)], dtype="float64")
+    assert uncompiled.step_as_given(X, Y) is None
+    with pytest.raises(RuntimeError, match="compile"):
+        uncompiled.train_on_batch(X, Y)
+
+
+def test_train_on_batch_converts_what_the_fast_path_refuses():
+    a, b = model_with(pynn.SGD(0.1)), model_with(pynn.SGD(0.1))
+    la = a.train_on_batch(X, Y)
+    lb = b.train_on_batch(np.asfortranarray(X), Y.tolist())     # the checked path
+    assert la == lb
+    np.testing.assert_array_equal(a.params, b.params)
+    with pytest.raises(TypeError, match="return_dict"):
+        a.train_on_batch(X, Y, return_dict="yes")
+    np.testing.assert_array_equal(a.params, b.params)          # refused: nothing ran
