@@ -21,6 +21,11 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 HERE = Path(__file__).parent
+# The kernels' declarations (.pxd) and C headers, cimported by their package
+# path (`from pynn.kernels.optim_kernels cimport ...`, csrc/ on Cython's
+# include path) and installed as pynn/kernels/ (pyproject.toml), so that
+# other Cython code can cimport them too.
+KERNELS = "csrc/pynn/kernels"
 DEBUG = os.environ.get("PYNN_DEBUG", "0") not in ("", "0")
 
 directives = {
@@ -31,7 +36,7 @@ directives = {
     "cdivision": True,
     "embedsignature": True,
 }
-# -O3 but never -march=native: a wheel must run on any x86-64 (csrc/vmath.h
+# -O3 but never -march=native: a wheel must run on any x86-64 (csrc/pynn/kernels/vmath.h
 # compiles its loops for wider instruction sets too, chosen at run time).
 # No contraction into fused multiply-adds: AVX-512F has them, and the paths
 # for each instruction set must give the same bits.
@@ -39,7 +44,7 @@ compile_args = ["-O0", "-g"] if DEBUG else ["-O3"]
 compile_args.append("-ffp-contract=off")
 
 # The modules built once per instruction set, and each set's flags.  The
-# sets are those of csrc/vmath.h's run-time paths, with the same meaning
+# sets are those of csrc/pynn/kernels/vmath.h's run-time paths, with the same meaning
 # (no FMA: without contraction the compiler would not use it anyway); no
 # reduction is vectorised without -ffast-math, so every build gives the
 # same bits (tests/test_isa.py).
@@ -54,7 +59,7 @@ def extension(name, source, flags=()):
     return Extension(
         f"pynn._{name}",
         [source],
-        include_dirs=[numpy.get_include(), "csrc"],
+        include_dirs=[numpy.get_include(), KERNELS, "csrc"],
         extra_compile_args=compile_args + list(flags),
         define_macros=[
             ("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),

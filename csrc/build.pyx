@@ -1,6 +1,6 @@
 # What `python -m pynn info` reports of the build: setup.py defines the
 # macros for every extension module alike.
-from fpenv cimport FPENV_MODE
+from pynn.kernels.fpenv cimport FPENV_MODE
 
 cdef extern from *:
     """

@@ -2,7 +2,7 @@
 # values come from the C declarations, so they cannot drift apart.
 from enum import IntEnum
 
-cimport codes as c
+from pynn.kernels cimport codes as c
 
 Activation = IntEnum("Activation", {
     "LINEAR": c.ACT_LINEAR, "RELU": c.ACT_RELU, "TANH": c.ACT_TANH,

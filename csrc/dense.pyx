@@ -35,30 +35,29 @@ from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 cimport numpy as cnp
 import numpy as np
 
-from _blas cimport gemm
-from fpenv cimport fpenv_enter, fpenv_exit, fpenv_t
-from activation_kernels cimport (activation_backward, activation_backward_from_preactivation,
-                                 bias_activate, bias_activate_keep, needs_preactivation)
-from layer_kernels cimport (N_SETTINGS, SET_EPSILON, SET_MOMENTUM, SET_RATE,
-                            batch_norm_backward, batch_norm_backward_inference,
-                            batch_norm_forward,
-                            batch_norm_moving_stays_finite, batch_norm_update_moving,
-                            dropout_backward, dropout_forward,
-                            fixed_workspace, layer_norm_backward, layer_norm_forward,
-                            row_workspace)
-from pcg cimport pcg_t
-from codes cimport (ACT_LINEAR, KIND_BATCH_NORM, KIND_DENSE, KIND_DROPOUT, KIND_LAYER_NORM,
-                   METRIC_BINARY_ACCURACY, METRIC_CATEGORICAL_ACCURACY,
-                   METRIC_SPARSE_ACCURACY, STATUS_NONFINITE, STATUS_OK, STATUS_X_NONFINITE,
-                   STATUS_Y_NONFINITE)
-from metric_kernels cimport MAX_METRICS, Metrics, metric_value
-from loss_kernels cimport loss_and_grad
+from pynn.kernels._blas cimport gemm
+from pynn.kernels.fpenv cimport fpenv_enter, fpenv_exit, fpenv_t
+from pynn.kernels.activation_kernels cimport (
+    activation_backward, activation_backward_from_preactivation, bias_activate,
+    bias_activate_keep, needs_preactivation)
+from pynn.kernels.layer_kernels cimport (
+    N_SETTINGS, SET_EPSILON, SET_MOMENTUM, SET_RATE, batch_norm_backward,
+    batch_norm_backward_inference, batch_norm_forward, batch_norm_moving_stays_finite,
+    batch_norm_update_moving, dropout_backward, dropout_forward, fixed_workspace,
+    layer_norm_backward, layer_norm_forward, row_workspace)
+from pynn.kernels.pcg cimport pcg_t
+from pynn.kernels.codes cimport (
+    ACT_LINEAR, KIND_BATCH_NORM, KIND_DENSE, KIND_DROPOUT, KIND_LAYER_NORM,
+    METRIC_BINARY_ACCURACY, METRIC_CATEGORICAL_ACCURACY, METRIC_SPARSE_ACCURACY,
+    STATUS_NONFINITE, STATUS_OK, STATUS_X_NONFINITE, STATUS_Y_NONFINITE)
+from pynn.kernels.metric_kernels cimport MAX_METRICS, Metrics, metric_value
+from pynn.kernels.loss_kernels cimport loss_and_grad
 from libc.math cimport isfinite
 
-from optim_kernels cimport (VAR_COLS, Bounds, GradPass, OptSettings, all_finite,
-                           bounded_update_is_finite, fill_hyper, grad_pass, measure_bounds,
-                           optimizer_step, penalty, settings_of, state_size,
-                           update_is_finite)
+from pynn.kernels.optim_kernels cimport (
+    VAR_COLS, Bounds, GradPass, OptSettings, all_finite, bounded_update_is_finite,
+    fill_hyper, grad_pass, measure_bounds, optimizer_step, penalty, settings_of, state_size,
+    update_is_finite)
 
 cdef enum:
     N_COLS = 11

@@ -1,4 +1,4 @@
-"""The vectorised exp, tanh and sigmoid of csrc/vmath.h, over NumPy arrays.
+"""The vectorised exp, tanh and sigmoid of csrc/pynn/kernels/vmath.h, over NumPy arrays.
 
 For the tests (each instruction-set path against libm and the others) and
 for ``python -m pynn info`` (which path runs).  The kernels call them from
@@ -6,9 +6,9 @@ C; nothing in the training path goes through this module.
 """
 import numpy as np
 
-from vmath cimport (MAX_ULP_EXP, MAX_ULP_SIGMOID, MAX_ULP_TANH, VMATH_N_ISA,
-                    vmath_apply_d, vmath_apply_f, vmath_isa_name, vmath_isa_names,
-                    vmath_request, vmath_supported)
+from pynn.kernels.vmath cimport (
+    MAX_ULP_EXP, MAX_ULP_SIGMOID, MAX_ULP_TANH, VMATH_N_ISA, vmath_apply_d, vmath_apply_f,
+    vmath_isa_name, vmath_isa_names, vmath_request, vmath_supported)
 
 FUNCTIONS = ("exp", "tanh", "sigmoid")
 ISAS = tuple(vmath_isa_names[i].decode() for i in range(VMATH_N_ISA))

@@ -1,8 +1,8 @@
 # Python entry points to the loss kernels of loss_kernels.pxd.
 from cython cimport floating
 
-from fpenv cimport fpenv_enter, fpenv_exit, fpenv_t
-from loss_kernels cimport loss_and_grad
+from pynn.kernels.fpenv cimport fpenv_enter, fpenv_exit, fpenv_t
+from pynn.kernels.loss_kernels cimport loss_and_grad
 
 
 def loss_value_grad(int code,

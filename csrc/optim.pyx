@@ -3,11 +3,11 @@ from cython cimport floating
 from libc.stdint cimport int64_t
 
 
-from fpenv cimport fpenv_enter, fpenv_exit, fpenv_t
-from optim_kernels cimport (HYPER_STEP, VAR_COLS, GradPass, OptSettings, all_finite,
-                            fill_hyper, grad_pass, optimizer_step, settings_of,
-                            update_is_finite)
-from optim_kernels cimport nadam_u_product as _nadam_u_product
+from pynn.kernels.fpenv cimport fpenv_enter, fpenv_exit, fpenv_t
+from pynn.kernels.optim_kernels cimport (
+    HYPER_STEP, VAR_COLS, GradPass, OptSettings, all_finite, fill_hyper, grad_pass,
+    optimizer_step, settings_of, update_is_finite)
+from pynn.kernels.optim_kernels cimport nadam_u_product as _nadam_u_product
 
 
 def step(int code,

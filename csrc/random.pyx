@@ -23,7 +23,7 @@ from cython cimport floating
 from libc.math cimport erfc, exp, log, sqrt, nextafter, nextafterf, INFINITY
 from libc.stdint cimport uint64_t, int64_t, uint32_t
 
-from pcg cimport PCG_MULT, pcg_double, pcg_next, pcg_t, uint128_t
+from pynn.kernels.pcg cimport PCG_MULT, pcg_double, pcg_next, pcg_t, uint128_t
 
 cdef object _MASK64 = (1 << 64) - 1
 cdef object _MASK128 = (1 << 128) - 1
@@ -444,7 +444,7 @@ cdef class Generator:
         self.rng.inc = _to_u128(inc)
 
     def state_address(self):
-        """The address of the PCG64 state (a ``pcg_t``, csrc/pcg.pxd), for
+        """The address of the PCG64 state (a ``pcg_t``, csrc/pynn/kernels/pcg.pxd), for
         compiled code that draws from this generator in place: the network's
         dropout masks.  Valid while the Generator lives; the caller keeps a
         reference to it and never draws from two threads at once."""

@@ -1,4 +1,4 @@
-"""The coefficients of Q in csrc/vmath.h: minimax on the relative error.
+"""The coefficients of Q in csrc/pynn/kernels/vmath.h: minimax on the relative error.
 
 Q(r) approximates (e^r - 1 - r) / r^2 on |r| <= ln2 / 2 (a little wider,
 for the rounding of r), so that exp(r) = 1 + (r + r^2 Q(r)).  The Remez

@@ -11,6 +11,7 @@ from . import _threads
 
 _threads.install_backend()   # the GEMM the kernels call, chosen once (PYNN_BLAS)
 from ._version import __version__
+from ._dense import get_include
 from . import (activations, callbacks, initializers, losses, metrics, optimizers,
                regularizers, schedules)
 from .callbacks import (CSVLogger, Callback, EarlyStopping, History, LambdaCallback,
@@ -33,6 +34,6 @@ __all__ = [
     "InverseScaling", "LambdaCallback", "LayerNormalization", "LearningRateScheduler", "LinearWarmup",
     "MeanSquaredError", "ModelCheckpoint", "Nadam", "Precision", "RMSprop", "Recall", "ReduceLROnPlateau", "SGD",
     "Sequential", "SparseCategoricalCrossentropy", "StepDecay", "TerminateOnNaN",
-    "activations", "callbacks", "check_gradients", "initializers", "load", "losses",
+    "activations", "callbacks", "check_gradients", "get_include", "initializers", "load", "losses",
     "metrics", "optimizers", "regularizers", "schedules",
 ]

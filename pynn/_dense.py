@@ -16,18 +16,12 @@ import warnings
 
 from . import _elementwise
 
-ISAS = ("default", "avx2", "avx512f")   # narrowest first, as csrc/vmath.h's paths
+ISAS = ("default", "avx2", "avx512f")   # narrowest first, as csrc/pynn/kernels/vmath.h's paths
 
 
 def _built():
-    found = []
-    for isa in ISAS:
-        try:
-            importlib.util.find_spec(f"{__package__}._dense_{isa}").loader  # noqa: B018
-        except AttributeError:
-            continue
-        found.append(isa)
-    return found
+    return [isa for isa in ISAS
+            if importlib.util.find_spec(f"{__package__}._dense_{isa}") is not None]
 
 
 def _choose(requested):
@@ -60,3 +54,19 @@ SETTINGS_WIDTH = MODULE.SETTINGS_WIDTH
 def built_isas():
     """The builds installed, narrowest first (only 'default' off x86-64)."""
     return tuple(_built())
+
+
+def get_include():
+    """The folder of pynn's kernel declarations and C headers, for Cython code
+    that cimports them (``from pynn.kernels.activation_kernels cimport
+    activate``): give it to the C compiler's include dirs, and the folder two
+    levels up to Cython's include path (an installed wheel's site-packages,
+    which Cython searches anyway, or a source tree's csrc/)."""
+    spec = importlib.util.find_spec(f"{__package__}.kernels")
+    if spec is not None and spec.submodule_search_locations:
+        for where in spec.submodule_search_locations:
+            if os.path.isfile(os.path.join(where, "__init__.pxd")):
+                return str(where)
+    # a source tree used in place, without an install
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return os.path.join(here, "csrc", "pynn", "kernels")

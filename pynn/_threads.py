@@ -1,7 +1,7 @@
 """The BLAS that pynn's kernels call: which library multiplies, and its threads.
 
 The kernels' GEMM goes through one function pointer per dtype
-(csrc/blas_backend.h), chosen once, at import of pynn, by `install_backend`:
+(csrc/pynn/kernels/blas_backend.h), chosen once, at import of pynn, by `install_backend`:
 
 - ``openblas``: SciPy's BLAS through ``scipy.linalg.cython_blas`` (OpenBLAS in
   SciPy's wheels).  The default when MKL is not installed.
@@ -17,7 +17,7 @@ results are bit-reproducible per backend, not across backends.
 Threads: OpenBLAS 0.3.27+ exports ``openblas_set_num_threads_local`` and MKL
 ``MKL_Set_Num_Threads_Local``; both set the thread count of the calling
 thread only.  OpenBLAS's is called directly (0 drops the override); MKL's
-through a wrapper in csrc/blas_backend.h that restores the value it found,
+through a wrapper in csrc/pynn/kernels/blas_backend.h that restores the value it found,
 since threadpoolctl limits MKL through that same per-thread count.  The kernels use it to run small
 steps on one thread (waking a second costs more than it saves there) and to
 honour a model's ``n_threads``, leaving the process-wide count, and so
@@ -87,7 +87,7 @@ def _kernel_modules():
 def _set_pointers(sgemm, dgemm, set_threads):
     """Write the backend's addresses into each kernel module's table.
 
-    Returns the address of the thread wrapper of csrc/blas_backend.h in the
+    Returns the address of the thread wrapper of csrc/pynn/kernels/blas_backend.h in the
     network's module (0 when no module holds one).
     """
     wrapper = 0

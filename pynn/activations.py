@@ -1,6 +1,6 @@
 """Activation names and the codes the compiled kernels know them by.
 
-The maths lives in csrc/activation_kernels.pxd; pynn/reference.py has the
+The maths lives in csrc/pynn/kernels/activation_kernels.pxd; pynn/reference.py has the
 same functions in NumPy.  Each takes Keras 3's defaults (``keras.activations``):
 leaky_relu's negative_slope 0.2, elu's alpha 1, selu's constants of Klambauer
 et al. (2017), gelu's exact erf form (approximate=False), swish (also named
@@ -16,7 +16,7 @@ at a time (``pynn.custom``), slower than the compiled network.
 """
 from ._codes import Activation as _Activation
 
-# the kernels' codes (csrc/codes.pxd)
+# the kernels' codes (csrc/pynn/kernels/codes.pxd)
 (LINEAR, RELU, TANH, SIGMOID, SOFTMAX, LEAKY_RELU, ELU, SELU, GELU, SWISH,
  SOFTPLUS) = (int(a) for a in (
      _Activation.LINEAR, _Activation.RELU, _Activation.TANH, _Activation.SIGMOID,

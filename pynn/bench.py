@@ -429,7 +429,7 @@ def _numpy_elementwise(name, x, y):
 
 
 def print_elementwise(dtypes, rounds, n_elements=1 << 20):
-    """ns per element of exp/tanh/sigmoid: NumPy's ufuncs and each path of csrc/vmath.h.
+    """ns per element of exp/tanh/sigmoid: NumPy's ufuncs and each path of csrc/pynn/kernels/vmath.h.
 
     One thread each, no BLAS: one process serves.  pynn's figure holds a copy
     of the input into the output (its functions work in place), NumPy's not.

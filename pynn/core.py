@@ -37,7 +37,7 @@ from .summary import summary_table
 
 _PREDICT_CHUNK = 4096
 
-# What the compiled network's step reports (declared once, in csrc/codes.pxd):
+# What the compiled network's step reports (declared once, in csrc/pynn/kernels/codes.pxd):
 # OK; NONFINITE, the loss, a gradient or an updated value not finite (nothing
 # applied); X_NONFINITE / Y_NONFINITE, the batch holds NaN or inf (nothing ran).
 STATUS_OK = int(_codes.Status.OK)

@@ -243,7 +243,7 @@ class Dense:
                 KIND_DENSE, -1, -1, -1, -1)
 
     def settings(self) -> tuple[float, float]:
-        """The compiled layer's real settings (csrc/layer_kernels.pxd)."""
+        """The compiled layer's real settings (csrc/pynn/kernels/layer_kernels.pxd)."""
         return 0.0, 0.0
 
     def attach(self, n_in, params, grads, w_offset, b_offset, stats, s_offset):

@@ -1,7 +1,7 @@
 """Losses: a name, a kernel code, and how targets are checked.
 
 The value and gradient are computed in one compiled pass
-(csrc/loss_kernels.pxd); pynn/reference.py has the same maths in NumPy.
+(csrc/pynn/kernels/loss_kernels.pxd); pynn/reference.py has the same maths in NumPy.
 
 A custom loss subclasses :class:`Loss` with ``call`` (the loss of each
 sample) and ``gradient`` (its derivative), since pynn has no automatic
@@ -17,7 +17,7 @@ from . import _codes, _losses
 from ._registry import from_config, from_name
 from ._validation import as_float_array, check_bool, check_finite, check_real
 
-# the kernels' codes (csrc/codes.pxd)
+# the kernels' codes (csrc/pynn/kernels/codes.pxd)
 (MSE, BCE, BCE_LOGITS, CCE, CCE_LOGITS, SPARSE_CCE, SPARSE_CCE_LOGITS,
  MAE, HUBER, POISSON, POISSON_LOG) = (
     int(_codes.Loss[k]) for k in ("MSE", "BCE", "BCE_LOGITS", "CCE", "CCE_LOGITS",
@@ -262,7 +262,7 @@ class _CrossEntropy(Loss):
       well defined and differentiable.
     - another activation and ``from_logits=False``: the output is taken as
       probabilities, and the log is clipped at the storage type's machine
-      epsilon as a last resort (see csrc/loss_kernels.pxd).
+      epsilon as a last resort (see csrc/pynn/kernels/loss_kernels.pxd).
     """
 
     activation = None          # the output activation this loss implies

@@ -32,7 +32,7 @@ from .reference import sigmoid, softmax
 from ._codes import Metric as _Metric
 
 _ACTIVATE = {"sigmoid": sigmoid, "softmax": softmax}
-# the compiled metrics' codes (csrc/codes.pxd)
+# the compiled metrics' codes (csrc/pynn/kernels/codes.pxd)
 _BINARY_ACCURACY, _CATEGORICAL_ACCURACY, _SPARSE_ACCURACY = (
     int(_Metric[k]) for k in ("BINARY_ACCURACY", "CATEGORICAL_ACCURACY", "SPARSE_ACCURACY"))
 

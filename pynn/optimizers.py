@@ -2,7 +2,7 @@
 
 An optimizer keeps its state (SGD's velocity) in one buffer laid out like the
 parameters, so the whole update is a single compiled pass
-(csrc/optim_kernels.pxd).
+(csrc/pynn/kernels/optim_kernels.pxd).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from . import _codes, _optim, schedules
 from ._registry import from_config, from_name
 from ._validation import check_bool, check_real
 
-# the kernels' codes (csrc/codes.pxd)
+# the kernels' codes (csrc/pynn/kernels/codes.pxd)
 SGD_CODE, ADAM_CODE = int(_codes.Optimizer.SGD), int(_codes.Optimizer.ADAM)
 RMSPROP_CODE, ADAMW_CODE = int(_codes.Optimizer.RMSPROP), int(_codes.Optimizer.ADAMW)
 NADAM_CODE, ADAGRAD_CODE = int(_codes.Optimizer.NADAM), int(_codes.Optimizer.ADAGRAD)
@@ -239,7 +239,7 @@ class Optimizer:
 
     # Each optimizer names its settings once: in its config's order
     # (learning_rate first), and in the order of its kernel's slots after the
-    # learning rate (csrc/optim_kernels.pxd); whether the kernel reads the
+    # learning rate (csrc/pynn/kernels/optim_kernels.pxd); whether the kernel reads the
     # step count.
     _CONFIG: tuple[str, ...] = ("learning_rate",)
     _KERNEL: tuple[str, ...] = ()

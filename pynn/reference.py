@@ -166,7 +166,7 @@ LOSS_ACTIVATION = {
 def flush_subnormals(x):
     """x with its subnormal entries set to zero (of the same sign): what the
     compiled kernels read and write, since they run with flush-to-zero and
-    denormals-are-zero on (csrc/fpenv.h).  Returns a new array."""
+    denormals-are-zero on (csrc/pynn/kernels/fpenv.h).  Returns a new array."""
     x = np.array(x, copy=True)
     x[np.abs(x) < np.finfo(x.dtype).tiny] *= 0
     return x

@@ -6,7 +6,7 @@ loss that fit, train_on_batch and evaluate report (after the mean over the
 batch, as Keras adds a layer's regularization losses), and its gradient
 ``l1 * sign(w) + 2 * l2 * w`` to the array's gradient, inside the compiled
 step: the gradient pass that follows the backward pass reads each
-regularized array once for both (csrc/optim_kernels.pxd ``grad_pass``).
+regularized array once for both (csrc/pynn/kernels/optim_kernels.pxd ``grad_pass``).
 The twins are pynn/reference.py's ``l1_regularizer``, ``l2_regularizer``
 and ``l1_l2_regularizer``.
 

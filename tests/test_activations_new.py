@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import pynn
-from conftest import assert_close, make_model
+from conftest import TOL, assert_close, make_model
 from pynn import _dense, activations, keras
 from pynn import reference as ref
 from pynn.training.runners import run_batches
@@ -65,6 +65,34 @@ def test_kernel_per_element_matches_its_twin(name, dtype, rng):
     _dense.dense_backward(x, W, a, dz, activations.code(name), np.empty_like(W),
                           np.empty_like(b), None, x if name in FROM_Z else None)
     assert_close(dz[:, 0], grad_a * df(z, f(z)), dtype)
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_wide_rows_match_the_twin_across_chunks_and_branches(name, dtype, rng):
+    # rows of 700: the vectorised passes' chunks of 256 and their tails; the
+    # values around -1/4 and 0, where elu's, selu's and softplus's
+    # exponentials switch between the vectorised exp and libm's expm1
+    m = 700
+    z = np.concatenate([np.linspace(-0.3, -0.2, 400), np.linspace(-1e-3, 1e-3, 400),
+                        rng.standard_normal(1300) * 6])[:3 * m]
+    x = rng.permutation(z).reshape(3, m).astype(dtype)
+    W = np.eye(m, dtype=dtype)          # z = x exactly: x @ I adds zeros only
+    b = np.zeros(m, dtype)
+    a = np.empty_like(x)
+    _dense.dense_forward(x, W, b, activations.code(name), a)
+    f, df = twin(name)
+    assert_close(a, f(x), dtype)
+    grad_a = rng.standard_normal(x.shape).astype(dtype)
+    dz = grad_a.copy()
+    _dense.dense_backward(x, W, a, dz, activations.code(name), np.empty_like(W),
+                          np.empty_like(b), None, x if name in FROM_Z else None)
+    assert_close(dz, grad_a * df(x, f(x)), dtype)
+    # near 0, relatively: exp(z) - 1 in place of expm1 would be off by
+    # about one float's epsilon absolutely, far more than that relatively
+    near = np.abs(x) <= 1e-3
+    rtol = TOL[dtype]["rtol"]
+    np.testing.assert_allclose(a[near], f(x)[near], rtol=rtol, atol=0)
+    np.testing.assert_allclose(dz[near], (grad_a * df(x, f(x)))[near], rtol=rtol, atol=0)
 
 
 @pytest.mark.parametrize("name", NEW)

@@ -1,4 +1,4 @@
-"""The kernel codes: declared once in csrc/codes.pxd, read by the Python layer."""
+"""The kernel codes: declared once in csrc/pynn/kernels/codes.pxd, read by the Python layer."""
 import numpy as np
 
 import pynn

@@ -77,6 +77,26 @@ def test_masks_are_the_model_generators_stream_in_row_major_order(dtype):
     assert abs((mask != 0).mean() - (1 - RATE)) < 0.06
 
 
+@pytest.mark.parametrize("n, width", [(1, 1), (1, 3), (1, 4), (1, 5), (3, 7), (2, 8), (5, 13)])
+@pytest.mark.parametrize("rate", [1e-17, 0.25, 0.5, 0.9, 1 - 2.0 ** -53])
+def test_every_count_and_rate_draws_the_stream(n, width, rate):
+    # the masks are drawn four chains at a time and the last ones singly:
+    # every count (tails of 0 to 3) and rates at the ends of [0, 1) give
+    # the generator's stream itself, and leave the generator just past it
+    model = pynn.Sequential([pynn.Dense(width, activation="tanh", input_dim=2),
+                             pynn.Dropout(rate), pynn.Dense(1)], seed=4)
+    model.compile(optimizer="sgd", loss="mse")
+    x, y = np.ones((n, 2)), np.zeros((n, 1))
+    for _ in range(3):          # from states at every offset of the stream
+        twin = model.generator.copy()
+        model.gradients(x, y)
+        mask = model.engine.layer_workspace(1, n)
+        u = uniforms(twin, mask.size).reshape(mask.shape)
+        np.testing.assert_array_equal(mask != 0, keep_of(u, rate))
+        model.train_on_batch(x, y)
+        assert model.generator.get_state() == twin.get_state()
+
+
 def test_a_layer_seed_draws_from_its_own_generator(dtype):
     x, y = data(dtype)
     model = make(dtype, dropout_seed=7)

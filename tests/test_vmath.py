@@ -1,4 +1,4 @@
-"""The vectorised exp, tanh and sigmoid of csrc/vmath.h against libm's in
+"""The vectorised exp, tanh and sigmoid of csrc/pynn/kernels/vmath.h against libm's in
 long double, on every instruction-set path this CPU runs: within the
 documented bound in ulps on a dense grid and at the extremes, and the same
 bits on every path."""

@@ -39,6 +39,13 @@ TRAIN = textwrap.dedent("""
     here = Path(pynn.__file__).resolve()
     assert Path(sys.prefix).resolve() in here.parents, (here, sys.prefix)
     assert (here.parent / "py.typed").is_file()
+    # the kernels' declarations, installed for other Cython code to cimport
+    kernels = Path(pynn.get_include())
+    assert here.parent / "kernels" == kernels, kernels
+    for name in ("__init__.pxd", "activation_kernels.pxd", "codes.pxd", "vmath.h"):
+        assert (kernels / name).is_file(), name
+    from pynn import _dense
+    assert _dense.ISA in _dense.built_isas()
     rng = np.random.default_rng(0)
     x = rng.normal(size=(256, 3))
     y = (x @ [1.0, -2.0, 0.5])[:, None]

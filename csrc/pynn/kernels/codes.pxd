@@ -2,7 +2,10 @@
 # declared once: cimported by the kernels, and seen from Python as the
 # IntEnums of pynn._codes (codes.pyx), which pynn/activations.py, losses.py,
 # optimizers.py, metrics.py and model.py import theirs from.  (A cpdef enum
-# here would want a Python module named `codes` to import its class from.)
+# here would make its Python class live in a compiled module of this path,
+# pynn.kernels.codes, beside these declarations; plain enums keep the
+# declarations a header any Cython module can cimport, and codes.pyx builds
+# the Python enums from their values, so that the two cannot drift apart.)
 
 cdef enum Activation:
     ACT_LINEAR = 0

@@ -20,13 +20,18 @@ cdef struct pcg_t:
     uint128_t inc
 
 
+cdef inline uint64_t pcg_output(uint128_t s) noexcept nogil:
+    # XSL-RR: the output of a state
+    cdef uint64_t x = (<uint64_t>(s >> 64)) ^ (<uint64_t>s)
+    cdef unsigned int rot = <unsigned int>(s >> 122)
+    return (x >> rot) | (x << ((64 - rot) & 63))
+
+
 cdef inline uint64_t pcg_next(pcg_t* rng) noexcept nogil:
     # Advance, then output XSL-RR of the new state (as pcg64_random_r).
     cdef uint128_t s = rng.state * PCG_MULT + rng.inc
     rng.state = s
-    cdef uint64_t x = (<uint64_t>(s >> 64)) ^ (<uint64_t>s)
-    cdef unsigned int rot = <unsigned int>(s >> 122)
-    return (x >> rot) | (x << ((64 - rot) & 63))
+    return pcg_output(s)
 
 
 cdef inline double pcg_double(pcg_t* rng) noexcept nogil:

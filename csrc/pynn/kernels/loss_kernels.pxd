@@ -34,9 +34,9 @@ from cython cimport floating
 from libc.float cimport DBL_EPSILON, FLT_EPSILON
 from libc.math cimport NAN, exp, fabs, log, log1p
 
-from codes cimport (LOSS_BCE, LOSS_BCE_LOGITS, LOSS_CCE, LOSS_CCE_LOGITS, LOSS_HUBER,
-                   LOSS_MAE, LOSS_MSE, LOSS_POISSON, LOSS_POISSON_LOG, LOSS_SPARSE_CCE,
-                   LOSS_SPARSE_CCE_LOGITS)
+from pynn.kernels.codes cimport (
+    LOSS_BCE, LOSS_BCE_LOGITS, LOSS_CCE, LOSS_CCE_LOGITS, LOSS_HUBER, LOSS_MAE, LOSS_MSE,
+    LOSS_POISSON, LOSS_POISSON_LOG, LOSS_SPARSE_CCE, LOSS_SPARSE_CCE_LOGITS)
 
 
 cdef inline double mse_and_grad(const floating* P, const floating* Y,

@@ -16,7 +16,7 @@ from cython cimport floating
 from libc.float cimport DBL_MAX, FLT_MAX
 from libc.math cimport INFINITY, fabs, fabsf, fmax, fmin, isfinite, pow, sqrt
 
-from codes cimport OPT_ADAGRAD, OPT_ADAM, OPT_ADAMW, OPT_NADAM, OPT_RMSPROP, OPT_SGD
+from pynn.kernels.codes cimport OPT_ADAGRAD, OPT_ADAM, OPT_ADAMW, OPT_NADAM, OPT_RMSPROP, OPT_SGD
 
 cdef enum:
     # the Python side's settings sequence: SGD [learning_rate, momentum,

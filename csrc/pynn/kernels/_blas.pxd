@@ -1,4 +1,4 @@
-# Row-major GEMM behind one function pointer per dtype (csrc/blas_backend.h).
+# Row-major GEMM behind one function pointer per dtype (csrc/pynn/kernels/blas_backend.h).
 #
 # By default the pointer is NULL and the product goes to the Fortran BLAS
 # that SciPy exports to Cython (OpenBLAS in SciPy's wheels).  BLAS is

@@ -1,7 +1,7 @@
 # Metrics computed inside the compiled epoch.
 from cython cimport floating
 
-from codes cimport METRIC_BINARY_ACCURACY, METRIC_CATEGORICAL_ACCURACY
+from pynn.kernels.codes cimport METRIC_BINARY_ACCURACY, METRIC_CATEGORICAL_ACCURACY
 
 
 # Accuracies computed on each batch's output inside the compiled epoch, so

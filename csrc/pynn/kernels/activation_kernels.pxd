@@ -15,9 +15,10 @@
 from cython cimport floating
 from libc.math cimport erfc, erfcf, exp, expf, expm1, expm1f, log1p, log1pf, tanh, tanhf
 
-from codes cimport (ACT_ELU, ACT_GELU, ACT_LEAKY_RELU, ACT_LINEAR, ACT_RELU, ACT_SELU,
-                    ACT_SIGMOID, ACT_SOFTMAX, ACT_SOFTPLUS, ACT_SWISH, ACT_TANH)
-from vmath cimport vexp, vsigmoid, vtanh
+from pynn.kernels.codes cimport (
+    ACT_ELU, ACT_GELU, ACT_LEAKY_RELU, ACT_LINEAR, ACT_RELU, ACT_SELU, ACT_SIGMOID,
+    ACT_SOFTMAX, ACT_SOFTPLUS, ACT_SWISH, ACT_TANH)
+from pynn.kernels.vmath cimport vexp, vsigmoid, vtanh
 
 cdef extern from *:
     """
@@ -59,6 +60,13 @@ cdef inline floating fexpm1(floating x) noexcept nogil:
         return expm1f(x)
     else:
         return expm1(x)
+
+
+cdef inline floating _log1p(floating x) noexcept nogil:
+    if floating is float:
+        return log1pf(x)
+    else:
+        return log1p(x)
 
 
 cdef inline floating ferfc(floating x) noexcept nogil:
@@ -121,6 +129,27 @@ cdef inline floating softplus_derivative_from_output(floating a) noexcept nogil:
     # sigmoid(z) = 1 - exp(-a), as -expm1(-a): accurate where a ~ exp(z) is
     # tiny (1 - exp(-a) would round to 0 there) and where a ~ z is large
     return -fexpm1(-a)
+
+
+cdef enum:
+    SWISH_CHUNK = 256       # swish, elu, selu: the vectorised exponentials, this many at a time
+
+
+cdef inline void _expm1_negative(floating* z, floating* e, Py_ssize_t k) noexcept nogil:
+    # e <- expm1(min(z, 0)) for k values: the vectorised exp less 1 where
+    # z <= -1/4 (the difference then loses no accuracy: exp(z) <= 0.78),
+    # libm's expm1 closer to 0, where exp(z) - 1 would cancel
+    cdef Py_ssize_t j
+    for j in range(k):
+        e[j] = z[j] if z[j] < 0 else 0
+    vexp(e, k)
+    for j in range(k):
+        if z[j] <= <floating>-0.25:
+            e[j] = e[j] - 1
+        elif z[j] < 0:
+            e[j] = fexpm1(z[j])
+        else:
+            e[j] = 0
 
 
 cdef inline bint needs_preactivation(int act) noexcept nogil:
@@ -191,7 +220,7 @@ cdef inline void softmax_row(floating* z, Py_ssize_t m) noexcept nogil:
             zmax = z[j]
     for j in range(m):
         z[j] = z[j] - zmax
-    vexp(z, m)   # vectorised, csrc/vmath.h
+    vexp(z, m)   # vectorised, csrc/pynn/kernels/vmath.h
     for j in range(m):
         total += z[j]
     for j in range(m):
@@ -206,9 +235,10 @@ cdef inline void softmax_row(floating* z, Py_ssize_t m) noexcept nogil:
 cdef inline void bias_activate(floating* Z, const floating* b,
                                Py_ssize_t n, Py_ssize_t m, int act) noexcept nogil:
     """In place over the row-major (n x m) Z: Z <- act(Z + b), one pass."""
-    cdef Py_ssize_t i, j
+    cdef Py_ssize_t i, j, start, k
     cdef floating* row
     cdef floating z
+    cdef floating s[SWISH_CHUNK]
     for i in range(n):
         row = Z + i * m
         if act == ACT_RELU:
@@ -225,11 +255,60 @@ cdef inline void bias_activate(floating* Z, const floating* b,
         elif act == ACT_TANH:
             for j in range(m):
                 row[j] = row[j] + b[j]
-            vtanh(row, m)   # vectorised, csrc/vmath.h
+            vtanh(row, m)   # vectorised, csrc/pynn/kernels/vmath.h
         elif act == ACT_SIGMOID:
             for j in range(m):
                 row[j] = row[j] + b[j]
-            vsigmoid(row, m)   # vectorised, csrc/vmath.h
+            vsigmoid(row, m)   # vectorised, csrc/pynn/kernels/vmath.h
+        elif act == ACT_LEAKY_RELU:
+            for j in range(m):
+                z = row[j] + b[j]
+                row[j] = z if z > 0 else <floating>LEAKY_RELU_SLOPE * z
+        elif act == ACT_ELU or act == ACT_SELU:
+            # the exponentials of the negative side vectorised, a chunk at a time
+            start = 0
+            while start < m:
+                k = min(<Py_ssize_t>SWISH_CHUNK, m - start)
+                for j in range(k):
+                    row[start + j] = row[start + j] + b[start + j]
+                _expm1_negative(row + start, s, k)
+                if act == ACT_ELU:
+                    for j in range(k):
+                        z = row[start + j]
+                        row[start + j] = z if z > 0 else s[j]
+                else:
+                    for j in range(k):
+                        z = row[start + j]
+                        row[start + j] = (<floating>SELU_SCALE * z if z > 0
+                                          else <floating>(SELU_SCALE * SELU_ALPHA) * s[j])
+                start += k
+        elif act == ACT_SOFTPLUS:
+            # max(z, 0) + log1p(exp(-|z|)), the exponentials vectorised
+            start = 0
+            while start < m:
+                k = min(<Py_ssize_t>SWISH_CHUNK, m - start)
+                for j in range(k):
+                    z = row[start + j] + b[start + j]
+                    row[start + j] = z
+                    s[j] = -z if z > 0 else z
+                vexp(s, k)
+                for j in range(k):
+                    z = row[start + j]
+                    row[start + j] = (z if z > 0 else 0) + _log1p(s[j])
+                start += k
+        elif act == ACT_SWISH:
+            # z sigmoid(z), the sigmoids vectorised a chunk at a time
+            start = 0
+            while start < m:
+                k = min(<Py_ssize_t>SWISH_CHUNK, m - start)
+                for j in range(k):
+                    z = row[start + j] + b[start + j]
+                    row[start + j] = z
+                    s[j] = z
+                vsigmoid(s, k)
+                for j in range(k):
+                    row[start + j] = row[start + j] * s[j]
+                start += k
         else:
             for j in range(m):
                 row[j] = activate(row[j] + b[j], act)
@@ -241,7 +320,20 @@ cdef inline void bias_activate_keep(floating* A, floating* Z, const floating* b,
     A <- act(Z), for an activation whose derivative needs Z."""
     cdef Py_ssize_t i, j
     cdef floating z
+    cdef floating* a
+    cdef floating* zr
     for i in range(n):
+        if act == ACT_SWISH:
+            # z sigmoid(z) with the vectorised sigmoid: Z, a copy, vsigmoid, the product
+            a = A + i * m
+            zr = Z + i * m
+            for j in range(m):
+                zr[j] = a[j] + b[j]
+                a[j] = zr[j]
+            vsigmoid(a, m)
+            for j in range(m):
+                a[j] = zr[j] * a[j]
+            continue
         for j in range(m):
             z = A[i * m + j] + b[j]
             Z[i * m + j] = z
@@ -251,7 +343,9 @@ cdef inline void bias_activate_keep(floating* A, floating* Z, const floating* b,
 cdef inline void activation_backward(floating* dA, const floating* A,
                                      Py_ssize_t n, Py_ssize_t m, int act) noexcept nogil:
     """In place over (n x m): dA <- dL/dZ given dL/dA and the output A."""
-    cdef Py_ssize_t i, j, size = n * m
+    cdef Py_ssize_t i, j, start, k, size = n * m
+    cdef floating t[SWISH_CHUNK]
+    cdef floating e[SWISH_CHUNK]
     cdef floating dot
     cdef floating* g
     cdef const floating* a
@@ -276,6 +370,28 @@ cdef inline void activation_backward(floating* dA, const floating* A,
                 dot += g[j] * a[j]
             for j in range(m):
                 g[j] = a[j] * (g[j] - dot)
+    elif act == ACT_ELU:
+        # one loop per activation, branch-free, so that it vectorises
+        for j in range(size):
+            dA[j] = dA[j] * (1 if A[j] > 0 else A[j] + 1)
+    elif act == ACT_SELU:
+        for j in range(size):
+            dA[j] = dA[j] * (<floating>SELU_SCALE if A[j] > 0
+                             else A[j] + <floating>(SELU_SCALE * SELU_ALPHA))
+    elif act == ACT_LEAKY_RELU:
+        for j in range(size):
+            dA[j] = dA[j] * (1 if A[j] > 0 else <floating>LEAKY_RELU_SLOPE)
+    elif act == ACT_SOFTPLUS:
+        # sigmoid(z) = -expm1(-a) (a >= 0), vectorised as elu's, a chunk at a time
+        start = 0
+        while start < size:
+            k = min(<Py_ssize_t>SWISH_CHUNK, size - start)
+            for j in range(k):
+                t[j] = -A[start + j]
+            _expm1_negative(t, e, k)
+            for j in range(k):
+                dA[start + j] = dA[start + j] * -e[j]
+            start += k
     else:
         for j in range(size):
             dA[j] = dA[j] * derivative_from_output(A[j], act)
@@ -285,6 +401,33 @@ cdef inline void activation_backward_from_preactivation(
         floating* dA, const floating* Z, Py_ssize_t n, Py_ssize_t m, int act) noexcept nogil:
     """In place over (n x m): dA <- dL/dZ given dL/dA and the pre-activation
     Z, for the activations of needs_preactivation."""
-    cdef Py_ssize_t j
-    for j in range(n * m):
+    cdef Py_ssize_t j, start, k, size = n * m
+    cdef floating s[SWISH_CHUNK]
+    if act == ACT_GELU:
+        # Phi(z) + z phi(z), the exponential of phi vectorised, erfc from libm
+        start = 0
+        while start < size:
+            k = min(<Py_ssize_t>SWISH_CHUNK, size - start)
+            for j in range(k):
+                s[j] = <floating>-0.5 * Z[start + j] * Z[start + j]
+            vexp(s, k)
+            for j in range(k):
+                dA[start + j] = dA[start + j] * (
+                    <floating>0.5 * ferfc(-Z[start + j] * <floating>SQRT_HALF)
+                    + Z[start + j] * <floating>INV_SQRT_2PI * s[j])
+            start += k
+        return
+    if act == ACT_SWISH:
+        # s (1 + z (1 - s)), s = sigmoid(z) vectorised, a chunk at a time
+        start = 0
+        while start < size:
+            k = min(<Py_ssize_t>SWISH_CHUNK, size - start)
+            for j in range(k):
+                s[j] = Z[start + j]
+            vsigmoid(s, k)
+            for j in range(k):
+                dA[start + j] = dA[start + j] * (s[j] * (1 + Z[start + j] * (1 - s[j])))
+            start += k
+        return
+    for j in range(size):
         dA[j] = dA[j] * derivative_from_preactivation(Z[j], act)

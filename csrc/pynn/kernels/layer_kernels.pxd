@@ -8,11 +8,12 @@
 # their gradients are NULL with them.  pynn/reference.py holds the NumPy
 # twins (dropout_*, batchnorm_*, layernorm_*) these are tested against.
 from cython cimport floating
-from libc.math cimport isfinite, sqrt, sqrtf
+from libc.math cimport ceil, isfinite, sqrt, sqrtf
+from libc.stdint cimport uint64_t
 from libc.string cimport memcpy, memset
 
-from codes cimport KIND_BATCH_NORM, KIND_DROPOUT, KIND_LAYER_NORM
-from pcg cimport pcg_double, pcg_t
+from pynn.kernels.codes cimport KIND_BATCH_NORM, KIND_DROPOUT, KIND_LAYER_NORM
+from pynn.kernels.pcg cimport PCG_MULT, pcg_next, pcg_output, pcg_t, uint128_t
 
 # the per-layer settings (an array of N_SETTINGS doubles per layer)
 cdef enum:
@@ -64,13 +65,44 @@ cdef inline void dropout_forward(const floating* x, Py_ssize_t count, double rat
         if out != x:
             memcpy(out, x, count * sizeof(floating))
         return
-    st = rng[0]             # in a local for the loop, stored back once
     scale = <floating>(1.0 / (1.0 - rate))
-    for i in range(count):
-        m = scale if pcg_double(&st) >= rate else 0
-        mask[i] = m
-        out[i] = x[i] * m
+    # u = k 2^-53 >= rate exactly when the integer k >= ceil(rate 2^53)
+    # (both sides exact: rate 2^53 < 2^53 is a double scaled by a power of 2)
+    cdef uint64_t keep_from = <uint64_t>ceil(rate * 9007199254740992.0)
+    # The stream is one chain s <- M s + c, each draw a 128-bit multiply
+    # waiting for the last.  Four chains, each stepping four draws at once
+    # (s <- M^4 s + c (M^3 + M^2 + M + 1)), give the same draws in the same
+    # order with four multiplies in flight.
+    cdef uint128_t a4 = PCG_MULT * PCG_MULT
+    a4 = a4 * a4
+    cdef uint128_t c4 = rng.inc * (((PCG_MULT + 1) * PCG_MULT + 1) * PCG_MULT + 1)
+    cdef uint128_t s0, s1, s2, s3
+    i = 0
+    if count >= 4:
+        s0 = rng.state * PCG_MULT + rng.inc
+        s1 = s0 * PCG_MULT + rng.inc
+        s2 = s1 * PCG_MULT + rng.inc
+        s3 = s2 * PCG_MULT + rng.inc
+        while True:
+            mask[i] = scale if (pcg_output(s0) >> 11) >= keep_from else 0
+            mask[i + 1] = scale if (pcg_output(s1) >> 11) >= keep_from else 0
+            mask[i + 2] = scale if (pcg_output(s2) >> 11) >= keep_from else 0
+            mask[i + 3] = scale if (pcg_output(s3) >> 11) >= keep_from else 0
+            i += 4
+            if i + 4 > count:
+                break
+            s0 = s0 * a4 + c4
+            s1 = s1 * a4 + c4
+            s2 = s2 * a4 + c4
+            s3 = s3 * a4 + c4
+        rng.state = s3
+    st = rng[0]             # the last draws one at a time, in a local
+    while i < count:
+        mask[i] = scale if (pcg_next(&st) >> 11) >= keep_from else 0
+        i += 1
     rng[0] = st
+    for i in range(count):
+        out[i] = x[i] * mask[i]
 
 
 cdef inline void dropout_backward(const floating* grad_out, const floating* mask,

@@ -1,0 +1,1 @@
+# The package path of pynn's kernel declarations (csrc/pynn/kernels/), for cimport.

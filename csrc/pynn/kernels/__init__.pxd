@@ -1,0 +1,1 @@
+# pynn's kernel declarations: cimport them as pynn.kernels.NAME (see pynn.get_include()).
