@@ -4,7 +4,7 @@
 # benchmarks/small_gemm.py, which times a call from compiled code.
 from cython cimport floating
 
-from _blas cimport PYNN_SMALL_GEMM_MAX, gemm, gemm_on, small_product
+from pynn.kernels._blas cimport PYNN_SMALL_GEMM_MAX, gemm, gemm_on, small_product
 
 LIBRARIES = ("auto", "openblas", "backend")
 SMALL_GEMM_MAX = PYNN_SMALL_GEMM_MAX

@@ -47,7 +47,7 @@ PYNN_EXPORT int pynn_mkl_threads_local(int n_threads)
 /* Products of at most this many multiply-adds (m * n * k) go to SciPy's
  * OpenBLAS even when the pointers above are set: its small-matrix kernels
  * cost less per call than MKL's up to there (benchmarks/small_gemm.py;
- * csrc/_blas.pxd).  32768 is the largest product of a 64-32-10 network's
+ * csrc/pynn/kernels/_blas.pxd).  32768 is the largest product of a 64-32-10 network's
  * step at batch 16. */
 #define PYNN_SMALL_GEMM_MAX 32768L
 
