@@ -1458,7 +1458,9 @@ cdef class Network:
         if a is None or cnp.PyArray_NDIM(a) != 2 or a.shape[1] != width or a.shape[0] < 1:
             raise ValueError(f"{name} must be an array of shape (n_samples >= 1, {width}), "
                              f"got {'None' if a is None else (<object>a).shape}")
-        if a.dtype != self.dtype or not cnp.PyArray_ISNOTSWAPPED(a):
+        # the type number, not a comparison of dtype objects: a C test per step
+        if cnp.PyArray_TYPE(a) != (cnp.NPY_FLOAT64 if self.is_double else cnp.NPY_FLOAT32) \
+                or not cnp.PyArray_ISNOTSWAPPED(a):
             raise TypeError(f"{name} must be {self.dtype} in native byte order, got {a.dtype}")
         if not cnp.PyArray_ISALIGNED(a):
             raise ValueError(f"{name} must be aligned")

@@ -200,6 +200,7 @@ class Model:
         self._trainable = True
         self._variables_revision = None     # settings_revision() the network's variables follow
         self._prepared = None               # (optimizer, its state) the network holds
+        self._synced_revision = None        # the optimizer's revision the network follows
         self._metrics_compiled = False      # every metric has a compiled twin
         self._custom = False                # a custom loss or activation: pynn.custom
         self._custom_output = None          # the last output pynn.custom computed
@@ -667,6 +668,17 @@ class Model:
             check_finite(x, argname)
         return x
 
+    def accepts(self, x: object, y: object) -> bool:
+        """True when ``x`` and ``y`` can go to ``step`` as they are, with no
+        check in Python: the model is compiled and built, its loss reads any
+        real targets, and the compiled network's fused test
+        (``Network.accepts``: exact NumPy arrays of the model's dtype,
+        C-contiguous, of its widths, one non-zero number of rows) passes.
+        Otherwise ``check_xy`` converts or refuses them."""
+        loss, net = self.loss, self._net
+        return (loss is not None and net is not None and loss.accepts_any_real_targets
+                and net.accepts(x, y))
+
     def check_xy(self, x: npt.ArrayLike, y: npt.ArrayLike,
                  finite: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """``check_x(x)`` and ``y`` as the loss's targets for it, same number of rows."""
@@ -739,6 +751,20 @@ class Model:
             self._prepare_training()
         elif self._variables_revision != settings_revision():
             self._sync_variables()
+        self._synced_revision = opt.revision
+
+    def push_settings(self) -> None:
+        """Hand the optimizer's settings for the next update to the compiled
+        network (``Optimizer.kernel_settings``), after ``refresh_optimizer``'s
+        checks when a setting, the optimizer, its state or a layer's flag
+        changed since the last call.  Hold the model's lock around it."""
+        opt = self._optimizer
+        prepared = self._prepared
+        if prepared is None or prepared[0] is not opt or prepared[1] is not opt.state \
+                or opt.revision != self._synced_revision \
+                or self._variables_revision != settings_revision():
+            self._sync_optimizer()
+        self._net.set_hyper(opt.kernel_settings())
 
     def step(self, x: np.ndarray, y: np.ndarray, update: bool = True,
              sample_weight: np.ndarray | None = None) -> tuple[float, bool]:
@@ -760,22 +786,46 @@ class Model:
             ``optimizer.iterations`` (see ``counting``).
         """
         with self._lock:
-            self._sync_optimizer()
             if self._custom:
+                self._sync_optimizer()
                 loss, applied, self._custom_output = custom.step(self, x, y, update,
                                                                  sample_weight)
                 return loss, applied
-            # counting() written out: the hot path of train_on_batch
-            net, opt = self._net, self._optimizer
-            net.iterations = start = opt.iterations
-            try:
-                net.set_hyper(opt.hyper())
-                loss, status = net.step(x, y, update, sample_weight)
-            finally:
-                opt.iterations = net.iterations
-            if opt.iterations > start and not self._trained:
-                self._trained = True        # set once: no __setattr__ per step
-        raise_for_inputs(status, x, y)
+            return self._compiled_step(x, y, update, sample_weight)
+
+    def step_as_given(self, x: object, y: object) -> tuple[float, bool] | None:
+        """``step(x, y)`` on the arrays as they are, when ``accepts(x, y)`` and
+        the step needs nothing more (no metric to compute from its outputs,
+        no custom loss or activation); None, with nothing run, otherwise.
+
+        train_on_batch's fast path: one lock, one fused check, one compiled call.
+        """
+        with self._lock:
+            loss, net = self.loss, self._net
+            if (loss is None or net is None or self._custom or self.metrics
+                    or not loss.accepts_any_real_targets or not net.accepts(x, y)):
+                return None
+            return self._compiled_step(x, y, True, None)
+
+    def _compiled_step(self, x, y, update, sample_weight):
+        # counting() and push_settings() written out: the hot path of
+        # train_on_batch (the lock held)
+        net, opt = self._net, self._optimizer
+        prepared = self._prepared
+        if prepared is None or prepared[0] is not opt or prepared[1] is not opt.state \
+                or opt.revision != self._synced_revision \
+                or self._variables_revision != settings_revision():
+            self._sync_optimizer()
+        net.iterations = start = opt.iterations
+        try:
+            net.set_hyper(opt.kernel_settings())
+            loss, status = net.step(x, y, update, sample_weight)
+        finally:
+            opt.iterations = net.iterations
+        if opt.iterations > start and not self._trained:
+            self._trained = True        # set once: no __setattr__ per step
+        if status != STATUS_OK:
+            raise_for_inputs(status, x, y)
         return loss, status == STATUS_OK
 
     @contextlib.contextmanager

@@ -80,6 +80,9 @@ class _Setting:
         if model is not None:
             obj._check_value(self, value, model.dtype)
         setattr(obj, self.slot, value)
+        # the settings the network holds are rebuilt at the next step
+        obj.revision = getattr(obj, "revision", 0) + 1
+        obj._kernel_cache = None
 
 
 class _ClipSetting(_Setting):
@@ -127,25 +130,30 @@ class Optimizer:
     def __init__(self, clipnorm=None, clipvalue=None, global_clipnorm=None):
         self.state = None
         self.iterations = 0
+        # moves at every assignment of a setting (the learning rate, momentum,
+        # clipping, ...): what a model compares, once a step, to know whether
+        # the network's copy of the settings or the state's size may be stale
+        self.revision = 0
+        self._kernel_cache = None
         self._owner_ref = None
         self._clipnorm = self._clipvalue = self._global_clipnorm = None
         self.clipnorm = clipnorm
         self.clipvalue = clipvalue
         self.global_clipnorm = global_clipnorm
 
-    def _hyper_slots(self, values, step=True):
-        """The kernel's settings: ``values`` first, then (the slots between
-        left 0) the clipping thresholds and, with ``step``, the count of
-        updates so far.  Without clipping the list stops after the count
-        (or the values): no longer a list than the step needs."""
-        clipping = (self._clipnorm, self._clipvalue, self._global_clipnorm) != (None,) * 3
-        if not clipping:
-            return values + [0.0] * (_STEP_SLOT - len(values)) + [float(self.iterations)] \
-                if step else values
-        slots = values + [0.0] * (16 - len(values))
+    def _clipping(self):
+        return (self._clipnorm, self._clipvalue, self._global_clipnorm) != (None,) * 3
+
+    def _kernel_slots(self, values):
+        """The kernel's settings but the step count: ``values`` first, then
+        (the slots between left 0) the clipping thresholds.  Without
+        clipping the list stops after the values: no longer a list than the
+        step needs."""
+        if not self._clipping():
+            return values
+        slots = values + [0.0] * (_STEP_SLOT - len(values))
         for name, slot in _CLIP_SLOTS.items():
             slots[slot] = getattr(self, name) or 0.0
-        slots[_STEP_SLOT] = float(self.iterations)
         return slots
 
     def _clip_settings(self):
@@ -238,10 +246,33 @@ class Optimizer:
     _KERNEL_STEP = True
 
     def hyper(self) -> list[float]:
-        """The kernel's settings, as a list of floats (see optim_kernels.pxd)."""
-        return self._hyper_slots([self.learning_rate_at(self.iterations)]
-                                 + [float(getattr(self, name)) for name in self._KERNEL],
-                                 step=self._KERNEL_STEP)
+        """The kernel's settings, as a list of floats (see optim_kernels.pxd):
+        ``kernel_settings()``, then (when the kernel reads it, or with
+        clipping) the count of updates so far in the last slot."""
+        slots = list(self.kernel_settings())
+        if self._KERNEL_STEP or self._clipping():
+            slots += [0.0] * (_STEP_SLOT - len(slots)) + [float(self.iterations)]
+        return slots
+
+    def kernel_settings(self) -> tuple[float, ...]:
+        """The settings the compiled network takes before an update: ``hyper()``
+        without the step count (the network counts the updates itself).
+
+        Built once per ``revision`` (the count of assignments of a
+        setting); a schedule's rate is computed at
+        ``iterations`` on every call (and checked, as ``learning_rate_at``
+        checks it), so a schedule still moves at every step and a setting
+        assigned between two steps takes effect at the next one.
+        """
+        cached = self._kernel_cache
+        if cached is None:
+            scheduled = self.scheduled
+            values = self._kernel_slots([0.0 if scheduled else self.learning_rate]
+                                        + [float(getattr(self, name)) for name in self._KERNEL])
+            cached = self._kernel_cache = (scheduled, tuple(values))
+        if cached[0]:
+            return (self.learning_rate_at(self.iterations),) + cached[1][1:]
+        return cached[1]
 
     def _settings(self):
         return {**{name: getattr(self, name) for name in self._CONFIG},

@@ -136,7 +136,7 @@ class Session:
             # and puts the dropout generators back if refused (a non-finite
             # gradient on any rank: every rank refuses)
             with model.counting() as net:
-                net.set_hyper(model.optimizer.hyper())
+                model.push_settings()
                 applied = net.apply_gradients() and not refused
             if applied:
                 self._average_layer_state(model)

@@ -48,7 +48,7 @@ class CompiledEpoch(Runner):
             sample_weight=None):
         model = self.model
         with model.lock, model.counting() as net:
-            net.set_hyper(model.optimizer.hyper())
+            model.push_settings()
             done = net.train_batches(x, y, order, batch_size, first, stop, losses,
                                      metric_values, sample_weight)
         return done
@@ -67,7 +67,7 @@ class PerBatch(Runner):
             done = first
             while done < stop:
                 opt.iterations = net.iterations     # the step the schedule reads
-                net.set_hyper(opt.hyper())
+                model.push_settings()
                 if net.train_batches(x, y, order, batch_size, done, done + 1,
                                      losses, metric_values if in_c else None,
                                      sample_weight) == done:

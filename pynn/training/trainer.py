@@ -181,19 +181,26 @@ def fit_epoch(model, x, y, order, batch_size, sizes, losses, metric_values, cbl,
 
 def train_on_batch(model, x, y, sample_weight=None, class_weight=None, return_dict=False):
     """One forward pass, backward pass and update on a batch: ``Sequential.train_on_batch``."""
-    model.check_compiled("train_on_batch")
-    return_dict = check_bool(return_dict, "return_dict")
-    with model.lock:
-        # The hot path: arrays ready as they are skip the Python checks
-        # (the compiled step checks their values for NaN and inf itself)
-        if not (model.loss.accepts_any_real_targets and model.built
-                and model.engine.accepts(x, y)):
-            x, y = model.check_xy(x, y, finite=False)
-        weights = model.check_weights(sample_weight, class_weight, y)
-        loss, applied = model.step(x, y, sample_weight=weights)
-        # the hot path without metrics builds nothing but the float
-        scores = ({"loss": float(loss), **batch_scores(model, y)}
-                  if applied and model.metrics else None)
+    if return_dict is not False:
+        return_dict = check_bool(return_dict, "return_dict")
+    # The hot path: arrays ready as they are, no weights, no metrics: one
+    # locked call with one fused check (the compiled step checks the values
+    # for NaN and inf itself)
+    done = (model.step_as_given(x, y) if sample_weight is None and class_weight is None
+            else None)
+    if done is not None:
+        loss, applied = done
+        scores = None
+    else:
+        model.check_compiled("train_on_batch")
+        with model.lock:
+            if not model.accepts(x, y):
+                x, y = model.check_xy(x, y, finite=False)
+            weights = (None if sample_weight is None and class_weight is None
+                       else model.check_weights(sample_weight, class_weight, y))
+            loss, applied = model.step(x, y, True, weights)
+            scores = ({"loss": float(loss), **batch_scores(model, y)}
+                      if applied and model.metrics else None)
     if not applied:
         raise DivergenceError(
             f"the loss, a gradient or the updated weights would not be finite "

@@ -44,6 +44,13 @@ PYNN_EXPORT int pynn_mkl_threads_local(int n_threads)
     return pynn_mkl_set_num_threads_local(pynn_mkl_saved_threads);
 }
 
+/* Products of at most this many multiply-adds (m * n * k) go to SciPy's
+ * OpenBLAS even when the pointers above are set: its small-matrix kernels
+ * cost less per call than MKL's up to there (benchmarks/small_gemm.py;
+ * csrc/pynn/kernels/_blas.pxd).  32768 is the largest product of a 64-32-10 network's
+ * step at batch 16. */
+#define PYNN_SMALL_GEMM_MAX 32768L
+
 /* CBLAS's enum values */
 #define PYNN_CBLAS_ROW_MAJOR 101
 #define PYNN_CBLAS_NO_TRANS 111

@@ -1,0 +1,129 @@
+"""The GEMM of the kernels (csrc/_blas.pxd): products of at most
+SMALL_GEMM_MAX multiply-adds go to SciPy's OpenBLAS whatever the backend,
+the others to the backend's (MKL's when it is installed).
+
+Every shape up to the threshold, from a grid of odd and even sizes, with
+every transpose, alpha and beta in {0, 1}: against the NumPy expression in
+float64 (pynn/reference.py's form, op(A) @ op(B)) with a bound from the
+length of the sums, against the backend's GEMM on the same operands, and
+routed as the rule says (bit for bit the library it names).
+"""
+import itertools
+
+import numpy as np
+import pytest
+
+import pynn
+from pynn import _gemm, _threads, reference
+
+SIZES = [1, 2, 3, 5, 8, 13, 16, 17, 31, 32, 33, 64, 65, 128, 129]
+THRESHOLD = _gemm.SMALL_GEMM_MAX
+SHAPES = [(m, n, k) for m, n, k in itertools.product(SIZES, repeat=3)
+          if m * n * k <= THRESHOLD]
+TRANSPOSES = list(itertools.product([False, True], repeat=2))
+# (alpha, beta): the four the network uses or could (beta 0 and 1), and a scaled one
+SCALES = [(1.0, 0.0), (1.0, 1.0), (-0.5, 0.0), (0.75, 1.0)]
+
+
+def operands(rng, trans_a, trans_b, m, n, k, dtype):
+    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
+    c = rng.standard_normal((m, n)).astype(dtype)
+    return a, b, c
+
+
+def expected(a, b, c, trans_a, trans_b, alpha, beta):
+    """The product in float64, and a bound on a correctly summed result's
+    error in the operands' dtype: sums of k terms, each rounded."""
+    a64, b64, c64 = (v.astype(np.float64) for v in (a, b, c))
+    op_a, op_b = (a64.T if trans_a else a64), (b64.T if trans_b else b64)
+    value = alpha * (op_a @ op_b) + beta * c64
+    k = op_a.shape[1]
+    scale = abs(alpha) * (np.abs(op_a) @ np.abs(op_b)) + abs(beta) * np.abs(c64)
+    eps = np.finfo(a.dtype).eps
+    return value, 2 * (k + 2) * eps * scale + np.finfo(a.dtype).tiny
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("trans_a, trans_b", TRANSPOSES)
+def test_every_small_shape_against_numpy_and_the_backend(dtype, trans_a, trans_b):
+    rng = np.random.default_rng(hash((dtype, trans_a, trans_b)) % 2**32)
+    for i, (m, n, k) in enumerate(SHAPES):
+        assert _gemm.goes_to_openblas(m, n, k)
+        alpha, beta = SCALES[i % len(SCALES)]
+        a, b, c0 = operands(rng, trans_a, trans_b, m, n, k, dtype)
+        want, bound = expected(a, b, c0, trans_a, trans_b, alpha, beta)
+        results = {}
+        for library in _gemm.LIBRARIES:
+            c = c0.copy()
+            _gemm.matmul(trans_a, trans_b, alpha, a, b, beta, c, library)
+            assert np.all(np.abs(c - want) <= bound), (library, m, n, k, alpha, beta)
+            results[library] = c
+        # below the threshold the kernels' GEMM is SciPy's OpenBLAS, bit for bit
+        np.testing.assert_array_equal(results["auto"], results["openblas"])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_every_scale_on_the_network_shapes(dtype):
+    # a 64-32-10 network at batch 16: the forward, weight-gradient and
+    # input-gradient products of each layer, every alpha and beta
+    rng = np.random.default_rng(7)
+    shapes = [(False, True, 16, 32, 64), (False, True, 16, 10, 32),
+              (True, False, 10, 32, 16), (True, False, 32, 64, 16),
+              (False, False, 16, 32, 10), (False, False, 16, 64, 32)]
+    for (trans_a, trans_b, m, n, k), (alpha, beta) in itertools.product(shapes, SCALES):
+        a, b, c0 = operands(rng, trans_a, trans_b, m, n, k, dtype)
+        want, bound = expected(a, b, c0, trans_a, trans_b, alpha, beta)
+        c = c0.copy()
+        _gemm.matmul(trans_a, trans_b, alpha, a, b, beta, c)
+        assert np.all(np.abs(c - want) <= bound)
+
+
+def test_beta_zero_never_reads_c():
+    # as BLAS: with beta 0, whatever C held (NaN included) is not read
+    rng = np.random.default_rng(3)
+    for dtype, library in itertools.product(["float32", "float64"], _gemm.LIBRARIES):
+        a, b, _ = operands(rng, False, True, 5, 7, 3, dtype)
+        c = np.full((5, 7), np.nan, dtype=dtype)
+        _gemm.matmul(False, True, 1.0, a, b, 0.0, c, library)
+        np.testing.assert_allclose(c, a.astype(np.float64) @ b.T.astype(np.float64),
+                                   rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_threshold_is_where_the_backend_takes_over(dtype):
+    rng = np.random.default_rng(5)
+    below, above = (32, 32, THRESHOLD // (32 * 32)), (32, 32, THRESHOLD // (32 * 32) + 1)
+    assert _gemm.goes_to_openblas(*below) and not _gemm.goes_to_openblas(*above)
+    for (m, n, k), library in [(below, "openblas"), (above, "backend")]:
+        for trans_a, trans_b in TRANSPOSES:
+            a, b, c0 = operands(rng, trans_a, trans_b, m, n, k, dtype)
+            auto, named = c0.copy(), c0.copy()
+            _gemm.matmul(trans_a, trans_b, 1.0, a, b, 1.0, auto)
+            _gemm.matmul(trans_a, trans_b, 1.0, a, b, 1.0, named, library)
+            np.testing.assert_array_equal(auto, named)
+
+
+def test_matmul_refuses_what_does_not_multiply():
+    a = np.zeros((3, 4))
+    with pytest.raises(ValueError, match="shapes do not multiply"):
+        _gemm.matmul(False, False, 1.0, a, np.zeros((5, 2)), 0.0, np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="library must be one of"):
+        _gemm.matmul(False, False, 1.0, a, np.zeros((4, 2)), 0.0, np.zeros((3, 2)), "atlas")
+
+
+def test_layer_products_match_the_reference_on_the_backend_in_use():
+    # the layer kernels (forward and backward of one Dense) through gemm(),
+    # against pynn/reference.py, at a tiny network's shapes
+    rng = np.random.default_rng(11)
+    for dtype in ("float32", "float64"):
+        x = rng.standard_normal((16, 64)).astype(dtype)
+        model = pynn.Sequential([pynn.Dense(32, activation="relu", input_dim=64)],
+                                dtype=dtype, seed=1)
+        W, b = model.get_weights()
+        want = reference.dense_forward(x.astype(np.float64), W.astype(np.float64),
+                                       b.astype(np.float64), "relu")
+        np.testing.assert_allclose(model.predict(x), want,
+                                   rtol=1e-5 if dtype == "float32" else 1e-12,
+                                   atol=1e-5 if dtype == "float32" else 1e-12)
+    assert _threads.backend() in ("openblas", "mkl")
