@@ -1223,21 +1223,23 @@ cdef class Network:
             return self.n_threads
         return self.get_threads() if self.get_threads != NULL else 1
 
-    cdef inline bint _threads_enter(self, Py_ssize_t n) noexcept nogil:
+    cdef inline int _threads_enter(self, Py_ssize_t n) noexcept nogil:
+        # The thread count for this call's products; returns the count the
+        # setter reports it replaced, which _threads_exit puts back (-1: none
+        # set).  Putting back the count found, not 0, keeps threadpoolctl's
+        # limit: OpenBLAS's openblas_set_num_threads_local(0) sets its
+        # default count instead of dropping an override.
         if self.set_local_threads == NULL:
-            return False
+            return -1
         if self.n_threads > 0:
-            self.set_local_threads(self.n_threads)
-            return True
+            return self.set_local_threads(self.n_threads)
         if n * self.flops_per_sample < self.min_parallel_flops:
-            self.set_local_threads(1)
-            return True
-        return False
+            return self.set_local_threads(1)
+        return -1
 
-    cdef inline void _threads_exit(self, bint entered) noexcept nogil:
-        # 0 drops this thread's override: the global count (threadpoolctl's) rules again
-        if entered:
-            self.set_local_threads(0)
+    cdef inline void _threads_exit(self, int previous) noexcept nogil:
+        if previous >= 0:
+            self.set_local_threads(previous)
 
     def set_loss(self, int code, bint fused, Py_ssize_t target_width, double param=0.0):
         """The loss kernel's code, whether it takes the last layer's logits,
@@ -1421,7 +1423,7 @@ cdef class Network:
         # for batches of batch_rows rows (0: no products), its BLAS thread
         # count; the one dtype dispatch of the module.
         cdef fpenv_t env = fpenv_enter()
-        cdef bint threads = self._threads_enter(batch_rows) if batch_rows > 0 else False
+        cdef int threads = self._threads_enter(batch_rows) if batch_rows > 0 else -1
         if self.is_double:
             _run_typed(c, <double*>c.params)
         else:

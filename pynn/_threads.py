@@ -38,9 +38,14 @@ import sys
 from pathlib import Path
 
 # A step with fewer floating-point operations than this runs its products on
-# one thread.  Measured on a 2-core x86-64 machine (OpenBLAS) with
-# ``python -m pynn bench --threads-sweep``: below it one thread is faster.
-MIN_PARALLEL_FLOPS = 5e6
+# one thread.  Measured on a 2-core AVX-512 machine, one thread against two,
+# train_on_batch in processes of their own (784-128-10 and 784-256-10 relu
+# MLPs, float32): at 13 and 26 million operations per step (784-128-10 at
+# batch 32 and 64, 784-256-10 at 32) one thread is 17-25% faster on MKL
+# and 0-10% on OpenBLAS (the second thread's wake-ups and waits cost more
+# than it computes); from 52 million (784-128-10 at batch 128) two are
+# 15-27% faster on both.
+MIN_PARALLEL_FLOPS = 4e7
 
 BACKENDS = ("openblas", "mkl")
 _OPENBLAS_SETTERS = ("openblas_set_num_threads_local",

@@ -51,6 +51,26 @@ def test_threadpoolctl_limit_is_respected_and_kept():
         assert blas_threads() == 1
 
 
+@needs_setter
+@pytest.mark.parametrize("n_threads", [None, 1, 2])
+def test_a_small_step_keeps_threadpoolctl_s_limit(n_threads):
+    # a step small enough for one thread (and a forced count) sets the
+    # count for its products and puts back the one it found: the limit's
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    net = pynn.Sequential([pynn.Dense(8, activation="relu", input_dim=4), pynn.Dense(1)],
+                          seed=0, n_threads=n_threads)
+    net.compile(loss="mse", optimizer="sgd")
+    x, y = np.ones((4, 4)), np.ones((4, 1))
+    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+        net.train_on_batch(x, y)
+        net.fit(x, y, epochs=1, verbose=0)
+        net.predict(x, verbose=0)
+        assert blas_threads() == 1
+    before = blas_threads()
+    net.train_on_batch(x, y)
+    assert blas_threads() == before
+
+
 def test_thread_count_does_not_change_the_results():
     a, b = train(1), train(2)
     for wa, wb in zip(a.get_weights(), b.get_weights()):
