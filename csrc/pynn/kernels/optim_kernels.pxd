@@ -44,9 +44,10 @@ cdef enum:
     HYPER_STEP = 15
     VAR_COLS = 3
     # the elements per pass from which two threads update faster than one
-    # (measured on 2 cores, AVX-512, with MKL's and OpenBLAS's pools beside:
-    # see the helper thread's benchmark in benchmarks/)
-    PARALLEL_MIN_ELEMENTS = 1 << 18
+    # (benchmarks/update_threads.py, 2 cores, AVX-512, quiet machine,
+    # SGD-Nesterov float32: 0.77x at 2^18, 1.22x at 2^19, 1.49x at 2^20,
+    # 1.95x at 8.4M)
+    PARALLEL_MIN_ELEMENTS = 1 << 19
     # the cut between the two threads' shares falls on a multiple of this
     # many elements: 64 bytes of float32, a cache line of each buffer
     SHARE_ALIGN = 16
