@@ -153,6 +153,21 @@ cdef inline void _expm1_negative(floating* z, floating* e, Py_ssize_t k) noexcep
             e[j] = 0
 
 
+cdef inline void _swish_row(const floating* z, floating* out, Py_ssize_t m) noexcept nogil:
+    # out <- z sigmoid(z) over m values (out may be z), the sigmoids
+    # vectorised a chunk at a time
+    cdef Py_ssize_t j, k, start = 0
+    cdef floating s[SWISH_CHUNK]
+    while start < m:
+        k = min(<Py_ssize_t>SWISH_CHUNK, m - start)
+        for j in range(k):
+            s[j] = z[start + j]
+        vsigmoid(s, k)
+        for j in range(k):
+            out[start + j] = z[start + j] * s[j]
+        start += k
+
+
 cdef inline bint needs_preactivation(int act) noexcept nogil:
     """True for the activations whose derivative is taken from Z, not A."""
     return act == ACT_GELU or act == ACT_SWISH
@@ -298,18 +313,9 @@ cdef inline void bias_activate(floating* Z, const floating* b,
                     row[start + j] = (z if z > 0 else 0) + _log1p(s[j])
                 start += k
         elif act == ACT_SWISH:
-            # z sigmoid(z), the sigmoids vectorised a chunk at a time
-            start = 0
-            while start < m:
-                k = min(<Py_ssize_t>SWISH_CHUNK, m - start)
-                for j in range(k):
-                    z = row[start + j] + b[start + j]
-                    row[start + j] = z
-                    s[j] = z
-                vsigmoid(s, k)
-                for j in range(k):
-                    row[start + j] = row[start + j] * s[j]
-                start += k
+            for j in range(m):
+                row[j] = row[j] + b[j]
+            _swish_row(row, row, m)
         else:
             for j in range(m):
                 row[j] = activate(row[j] + b[j], act)
@@ -321,19 +327,11 @@ cdef inline void bias_activate_keep(floating* A, floating* Z, const floating* b,
     A <- act(Z), for an activation whose derivative needs Z."""
     cdef Py_ssize_t i, j
     cdef floating z
-    cdef floating* a
-    cdef floating* zr
     for i in range(n):
         if act == ACT_SWISH:
-            # z sigmoid(z) with the vectorised sigmoid: Z, a copy, vsigmoid, the product
-            a = A + i * m
-            zr = Z + i * m
             for j in range(m):
-                zr[j] = a[j] + b[j]
-                a[j] = zr[j]
-            vsigmoid(a, m)
-            for j in range(m):
-                a[j] = zr[j] * a[j]
+                Z[i * m + j] = A[i * m + j] + b[j]
+            _swish_row(Z + i * m, A + i * m, m)
             continue
         for j in range(m):
             z = A[i * m + j] + b[j]
