@@ -35,7 +35,7 @@ from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 cimport numpy as cnp
 import numpy as np
 
-from pynn.kernels._blas cimport gemm
+from pynn.kernels._blas cimport PYNN_SMALL_GEMM_MAX, gemm
 from pynn.kernels.fpenv cimport fpenv_enter, fpenv_exit, fpenv_t
 from pynn.kernels.activation_kernels cimport (
     ACT_PARALLEL_MIN_ELEMENTS as _ACT_PARALLEL_MIN_ELEMENTS, activation_backward,
@@ -56,7 +56,7 @@ from pynn.kernels.loss_kernels cimport loss_and_grad
 from libc.math cimport isfinite
 
 from pynn.kernels.optim_kernels cimport (
-    VAR_COLS, Bounds, GradPass, OptSettings, all_finite, bounded_update_is_finite,
+    PARALLEL_MIN_ELEMENTS, VAR_COLS, Bounds, GradPass, OptSettings, all_finite, bounded_update_is_finite,
     fill_hyper, grad_pass, measure_bounds, optimizer_step, penalty, settings_of, state_size,
     update_is_finite)
 
@@ -73,6 +73,14 @@ cdef enum:
 LAYOUT_WIDTH = N_COLS
 # the elements per activation pass from which it may take two threads
 ACT_PARALLEL_MIN_ELEMENTS = _ACT_PARALLEL_MIN_ELEMENTS
+
+# A step of fewer floating-point operations than this (about 20 us of
+# work) runs with the GIL held: releasing and taking it back costs some
+# 0.1 us, a few percent of a tiny network's step, and another thread waits
+# no longer than that step (NumPy keeps the GIL for small loops likewise).
+# Longer calls release it.
+cdef double _GIL_KEPT_BELOW_FLOPS = 1e6
+GIL_KEPT_BELOW_FLOPS = _GIL_KEPT_BELOW_FLOPS
 SETTINGS_WIDTH = N_SETTINGS
 
 
@@ -1029,6 +1037,13 @@ cdef class Network:
     cdef get_threads_fn get_threads
     cdef int n_threads, element_threads
     cdef double flops_per_sample, min_parallel_flops
+    # the largest Dense layer's n_in * n_out and n_out: a batch of n rows
+    # has no product above n * max_macs multiply-adds and no activation
+    # pass above n * max_width elements
+    cdef Py_ssize_t max_macs, max_width
+    # the settings object set_hyper copied last (a tuple: immutable), so
+    # that the same settings handed again at every step are not re-read
+    cdef object hyper_given
 
     def __init__(self, cnp.ndarray params not None, cnp.ndarray grads not None, layout,
                  settings=None, stats=None):
@@ -1073,11 +1088,15 @@ cdef class Network:
         self.element_threads = 0
         self.min_parallel_flops = 0
         self.flops_per_sample = 0
+        self.max_macs = self.max_width = 0
+        self.hyper_given = None
         cdef Py_ssize_t l
         for l in range(lay.shape[0]):
             # forward, dW and (above the first layer) dX products
             if lay[l, COL_KIND] == KIND_DENSE:
                 self.flops_per_sample += 2.0 * lay[l, 0] * lay[l, 1] * (2 if l == 0 else 3)
+                self.max_macs = max(self.max_macs, lay[l, 0] * lay[l, 1])
+                self.max_width = max(self.max_width, lay[l, 1])
 
     @staticmethod
     def _workspaces(layout):
@@ -1215,8 +1234,13 @@ cdef class Network:
         self.n_threads = n_threads
         self.min_parallel_flops = min_parallel_flops
 
-    cdef inline int _pass_threads(self) noexcept nogil:
-        # threads for the passes outside the products, read at each call
+    cdef inline int _pass_threads(self, Py_ssize_t n) noexcept nogil:
+        # threads for the passes outside the products of a call on batches
+        # of n rows (0: no batch), read at each call; 1 without asking the
+        # BLAS when no pass of the call is big enough to be split
+        if n * self.max_width < _ACT_PARALLEL_MIN_ELEMENTS \
+                and self.n_params < PARALLEL_MIN_ELEMENTS:
+            return 1
         if self.element_threads > 0:
             return self.element_threads
         if self.n_threads > 0:
@@ -1230,6 +1254,11 @@ cdef class Network:
         # limit: OpenBLAS's openblas_set_num_threads_local(0) sets its
         # default count instead of dropping an override.
         if self.set_local_threads == NULL:
+            return -1
+        if n * self.max_macs <= PYNN_SMALL_GEMM_MAX:
+            # every product on SciPy's OpenBLAS (_blas.pxd), which runs
+            # products of fewer than 262,144 multiply-adds on one thread
+            # whatever its count: the count is left as it is
             return -1
         if self.n_threads > 0:
             return self.set_local_threads(self.n_threads)
@@ -1266,6 +1295,7 @@ cdef class Network:
             raise ValueError(f"decay_end must lie in [0, {self.n_params}], got {decay_end}")
         self.state_len = real_len
         self.opt_code = code
+        self.hyper_given = None     # set_hyper checks the settings against this state
         self._state = state
         self.p_state = cnp.PyArray_DATA(state)
         # every parameter, kernels first: set_variables may narrow it
@@ -1361,12 +1391,15 @@ cdef class Network:
         turned on after compile, say): the kernels would run past its end."""
         cdef Py_ssize_t i
         cdef double values[16]
+        if hyper is self.hyper_given and type(hyper) is tuple:
+            return              # copied last time, and a tuple cannot have changed
         fill_hyper(hyper, values)
         if self.state_len < state_size(self.opt_code, values, self.n_params):
             raise ValueError(f"the optimizer's state holds {self.state_len} values, fewer "
                              f"than its settings need for {self.n_params} parameters")
         for i in range(16):
             self.hyper[i] = values[i]
+        self.hyper_given = hyper
 
     cdef void* _batch_buffers(self, Py_ssize_t n) except NULL:
         # _bx, _by, _bw hold batches of up to batch_capacity rows: gathered
@@ -1413,7 +1446,6 @@ cdef class Network:
         c.loss_code = self.loss_code
         c.fused = self.fused
         c.opt = settings_of(self.opt_code, self.hyper, <double>self.iterations)
-        c.net.n_threads = c.opt.n_threads = self._pass_threads()
         c.vars = &self.vars
         c.iterations = &self.iterations
         return c
@@ -1424,6 +1456,7 @@ cdef class Network:
         # count; the one dtype dispatch of the module.
         cdef fpenv_t env = fpenv_enter()
         cdef int threads = self._threads_enter(batch_rows) if batch_rows > 0 else -1
+        c.net.n_threads = c.opt.n_threads = self._pass_threads(batch_rows)
         if self.is_double:
             _run_typed(c, <double*>c.params)
         else:
@@ -1511,8 +1544,11 @@ cdef class Network:
             c.bx = self._batch_buffers(c.n)
         c.y = cnp.PyArray_DATA(y)
         c.update = update
-        with nogil:
-            self._run(&c, c.n)
+        if c.n * self.flops_per_sample < _GIL_KEPT_BELOW_FLOPS:
+            self._run(&c, c.n)      # a step of a few microseconds: see GIL_KEPT_BELOW_FLOPS
+        else:
+            with nogil:
+                self._run(&c, c.n)
         self.pending = not update and c.status == STATUS_OK
         return c.value, c.status
 

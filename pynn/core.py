@@ -822,7 +822,7 @@ class Model:
             loss, status = net.step(x, y, update, sample_weight)
         finally:
             opt.iterations = net.iterations
-        if opt.iterations > start and not self._trained:
+        if not self._trained and opt.iterations > start:
             self._trained = True        # set once: no __setattr__ per step
         if status != STATUS_OK:
             raise_for_inputs(status, x, y)

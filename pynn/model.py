@@ -27,24 +27,9 @@ class Sequential(Model):
     it adds ``fit``, ``train_on_batch`` and ``save``.
     """
 
-    def train_on_batch(self, x: npt.ArrayLike, y: npt.ArrayLike,
-                       sample_weight: npt.ArrayLike | None = None,
-                       class_weight: dict | None = None,
-                       return_dict: bool = False) -> float | list[float] | dict[str, float]:
-        """One forward pass, backward pass and update on a batch.
-
-        ``sample_weight`` and ``class_weight`` as in ``fit``.
-
-        Returns
-        -------
-        float, list of float, or dict
-            As Keras 3's: the batch loss alone (a float) when no metrics were
-            compiled, ``[loss, *metrics]`` in ``metrics_names`` order when
-            some were, the dict with ``return_dict=True``; all computed on
-            the outputs before the update (stateful metrics on this batch
-            alone).
-        """
-        return training.train_on_batch(self, x, y, sample_weight, class_weight, return_dict)
+    # the trainer's function itself, not a method calling it: one Python
+    # frame less on the path of every standalone step
+    train_on_batch = training.train_on_batch
 
     def fit(self, x: npt.ArrayLike, y: npt.ArrayLike | None = None, epochs: int = 1,
             batch_size: int | None = None, shuffle: bool = True,

@@ -1,11 +1,14 @@
 """Threads: no shared state between models, and one model shared between
 threads is serialised by its lock, never corrupted.
 
-The kernels release the GIL, so these threads really do run at once.
+The kernels release the GIL (a single step does from GIL_KEPT_BELOW_FLOPS
+floating-point operations on, every epoch does), so these threads really do
+run at once.
 n_threads=1 pins the BLAS's own threading, whose partitioning of a product
 could otherwise depend on what else is running (see README, reproducibility).
 """
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -296,3 +299,37 @@ def test_compile_from_another_thread_while_fit_runs():
 def test_compile_from_another_thread_while_fit_runs_full_size():
     # the size at which the crash was first seen: 20000 samples of 256
     run_recompile_during_fit(20000, 256, 0.3)
+
+
+def test_a_long_step_lets_other_python_threads_run():
+    # A step of more than GIL_KEPT_BELOW_FLOPS floating-point operations
+    # releases the GIL: another thread's Python code runs while it computes.
+    # The main thread stamps the clock in a loop; some stamps must fall well
+    # inside one of the worker's steps (none could while it held the GIL).
+    from pynn._dense import MODULE as built
+    model = make_model((1024, "relu"), (1024, None), input_dim=1024, dtype="float64",
+                       seed=0, n_threads=1, optimizer=pynn.SGD(0.001))
+    x = np.ones((128, 1024)), np.zeros((128, 1024))
+    assert 128 * 2 * 3 * 1024 * 1024 > built.GIL_KEPT_BELOW_FLOPS
+    model.train_on_batch(*x)
+    spans, done = [], threading.Event()
+
+    def worker():
+        for _ in range(5):
+            t0 = time.perf_counter()
+            model.train_on_batch(*x)
+            spans.append((t0, time.perf_counter()))
+        done.set()
+
+    stamps = []
+    thread = threading.Thread(target=worker)
+    thread.start()
+    while not done.is_set():
+        stamps.append(time.perf_counter())
+    thread.join()
+    stamps = np.array(stamps)
+    margin = 1e-3
+    inside = sum(int(np.count_nonzero((stamps > a + margin) & (stamps < b - margin)))
+                 for a, b in spans)
+    assert all(b - a > 4 * margin for a, b in spans)
+    assert inside > 0

@@ -235,3 +235,42 @@ def test_train_on_batch_converts_what_the_fast_path_refuses():
     with pytest.raises(TypeError, match="return_dict"):
         a.train_on_batch(X, Y, return_dict="yes")
     np.testing.assert_array_equal(a.params, b.params)          # refused: nothing ran
+
+
+def test_the_network_rereads_settings_handed_as_anything_but_the_tuple_it_holds():
+    # set_hyper skips the tuple it copied last (immutable: the same
+    # settings); a new tuple, a list changed in place and a new state are read
+    model = model_with(pynn.SGD(0.1))
+    net = model.engine
+    settings = (0.05,)
+    assert_sgd_step_on(net, model, 0.05, [settings])
+    assert_sgd_step_on(net, model, 0.05, [settings, settings])   # the same tuple again
+    assert_sgd_step_on(net, model, 0.02, [settings, (0.02,)])    # another tuple: read
+    as_list = [0.03]
+
+    def change():
+        as_list[0] = 0.01
+        return as_list
+    assert_sgd_step_on(net, model, 0.01, [as_list, change])      # a list is read again
+    # a state too small for the settings is refused even for the tuple last
+    # copied: set_optimizer forgets the tuple checked against the old state
+    momentum = (0.1, 0.9)
+    code, n = int(model.optimizer.code), model.params.shape[0]
+    net.set_optimizer(code, np.zeros(n), n)
+    net.set_hyper(momentum)
+    net.set_optimizer(code, np.zeros(0), n)
+    with pytest.raises(ValueError, match="state holds 0 values"):
+        net.set_hyper(momentum)
+
+
+def assert_sgd_step_on(net, model, lr, handed):
+    """After set_hyper of each of handed (a callable: its value), one step
+    of the compiled network alone moves the weights by -lr g."""
+    _, grads = model.gradients(X, Y)        # pushes the optimizer's own settings
+    for settings in handed:
+        net.set_hyper(settings() if callable(settings) else settings)
+    before = [w.copy() for w in model.get_weights()]
+    loss, status = net.step(X, Y)
+    assert status == 0
+    for g, w, b in zip(grads, model.get_weights(), before):
+        np.testing.assert_allclose(w - b, -lr * g, rtol=1e-12, atol=1e-15)

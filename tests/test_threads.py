@@ -82,3 +82,37 @@ def test_bad_n_threads():
         pynn.Sequential(n_threads=0)
     with pytest.raises(TypeError, match="n_threads"):
         pynn.Sequential(n_threads=1.5)
+
+
+def test_the_blas_is_asked_and_told_only_when_its_answer_matters():
+    # Counting stand-ins for the BLAS's per-thread setter and its count: a
+    # step whose products all go to SciPy's OpenBLAS small path (at most
+    # PYNN_SMALL_GEMM_MAX multiply-adds, never threaded) sets no count, and
+    # one with no pass big enough to split between threads asks for none
+    told, asked = [], []
+    setter = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int)(lambda n: told.append(n) or 2)
+    getter = ctypes.CFUNCTYPE(ctypes.c_int)(lambda: asked.append(1) or 1)
+    address = [ctypes.cast(f, ctypes.c_void_p).value for f in (setter, getter)]
+    rng = np.random.default_rng(0)
+
+    def model(n_in, width):
+        net = pynn.Sequential([pynn.Dense(width, activation="relu", input_dim=n_in),
+                               pynn.Dense(10)], dtype=np.float32, seed=0)
+        net.compile(loss="mse", optimizer=pynn.SGD(0.01, momentum=0.9))
+        net._net.set_thread_policy(address[0], 0, _threads.MIN_PARALLEL_FLOPS, address[1], 0)
+        return net
+
+    def step(net, rows):
+        told.clear(), asked.clear()
+        x = rng.standard_normal((rows, net.layers[0].input_dim)).astype(np.float32)
+        net.train_on_batch(x, rng.standard_normal((rows, 10)).astype(np.float32))
+        return list(told), len(asked)
+
+    tiny = model(64, 32)                     # 16 x 64 x 32 = 32768 multiply-adds
+    assert step(tiny, 16) == ([], 0)
+    assert step(tiny, 17) == ([1, 2], 0)     # one more row: MKL's (or OpenBLAS's) count
+    mnist = model(784, 128)                  # 13 MFLOP: one thread, put back after
+    assert step(mnist, 32) == ([1, 2], 0)
+    # 512 x 128 outputs: an activation pass that may split, so the count is read;
+    # 418 MFLOP: the products keep the BLAS's count
+    assert step(mnist, 512) == ([], 1)

@@ -10,6 +10,7 @@ import time
 import warnings
 
 import numpy as np
+import numpy.typing as npt
 
 from .. import data
 from .._validation import check_bool
@@ -179,19 +180,37 @@ def fit_epoch(model, x, y, order, batch_size, sizes, losses, metric_values, cbl,
     return first, False
 
 
-def train_on_batch(model, x, y, sample_weight=None, class_weight=None, return_dict=False):
-    """One forward pass, backward pass and update on a batch: ``Sequential.train_on_batch``."""
-    if return_dict is not False:
-        return_dict = check_bool(return_dict, "return_dict")
+def train_on_batch(model, x: npt.ArrayLike, y: npt.ArrayLike,
+                   sample_weight: npt.ArrayLike | None = None,
+                   class_weight: dict | None = None,
+                   return_dict: bool = False) -> float | list[float] | dict[str, float]:
+    """One forward pass, backward pass and update on a batch.
+
+    ``sample_weight`` and ``class_weight`` as in ``fit``.
+
+    Returns
+    -------
+    float, list of float, or dict
+        As Keras 3's: the batch loss alone (a float) when no metrics were
+        compiled, ``[loss, *metrics]`` in ``metrics_names`` order when
+        some were, the dict with ``return_dict=True``; all computed on
+        the outputs before the update (stateful metrics on this batch
+        alone).
+    """
     # The hot path: arrays ready as they are, no weights, no metrics: one
     # locked call with one fused check (the compiled step checks the values
     # for NaN and inf itself)
-    done = (model.step_as_given(x, y) if sample_weight is None and class_weight is None
+    done = (model.step_as_given(x, y)
+            if sample_weight is None and class_weight is None and return_dict is False
             else None)
     if done is not None:
+        if done[1]:
+            return done[0]
         loss, applied = done
         scores = None
     else:
+        if return_dict is not False:
+            return_dict = check_bool(return_dict, "return_dict")
         model.check_compiled("train_on_batch")
         with model.lock:
             if not model.accepts(x, y):
