@@ -111,8 +111,10 @@ def test_the_blas_is_asked_and_told_only_when_its_answer_matters():
     tiny = model(64, 32)                     # 16 x 64 x 32 = 32768 multiply-adds
     assert step(tiny, 16) == ([], 0)
     assert step(tiny, 17) == ([1, 2], 0)     # one more row: MKL's (or OpenBLAS's) count
-    mnist = model(784, 128)                  # 13 MFLOP: one thread, put back after
-    assert step(mnist, 32) == ([1, 2], 0)
+    mnist = model(784, 128)                  # 13 MFLOP: one thread, put back after;
+    assert step(mnist, 32) == ([1, 2], 1)    # its first layer's products may split
+    small = model(64, 256)                   # 8 x 64 x 256: no pass to share
+    assert step(small, 8) == ([1, 2], 0)
     # 512 x 128 outputs: an activation pass that may split, so the count is read;
     # 418 MFLOP: the products keep the BLAS's count
     assert step(mnist, 512) == ([], 1)

@@ -26,7 +26,7 @@ from libc.float cimport DBL_MAX, FLT_MAX
 from libc.math cimport INFINITY, fabs, fabsf, fmax, fmin, isfinite, pow, sqrt
 
 from pynn.kernels.codes cimport OPT_ADAGRAD, OPT_ADAM, OPT_ADAMW, OPT_NADAM, OPT_RMSPROP, OPT_SGD
-from pynn.kernels.workers cimport run_pair
+from pynn.kernels.workers cimport run_pair, run_pair_spinning
 
 cdef enum:
     # the Python side's settings sequence: SGD [learning_rate, momentum,
@@ -70,6 +70,15 @@ cdef struct OptSettings:
     double step             # updates applied before this one (Adam: t - 1)
     int n_threads           # threads a big pass may use (1: the caller's alone)
     Py_ssize_t parallel_min # elements per pass from which it uses 2
+    # ranges [lo, hi) of the buffer, as (n, 2) pairs in order, that the
+    # helper thread updates because its products wrote their gradient (a
+    # Dense layer's products computed in halves, dense.pyx); the caller
+    # takes the rest, given the same way.  n_owned 0: none (share_cut's
+    # halves above parallel_min instead)
+    const Py_ssize_t* owned
+    Py_ssize_t n_owned
+    const Py_ssize_t* rest
+    Py_ssize_t n_rest
 
 
 cdef inline int fill_hyper(object hyper, double* out) except -1:
@@ -114,6 +123,8 @@ cdef inline OptSettings settings_of(int code, const double* hyper,
     s.step = step
     s.n_threads = 1
     s.parallel_min = PARALLEL_MIN_ELEMENTS
+    s.owned = s.rest = NULL
+    s.n_owned = s.n_rest = 0
     return s
 
 
@@ -625,26 +636,37 @@ cdef struct _UpdateShare:
     const OptSettings* s
     bint store
     Py_ssize_t lo, hi
+    const Py_ssize_t* ranges    # (n_ranges, 2) [lo, hi) pairs instead of lo, hi
+    Py_ssize_t n_ranges
     bint is_double
     bint bad                    # OUT
 
 
 cdef inline void _run_share(void* arg) noexcept nogil:
     cdef _UpdateShare* t = <_UpdateShare*>arg
+    cdef Py_ssize_t r
+    if t.ranges == NULL:
+        t.bad = _run_range(t, t.lo, t.hi)
+        return
+    t.bad = False
+    for r in range(t.n_ranges):
+        t.bad |= _run_range(t, t.ranges[2 * r], t.ranges[2 * r + 1])
+
+
+cdef inline bint _run_range(_UpdateShare* t, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
     if t.is_double:
-        t.bad = _dispatch_share(<double*>t.w, <const double*>t.g, <double*>t.state,
-                                t.n_params, t.vars, t.n_vars, t.s, t.store, t.lo, t.hi)
-    else:
-        t.bad = _dispatch_share(<float*>t.w, <const float*>t.g, <float*>t.state,
-                                t.n_params, t.vars, t.n_vars, t.s, t.store, t.lo, t.hi)
+        return _dispatch_share(<double*>t.w, <const double*>t.g, <double*>t.state,
+                               t.n_params, t.vars, t.n_vars, t.s, t.store, lo, hi)
+    return _dispatch_share(<float*>t.w, <const float*>t.g, <float*>t.state,
+                           t.n_params, t.vars, t.n_vars, t.s, t.store, lo, hi)
 
 
 cdef inline bint _dispatch(floating* w, const floating* g, floating* state,
                            Py_ssize_t n_params, const Py_ssize_t* vars, Py_ssize_t n_vars,
                            const OptSettings* s, bint store) noexcept nogil:
-    cdef Py_ssize_t cut = share_cut(vars, n_vars, n_params, s)
+    cdef Py_ssize_t cut = 0 if s.n_owned else share_cut(vars, n_vars, n_params, s)
     cdef _UpdateShare first, second
-    if cut == 0:
+    if cut == 0 and (s.n_owned == 0 or s.n_threads < 2):
         return _dispatch_share(w, g, state, n_params, vars, n_vars, s, store, 0, n_params)
     first.w = w
     first.g = g
@@ -657,11 +679,21 @@ cdef inline bint _dispatch(floating* w, const floating* g, floating* state,
     first.is_double = floating is double
     first.lo = 0
     first.hi = cut
+    first.ranges = NULL
+    first.n_ranges = 0
     first.bad = False
     second = first
     second.lo = cut
     second.hi = n_params
-    run_pair(_run_share, &first, &second)
+    if s.n_owned:
+        # each thread the rows its products wrote: they are in its cache
+        first.ranges = s.rest
+        first.n_ranges = s.n_rest
+        second.ranges = s.owned
+        second.n_ranges = s.n_owned
+        run_pair_spinning(_run_share, &first, &second)
+    else:
+        run_pair(_run_share, &first, &second)
     return first.bad | second.bad
 
 

@@ -9,10 +9,13 @@
  *     fn(&first_half);
  *     if (started && !pynn_worker_join()) fn(&second_half);
  *
- * The helper sleeps on a condition variable between tasks (a futex wait,
- * no spinning), so it never takes turns from the BLAS's threads while a
- * product runs, and it only runs while its caller waits for it: at most
- * two threads compute at once, the BLAS pool's being idle in between.
+ * The helper sleeps on a condition variable between tasks (a futex wait),
+ * so that it never takes turns from the BLAS's threads while a product
+ * runs, and it only runs while its caller waits for it: at most two
+ * threads compute at once, the BLAS pool's being idle in between.  The
+ * exception is a task handed over with spin set (see PYNN_WORKER_SPIN_NS):
+ * the halves of a step whose products run on one thread each, where no
+ * BLAS pool runs and a wake-up per half would cost more than the half.
  * A caller that finishes its share before the helper has even begun (the
  * other core busy with other work, or a wake-up slower than the share)
  * takes the task back and runs it itself: a loaded machine costs a pass
@@ -44,6 +47,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <time.h>
 
 #if defined(__x86_64__) || defined(_M_X64) || (defined(__i386__) && defined(__SSE2__))
 #include <xmmintrin.h>
@@ -94,8 +98,52 @@ PYNN_WORKERS_STATIC struct {
     pynn_fpmode_t fpmode;
     long long tasks;            /* tasks the helper has run */
     long long handoffs;         /* tasks handed to it */
+    int spin;                   /* the last task asked the helper to stay awake */
 } pynn_worker = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
-                 PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+                 PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+
+/* Waking a sleeping thread costs a system call and a context switch on each
+ * side, tens of microseconds in all on a virtual machine: more than a share
+ * of a mid-sized step's products.  A task handed over with spin set (the
+ * split products of dense.pyx, which come several to a step and step after
+ * step) keeps both threads awake: the helper polls for the next task for up
+ * to PYNN_WORKER_SPIN_NS after it, and the owner polls for the end of the
+ * helper's share before it sleeps on it.  The other tasks (the element-wise
+ * passes of big steps, between which the BLAS's own threads run) never spin. */
+#define PYNN_WORKER_SPIN_NS 200000LL
+
+static inline long long pynn_worker_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static inline void pynn_worker_pause(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* Poll *flag (a field of pynn_worker, read without the mutex: only a hint,
+ * confirmed under it) until it equals want or PYNN_WORKER_SPIN_NS pass. */
+static inline void pynn_worker_poll(const int *flag, int want)
+{
+    long long deadline = pynn_worker_now_ns() + PYNN_WORKER_SPIN_NS;
+    int i;
+    for (;;) {
+        for (i = 0; i < 64; i++) {
+            if (__atomic_load_n(flag, __ATOMIC_ACQUIRE) == want)
+                return;
+            pynn_worker_pause();
+        }
+        if (pynn_worker_now_ns() > deadline)
+            return;
+    }
+}
 
 PYNN_WORKERS_STATIC void *pynn_worker_main(void *unused)
 {
@@ -104,6 +152,11 @@ PYNN_WORKERS_STATIC void *pynn_worker_main(void *unused)
     (void)unused;
     pthread_mutex_lock(&pynn_worker.mutex);
     for (;;) {
+        if (!pynn_worker.has_task && pynn_worker.spin) {
+            pthread_mutex_unlock(&pynn_worker.mutex);
+            pynn_worker_poll(&pynn_worker.has_task, 1);
+            pthread_mutex_lock(&pynn_worker.mutex);
+        }
         while (!pynn_worker.has_task)
             pthread_cond_wait(&pynn_worker.task_ready, &pynn_worker.mutex);
         fn = pynn_worker.fn;
@@ -115,7 +168,7 @@ PYNN_WORKERS_STATIC void *pynn_worker_main(void *unused)
         pthread_mutex_lock(&pynn_worker.mutex);
         pynn_worker.tasks++;
         pynn_worker.running = 0;
-        pynn_worker.has_task = 0;
+        __atomic_store_n(&pynn_worker.has_task, 0, __ATOMIC_RELEASE);
         pthread_cond_signal(&pynn_worker.task_done);
     }
     return NULL;
@@ -131,6 +184,7 @@ PYNN_WORKERS_STATIC void pynn_worker_after_fork_child(void)
     pynn_worker.owned = 0;
     pynn_worker.has_task = 0;
     pynn_worker.running = 0;
+    pynn_worker.spin = 0;
 }
 
 PYNN_WORKERS_STATIC int pynn_worker_launch(void)
@@ -161,8 +215,8 @@ PYNN_WORKERS_STATIC int pynn_worker_launch(void)
 
 /* Hand fn(arg) to the helper: 1 when it takes it (join it later), 0 when the
  * caller must run it itself (the helper busy with another caller's task, or
- * unavailable). */
-PYNN_WORKERS_STATIC int pynn_worker_start(pynn_task_fn fn, void *arg)
+ * unavailable).  spin: keep both threads polling around it (above). */
+PYNN_WORKERS_STATIC int pynn_worker_start_spin(pynn_task_fn fn, void *arg, int spin)
 {
     int taken = 0;
     pthread_mutex_lock(&pynn_worker.mutex);
@@ -173,13 +227,19 @@ PYNN_WORKERS_STATIC int pynn_worker_start(pynn_task_fn fn, void *arg)
         pynn_worker.fn = fn;
         pynn_worker.arg = arg;
         pynn_worker.fpmode = pynn_fpmode_get();
-        pynn_worker.has_task = 1;
+        pynn_worker.spin = spin;
+        __atomic_store_n(&pynn_worker.has_task, 1, __ATOMIC_RELEASE);
         pynn_worker.handoffs++;
         pthread_cond_signal(&pynn_worker.task_ready);
         taken = 1;
     }
     pthread_mutex_unlock(&pynn_worker.mutex);
     return taken;
+}
+
+PYNN_WORKERS_STATIC int pynn_worker_start(pynn_task_fn fn, void *arg)
+{
+    return pynn_worker_start_spin(fn, arg, 0);
 }
 
 /* After the caller's own share: 1 once the helper has run the task handed
@@ -192,6 +252,11 @@ PYNN_WORKERS_STATIC int pynn_worker_join(void)
     if (pynn_worker.has_task && !pynn_worker.running) {
         pynn_worker.has_task = 0;       /* taken back */
         ran = 0;
+    }
+    if (pynn_worker.has_task && pynn_worker.spin) {
+        pthread_mutex_unlock(&pynn_worker.mutex);
+        pynn_worker_poll(&pynn_worker.has_task, 0);
+        pthread_mutex_lock(&pynn_worker.mutex);
     }
     while (pynn_worker.has_task)
         pthread_cond_wait(&pynn_worker.task_done, &pynn_worker.mutex);
