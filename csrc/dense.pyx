@@ -100,27 +100,30 @@ cdef struct Vars:
 # --------------------------------------------------------------------------
 # A Dense layer's products in two halves of its units
 #
-# A training step of a mid-sized network (784-128-10 at batch 32) runs its
-# products on one thread: two BLAS threads lose there, because each update
-# writes W, v and g from one core and the next products read them from the
-# other, so half the parameters cross between the cores' caches every step.
-# Split by owner instead: the helper thread computes the forward and weight
-# gradient products of the second half of the layer's units (rows of W) and
-# updates those rows itself, so that each core's half of W, v and g stays in
-# its own cache, step after step.  The split is a function of the shapes and
-# of the policy's one-thread threshold alone, never of who runs a half: with
-# one thread allowed, or the helper busy, the caller computes both halves,
-# to the same bits.  dX = dZ W is summed from the halves' shares, first +
-# second.  Measured on 2 cores (AVX-512, MKL, float32, 784-128 layer, batch
-# 32, the forward and weight-gradient products and the SGD update): 135 us
-# a step on one core, 69-74 us on two.
+# Two BLAS threads lose on a mid-sized training step (784-128-10 at batch
+# 32: 150 us against 120 on one), because each update writes W, v and g
+# from one core and the next products read them from the other: half the
+# parameters cross between the cores' caches every step.  Split by owner
+# instead: the helper thread computes the forward and weight-gradient
+# products of the second half of a layer's units (rows of W), each half on
+# one BLAS thread, and updates those rows itself, so that each core's half
+# of W, v and g stays in its own cache, step after step.  The split is a
+# function of the shapes alone (and of a per-thread BLAS count setter
+# being there, Network._splits), never of who runs a half: with one thread
+# allowed, or the helper busy, the caller computes both halves, to the same
+# bits.  dX = dZ W is summed from the halves' shares, first + second.
+# Measured on 2 cores (AVX-512, MKL, float32, a 784-128 layer at batch 32,
+# its forward and weight-gradient products and the SGD update): 135 us a
+# step on one core, 69-74 us on two.
 # --------------------------------------------------------------------------
 
 cdef enum:
     # a Dense layer's products split from this many multiply-adds each
-    SPLIT_MIN_MACS = 1 << 19
+    _SPLIT_MIN_MACS = 1 << 19
     # the first half's units, a multiple of this (16 float32s: a cache line)
-    SPLIT_ALIGN = 16
+    _SPLIT_ALIGN = 16
+
+SPLIT_MIN_MACS = _SPLIT_MIN_MACS
 
 cdef extern from "<pthread.h>" nogil:
     ctypedef unsigned long pthread_t
@@ -138,9 +141,9 @@ cdef inline Py_ssize_t _halves(Net net, Py_ssize_t n, Py_ssize_t n_in,
 cdef inline Py_ssize_t _split_units(Py_ssize_t n, Py_ssize_t n_in,
                                     Py_ssize_t n_out) noexcept nogil:
     # the first half's units of a split layer's products at batch n, or 0
-    if n * n_in * n_out < SPLIT_MIN_MACS or n_out < 2 * SPLIT_ALIGN:
+    if n * n_in * n_out < _SPLIT_MIN_MACS or n_out < 2 * _SPLIT_ALIGN:
         return 0
-    return (n_out // 2) // SPLIT_ALIGN * SPLIT_ALIGN
+    return (n_out // 2) // _SPLIT_ALIGN * _SPLIT_ALIGN
 
 
 cdef struct _Half:
@@ -370,9 +373,9 @@ cdef struct Net:
     bint training           # batch statistics and masks (a step) or not
     double loss_param           # the loss kernel's param (Huber's delta), see set_loss
     int n_threads           # threads a big activation pass may use (see _pass_threads)
-    # a training pass whose products run on one thread each: the big Dense
-    # layers' products are computed in two halves of their units, the second
-    # on the helper thread when n_threads allows (see _halves)
+    # a training pass whose big Dense layers' products are computed in two
+    # halves of their units, the second on the helper thread when n_threads
+    # allows (see _halves and Network._splits)
     bint split
     void* set_threads       # the BLAS's per-thread count setter (set_threads_fn), or NULL
     void* dx_part           # the second half's share of dX (n x the widest input)
@@ -1208,6 +1211,7 @@ cdef class Network:
     # has no product above n * max_macs multiply-adds and no activation
     # pass above n * max_width elements
     cdef Py_ssize_t max_macs, max_width, max_in
+    cdef Py_ssize_t split_min_rows  # the fewest rows at which some layer splits (_split_units)
     # the update's shares when products are split (_share_rows): the
     # helper's ranges of the buffer and the caller's, (n, 2) pairs each
     cdef object _ranges
@@ -1260,8 +1264,9 @@ cdef class Network:
         self.min_parallel_flops = 0
         self.flops_per_sample = 0
         self.max_macs = self.max_width = self.max_in = 0
+        self.split_min_rows = (<Py_ssize_t>1) << 62
         self.hyper_given = None
-        cdef Py_ssize_t l
+        cdef Py_ssize_t l, m
         for l in range(lay.shape[0]):
             # forward, dW and (above the first layer) dX products
             if lay[l, COL_KIND] == KIND_DENSE:
@@ -1269,6 +1274,10 @@ cdef class Network:
                 self.max_macs = max(self.max_macs, lay[l, 0] * lay[l, 1])
                 self.max_width = max(self.max_width, lay[l, 1])
                 self.max_in = max(self.max_in, lay[l, 0])
+                if lay[l, 1] >= 2 * _SPLIT_ALIGN:
+                    m = lay[l, 0] * lay[l, 1]
+                    self.split_min_rows = min(self.split_min_rows,
+                                              (_SPLIT_MIN_MACS + m - 1) // m)
         # at most one range per layer for the helper, one more for the caller
         self._ranges = np.zeros(4 * (lay.shape[0] + 2), dtype=np.intp)
         self.ranges = <Py_ssize_t*>cnp.PyArray_DATA(<cnp.ndarray>self._ranges)
@@ -1414,7 +1423,7 @@ cdef class Network:
         # of n rows (0: no batch), read at each call; 1 without asking the
         # BLAS when no pass of the call is big enough to be split
         if n * self.max_width < _ACT_PARALLEL_MIN_ELEMENTS \
-                and self.n_params < PARALLEL_MIN_ELEMENTS and n * self.max_macs < SPLIT_MIN_MACS:
+                and self.n_params < PARALLEL_MIN_ELEMENTS and n * self.max_macs < _SPLIT_MIN_MACS:
             return 1
         if self.element_threads > 0:
             return self.element_threads
@@ -1422,7 +1431,7 @@ cdef class Network:
             return self.n_threads
         return self.get_threads() if self.get_threads != NULL else 1
 
-    cdef inline int _threads_enter(self, Py_ssize_t n) noexcept nogil:
+    cdef inline int _threads_enter(self, Py_ssize_t n, bint split) noexcept nogil:
         # The thread count for this call's products; returns the count the
         # setter reports it replaced, which _threads_exit puts back (-1: none
         # set).  Putting back the count found, not 0, keeps threadpoolctl's
@@ -1430,6 +1439,8 @@ cdef class Network:
         # default count instead of dropping an override.
         if self.set_local_threads == NULL:
             return -1
+        if split:
+            return self.set_local_threads(1)    # the halves, one core each
         if n * self.max_macs <= PYNN_SMALL_GEMM_MAX:
             # every product on SciPy's OpenBLAS (_blas.pxd), which runs
             # products of fewer than 262,144 multiply-adds on one thread
@@ -1441,13 +1452,19 @@ cdef class Network:
             return self.set_local_threads(1)
         return -1
 
-    cdef inline bint _one_thread_products(self, Py_ssize_t n) noexcept nogil:
-        # whether a call on batches of n rows runs each product on one
-        # thread (_threads_enter): a training pass then splits big Dense
-        # layers' products in halves (_halves)
-        return self.min_parallel_flops > 0 and (
-            self.n_threads == 1
-            or (self.n_threads == 0 and n * self.flops_per_sample < self.min_parallel_flops))
+    cdef inline bint _splits(self, const Call* c, Py_ssize_t n) noexcept nogil:
+        # whether a call on batches of n rows is a training pass whose big
+        # Dense layers split their products in halves (_halves), each half
+        # on one BLAS thread, the second on the helper when n_threads allows:
+        # measured on 2 cores (AVX-512, MKL, float32, one process, quiet),
+        # train_on_batch per step against the BLAS's two threads: 784-128-10
+        # at batch 32 70 us against 120 (there on one thread: two lose),
+        # 784-512-512-10 at 128 1.55-1.63 ms against 1.77-1.91,
+        # 1024-2048-2048-1024 at 256 median 38.3-38.7 ms against 43.5-43.8.
+        # It needs the per-thread setter: two threads each calling a
+        # threaded BLAS would oversubscribe the cores
+        return self.set_local_threads != NULL and n >= self.split_min_rows \
+            and c.work != NULL and (c.op == OP_STEP or c.op == OP_EPOCH)
 
     cdef void _share_rows(self, Call* c, Py_ssize_t n) noexcept nogil:
         # The update's shares when the helper computes the second halves of
@@ -1681,9 +1698,8 @@ cdef class Network:
         cdef fpenv_t env = fpenv_enter()
         # the BLAS's count read before _threads_enter sets this call's
         c.net.n_threads = c.opt.n_threads = self._pass_threads(batch_rows)
-        cdef int threads = self._threads_enter(batch_rows) if batch_rows > 0 else -1
-        c.net.split = batch_rows > 0 and c.work != NULL \
-            and self._one_thread_products(batch_rows)
+        c.net.split = batch_rows > 0 and self._splits(c, batch_rows)
+        cdef int threads = self._threads_enter(batch_rows, c.net.split) if batch_rows > 0 else -1
         if c.net.split:
             c.net.set_threads = <void*>self.set_local_threads
             c.net.dx_part = <char*>c.work + batch_rows * (

@@ -115,6 +115,11 @@ def test_the_blas_is_asked_and_told_only_when_its_answer_matters():
     assert step(mnist, 32) == ([1, 2], 1)    # its first layer's products may split
     small = model(64, 256)                   # 8 x 64 x 256: no pass to share
     assert step(small, 8) == ([1, 2], 0)
-    # 512 x 128 outputs: an activation pass that may split, so the count is read;
-    # 418 MFLOP: the products keep the BLAS's count
-    assert step(mnist, 512) == ([], 1)
+    # 512 rows: a training step splits its first layer (one BLAS thread per
+    # half) and reads the count for the helper
+    assert step(mnist, 512) == ([1, 2], 1)
+    # predicting 1024 rows (209 MFLOP, no split): the products keep the BLAS's
+    # count; 1024 x 128 outputs make an activation pass that may split
+    told.clear(), asked.clear()
+    mnist.predict(rng.standard_normal((1024, 784)).astype(np.float32), verbose=0)
+    assert (told, len(asked)) == ([], 1)

@@ -260,7 +260,12 @@ def test_big_activation_passes_on_two_threads_give_the_bits_of_one(activation, d
     assert 515 * 160 >= limit and net.count_params() < _optim.PARALLEL_MIN_ELEMENTS
     cheap = activation in ("relu", "leaky_relu")     # their forward pass stays on one
     backward = 0 if cheap and 515 * 160 < 4 * limit else 1
-    assert tasks == [0, 2 * (backward + (0 if cheap else 1)) + (0 if cheap else 1)]
+    # and, for the two training steps, the first layer's products in halves
+    # (515 x 40 x 160 multiply-adds: split) forward and backward, and the
+    # update's check and update by owner
+    split = 2 * (2 + 2)
+    assert 515 * 40 * 160 >= _dense.SPLIT_MIN_MACS
+    assert tasks == [0, 2 * (backward + (0 if cheap else 1)) + (0 if cheap else 1) + split]
     np.testing.assert_array_equal(results[0][0], results[1][0])
     np.testing.assert_array_equal(results[0][1], results[1][1])
 
@@ -299,7 +304,9 @@ def test_the_blas_thread_count_decides_without_n_threads():
             pytest.skip("the BLAS runs one thread here")
         before = helper_tasks(_dense)
         net.train_on_batch(x, y)
-        assert helper_tasks(_dense) == before + 2
+        # the split products of the 512- and 1024-unit layers, forward and
+        # backward, then the update's check and update
+        assert helper_tasks(_dense) == before + 2 * 2 + 2
 
 
 def test_several_python_threads_share_the_helper():
