@@ -7,7 +7,7 @@ from pynn.kernels.fpenv cimport fpenv_enter, fpenv_exit, fpenv_t
 from pynn.kernels.optim_kernels cimport PARALLEL_MIN_ELEMENTS as _PARALLEL_MIN_ELEMENTS
 from pynn.kernels.optim_kernels cimport (
     HYPER_STEP, VAR_COLS, GradPass, OptSettings, all_finite, fill_hyper, grad_pass,
-    optimizer_step, settings_of, update_is_finite)
+    optimizer_step, settings_of, sum_abs_if_finite, update_is_finite)
 from pynn.kernels.optim_kernels cimport nadam_u_product as _nadam_u_product
 
 # the elements per pass from which n_threads=2 runs on two threads
@@ -79,6 +79,15 @@ def is_finite(const floating[::1] x):
     cdef bint result
     with nogil:
         result = all_finite(&x[0], x.shape[0]) if x.shape[0] else True
+    return result
+
+
+def sum_abs_bound(const floating[::1] x):
+    """The compiled epoch's bound of sum |x| (optim_kernels.pxd's
+    sum_abs_if_finite): at least the exact sum, inf when some x is not finite."""
+    cdef double result
+    with nogil:
+        result = sum_abs_if_finite(&x[0], x.shape[0]) if x.shape[0] else 0.0
     return result
 
 

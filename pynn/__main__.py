@@ -73,8 +73,9 @@ def info(args):
         print(f"BLAS {line}")
     setter = _threads.local_thread_setter()
     print("per-call BLAS thread control: " + (
-        f"yes ({_threads.local_thread_setter_name()}); one thread below "
-        f"{_threads.MIN_PARALLEL_FLOPS:.3g} flops per step" if setter else
+        f"yes ({_threads.local_thread_setter_name()}); a training step's big Dense "
+        f"layers in two halves of their units, one BLAS thread and one core each; "
+        f"other calls on one thread below {_threads.MIN_PARALLEL_FLOPS:.3g} flops" if setter else
         "no (this BLAS decides its threads alone)"))
     return 0
 

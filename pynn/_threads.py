@@ -18,10 +18,15 @@ Threads: OpenBLAS 0.3.27+ exports ``openblas_set_num_threads_local`` and MKL
 ``MKL_Set_Num_Threads_Local``; both set the thread count of the calling
 thread only.  OpenBLAS's is called directly (0 drops the override); MKL's
 through a wrapper in csrc/pynn/kernels/blas_backend.h that restores the value it found,
-since threadpoolctl limits MKL through that same per-thread count.  The kernels use it to run small
-steps on one thread (waking a second costs more than it saves there) and to
-honour a model's ``n_threads``, leaving the process-wide count, and so
-threadpoolctl's limits, alone.  Without such a function the BLAS decides alone.
+since threadpoolctl limits MKL through that same per-thread count.  The kernels use it
+to run a training step's big Dense layers in two halves of their units,
+each on one BLAS thread, the second on the helper thread below (csrc/dense.pyx,
+"A Dense layer's products in two halves": each core keeps its half of the
+weights in its cache, where the BLAS's two threads would pass them between
+the cores every step); to run other small calls on one thread (waking a
+second costs more than it saves there); and to honour a model's
+``n_threads``, leaving the process-wide count, and so threadpoolctl's
+limits, alone.  Without such a function the BLAS decides alone.
 
 The passes outside the products (the optimizer's check and update of a big
 model, the activations of big layers) take a second thread, the helper of
@@ -37,8 +42,9 @@ import os
 import sys
 from pathlib import Path
 
-# A step with fewer floating-point operations than this runs its products on
-# one thread.  Measured on a 2-core AVX-512 machine, one thread against two,
+# A call with fewer floating-point operations than this runs its products on
+# one thread (a training step with a big Dense layer splits it instead, see
+# above; this holds for the others: predict, evaluate, steps of small layers).  Measured on a 2-core AVX-512 machine, one thread against two,
 # train_on_batch in processes of their own (784-128-10 and 784-256-10 relu
 # MLPs, float32): at 13 and 26 million operations per step (784-128-10 at
 # batch 32 and 64, 784-256-10 at 32) one thread is 17-25% faster on MKL

@@ -94,7 +94,7 @@ def describe_worker(info):
         head = (f"pynn {info['pynn']} (numpy {info['numpy']}), GEMM {info.get('gemm', '?')}, "
                 f"kernels built for {info.get('kernels', '?')}, "
                 f"exp/tanh/sigmoid on the {info.get('vmath', '?')} path, n_threads="
-                f"{info['threads'] or 'None (its BLAS decides; 1 for small steps)'}")
+                f"{info['threads'] or 'None (training: big layers in halves on two cores, one BLAS thread each; else its BLAS decides, 1 for small calls)'}")
     elif c == "numpy":
         head = f"NumPy loop: numpy {info['numpy']}"
     elif c == "torch":

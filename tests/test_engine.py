@@ -223,3 +223,27 @@ def test_byte_swapped_and_unaligned_input_is_converted(rng):
     assert net.gradients(raw, y)[0] == expected
     net.train_on_batch(x.astype(">f8"), y.astype(">f8"))
     net.fit(raw, y, epochs=1, verbose=0)
+
+
+@pytest.mark.parametrize("n", [1, 3, 15, 16, 17, 31, 100, 1023, 100_003])
+def test_the_epochs_gradient_bound_is_at_least_the_exact_sum(dtype, n, rng):
+    # the sum of |g| that lets a compiled epoch skip the exact check, in 16
+    # partial sums: never below the exact sum, within its rounding margin above
+    from fractions import Fraction
+    from pynn import _optim
+    u = np.finfo(dtype).eps / 2
+    for scale in (1.0, 1e-30, 1e30):
+        x = (rng.standard_normal(n) * scale).astype(dtype)
+        x[::7] = np.finfo(dtype).tiny * 3               # tiny magnitudes among big ones
+        exact = sum(Fraction(float(abs(v))) for v in x)
+        bound = _optim.sum_abs_bound(x)
+        assert Fraction(bound) >= exact
+        assert bound <= float(exact) * (1 + 3 * (n / 16 + 32) * u) * (1 + 1e-12)
+    x = np.ones(n, dtype)
+    for bad in (np.nan, np.inf, -np.inf):
+        x[n // 2] = bad
+        assert _optim.sum_abs_bound(x) == np.inf
+    # past the type's range: inf when a partial sum overflows, a bound all the same
+    big = np.full(16 * n + 1, np.finfo(dtype).max / 2, dtype)
+    bound = _optim.sum_abs_bound(big)
+    assert bound == np.inf or bound >= float(np.finfo(dtype).max / 2) * big.size

@@ -747,30 +747,42 @@ cdef struct Bounds:
     double s1           # >= max |state component 1| (Adam v)
 
 
+cdef enum:
+    # sum_abs_if_finite's partial sums, one vector register of float32s
+    SUM_LANES = 16
+
+
 cdef inline double sum_abs_if_finite(const floating* x, Py_ssize_t n) noexcept nogil:
     # An upper bound of sum |x| (and so of max |x|), or inf when some x is
     # NaN or infinite (a NaN or inf makes the sum NaN or inf; so does a sum
     # past the type's range, and the caller then checks exactly).  A sum,
     # not a max: the compiler vectorises sums kept in lanes, not a max
     # written with comparisons (NaN semantics).  Summed in the storage type
-    # for the same reason, and scaled up by the worst case of rounding: each
-    # lane adds at most m = n/4 + 3 terms, which undercuts the exact sum by a
-    # factor of at most 1 - 1.1 m u for m u below 1/4 (u the unit roundoff).
-    cdef Py_ssize_t i = 0
-    cdef floating a0 = 0, a1 = 0, a2 = 0, a3 = 0
-    cdef double total
-    cdef double m_u = (n / 4 + 3) * (5.960464477539063e-08 if floating is float
-                                     else 1.1102230246251565e-16)
-    while i + 4 <= n:
-        a0 += _abs(x[i])
-        a1 += _abs(x[i + 1])
-        a2 += _abs(x[i + 2])
-        a3 += _abs(x[i + 3])
-        i += 4
+    # for the same reason, in SUM_LANES partial sums that the compiler
+    # keeps in one vector register (four scalar sums compiled to a lane
+    # extract and a scalar add per element in float64), and scaled up by
+    # the worst case of rounding: each lane adds at most m = n/SUM_LANES +
+    # SUM_LANES - 1 terms and the lanes' total SUM_LANES more, which
+    # undercuts the exact sum by a factor of at most 1 - 1.1 m' u for
+    # m' = m + SUM_LANES and m' u below 1/4 (u the unit roundoff).
+    cdef Py_ssize_t i = 0, j
+    cdef floating acc[SUM_LANES]
+    cdef double total = 0
+    cdef double m_u = (n / SUM_LANES + 2 * SUM_LANES) * (
+        5.960464477539063e-08 if floating is float else 1.1102230246251565e-16)
+    for j in range(SUM_LANES):
+        acc[j] = 0
+    while i + SUM_LANES <= n:
+        for j in range(SUM_LANES):
+            acc[j] += _abs(x[i + j])
+        i += SUM_LANES
+    j = 0
     while i < n:
-        a0 += _abs(x[i])
+        acc[j] += _abs(x[i])
         i += 1
-    total = (a0 + a1) + (a2 + a3)
+        j += 1
+    for j in range(SUM_LANES):
+        total += acc[j]
     if not isfinite(total) or m_u >= 0.25:
         return INFINITY
     return total * (1 + 2 * m_u)
