@@ -59,7 +59,7 @@ from libc.math cimport isfinite
 from pynn.kernels.optim_kernels cimport (
     PARALLEL_MIN_ELEMENTS, VAR_COLS, Bounds, GradPass, OptSettings, all_finite, bounded_update_is_finite,
     fill_hyper, grad_pass, measure_bounds, optimizer_step, penalty, settings_of, state_size,
-    update_is_finite)
+    sum_abs_if_finite, update_is_finite)
 
 cdef enum:
     N_COLS = 11
@@ -91,6 +91,11 @@ cdef struct Vars:
     const Py_ssize_t* rows
     Py_ssize_t n
     const double* reg
+    # per variable, the entry of Net.half_bounds that holds its gradient's
+    # bound when a split layer's halves took it (a Dense layer's whole
+    # kernel 2 l, its bias 2 l + 1), or -1; and room for those bounds
+    const Py_ssize_t* slot
+    double* known
 
 
 # --------------------------------------------------------------------------
@@ -159,6 +164,11 @@ cdef struct _Half:
     bint backward, is_double
     void* set_threads       # set_threads_fn, for a half run off the caller's thread
     pthread_t caller
+    # backward: when want_bound, sum_abs_if_finite of this half's rows of
+    # dW and of db, taken while they are in the cache of the core that
+    # wrote them (the compiled epoch's gradient bound, optim_kernels.pxd)
+    bint want_bound
+    double bound_w, bound_b
 
 
 cdef inline void _half_products(_Half* t, floating* kind) noexcept nogil:
@@ -184,6 +194,9 @@ cdef inline void _half_products(_Half* t, floating* kind) noexcept nogil:
         row = <const floating*>t.dZ + i * n_out
         for j in range(t.r0, t.r1):
             db[j] += row[j]
+    if t.want_bound:
+        t.bound_w = sum_abs_if_finite(<floating*>t.dW + t.r0 * t.n_in, m * t.n_in)
+        t.bound_b = sum_abs_if_finite(db + t.r0, m)
     if t.dX != NULL:
         gemm(False, False, n, n_in, m, <floating>1, dZ, n_out, W, n_in, <floating>0,
              <floating*>t.dX, n_in)
@@ -208,9 +221,11 @@ cdef inline void _split_products(Net net, const floating* X, const floating* W,
                                  floating* A, const floating* dZ, floating* dW,
                                  floating* db, floating* dX, Py_ssize_t n,
                                  Py_ssize_t n_in, Py_ssize_t n_out,
-                                 Py_ssize_t h) noexcept nogil:
+                                 Py_ssize_t h, double* bounds) noexcept nogil:
     # A layer's forward (dZ NULL) or backward products in halves [0, h) and
-    # [h, n_out), the second on the helper when net.n_threads allows it
+    # [h, n_out), the second on the helper when net.n_threads allows it;
+    # bounds, when not NULL (backward), receives the bounds of sum |dW| and
+    # sum |db| (_Half.want_bound)
     cdef _Half first, second
     cdef Py_ssize_t i
     cdef floating* part = <floating*>net.dx_part
@@ -230,6 +245,7 @@ cdef inline void _split_products(Net net, const floating* X, const floating* W,
     first.is_double = floating is double
     first.set_threads = net.set_threads
     first.caller = pthread_self()
+    first.want_bound = bounds != NULL and dZ != NULL
     second = first
     second.r0 = h
     second.r1 = n_out
@@ -239,6 +255,9 @@ cdef inline void _split_products(Net net, const floating* X, const floating* W,
     else:
         _run_half(&first)
         _run_half(&second)
+    if first.want_bound:
+        bounds[0] = first.bound_w + second.bound_w
+        bounds[1] = first.bound_b + second.bound_b
     if dX != NULL:
         for i in range(n * n_in):
             dX[i] = dX[i] + part[i]
@@ -379,6 +398,9 @@ cdef struct Net:
     bint split
     void* set_threads       # the BLAS's per-thread count setter (set_threads_fn), or NULL
     void* dx_part           # the second half's share of dX (n x the widest input)
+    # per layer [kernel, bias], the bounds of the split layers' gradients
+    # their halves took (-1: none), for the compiled epoch; NULL: not taken
+    double* half_bounds
 
 
 cdef inline Net _net(const Py_ssize_t[:, ::1] layout) noexcept:
@@ -403,6 +425,7 @@ cdef inline Net _net(const Py_ssize_t[:, ::1] layout) noexcept:
     net.split = False
     net.set_threads = NULL
     net.dx_part = NULL
+    net.half_bounds = NULL
     for l in range(net.n_layers):
         w = layout[l, 1]
         net.total_width += w
@@ -598,7 +621,7 @@ cdef floating* _forward(Net net, const floating* params, const floating* X,
             _kind_forward(net, l, params, inp, n, work, out)
         elif h:
             _split_products(net, inp, params + row[2], out, NULL, NULL, NULL, NULL,
-                            n, n_in, n_out, h)
+                            n, n_in, n_out, h, NULL)
             bias_activate_par(out, _kept_preactivation(row, act, work, n),
                               params + row[3], n, n_out, act, net.n_threads)
         else:
@@ -621,6 +644,7 @@ cdef void _backward(Net net, const floating* params, floating* grads,
     cdef floating* tmp
     cdef floating* A = delta - n * net.layout[(net.n_layers - 1) * N_COLS + 1]
     cdef const floating* inp
+    cdef double* bounds
     for l in range(net.n_layers - 1, -1, -1):
         row = net.layout + l * N_COLS
         n_in = row[0]
@@ -633,9 +657,13 @@ cdef void _backward(Net net, const floating* params, floating* grads,
                 _layer_activation_backward(row, delta, A, work, n, net.n_threads)
             inp = X if l == 0 else A - n * n_in
             h = _halves(net, n, n_in, n_out)
+            bounds = net.half_bounds + 2 * l if net.half_bounds != NULL else NULL
+            if bounds != NULL:
+                bounds[0] = bounds[1] = -1      # none taken (a layer not split)
             if h:
                 _split_products(net, inp, params + row[2], NULL, delta, grads + row[2],
-                                grads + row[3], other if l > 0 else NULL, n, n_in, n_out, h)
+                                grads + row[3], other if l > 0 else NULL, n, n_in, n_out,
+                                h, bounds)
             else:
                 _affine_backward(inp, params + row[2], delta, n, n_in, n_out,
                                  grads + row[2], grads + row[3],
@@ -710,7 +738,7 @@ cdef int _checked_apply(floating* params, floating* grads, floating* state,
     # penalty added to loss[0] if loss is given; the clipping when update),
     # the exact check, and the update if asked and safe.
     cdef GradPass gp = grad_pass(params, grads, vars.rows, vars.n,
-                                 vars.reg if regularize else NULL, update, opt, False)
+                                 vars.reg if regularize else NULL, update, opt, False, NULL)
     if loss != NULL:
         loss[0] += gp.penalty
         if not isfinite(loss[0]):
@@ -1009,6 +1037,9 @@ cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* sta
     cdef const floating* wb = NULL
     cdef Bounds bounds
     cdef GradPass gp
+    # the gradient bounds the split layers' halves took, per variable
+    cdef const double* known = vars.known if net.half_bounds != NULL \
+        and vars.slot != NULL else NULL
     bounds.valid = False
     for k in range(first, stop):
         start = k * batch_size
@@ -1031,7 +1062,10 @@ cdef Py_ssize_t _epoch(Net net, floating* params, floating* grads, floating* sta
             _rng_restore(net)
             return k
         # regularizers and clipping, in the pass that bounds the gradient
-        gp = grad_pass(params, grads, vars.rows, vars.n, vars.reg, True, opt, True)
+        if known != NULL:
+            for j in range(vars.n):
+                vars.known[j] = net.half_bounds[vars.slot[j]] if vars.slot[j] >= 0 else -1
+        gp = grad_pass(params, grads, vars.rows, vars.n, vars.reg, True, opt, True, known)
         losses[k] += gp.penalty
         if not (gp.finite and isfinite(losses[k])):
             _rng_restore(net)
@@ -1219,7 +1253,7 @@ cdef class Network:
         copied: updated in place by each applied training step).
     """
     cdef object _params, _grads, _layout, _work, _state, _bx, _by, _bw
-    cdef object _var_rows, _var_reg
+    cdef object _var_rows, _var_reg, _var_slot, _var_known, _half_bounds
     cdef Vars vars
     cdef object _settings, _stats, _fixed, _generators, _rng_ptrs, _rng_saved, _inference
     cdef void* p_params
@@ -1319,6 +1353,7 @@ cdef class Network:
         # at most one range per layer for the helper, one more for the caller
         self._ranges = np.zeros(4 * (lay.shape[0] + 2), dtype=np.intp)
         self.ranges = <Py_ssize_t*>cnp.PyArray_DATA(<cnp.ndarray>self._ranges)
+        self._half_bounds = np.full(2 * lay.shape[0], -1.0)
 
     @staticmethod
     def _workspaces(layout):
@@ -1619,6 +1654,26 @@ cdef class Network:
         self.vars.n = rows.shape[0]
         self.vars.reg = <const double*>cnp.PyArray_DATA(<cnp.ndarray>reg) \
             if reg is not None else NULL
+        # which variables are a Dense layer's whole kernel or bias, whose
+        # gradient bound a split step's halves take (_Half.want_bound)
+        layout = np.asarray(self._layout)
+        slot = np.full(rows.shape[0], -1, dtype=np.intp)
+        for k in range(rows.shape[0]):
+            for l in range(layout.shape[0]):
+                if layout[l, COL_KIND] != KIND_DENSE:
+                    continue
+                kernel = layout[l, 2], layout[l, 2] + layout[l, 0] * layout[l, 1]
+                bias = layout[l, 3], layout[l, 3] + layout[l, 1]
+                if (rows[k, 0], rows[k, 1]) == kernel:
+                    slot[k] = 2 * l
+                elif (rows[k, 0], rows[k, 1]) == bias:
+                    slot[k] = 2 * l + 1
+        self._var_slot = slot
+        self._var_known = np.full(rows.shape[0], -1.0)
+        self.vars.slot = <const Py_ssize_t*>cnp.PyArray_DATA(<cnp.ndarray>slot) \
+            if rows.shape[0] else NULL
+        self.vars.known = <double*>cnp.PyArray_DATA(<cnp.ndarray>self._var_known) \
+            if rows.shape[0] else NULL
 
     def set_inference_layers(self, flags):
         """Per layer, True where a BatchNormalization runs in inference mode
@@ -1744,6 +1799,9 @@ cdef class Network:
                 self.net.work_width + self.net.row_width) * (8 if self.is_double else 4)
             if c.net.n_threads >= 2:
                 self._share_rows(c, batch_rows)
+            if c.op == OP_EPOCH:
+                c.net.half_bounds = <double*>cnp.PyArray_DATA(
+                    <cnp.ndarray>self._half_bounds)
         if self.is_double:
             _run_typed(c, <double*>c.params)
         else:

@@ -58,7 +58,7 @@ def step(int code,
     cdef fpenv_t env
     with nogil:
         env = fpenv_enter()
-        gp = grad_pass(&params[0], &grads[0], rows, 2, NULL, True, &opt, False)
+        gp = grad_pass(&params[0], &grads[0], rows, 2, NULL, True, &opt, False, NULL)
         finite = gp.finite and update_is_finite(&params[0], &grads[0], p_state,
                                                 params.shape[0], rows, 2, &opt)
         if finite:

@@ -159,3 +159,37 @@ def test_a_refusal_in_the_helpers_rows_changes_nothing():
     np.testing.assert_array_equal(net.params, params)
     np.testing.assert_array_equal(net.optimizer.state, state)
     assert net.optimizer.iterations == iterations
+
+
+def test_an_epoch_refuses_a_gradient_that_overflows_in_the_second_halfs_rows(dtype):
+    # The compiled epoch bounds the split layers' gradients in their halves
+    # (the rows each core wrote) and, while the bounds vouch for it, skips
+    # the exact check.  Units 0..127 of the first layer are dead (bias
+    # -1e4): their gradient is 0.  Input column 7 meets zero weights, so the
+    # forward pass never sees it; in batch 2 one sample holds the largest
+    # finite value there and targets of 1e6, so dW1[128:, 7] overflows to
+    # inf in the second half alone.  A bound missing that half would let
+    # the step through.
+    def make():
+        net = model(dtype, pynn.SGD(0.01, momentum=0.9))
+        net.layers[0].W[:, 7] = 0
+        net.layers[0].b[:128] = -1e4
+        return net
+
+    huge = np.finfo(dtype).max
+    x, y = X.astype(dtype), Y.astype(dtype)
+    x[:, 7] = 0
+    x[2 * BATCH + 6, 7] = huge
+    y[2 * BATCH:3 * BATCH] = 1e6
+    order = np.arange(len(x), dtype=np.intp)
+    from pynn.training.runners import run_batches
+    net, before = make(), make()
+    losses = np.empty(4)
+    assert run_batches(before, x, y, order, BATCH, 0, 2, losses) == 2
+    assert run_batches(net, x, y, order, BATCH, 0, 4, losses) == 2
+    for got, expected in zip(net.get_weights(), before.get_weights()):
+        np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(net.optimizer.state, before.optimizer.state)
+    # the same step alone is refused by the exact check
+    with pytest.raises(DivergenceError):
+        net.train_on_batch(x[2 * BATCH:3 * BATCH], y[2 * BATCH:3 * BATCH])
