@@ -161,35 +161,51 @@ def test_a_refusal_in_the_helpers_rows_changes_nothing():
     assert net.optimizer.iterations == iterations
 
 
-def test_an_epoch_refuses_a_gradient_that_overflows_in_the_second_halfs_rows(dtype):
+@pytest.mark.parametrize("dead", ["first", "second"])
+@pytest.mark.parametrize("bad", ["overflow", "nan"])
+@pytest.mark.parametrize("batch", [2, 3])
+def test_an_epoch_refuses_a_gradient_that_is_not_finite_in_one_halfs_rows(dtype, dead, bad,
+                                                                          batch):
     # The compiled epoch bounds the split layers' gradients in their halves
     # (the rows each core wrote) and, while the bounds vouch for it, skips
-    # the exact check.  Units 0..127 of the first layer are dead (bias
-    # -1e4): their gradient is 0.  Input column 7 meets zero weights, so the
-    # forward pass never sees it; in batch 2 one sample holds the largest
-    # finite value there and targets of 1e6, so dW1[128:, 7] overflows to
-    # inf in the second half alone.  A bound missing that half would let
-    # the step through.
+    # the exact check.  The units of one half of the first layer are dead
+    # (bias -1e4): their gradient is 0.  Input column 7 meets zero weights,
+    # so the forward pass never sees it; in the bad batch one sample holds
+    # the largest finite value there (two samples the largest of either
+    # sign, for a NaN) and targets of 1e6, so dW1[:, 7] is not finite in
+    # the other half's rows alone.  A bound missing that half would let the
+    # step through.  Batch 3 is the epoch's last, of 6 rows: no layer
+    # splits there, and the bound of the batch before must not be reused.
+    rows = slice(0, 128) if dead == "first" else slice(128, 256)
+
     def make():
         net = model(dtype, pynn.SGD(0.01, momentum=0.9))
         net.layers[0].W[:, 7] = 0
-        net.layers[0].b[:128] = -1e4
+        net.layers[0].b[rows] = -1e4
         return net
 
     huge = np.finfo(dtype).max
-    x, y = X.astype(dtype), Y.astype(dtype)
+    n = 3 * BATCH + 6 if batch == 3 else 4 * BATCH
+    x, y = X[:n].astype(dtype), Y[:n].astype(dtype)
     x[:, 7] = 0
-    x[2 * BATCH + 6, 7] = huge
-    y[2 * BATCH:3 * BATCH] = 1e6
-    order = np.arange(len(x), dtype=np.intp)
+    x[batch * BATCH + 2, 7] = huge
+    if bad == "nan":
+        x[batch * BATCH + 4, 7] = -huge
+    y[batch * BATCH:(batch + 1) * BATCH] = 1e6
+    order = np.arange(n, dtype=np.intp)
+    n_batches = -(-n // BATCH)
     from pynn.training.runners import run_batches
     net, before = make(), make()
-    losses = np.empty(4)
-    assert run_batches(before, x, y, order, BATCH, 0, 2, losses) == 2
-    assert run_batches(net, x, y, order, BATCH, 0, 4, losses) == 2
+    losses = np.empty(n_batches)
+    assert run_batches(before, x, y, order, BATCH, 0, batch, losses) == batch
+    handed = helper_count(True)
+    assert run_batches(net, x, y, order, BATCH, 0, n_batches, losses) == batch
+    if blas_threads() >= 2 and _threads.local_thread_setter() is not None:
+        assert helper_count(True) > handed         # the steps did split
     for got, expected in zip(net.get_weights(), before.get_weights()):
         np.testing.assert_array_equal(got, expected)
     np.testing.assert_array_equal(net.optimizer.state, before.optimizer.state)
     # the same step alone is refused by the exact check
     with pytest.raises(DivergenceError):
-        net.train_on_batch(x[2 * BATCH:3 * BATCH], y[2 * BATCH:3 * BATCH])
+        net.train_on_batch(x[batch * BATCH:(batch + 1) * BATCH],
+                           y[batch * BATCH:(batch + 1) * BATCH])
