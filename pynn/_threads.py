@@ -8,7 +8,11 @@ The kernels' GEMM goes through one function pointer per dtype
 - ``mkl``: ``cblas_sgemm``/``cblas_dgemm`` of Intel's oneMKL, from the ``mkl``
   wheel (``pip install pynn[mkl]``), loaded with dlopen here and never linked
   at build time.  The default when it is installed: on a 2-core AVX-512 Xeon
-  its GEMM is 10-25% faster than OpenBLAS's on the benchmark's shapes.
+  its GEMM is 10-25% faster than OpenBLAS's on the benchmark's shapes.  Its
+  products of at most ``pynn._gemm.SMALL_GEMM_MAX`` multiply-adds run on
+  MKL's JIT GEMM, a kernel generated per shape (``mkl_cblas_jit_create_?gemm``,
+  kept in a table of blas_backend.h); without MKL on OpenBLAS's small-matrix
+  kernels.
 
 ``PYNN_BLAS=openblas`` or ``PYNN_BLAS=mkl`` forces one; forcing ``mkl``
 without the wheel is an ImportError that says so.  The choice is made once:
@@ -103,7 +107,29 @@ def _kernel_modules():
     return found
 
 
-def _set_pointers(sgemm, dgemm, set_threads):
+# MKL's JIT small GEMM: the pointer of blas_backend.h each of its functions
+# goes to
+_JIT_POINTERS = {"mkl_cblas_jit_create_sgemm": "pynn_mkl_jit_create_sgemm",
+                 "mkl_cblas_jit_create_dgemm": "pynn_mkl_jit_create_dgemm",
+                 "mkl_jit_get_sgemm_ptr": "pynn_mkl_jit_get_sgemm_ptr",
+                 "mkl_jit_get_dgemm_ptr": "pynn_mkl_jit_get_dgemm_ptr",
+                 "mkl_jit_destroy": "pynn_mkl_jit_destroy"}
+
+
+def _jit_functions(lib):
+    """{pointer name: address} of MKL's JIT GEMM in lib, or all None when
+    lib is None or lacks one of them (the small products then stay on
+    OpenBLAS)."""
+    found = {}
+    for function, pointer in _JIT_POINTERS.items():
+        fn = getattr(lib, function, None) if lib is not None else None
+        if fn is None:
+            return dict.fromkeys(_JIT_POINTERS.values())
+        found[pointer] = ctypes.cast(fn, ctypes.c_void_p).value
+    return found
+
+
+def _set_pointers(sgemm, dgemm, set_threads, jit):
     """Write the backend's addresses into each kernel module's table.
 
     Returns the address of the thread wrapper of csrc/pynn/kernels/blas_backend.h in the
@@ -116,8 +142,16 @@ def _set_pointers(sgemm, dgemm, set_threads):
             s = ctypes.c_void_p.in_dll(lib, "pynn_cblas_sgemm")
             d = ctypes.c_void_p.in_dll(lib, "pynn_cblas_dgemm")
             t = ctypes.c_void_p.in_dll(lib, "pynn_mkl_set_num_threads_local")
+            j = {name: ctypes.c_void_p.in_dll(lib, name) for name in jit}
         except ValueError:
             continue   # a module without products
+        # the JIT's pointers cleared first and its create set last: the
+        # kernels take the JIT path on that one pointer
+        j["pynn_mkl_jit_create_sgemm"].value = None
+        for name, address in jit.items():
+            if name != "pynn_mkl_jit_create_sgemm":
+                j[name].value = address
+        j["pynn_mkl_jit_create_sgemm"].value = jit["pynn_mkl_jit_create_sgemm"]
         s.value, d.value, t.value = sgemm, dgemm, set_threads
         if path.name.startswith("_dense"):
             wrapper = ctypes.cast(lib.pynn_mkl_threads_local, ctypes.c_void_p).value
@@ -147,10 +181,11 @@ def install_backend(requested=None):
         wrapper = _set_pointers(ctypes.cast(lib.cblas_sgemm, ctypes.c_void_p).value,
                                 ctypes.cast(lib.cblas_dgemm, ctypes.c_void_p).value,
                                 ctypes.cast(lib.MKL_Set_Num_Threads_Local,
-                                            ctypes.c_void_p).value)
+                                            ctypes.c_void_p).value,
+                                _jit_functions(lib))
         name = "mkl"
     else:
-        wrapper = _set_pointers(None, None, None)
+        wrapper = _set_pointers(None, None, None, _jit_functions(None))
         name = "openblas"
     _state.update(name=name, lib=lib, path=path, threads=wrapper)
     local_thread_setter.cache_clear()
@@ -167,7 +202,12 @@ def backend_description():
     """One line: the backend and where its library comes from."""
     name = backend()
     if name == "mkl":
-        return f"mkl (cblas_sgemm/cblas_dgemm from {Path(_state['path']).name}, the mkl wheel)"
+        from pynn import _gemm
+        small = ("MKL's JIT kernels, one per shape" if _gemm.small_path() == "mkl-jit"
+                 else "SciPy's OpenBLAS")
+        return (f"mkl (cblas_sgemm/cblas_dgemm from {Path(_state['path']).name}, the mkl "
+                f"wheel; products of at most {_gemm.SMALL_GEMM_MAX} multiply-adds on "
+                f"{small})")
     return "openblas (SciPy's BLAS through scipy.linalg.cython_blas)"
 
 

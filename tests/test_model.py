@@ -80,7 +80,10 @@ def test_evaluate_matches_the_mean_of_predict(data):
 def test_predict_in_chunks_equals_predict_at_once(data):
     x, _ = data
     net = make_net(dtype="float64")
-    np.testing.assert_allclose(net.predict(x, batch_size=9), net.predict(x), rtol=1e-14)
+    # products of other shapes may run on other kernels (README, Reproducibility):
+    # equal to rounding, not bit for bit
+    np.testing.assert_allclose(net.predict(x, batch_size=9), net.predict(x), rtol=1e-13,
+                               atol=1e-15)
 
 
 def test_learns_sine():

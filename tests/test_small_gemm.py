@@ -1,13 +1,17 @@
 """The GEMM of the kernels (csrc/_blas.pxd): products of at most
-SMALL_GEMM_MAX multiply-adds go to SciPy's OpenBLAS whatever the backend,
-the others to the backend's (MKL's when it is installed).
+SMALL_GEMM_MAX multiply-adds go to the small-matrix path (MKL's JIT
+kernels, one generated per shape, when MKL is the backend; SciPy's
+OpenBLAS otherwise), the others to the backend's GEMM (MKL's when it is
+installed).
 
 Every shape up to the threshold, from a grid of odd and even sizes, with
 every transpose, alpha and beta in {0, 1}: against the NumPy expression in
 float64 (pynn/reference.py's form, op(A) @ op(B)) with a bound from the
-length of the sums, against the backend's GEMM on the same operands, and
+length of the sums, against every other library on the same operands, and
 routed as the rule says (bit for bit the library it names).
 """
+import subprocess
+import sys
 import itertools
 
 import numpy as np
@@ -49,7 +53,7 @@ def expected(a, b, c, trans_a, trans_b, alpha, beta):
 def test_every_small_shape_against_numpy_and_the_backend(dtype, trans_a, trans_b):
     rng = np.random.default_rng(hash((dtype, trans_a, trans_b)) % 2**32)
     for i, (m, n, k) in enumerate(SHAPES):
-        assert _gemm.goes_to_openblas(m, n, k)
+        assert _gemm.goes_to_small(m, n, k)
         alpha, beta = SCALES[i % len(SCALES)]
         a, b, c0 = operands(rng, trans_a, trans_b, m, n, k, dtype)
         want, bound = expected(a, b, c0, trans_a, trans_b, alpha, beta)
@@ -59,8 +63,8 @@ def test_every_small_shape_against_numpy_and_the_backend(dtype, trans_a, trans_b
             _gemm.matmul(trans_a, trans_b, alpha, a, b, beta, c, library)
             assert np.all(np.abs(c - want) <= bound), (library, m, n, k, alpha, beta)
             results[library] = c
-        # below the threshold the kernels' GEMM is SciPy's OpenBLAS, bit for bit
-        np.testing.assert_array_equal(results["auto"], results["openblas"])
+        # below the threshold the kernels' GEMM is the small-matrix path, bit for bit
+        np.testing.assert_array_equal(results["auto"], results["small"])
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -94,8 +98,8 @@ def test_beta_zero_never_reads_c():
 def test_the_threshold_is_where_the_backend_takes_over(dtype):
     rng = np.random.default_rng(5)
     below, above = (32, 32, THRESHOLD // (32 * 32)), (32, 32, THRESHOLD // (32 * 32) + 1)
-    assert _gemm.goes_to_openblas(*below) and not _gemm.goes_to_openblas(*above)
-    for (m, n, k), library in [(below, "openblas"), (above, "backend")]:
+    assert _gemm.goes_to_small(*below) and not _gemm.goes_to_small(*above)
+    for (m, n, k), library in [(below, "small"), (above, "backend")]:
         for trans_a, trans_b in TRANSPOSES:
             a, b, c0 = operands(rng, trans_a, trans_b, m, n, k, dtype)
             auto, named = c0.copy(), c0.copy()
@@ -127,3 +131,62 @@ def test_layer_products_match_the_reference_on_the_backend_in_use():
                                    rtol=1e-5 if dtype == "float32" else 1e-12,
                                    atol=1e-5 if dtype == "float32" else 1e-12)
     assert _threads.backend() in ("openblas", "mkl")
+
+
+needs_jit = pytest.mark.skipif(_gemm.small_path() != "mkl-jit",
+                               reason="MKL is not the backend: no JIT kernels")
+
+
+_ONCE = """
+import ctypes, numpy as np
+from pynn import _gemm
+made = lambda: ctypes.c_longlong.in_dll(ctypes.CDLL(_gemm.__file__), "pynn_jit_created").value
+rng = np.random.default_rng(9)
+a, b = rng.standard_normal((7, 13)).astype("f4"), rng.standard_normal((11, 13)).astype("f4")
+c = np.zeros((7, 11), "f4")
+counts = [made()]
+_gemm.matmul(False, True, 1.0, a, b, 0.0, c)
+counts.append(made())
+_gemm.matmul(False, True, 1.0, a, b, 0.0, c, "auto", 50)
+_gemm.matmul(False, True, 1.0, a, b, 1.0, c)      # another beta: another kernel
+counts += [made()]
+print(counts)
+"""
+
+
+@needs_jit
+def test_a_shape_gets_its_kernel_once():
+    # in a fresh process: one kernel generated on the shape's first call,
+    # none on the next 50, one more for another beta
+    out = subprocess.run([sys.executable, "-c", _ONCE], check=True, capture_output=True,
+                         text=True).stdout
+    assert out.strip() == "[0, 1, 2]"
+
+
+# a product computed in a fresh process, optionally after filling the table
+# of generated kernels with other shapes: its bytes in hex
+_FRESH = """
+import sys, numpy as np
+from pynn import _gemm
+fill = int(sys.argv[1])
+if fill:
+    for k in range(1, 400):      # 399 shapes: past the table's 256 entries
+        _gemm.matmul(False, False, 1.0, np.ones((2, k), "f8"), np.ones((k, 3), "f8"),
+                     0.0, np.zeros((2, 3), "f8"))
+rng = np.random.default_rng(1)
+a = rng.standard_normal((24, 40)).astype("f4")
+b = rng.standard_normal((30, 40)).astype("f4")
+c = rng.standard_normal((24, 30)).astype("f4")
+_gemm.matmul(False, True, 0.5, a, b, 1.0, c)
+print(c.tobytes().hex())
+"""
+
+
+@needs_jit
+def test_a_shape_past_the_tables_capacity_runs_the_same_code():
+    # beyond the table's capacity a kernel is generated for each call and
+    # destroyed after it: the same bits as the kept kernel of that shape
+    kept, passing = (subprocess.run([sys.executable, "-c", _FRESH, fill], check=True,
+                                    capture_output=True, text=True).stdout
+                     for fill in ("0", "1"))
+    assert kept == passing and len(kept) > 100

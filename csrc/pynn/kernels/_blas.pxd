@@ -13,8 +13,10 @@
 # still go to SciPy's OpenBLAS, whose small-matrix kernels (the SkylakeX
 # and Haswell builds take them before any blocking or threading) cost less
 # per call than MKL's: measured on a tiny network's products, 16 x 32 x 64
-# and below, by benchmarks/small_gemm.py.  Each product's result is then
-# that of one fixed library for its shape, call after call: a backend's
+# and below, by benchmarks/small_gemm.py.  With MKL they run instead on
+# MKL's JIT small GEMM (blas_backend.h, pynn_jit_gemm), a kernel generated
+# for each shape, which costs less again.  Each product's result is then
+# that of one fixed kernel for its shape, call after call: a backend's
 # results stay reproducible bit for bit.
 from cython cimport floating
 from scipy.linalg.cython_blas cimport dgemm, sgemm
@@ -29,13 +31,29 @@ cdef extern from "blas_backend.h" nogil:
                                          double, double*, int) noexcept nogil
     pynn_cblas_sgemm_fn pynn_cblas_sgemm
     pynn_cblas_dgemm_fn pynn_cblas_dgemm
+    void* pynn_mkl_jit_create_sgemm
+    int pynn_jit_gemm(int is_double, int trans_a, int trans_b, int m, int n, int k,
+                      double alpha, const void* A, int lda, const void* B, int ldb,
+                      double beta, void* C, int ldc)
     int PYNN_CBLAS_ROW_MAJOR, PYNN_CBLAS_NO_TRANS, PYNN_CBLAS_TRANS
     long PYNN_SMALL_GEMM_MAX
 
 
+cdef enum:
+    # where gemm_on multiplies
+    GEMM_BACKEND = 0    # the backend's CBLAS pointer (MKL's), else SciPy's OpenBLAS
+    GEMM_OPENBLAS = 1   # SciPy's OpenBLAS
+    GEMM_SMALL = 2      # MKL's JIT kernel for the shape when MKL is the backend, else OpenBLAS
+
+
 cdef inline bint small_product(int m, int n, int k) noexcept nogil:
-    """True when gemm() leaves this product to SciPy's OpenBLAS whatever the backend."""
+    """True when gemm() takes this product to the small-matrix path (GEMM_SMALL)."""
     return <long>m * n * k <= PYNN_SMALL_GEMM_MAX
+
+
+cdef inline bint small_on_jit() noexcept nogil:
+    """True when the small-matrix path is MKL's JIT GEMM."""
+    return pynn_mkl_jit_create_sgemm != NULL
 
 
 cdef inline void gemm(bint trans_a, bint trans_b,
@@ -49,22 +67,27 @@ cdef inline void gemm(bint trans_a, bint trans_b,
     """C = alpha * op(A) @ op(B) + beta * C, all row-major, lda/ldb/ldc row strides."""
     if m == 0 or n == 0:
         return
-    gemm_on(small_product(m, n, k), trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb,
-            beta, C, ldc)
+    gemm_on(GEMM_SMALL if small_product(m, n, k) else GEMM_BACKEND, trans_a, trans_b,
+            m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)
 
 
-cdef inline void gemm_on(bint openblas, bint trans_a, bint trans_b,
+cdef inline void gemm_on(int where, bint trans_a, bint trans_b,
                          int m, int n, int k,
                          floating alpha,
                          const floating* A, int lda,
                          const floating* B, int ldb,
                          floating beta,
                          floating* C, int ldc) noexcept nogil:
-    """gemm() on SciPy's OpenBLAS (``openblas``) or else on the backend's
-    CBLAS pointer when one is set, whatever the size (for the tests)."""
+    """gemm() on the path ``where`` names (GEMM_*), whatever the size (for
+    the tests)."""
     cdef char ta = b'T' if trans_a else b'N'
     cdef char tb = b'T' if trans_b else b'N'
+    cdef bint openblas = where != GEMM_BACKEND
     if m == 0 or n == 0:
+        return
+    if where == GEMM_SMALL and small_on_jit() and k > 0 \
+            and pynn_jit_gemm(floating is double, trans_a, trans_b, m, n, k, alpha, A, lda,
+                              B, ldb, beta, C, ldc):
         return
     if floating is float:
         if pynn_cblas_sgemm != NULL and not openblas:
