@@ -170,7 +170,7 @@ import sys, numpy as np
 from pynn import _gemm
 fill = int(sys.argv[1])
 if fill:
-    for k in range(1, 400):      # 399 shapes: past the table's 256 entries
+    for k in range(1, 3200):     # 3199 shapes: past the table's 3072 entries
         _gemm.matmul(False, False, 1.0, np.ones((2, k), "f8"), np.ones((k, 3), "f8"),
                      0.0, np.zeros((2, 3), "f8"))
 rng = np.random.default_rng(1)
