@@ -1723,10 +1723,13 @@ cdef class Network:
         HYPER_STEP, is overwritten by ``iterations`` at each call).  Refused
         when the state buffer is too small for what they ask (momentum
         turned on after compile, say): the kernels would run past its end."""
+        self._set_hyper(hyper)
+
+    cdef int _set_hyper(self, object hyper) except -1:
         cdef Py_ssize_t i
         cdef double values[16]
         if hyper is self.hyper_given and type(hyper) is tuple:
-            return              # copied last time, and a tuple cannot have changed
+            return 0            # copied last time, and a tuple cannot have changed
         fill_hyper(hyper, values)
         if self.state_len < state_size(self.opt_code, values, self.n_params):
             raise ValueError(f"the optimizer's state holds {self.state_len} values, fewer "
@@ -1734,6 +1737,7 @@ cdef class Network:
         for i in range(16):
             self.hyper[i] = values[i]
         self.hyper_given = hyper
+        return 0
 
     cdef void* _batch_buffers(self, Py_ssize_t n) except NULL:
         # _bx, _by, _bw hold batches of up to batch_capacity rows: gathered
@@ -1854,6 +1858,9 @@ cdef class Network:
         subclasses) of the network's dtype, 2-D, C-contiguous, of the right
         widths and one non-zero number of rows.  A few C tests, so that the
         hot path of train_on_batch costs no Python-level checks."""
+        return self._accepts(x, y)
+
+    cdef bint _accepts(self, object x, object y):
         cdef int typenum = cnp.NPY_FLOAT64 if self.is_double else cnp.NPY_FLOAT32
         if not (cnp.PyArray_CheckExact(x) and cnp.PyArray_CheckExact(y)):
             return False
@@ -1877,6 +1884,13 @@ cdef class Network:
         gradient was not finite (the update was not applied), 2 or 3 when x
         or y holds NaN or inf (checked first: nothing ran).
         """
+        cdef double value
+        cdef int status = self._step(x, y, update, sample_weight, &value)
+        return value, status
+
+    cdef int _step(self, object x, cnp.ndarray y, bint update, object sample_weight,
+                   double* value) except -1:
+        # step's work: the status, the loss in value[0]
         cdef Call c = self._call(OP_STEP)
         c.n = self._rows_of(x, &c.x, &c.sx)
         self._check(y, self.n_y, "y")
@@ -1896,7 +1910,8 @@ cdef class Network:
             with nogil:
                 self._run(&c, c.n)
         self.pending = not update and c.status == STATUS_OK
-        return c.value, c.status
+        value[0] = c.value
+        return c.status
 
     def train_batches(self, x, cnp.ndarray y, order, Py_ssize_t batch_size,
                       Py_ssize_t first, Py_ssize_t stop, double[::1] losses not None,
@@ -2073,3 +2088,81 @@ cdef class Network:
         with nogil:
             self._run(&c, 0)
         return c.status == STATUS_OK
+
+
+# --------------------------------------------------------------------------
+# train_on_batch's hot path: the model's checks compared in C
+# --------------------------------------------------------------------------
+#
+# Through the model's Python layers a tiny network's step cost 1.3 us more
+# than the compiled step itself: the model's lock taken by a `with`, the
+# checks that nothing changed since the optimizer's settings and variables
+# were handed over, the settings fetched, the step count handed over and
+# back.  A HotStep keeps what those checks compared against the last time
+# they passed and compares the same things here.
+
+cdef class HotStep:
+    """train_on_batch's hot path for one model, made by the model after a
+    step whose checks passed (``pynn.core.Model.step_as_given``).
+
+    ``hot(x, y)`` runs a training step on x and y as they are and returns
+    its loss, or returns None having changed nothing when the checked path
+    might decide otherwise: another thread holds the model's lock, the
+    model no longer holds this HotStep (setting any attribute of the model
+    drops it), the optimizer's state array or settings revision or the
+    layers' settings revision moved, metrics were added, or the network
+    does not take x and y as they are; and when the step is refused (x or
+    y or the result not finite), so that the checked path runs it again
+    and reports it.
+
+    owner: the model; opt: its optimizer; lock: the model's lock (an RLock:
+    taken without waiting, released after); counter: the one-element list
+    holding the layers' settings revision (``pynn.layers.settings_counter``);
+    settings: the optimizer's ``kernel_settings()`` tuple to hand the
+    network at every step, or None to ask for it at every step (a
+    learning-rate schedule's rate moves with the step count).
+    """
+    cdef Network net
+    cdef object owner, opt, state, revision, counter, seen, settings
+    cdef object acquire, release
+
+    def __init__(self, Network net not None, owner, opt, lock, list counter not None,
+                 settings):
+        if len(counter) != 1:
+            raise ValueError(f"counter must hold one count, got {counter!r}")
+        if settings is not None and type(settings) is not tuple:
+            raise TypeError(f"settings must be a tuple or None, got "
+                            f"{type(settings).__name__}")
+        self.net = net
+        self.owner = owner
+        self.opt = opt
+        self.state = opt.state
+        self.revision = opt.revision
+        self.counter = counter
+        self.seen = counter[0]
+        self.settings = settings
+        self.acquire = lock.acquire
+        self.release = lock.release
+
+    def __call__(self, x, y):
+        cdef double value = 0
+        cdef int status = -1
+        cdef Network net = self.net
+        cdef object opt = self.opt
+        if not self.acquire(False):
+            return None
+        try:
+            if (self.owner._hot is not self or opt.state is not self.state
+                    or opt.revision != self.revision or self.counter[0] != self.seen
+                    or self.owner.metrics or not net._accepts(x, y)):
+                return None
+            net._set_hyper(self.settings if self.settings is not None
+                           else opt.kernel_settings())
+            net.iterations = opt.iterations
+            try:
+                status = net._step(x, <cnp.ndarray>y, True, None, &value)
+            finally:
+                opt.iterations = net.iterations
+        finally:
+            self.release()
+        return value if status == STATUS_OK else None

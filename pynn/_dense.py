@@ -44,6 +44,7 @@ ISA, REQUEST = _choose(os.environ.get("PYNN_ISA", "").strip().lower() or None)
 MODULE = importlib.import_module(f"{__package__}._dense_{ISA}")
 
 Network = MODULE.Network
+HotStep = MODULE.HotStep
 CSRRows = MODULE.CSRRows
 dense_forward = MODULE.dense_forward
 dense_backward = MODULE.dense_backward

@@ -32,7 +32,7 @@ from ._validation import (as_dtype, as_float_array, check_bool, check_finite,
                           check_n_threads, check_positive_int, check_verbose)
 from .errors import DivergenceError
 from .layers import (KIND_BATCH_NORM, KIND_DROPOUT, LAYER_TYPES, Dense, check_memory, layer_from_config,
-                     note_settings_change, settings_revision, widths)
+                     note_settings_change, settings_counter, settings_revision, widths)
 from .summary import summary_table
 
 _PREDICT_CHUNK = 4096
@@ -187,6 +187,7 @@ class Model:
         self.n_threads = check_n_threads(n_threads)
         self.seed = seed
         self._lock = threading.RLock()
+        self._hot = None                    # train_on_batch's HotStep (step_as_given)
         self._generator = initializers.make_generator(seed)
         self.layers = []
         self.loss = None
@@ -227,6 +228,10 @@ class Model:
                 f"setting, and storing it would change nothing; the attributes that "
                 f"can be set are {known} and the properties 'optimizer', 'trainable'")
         object.__setattr__(self, name, value)
+        if name != "_hot":
+            # whatever changed, train_on_batch's hot path is made anew after
+            # the next checked step (HotStep compares nothing a set can move)
+            self.__dict__["_hot"] = None
 
     @property
     def trainable(self) -> bool:
@@ -798,14 +803,22 @@ class Model:
         the step needs nothing more (no metric to compute from its outputs,
         no custom loss or activation); None, with nothing run, otherwise.
 
-        train_on_batch's fast path: one lock, one fused check, one compiled call.
+        train_on_batch's fast path: one lock, one fused check, one compiled
+        call.  An applied step leaves a ``pynn._dense.HotStep`` in
+        ``_hot``, which train_on_batch calls first: it makes the same
+        checks against what this call saw, in C, and steps.
         """
         with self._lock:
             loss, net = self.loss, self._net
             if (loss is None or net is None or self._custom or self.metrics
                     or not loss.accepts_any_real_targets or not net.accepts(x, y)):
                 return None
-            return self._compiled_step(x, y, True, None)
+            done = self._compiled_step(x, y, True, None)
+            if done[1] and self._trained:
+                opt = self._optimizer
+                self._hot = _dense.HotStep(net, self, opt, self._lock, settings_counter(),
+                                           None if opt.scheduled else opt.kernel_settings())
+            return done
 
     def _compiled_step(self, x, y, update, sample_weight):
         # counting() and push_settings() written out: the hot path of

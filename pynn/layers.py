@@ -70,21 +70,27 @@ def check_memory(layers, sizes, dtype, buffers=2):
             f"this machine's {_format_bytes(physical)} of memory")
 
 
-_revision = 0
+# the count, in a list that compiled code reads without a call (settings_counter)
+_revision = [0]
 
 
 def settings_revision() -> int:
     """A count bumped whenever a layer's trainable flag or regularizers
     change (any layer's): a model compares it at each step, to hand the
     variables its update covers to the compiled network again."""
+    return _revision[0]
+
+
+def settings_counter() -> list[int]:
+    """The one-element list holding ``settings_revision()``: read in place,
+    never written, by train_on_batch's hot path (``pynn._dense.HotStep``)."""
     return _revision
 
 
 def note_settings_change() -> None:
     """Bump ``settings_revision()`` (a layer's or model's trainable flag, or
     a regularizer, was set)."""
-    global _revision
-    _revision += 1
+    _revision[0] += 1
 
 
 class Dense:

@@ -27,9 +27,24 @@ class Sequential(Model):
     it adds ``fit``, ``train_on_batch`` and ``save``.
     """
 
-    # the trainer's function itself, not a method calling it: one Python
-    # frame less on the path of every standalone step
-    train_on_batch = training.train_on_batch
+    def train_on_batch(self, x: npt.ArrayLike, y: npt.ArrayLike,
+                       sample_weight: npt.ArrayLike | None = None,
+                       class_weight: dict | None = None,
+                       return_dict: bool = False) -> float | list[float] | dict[str, float]:
+        # The hot path first: the HotStep the last checked step left
+        # (Model.step_as_given) steps on arrays ready as they are, or
+        # answers None having changed nothing; the trainer's checked path
+        # then decides, and may leave another.
+        hot = self._hot
+        if hot is not None and sample_weight is None and class_weight is None \
+                and return_dict is False:
+            loss = hot(x, y)
+            if loss is not None:
+                return loss
+            self._hot = None
+        return training.train_on_batch(self, x, y, sample_weight, class_weight, return_dict)
+
+    train_on_batch.__doc__ = training.train_on_batch.__doc__
 
     def fit(self, x: npt.ArrayLike, y: npt.ArrayLike | None = None, epochs: int = 1,
             batch_size: int | None = None, shuffle: bool = True,
