@@ -33,7 +33,11 @@ from libc.string cimport memcpy, memset
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 cimport numpy as cnp
+import weakref
+
 import numpy as np
+from cpython.ref cimport PyObject
+from cpython.weakref cimport PyWeakref_GetObject
 
 from pynn.kernels._blas cimport PYNN_SMALL_GEMM_MAX, gemm
 from pynn.kernels.fpenv cimport fpenv_enter, fpenv_exit, fpenv_t
@@ -2108,39 +2112,43 @@ cdef class HotStep:
     ``hot(x, y)`` runs a training step on x and y as they are and returns
     its loss, or returns None having changed nothing when the checked path
     might decide otherwise: another thread holds the model's lock, the
-    model no longer holds this HotStep (setting any attribute of the model
-    drops it), the optimizer's state array or settings revision or the
-    layers' settings revision moved, metrics were added, or the network
-    does not take x and y as they are; and when the step is refused (x or
-    y or the result not finite), so that the checked path runs it again
-    and reports it.
+    model is gone or no longer holds this HotStep (setting any attribute of
+    the model drops it), the optimizer's state array or settings revision
+    or the layers' settings revision differ from those the network was
+    last handed, metrics were added, or the network does not take x and y
+    as they are; and when the step is refused (x or y or the result not
+    finite), so that the checked path runs it again and reports it.
 
-    owner: the model; opt: its optimizer; lock: the model's lock (an RLock:
-    taken without waiting, released after); counter: the one-element list
-    holding the layers' settings revision (``pynn.layers.settings_counter``);
-    settings: the optimizer's ``kernel_settings()`` tuple to hand the
-    network at every step, or None to ask for it at every step (a
-    learning-rate schedule's rate moves with the step count).
+    owner: the model (held by a weak reference: a model is freed when its
+    last reference goes, HotStep or not); opt: its optimizer; lock: the
+    model's lock (an RLock: taken without waiting, released after);
+    counter: the one-element list holding the layers' settings revision
+    (``pynn.layers.settings_counter``); seen, state, revision: the layers'
+    revision, the optimizer's state array and its revision that the
+    network was last handed (not the values now: another thread may have
+    changed them since, and the next hot call must then see the
+    difference); scheduled: the optimizer's rate follows a schedule, so
+    that its settings are asked for at every step (otherwise the tuple the
+    network was last handed is handed again).
     """
     cdef Network net
-    cdef object owner, opt, state, revision, counter, seen, settings
+    cdef object owner_ref, opt, state, revision, counter, seen, settings
     cdef object acquire, release
 
     def __init__(self, Network net not None, owner, opt, lock, list counter not None,
-                 settings):
+                 seen, state, revision, bint scheduled):
         if len(counter) != 1:
             raise ValueError(f"counter must hold one count, got {counter!r}")
-        if settings is not None and type(settings) is not tuple:
-            raise TypeError(f"settings must be a tuple or None, got "
-                            f"{type(settings).__name__}")
         self.net = net
-        self.owner = owner
+        self.owner_ref = weakref.ref(owner)
         self.opt = opt
-        self.state = opt.state
-        self.revision = opt.revision
+        self.state = state
+        self.revision = revision
         self.counter = counter
-        self.seen = counter[0]
-        self.settings = settings
+        self.seen = seen
+        # the tuple set_hyper copied last (anything else: asked for each step)
+        self.settings = (net.hyper_given if not scheduled and type(net.hyper_given) is tuple
+                         else None)
         self.acquire = lock.acquire
         self.release = lock.release
 
@@ -2149,12 +2157,14 @@ cdef class HotStep:
         cdef int status = -1
         cdef Network net = self.net
         cdef object opt = self.opt
+        cdef object owner
         if not self.acquire(False):
             return None
         try:
-            if (self.owner._hot is not self or opt.state is not self.state
+            owner = <object>PyWeakref_GetObject(self.owner_ref)
+            if (owner is None or owner._hot is not self or opt.state is not self.state
                     or opt.revision != self.revision or self.counter[0] != self.seen
-                    or self.owner.metrics or not net._accepts(x, y)):
+                    or owner.metrics or not net._accepts(x, y)):
                 return None
             net._set_hyper(self.settings if self.settings is not None
                            else opt.kernel_settings())

@@ -815,9 +815,13 @@ class Model:
                 return None
             done = self._compiled_step(x, y, True, None)
             if done[1] and self._trained:
+                # what the network was handed, not what the optimizer and
+                # the layers hold now: a change made by another thread
+                # during the step then sends the next one the checked way
                 opt = self._optimizer
                 self._hot = _dense.HotStep(net, self, opt, self._lock, settings_counter(),
-                                           None if opt.scheduled else opt.kernel_settings())
+                                           self._variables_revision, self._prepared[1],
+                                           self._synced_revision, opt.scheduled)
             return done
 
     def _compiled_step(self, x, y, update, sample_weight):

@@ -38,7 +38,11 @@ class Sequential(Model):
         hot = self._hot
         if hot is not None and sample_weight is None and class_weight is None \
                 and return_dict is False:
-            loss = hot(x, y)
+            try:
+                loss = hot(x, y)
+            except BaseException:
+                self._hot = None
+                raise
             if loss is not None:
                 return loss
             self._hot = None

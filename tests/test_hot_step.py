@@ -224,10 +224,54 @@ def test_hot_step_checks_its_arguments():
     model = make_model((5, "relu"), (3, None), input_dim=6, seed=3)
     hot_steps(model, "float64", 2)
     opt = model.optimizer
+    seen = layers.settings_revision()
     with pytest.raises(ValueError, match="counter"):
-        _dense.HotStep(model.engine, model, opt, model.lock, [0, 1], None)
-    with pytest.raises(TypeError, match="settings"):
-        _dense.HotStep(model.engine, model, opt, model.lock, layers.settings_counter(),
-                       list(opt.kernel_settings()))
+        _dense.HotStep(model.engine, model, opt, model.lock, [0, 1], seen, opt.state,
+                       opt.revision, False)
     with pytest.raises(TypeError):
-        _dense.HotStep(None, model, opt, model.lock, layers.settings_counter(), None)
+        _dense.HotStep(None, model, opt, model.lock, layers.settings_counter(), seen,
+                       opt.state, opt.revision, False)
+
+
+def _during_the_step(model, change):
+    """Make ``change`` happen while the model's next checked step runs, after
+    the network was handed the settings (as another thread's assignment
+    would land): the HotStep made after that step must not take it for
+    handed."""
+    checked_step = type(model)._compiled_step
+
+    def step_then_change(x, y, update, sample_weight):
+        done = checked_step(model, x, y, update, sample_weight)
+        change(model)
+        return done
+
+    model._compiled_step = step_then_change     # (drops the HotStep: the next call is checked)
+
+
+@pytest.mark.parametrize("change", [_lr, _momentum_off, _freeze, _regularize, _state_array])
+def test_a_change_made_during_a_checked_step_reaches_the_next_one(change):
+    hot, checked = pair()
+    hot_steps(hot, "float64", 3)
+    checked_steps(checked, "float64", 3)
+    _during_the_step(hot, change)
+    hot.train_on_batch(*batches("float64", 3))  # checked, then changed, then a HotStep made
+    del hot._compiled_step
+    checked.train_on_batch(*batches("float64", 3), return_dict=True)
+    change(checked)
+    assert hot_steps(hot, "float64", 4, start=4) == checked_steps(checked, "float64", 4, start=4)
+    assert_same_models(hot, checked)
+
+
+def test_a_model_trained_on_the_hot_path_is_freed_with_its_last_reference():
+    import gc
+    import weakref
+    model = make_model((5, "relu"), (3, None), input_dim=6, seed=3)
+    hot_steps(model, "float64", 4)
+    assert model._hot is not None
+    gone = weakref.ref(model)
+    gc.disable()
+    try:
+        del model
+        assert gone() is None       # no cycle through the HotStep
+    finally:
+        gc.enable()
