@@ -36,7 +36,6 @@ cimport numpy as cnp
 import weakref
 
 import numpy as np
-from cpython.ref cimport PyObject
 from cpython.weakref cimport PyWeakref_GetObject
 
 from pynn.kernels._blas cimport PYNN_SMALL_GEMM_MAX, gemm

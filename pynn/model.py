@@ -38,14 +38,14 @@ class Sequential(Model):
         hot = self._hot
         if hot is not None and sample_weight is None and class_weight is None \
                 and return_dict is False:
+            loss = None
             try:
                 loss = hot(x, y)
-            except BaseException:
-                self._hot = None
-                raise
+            finally:
+                if loss is None:        # refused or raised: dropped either way
+                    self._hot = None
             if loss is not None:
                 return loss
-            self._hot = None
         return training.train_on_batch(self, x, y, sample_weight, class_weight, return_dict)
 
     train_on_batch.__doc__ = training.train_on_batch.__doc__

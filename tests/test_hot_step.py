@@ -59,6 +59,14 @@ def assert_same_models(a, b):
     assert a.optimizer.iterations == b.optimizer.iterations
 
 
+def assert_the_next_steps_agree(hot, checked, start, steps):
+    """The next steps on the hot path and on the checked path: the same
+    losses, then the same parameters, state and step count."""
+    assert hot_steps(hot, "float64", steps, start) == checked_steps(checked, "float64", steps,
+                                                                    start)
+    assert_same_models(hot, checked)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("optimizer", [
     lambda: pynn.SGD(0.05, momentum=0.9, nesterov=True),
@@ -123,8 +131,7 @@ def test_a_change_between_steps_reaches_the_next_step(change):
     assert hot._hot is not None
     change(hot)
     change(checked)
-    assert hot_steps(hot, "float64", 5, start=4) == checked_steps(checked, "float64", 5, start=4)
-    assert_same_models(hot, checked)
+    assert_the_next_steps_agree(hot, checked, 4, 5)
 
 
 def test_metrics_compiled_after_the_hot_path_get_their_scores():
@@ -258,8 +265,7 @@ def test_a_change_made_during_a_checked_step_reaches_the_next_one(change):
     del hot._compiled_step
     checked.train_on_batch(*batches("float64", 3), return_dict=True)
     change(checked)
-    assert hot_steps(hot, "float64", 4, start=4) == checked_steps(checked, "float64", 4, start=4)
-    assert_same_models(hot, checked)
+    assert_the_next_steps_agree(hot, checked, 4, 4)
 
 
 def test_a_model_trained_on_the_hot_path_is_freed_with_its_last_reference():
