@@ -669,8 +669,8 @@ class Model:
         if x.shape[1] != self.input_dim:
             raise ValueError(f"{argname} has {x.shape[1]} features, the model "
                              f"expects {self.input_dim}")
-        if finite and not sparse:
-            check_finite(x, argname)
+        if finite and not sparse and not self._net.all_finite(x):
+            check_finite(x, argname)    # counts them, and raises
         return x
 
     def accepts(self, x: object, y: object) -> bool:

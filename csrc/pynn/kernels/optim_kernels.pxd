@@ -137,6 +137,38 @@ cdef inline floating _abs(floating x) noexcept nogil:
         return fabs(x)
 
 
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <string.h>
+    /* 1 when some x[i] is NaN or infinite (its exponent bits all ones),
+       else 0: an integer test of each value's bits, OR-ed, a loop that
+       vectorises on every instruction set (the comparison form does not
+       in float64 on baseline x86-64, and runs at half the speed on AVX-512
+       where it does).  memcpy reads the bits without breaking aliasing. */
+    static inline int pynn_any_nonfinite_f(const float* x, ptrdiff_t n) {
+        uint32_t bad = 0;
+        for (ptrdiff_t i = 0; i < n; i++) {
+            uint32_t u;
+            memcpy(&u, x + i, sizeof u);
+            bad |= (u & 0x7f800000u) == 0x7f800000u;
+        }
+        return (int)bad;
+    }
+    static inline int pynn_any_nonfinite_d(const double* x, ptrdiff_t n) {
+        uint64_t bad = 0;
+        for (ptrdiff_t i = 0; i < n; i++) {
+            uint64_t u;
+            memcpy(&u, x + i, sizeof u);
+            bad |= (u & 0x7ff0000000000000ull) == 0x7ff0000000000000ull;
+        }
+        return (int)bad;
+    }
+    """
+    bint _any_nonfinite_f "pynn_any_nonfinite_f"(const float* x, Py_ssize_t n) noexcept nogil
+    bint _any_nonfinite_d "pynn_any_nonfinite_d"(const double* x, Py_ssize_t n) noexcept nogil
+
+
 cdef inline bint _bad(floating x) noexcept nogil:
     # NaN or infinite: a comparison, so that loops OR-ing it vectorise
     # (a floating-point sum would need reassociation to)
@@ -719,13 +751,11 @@ cdef inline int optimizer_step(floating* w, const floating* g, floating* state,
 
 
 cdef inline bint all_finite(const floating* x, Py_ssize_t n) noexcept nogil:
-    # no NaN or inf in x[0..n): one comparison per value OR-ed, a loop the
-    # compiler vectorises (a floating-point sum would need reassociation)
-    cdef Py_ssize_t i
-    cdef bint bad = False
-    for i in range(n):
-        bad |= _bad(x[i])
-    return not bad
+    # no NaN or inf in x[0..n): the bits' test above
+    if floating is float:
+        return not _any_nonfinite_f(x, n)
+    else:
+        return not _any_nonfinite_d(x, n)
 
 
 # ---- within one compiled loop: bounds instead of a second pass ----------
