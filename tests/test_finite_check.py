@@ -131,3 +131,24 @@ def test_a_bad_value_deep_in_a_big_x_is_refused_before_any_step(dtype, method):
     for before, after in zip(weights, model.get_weights()):
         np.testing.assert_array_equal(before, after)
     np.testing.assert_array_equal(x, kept)
+
+
+@pytest.mark.parametrize("name", ["sgd", "sgd-nesterov-decay", "adam", "rmsprop-centered",
+                                  "adagrad"])
+@pytest.mark.parametrize("n", [511, 512, 513, 1025, 2410])
+def test_the_check_on_one_thread_reads_every_block(dtype, name, n):
+    # the one-thread check runs in blocks from the end of the buffer to its
+    # start: an update that would overflow anywhere is refused, unchanged
+    from test_workers import OPTIMIZERS
+    big = np.finfo(dtype).max
+    for where in sorted({0, 1, 511, 512, 513, 1023, 1024, n // 2, n - 1} & set(range(n))):
+        w = np.full(n, 0.5, dtype)
+        g = np.full(n, 0.25, dtype)
+        w[where], g[where] = big, -big
+        opt = OPTIMIZERS[name]()
+        opt.build(n, w.dtype)
+        kept_w, kept_state = w.copy(), opt.state.copy()
+        with pytest.raises(FloatingPointError):
+            _optim.step(opt.code, w, g, opt.state, opt.hyper(), n // 3, n_threads=1)
+        np.testing.assert_array_equal(w, kept_w)
+        np.testing.assert_array_equal(opt.state, kept_state)
