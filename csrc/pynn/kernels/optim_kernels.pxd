@@ -678,38 +678,48 @@ cdef struct _UpdateShare:
 
 cdef inline void _run_share(void* arg) noexcept nogil:
     cdef _UpdateShare* t = <_UpdateShare*>arg
-    cdef Py_ssize_t r
+    cdef Py_ssize_t k, r
     if t.ranges == NULL:
         t.bad = _run_range(t, t.lo, t.hi)
         return
     t.bad = False
-    for r in range(t.n_ranges):
+    for k in range(t.n_ranges):
+        # the check's ranges last to first, as its blocks (_check_descending)
+        r = k if t.store else t.n_ranges - 1 - k
         t.bad |= _run_range(t, t.ranges[2 * r], t.ranges[2 * r + 1])
 
 
 cdef inline bint _run_range(_UpdateShare* t, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
     if t.is_double:
+        if not t.store:
+            return _check_descending(<double*>t.w, <const double*>t.g, <double*>t.state,
+                                     t.n_params, t.vars, t.n_vars, t.s, lo, hi)
         return _dispatch_share(<double*>t.w, <const double*>t.g, <double*>t.state,
-                               t.n_params, t.vars, t.n_vars, t.s, t.store, lo, hi)
+                               t.n_params, t.vars, t.n_vars, t.s, True, lo, hi)
+    if not t.store:
+        return _check_descending(<float*>t.w, <const float*>t.g, <float*>t.state,
+                                 t.n_params, t.vars, t.n_vars, t.s, lo, hi)
     return _dispatch_share(<float*>t.w, <const float*>t.g, <float*>t.state,
-                           t.n_params, t.vars, t.n_vars, t.s, t.store, lo, hi)
+                           t.n_params, t.vars, t.n_vars, t.s, True, lo, hi)
 
 
 cdef inline bint _check_descending(floating* w, const floating* g, floating* state,
                                    Py_ssize_t n_params, const Py_ssize_t* vars,
-                                   Py_ssize_t n_vars, const OptSettings* s) noexcept nogil:
-    # The check on one thread, in blocks of CHECK_BLOCK elements from the
-    # end of the buffer to its start: the update that follows runs from the
-    # start, and finds there the blocks the check read last, still in L1
-    # where the parameters, gradient and state do not all fit.  The check
-    # ORs a flag per element: the order changes nothing else.
-    cdef Py_ssize_t lo = (n_params - 1) - (n_params - 1) % CHECK_BLOCK if n_params else 0
-    cdef Py_ssize_t hi = n_params
+                                   Py_ssize_t n_vars, const OptSettings* s,
+                                   Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    # The check of [lo, hi) in blocks of CHECK_BLOCK elements (on multiples
+    # of it), from the end to the start: the update that follows runs from
+    # the start, and finds there the blocks the check read last, still in
+    # L1 or L2 where the parameters, gradient and state do not all fit.  The
+    # check ORs a flag per element: the order changes nothing else.
+    cdef Py_ssize_t start
     cdef bint bad = False
-    while hi > 0:
-        bad |= _dispatch_share(w, g, state, n_params, vars, n_vars, s, False, lo, hi)
-        hi = lo
-        lo -= CHECK_BLOCK
+    while hi > lo:
+        start = (hi - 1) - (hi - 1) % CHECK_BLOCK
+        if start < lo:
+            start = lo
+        bad |= _dispatch_share(w, g, state, n_params, vars, n_vars, s, False, start, hi)
+        hi = start
     return bad
 
 
@@ -721,7 +731,7 @@ cdef inline bint _dispatch(floating* w, const floating* g, floating* state,
     if cut == 0 and (s.n_owned == 0 or s.n_threads < 2):
         if store:
             return _dispatch_share(w, g, state, n_params, vars, n_vars, s, True, 0, n_params)
-        return _check_descending(w, g, state, n_params, vars, n_vars, s)
+        return _check_descending(w, g, state, n_params, vars, n_vars, s, 0, n_params)
     first.w = w
     first.g = g
     first.state = state
