@@ -10,9 +10,10 @@ float64 (pynn/reference.py's form, op(A) @ op(B)) with a bound from the
 length of the sums, against every other library on the same operands, and
 routed as the rule says (bit for bit the library it names).
 """
+import itertools
+import os
 import subprocess
 import sys
-import itertools
 
 import numpy as np
 import pytest
@@ -190,3 +191,48 @@ def test_a_shape_past_the_tables_capacity_runs_the_same_code():
                                     capture_output=True, text=True).stdout
                      for fill in ("0", "1"))
     assert kept == passing and len(kept) > 100
+
+
+# forks while another thread generates kernel after kernel, each child then
+# generating one of its own: "ok" when every child finished
+_FORKS = """
+import os, sys, threading, time
+import numpy as np
+from pynn import _gemm
+stop = False
+def generate():
+    k = 1
+    while not stop:     # a new shape each call: the table's mutex held in turn
+        k += 1
+        _gemm.matmul(False, False, 1.0, np.ones((3, k), "f8"), np.ones((k, 2), "f8"),
+                     0.0, np.zeros((3, 2), "f8"))
+worker = threading.Thread(target=generate)
+worker.start()
+time.sleep(0.05)
+stuck = 0
+for i in range(40):
+    pid = os.fork()
+    if pid == 0:
+        _gemm.matmul(False, True, 1.0, np.ones((5, 7 + i), "f4"), np.ones((9, 7 + i), "f4"),
+                     0.0, np.zeros((5, 9), "f4"))
+        os._exit(0)
+    deadline = time.monotonic() + 5
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            stuck += 1
+            break
+        time.sleep(0.001)
+stop = True
+worker.join()
+print("ok" if stuck == 0 else f"{stuck} children stuck")
+"""
+
+
+@needs_jit
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork")
+def test_a_fork_during_a_generation_leaves_the_child_a_usable_table():
+    out = subprocess.run([sys.executable, "-c", _FORKS], check=True, capture_output=True,
+                         text=True, timeout=600).stdout
+    assert out.strip() == "ok"

@@ -115,6 +115,19 @@ static int pynn_jit_count = 0;
 static pthread_mutex_t pynn_jit_mutex = PTHREAD_MUTEX_INITIALIZER;
 PYNN_EXPORT long long pynn_jit_created = 0;     /* kernels generated, for the tests */
 
+/* fork: the child must not inherit the mutex held by a thread fork does
+ * not copy (one generating a kernel), or its first new shape would wait
+ * forever.  The handlers take the mutex before fork and release it after,
+ * in the parent and in the child: a fork waits for a generation under
+ * way.  Registered once per module, before its first generation. */
+static pthread_once_t pynn_jit_fork_once = PTHREAD_ONCE_INIT;
+static void pynn_jit_before_fork(void) { pthread_mutex_lock(&pynn_jit_mutex); }
+static void pynn_jit_after_fork(void) { pthread_mutex_unlock(&pynn_jit_mutex); }
+static void pynn_jit_watch_fork(void)
+{
+    pthread_atfork(pynn_jit_before_fork, pynn_jit_after_fork, pynn_jit_after_fork);
+}
+
 static inline unsigned pynn_jit_hash(const int *key, double alpha, double beta)
 {
     unsigned long long h = 1469598103934665603ULL, bits;
@@ -193,6 +206,7 @@ static int pynn_jit_gemm(int is_double, int trans_a, int trans_b, int m, int n, 
     int owned = 0, made;
     int i = pynn_jit_find(key, alpha, beta);
     if (i < 0) {
+        pthread_once(&pynn_jit_fork_once, pynn_jit_watch_fork);
         pthread_mutex_lock(&pynn_jit_mutex);
         i = pynn_jit_find(key, alpha, beta);
         if (i < 0) {
