@@ -790,13 +790,37 @@ class Model:
             finite: nothing was changed.  An applied update advances
             ``optimizer.iterations`` (see ``counting``).
         """
+        if update is True and sample_weight is None:
+            loss = self._hot_step(x, y)
+            if loss is not None:
+                return loss, True
         with self._lock:
             if self._custom:
                 self._sync_optimizer()
                 loss, applied, self._custom_output = custom.step(self, x, y, update,
                                                                  sample_weight)
                 return loss, applied
-            return self._compiled_step(x, y, update, sample_weight)
+            done = self._compiled_step(x, y, update, sample_weight)
+            if done[1] and update and sample_weight is None:
+                self._keep_hot_step(x, y)
+            return done
+
+    def _hot_step(self, x: object, y: object) -> float | None:
+        """The loss of ``step(x, y)`` run by the ``pynn._dense.HotStep`` the
+        last applied step left, or None, with nothing changed, when there
+        is none or it refuses (anything it cannot vouch for: see
+        ``step_as_given``); a HotStep that refuses or raises is dropped, and
+        the caller's checked path decides."""
+        hot = self._hot
+        if hot is None:
+            return None
+        loss = None
+        try:
+            loss = hot(x, y)
+        finally:
+            if loss is None:        # refused or raised: dropped either way
+                self._hot = None
+        return loss
 
     def step_as_given(self, x: object, y: object) -> tuple[float, bool] | None:
         """``step(x, y)`` on the arrays as they are, when ``accepts(x, y)`` and
@@ -805,8 +829,9 @@ class Model:
 
         train_on_batch's fast path: one lock, one fused check, one compiled
         call.  An applied step leaves a ``pynn._dense.HotStep`` in
-        ``_hot``, which train_on_batch calls first: it makes the same
-        checks against what this call saw, in C, and steps.
+        ``_hot``, which train_on_batch and ``step`` call first
+        (``_hot_step``): it makes the same checks against what this call
+        saw, in C, and steps.
         """
         with self._lock:
             loss, net = self.loss, self._net
@@ -814,15 +839,24 @@ class Model:
                     or not loss.accepts_any_real_targets or not net.accepts(x, y)):
                 return None
             done = self._compiled_step(x, y, True, None)
-            if done[1] and self._trained:
-                # what the network was handed, not what the optimizer and
-                # the layers hold now: a change made by another thread
-                # during the step then sends the next one the checked way
-                opt = self._optimizer
-                self._hot = _dense.HotStep(net, self, opt, self._lock, settings_counter(),
-                                           self._variables_revision, self._prepared[1],
-                                           self._synced_revision, opt.scheduled)
+            if done[1]:
+                self._keep_hot_step(x, y)
             return done
+
+    def _keep_hot_step(self, x, y):
+        # After an applied step on x and y with no sample weights, the lock
+        # held: the HotStep that repeats its checks, when the next steps can
+        # take it (a trained model, no metric, no custom part, arrays the
+        # network takes as they are).  It compares what the network was
+        # handed, not what the optimizer and the layers hold now: a change
+        # made by another thread during the step then sends the next one
+        # the checked way.
+        loss, net, opt = self.loss, self._net, self._optimizer
+        if (self._trained and not self._custom and not self.metrics
+                and loss.accepts_any_real_targets and net.accepts(x, y)):
+            self._hot = _dense.HotStep(net, self, opt, self._lock, settings_counter(),
+                                       self._variables_revision, self._prepared[1],
+                                       self._synced_revision, opt.scheduled)
 
     def _compiled_step(self, x, y, update, sample_weight):
         # counting() and push_settings() written out: the hot path of

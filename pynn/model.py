@@ -32,18 +32,11 @@ class Sequential(Model):
                        class_weight: dict | None = None,
                        return_dict: bool = False) -> float | list[float] | dict[str, float]:
         # The hot path first: the HotStep the last checked step left
-        # (Model.step_as_given) steps on arrays ready as they are, or
-        # answers None having changed nothing; the trainer's checked path
-        # then decides, and may leave another.
-        hot = self._hot
-        if hot is not None and sample_weight is None and class_weight is None \
-                and return_dict is False:
-            loss = None
-            try:
-                loss = hot(x, y)
-            finally:
-                if loss is None:        # refused or raised: dropped either way
-                    self._hot = None
+        # (Model._hot_step) steps on arrays ready as they are, or answers
+        # None having changed nothing; the trainer's checked path then
+        # decides, and may leave another.
+        if sample_weight is None and class_weight is None and return_dict is False:
+            loss = self._hot_step(x, y)
             if loss is not None:
                 return loss
         return training.train_on_batch(self, x, y, sample_weight, class_weight, return_dict)

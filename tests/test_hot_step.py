@@ -1,4 +1,4 @@
-"""train_on_batch's hot path (``pynn._dense.HotStep``).
+"""train_on_batch's and Model.step's hot path (``pynn._dense.HotStep``).
 
 After a step whose checks passed, the model keeps a HotStep that makes
 the same checks in C against what that step saw.  These tests check that
@@ -24,8 +24,7 @@ Y = rng.standard_normal((12, 3))
 
 def pair(dtype="float64", optimizer=lambda: pynn.SGD(0.05, momentum=0.9, nesterov=True)):
     """Two models made alike: the first trains through train_on_batch's hot
-    path, the second through the checked path (return_dict=True bypasses
-    the hot one)."""
+    path, the second through the checked path (checked_steps)."""
     make = lambda: make_model((5, "relu"), (3, None), input_dim=6, dtype=dtype, seed=3,
                               optimizer=optimizer())
     return make(), make()
@@ -48,9 +47,29 @@ def hot_steps(model, dtype, steps, start=0):
     return losses
 
 
+def checked_step(model, x, y):
+    """train_on_batch on the checked path: the HotStep the step before left
+    dropped first (return_dict=True alone would still find it in step)."""
+    model._hot = None
+    return model.train_on_batch(x, y, return_dict=True)["loss"]
+
+
 def checked_steps(model, dtype, steps, start=0):
-    return [model.train_on_batch(*batches(dtype, k), return_dict=True)["loss"]
-            for k in range(start, start + steps)]
+    return [checked_step(model, *batches(dtype, k)) for k in range(start, start + steps)]
+
+
+def interface_steps(model, dtype, steps, start=0):
+    """Steps through Model.step, each applied; asserts, as hot_steps, that
+    every step after the first two ran on the HotStep the one before left."""
+    losses = []
+    for k in range(start, start + steps):
+        before = model._hot
+        loss, applied = model.step(*batches(dtype, k))
+        assert applied is True and isinstance(loss, float)
+        losses.append(loss)
+        if k - start >= 2:
+            assert model._hot is before is not None, "the hot path was not taken"
+    return losses
 
 
 def assert_same_models(a, b):
@@ -156,7 +175,7 @@ def test_arrays_the_network_does_not_take_as_they_are_go_the_checked_way():
     x, y = batches("float64", 3)
     # a list, a float32 array, a Fortran-ordered array: converted, then stepped
     for xs in (x.tolist(), x.astype(np.float32), np.asfortranarray(x)):
-        assert hot.train_on_batch(xs, y) == checked.train_on_batch(xs, y, return_dict=True)["loss"]
+        assert hot.train_on_batch(xs, y) == checked_step(checked, xs, y)
     assert_same_models(hot, checked)
 
 
@@ -263,7 +282,7 @@ def test_a_change_made_during_a_checked_step_reaches_the_next_one(change):
     _during_the_step(hot, change)
     hot.train_on_batch(*batches("float64", 3))  # checked, then changed, then a HotStep made
     del hot._compiled_step
-    checked.train_on_batch(*batches("float64", 3), return_dict=True)
+    checked_step(checked, *batches("float64", 3))
     change(checked)
     assert_the_next_steps_agree(hot, checked, 4, 4)
 
@@ -281,3 +300,56 @@ def test_a_model_trained_on_the_hot_path_is_freed_with_its_last_reference():
         assert gone() is None       # no cycle through the HotStep
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_step_interface_takes_the_hot_path_with_the_checked_paths_bits(dtype):
+    hot, checked = pair(dtype)
+    assert interface_steps(hot, dtype, 9) == checked_steps(checked, dtype, 9)
+    assert isinstance(hot._hot, _dense.HotStep)
+    assert_same_models(hot, checked)
+    # and the two interfaces share it
+    assert hot_steps(hot, dtype, 3, 9) == checked_steps(checked, dtype, 3, 9)
+    assert_same_models(hot, checked)
+
+
+def test_a_step_without_update_or_with_weights_goes_the_checked_way():
+    hot, checked = pair()
+    interface_steps(hot, "float64", 3)
+    checked_steps(checked, "float64", 3)
+    x, y = batches("float64", 3)
+    kept = hot._hot
+    params, state = hot.params.copy(), hot.optimizer.state.copy()
+    loss, applied = hot.step(x, y, update=False)
+    checked._hot = None
+    assert (loss, applied) == checked.step(x, y, update=False)
+    np.testing.assert_array_equal(hot.params, params)
+    np.testing.assert_array_equal(hot.optimizer.state, state)
+    assert hot.optimizer.iterations == checked.optimizer.iterations == 3
+    weights = np.linspace(0.5, 2.0, x.shape[0])
+    checked._hot = None
+    assert hot.step(x, y, sample_weight=weights) == checked.step(x, y, sample_weight=weights)
+    assert hot._hot is kept          # neither call took it nor left another
+    assert_same_models(hot, checked)
+    assert_the_next_steps_agree(hot, checked, 4, 3)
+
+
+def test_a_refused_step_on_the_hot_path_reports_not_applied_and_changes_nothing():
+    model = make_model((5, "relu"), (3, None), input_dim=6, seed=3,
+                       optimizer=pynn.SGD(0.05, momentum=0.9))
+    interface_steps(model, "float64", 3)
+    assert model._hot is not None
+    params, state = model.params.copy(), model.optimizer.state.copy()
+    x, y = batches("float64", 0)
+    loss, applied = model.step(x * 1e300, y)
+    assert applied is False and not np.isfinite(loss)
+    assert model._hot is None
+    np.testing.assert_array_equal(model.params, params)
+    np.testing.assert_array_equal(model.optimizer.state, state)
+    assert model.optimizer.iterations == 3
+    bad = x.copy()
+    bad[0, 0] = np.nan
+    interface_steps(model, "float64", 3, 3)
+    with pytest.raises(ValueError, match="x"):
+        model.step(bad, y)
+    assert model.optimizer.iterations == 6
