@@ -11,14 +11,22 @@ from pynn.training.runners import run_batches
 from conftest import assert_close, central_differences, make_model
 
 
-def test_mse_value_and_gradient_match_reference(dtype, rng):
-    p = rng.standard_normal((17, 3)).astype(dtype)
-    y = rng.standard_normal((17, 3)).astype(dtype)
+@pytest.mark.parametrize("m", [1, 3, 7, 8, 9, 16, 17, 30])
+def test_mse_value_and_gradient_match_reference(dtype, rng, m):
+    # widths below, at and past the kernel's 8 partial sums of a row, and tails
+    p = rng.standard_normal((17, m)).astype(dtype)
+    y = rng.standard_normal((17, m)).astype(dtype)
     g = np.empty_like(p)
     value = _losses.loss_value_grad(losses.MSE, p, y, g)
     ref_value, ref_grad = reference.mse(p, y)
-    assert value == pytest.approx(ref_value, rel=1e-6)
+    assert value == pytest.approx(ref_value, rel=1e-6 if dtype == np.float32 else 1e-13)
     assert_close(g, ref_grad, dtype)
+    w = rng.uniform(0, 2, size=17).astype(dtype)
+    value = _losses.loss_value_grad(losses.MSE, p, y, g, w)
+    rows = [reference.mse(p[i:i + 1], y[i:i + 1]) for i in range(17)]
+    assert value == pytest.approx(sum(float(w[i]) * rows[i][0] for i in range(17)) / 17,
+                                  rel=1e-6 if dtype == np.float32 else 1e-12)
+    assert_close(g, np.concatenate([float(w[i]) * rows[i][1] for i in range(17)]) / 17, dtype)
 
 
 def test_mse_is_mean_over_every_element():

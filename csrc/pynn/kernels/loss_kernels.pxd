@@ -39,23 +39,50 @@ from pynn.kernels.codes cimport (
     LOSS_POISSON, LOSS_POISSON_LOG, LOSS_SPARSE_CCE, LOSS_SPARSE_CCE_LOGITS)
 
 
+cdef enum:
+    # mse_and_grad's partial sums of a row
+    MSE_LANES = 8
+
+
+cdef inline double _lanes_total(const double* acc) noexcept nogil:
+    # MSE_LANES partial sums added pairwise
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+
+
 cdef inline double mse_and_grad(const floating* P, const floating* Y,
                                 const floating* row_weight,
                                 Py_ssize_t n, Py_ssize_t m,
                                 floating* G) noexcept nogil:
     # MSE is the mean over every element (n * m of them), as Keras and
-    # PyTorch define it; dL/dP = 2 (P - Y) / (n m).
-    cdef Py_ssize_t i, k, j, size = n * m
-    cdef double total = 0
+    # PyTorch define it; dL/dP = 2 (P - Y) / (n m).  Each row's squares are
+    # summed in MSE_LANES partial sums (one vector of doubles), so that the
+    # sum is not one chain of n m dependent additions (a tiny network's
+    # batch: 160, 0.2 us); the gradient does not depend on the order.
+    cdef Py_ssize_t i, k, l, j, size = n * m
+    cdef double total = 0, row
+    cdef double acc[MSE_LANES]
     cdef floating diff, w
     cdef floating scale = <floating>(2.0 / <double>size)
     for i in range(n):
         w = _weight(row_weight, i)
-        for k in range(m):
+        for l in range(MSE_LANES):
+            acc[l] = 0
+        k = 0
+        while k + MSE_LANES <= m:
+            for l in range(MSE_LANES):
+                j = i * m + k + l
+                diff = P[j] - Y[j]
+                acc[l] += <double>diff * <double>diff
+                G[j] = scale * w * diff
+            k += MSE_LANES
+        row = 0
+        while k < m:
             j = i * m + k
             diff = P[j] - Y[j]
-            total += w * (<double>diff * <double>diff)
+            row += <double>diff * <double>diff
             G[j] = scale * w * diff
+            k += 1
+        total += w * (row + _lanes_total(acc))
     return total / <double>size
 
 
