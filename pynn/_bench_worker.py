@@ -446,12 +446,14 @@ def blas_libraries():
         path = lib.get("filepath", "")
         entry["file"] = os.path.join(os.path.basename(os.path.dirname(path)),
                                      os.path.basename(path))
+        if entry.get("internal_api") == "mkl" and "architecture" not in entry:
+            entry["architecture"] = mkl_kernel()
         libs.append(entry)
     return libs
 
 
 # mkl_cbwr_get_auto_branch(): the code path MKL chose for this CPU
-MKL_BRANCHES = {4: "SSE2", 6: "SSSE3", 7: "SSE4_1", 8: "SSE4_2", 9: "AVX", 10: "AVX2",
+MKL_BRANCHES = {2: "COMPATIBLE", 4: "SSE2", 6: "SSSE3", 7: "SSE4_1", 8: "SSE4_2", 9: "AVX", 10: "AVX2",
                 11: "AVX512_MIC", 12: "AVX512", 13: "AVX512_MIC_E1", 14: "AVX512_E1"}
 
 
@@ -490,9 +492,6 @@ def environment(contender, backend=None):
         if backend == "openblas":
             import scipy.linalg  # noqa: F401
     info["blas"] = blas_libraries()
-    for lib in info["blas"]:
-        if lib.get("internal_api") == "mkl" and "architecture" not in lib:
-            lib["architecture"] = mkl_kernel()
     return info
 
 

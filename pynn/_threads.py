@@ -7,16 +7,22 @@ The kernels' GEMM goes through one function pointer per dtype
   SciPy's wheels).  The default when MKL is not installed.
 - ``mkl``: ``cblas_sgemm``/``cblas_dgemm`` of Intel's oneMKL, from the ``mkl``
   wheel (``pip install pynn[mkl]``), loaded with dlopen here and never linked
-  at build time.  The default when it is installed: on a 2-core AVX-512 Xeon
-  its GEMM is 10-25% faster than OpenBLAS's on the benchmark's shapes.  Its
-  products of at most ``pynn._gemm.SMALL_GEMM_MAX`` multiply-adds run on
+  at build time.  The default when it is installed and takes one of its
+  optimised code paths on this CPU (`mkl_optimises_this_cpu`): on a 2-core
+  AVX-512 Xeon its GEMM is 10-25% faster than OpenBLAS's on the benchmark's
+  shapes.  On a CPU where MKL reports its compatible path (seen: a 2-core
+  AMD EPYC with AVX-512) OpenBLAS stays the default: there MKL's GEMM was
+  slower on every benchmark configuration (a 784-512-512-10 step at batch
+  128, float32: 4.22 ms against 3.47) and it generates no JIT kernels.
+  Products of at most ``pynn._gemm.SMALL_GEMM_MAX`` multiply-adds run on
   MKL's JIT GEMM, a kernel generated per shape (``mkl_cblas_jit_create_?gemm``,
-  kept in a table of blas_backend.h); without MKL on OpenBLAS's small-matrix
-  kernels.
+  kept in a table of blas_backend.h), where MKL generates them (a probe at
+  install, `_jit_generates`); else on OpenBLAS's small-matrix kernels.
 
-``PYNN_BLAS=openblas`` or ``PYNN_BLAS=mkl`` forces one; forcing ``mkl``
-without the wheel is an ImportError that says so.  The choice is made once:
-results are bit-reproducible per backend, not across backends.
+``PYNN_BLAS=openblas`` or ``PYNN_BLAS=mkl`` forces one (``mkl`` whatever the
+CPU); forcing ``mkl`` without the wheel is an ImportError that says so.  The
+choice is made once: results are bit-reproducible per backend, not across
+backends.
 
 Threads: OpenBLAS 0.3.27+ exports ``openblas_set_num_threads_local`` and MKL
 ``MKL_Set_Num_Threads_Local``; both set the thread count of the calling
@@ -65,7 +71,9 @@ _OPENBLAS_GETTERS = ("openblas_get_num_threads", "scipy_openblas_get_num_threads
 _MKL_INTERFACE_LP64 = 0
 
 # the backend in use and its library once install_backend has run
-_state = {"name": None, "lib": None, "path": None, "threads": 0}
+# (passed_over: the path of an installed libmkl_rt not taken by default, as
+# it runs its compatible code path on this CPU)
+_state = {"name": None, "lib": None, "path": None, "threads": 0, "passed_over": None}
 
 
 def mkl_library_path():
@@ -95,6 +103,23 @@ def _load_mkl():
     return lib, path
 
 
+# mkl_cbwr_get_auto_branch()'s answer where MKL runs its generic code,
+# MKL_CBWR_COMPATIBLE (mkl_cbwr.h)
+_MKL_CBWR_COMPATIBLE = 2
+
+
+def mkl_optimises_this_cpu(lib):
+    """True when MKL (``lib``, its libmkl_rt) takes an optimised code path on
+    this CPU: mkl_cbwr_get_auto_branch names an instruction set rather than
+    MKL_CBWR_COMPATIBLE.  True when MKL lacks the function."""
+    branch = getattr(lib, "mkl_cbwr_get_auto_branch", None)
+    if branch is None:
+        return True
+    branch.restype = ctypes.c_int
+    branch.argtypes = []
+    return branch() != _MKL_CBWR_COMPATIBLE
+
+
 def _kernel_modules():
     """The compiled modules of pynn that hold a GEMM pointer table: of the
     network kernels' per-instruction-set builds, only the one imported."""
@@ -116,16 +141,43 @@ _JIT_POINTERS = {"mkl_cblas_jit_create_sgemm": "pynn_mkl_jit_create_sgemm",
                  "mkl_jit_destroy": "pynn_mkl_jit_destroy"}
 
 
+# mkl.h's codes for a row-major product without transposes, and
+# MKL_JIT_SUCCESS
+_MKL_ROW_MAJOR, _MKL_NO_TRANS, _MKL_JIT_SUCCESS = 101, 111, 0
+
+
+def _jit_generates(lib):
+    """True when MKL generates a kernel here: one 4 x 4 x 4 product asked
+    for and its kernel destroyed.  MKL answers MKL_NO_JIT (a kernel that
+    only calls its standard GEMM) for every shape on CPUs it has no
+    generator for (seen on an AMD EPYC with AVX-512); the small products
+    then stay on OpenBLAS."""
+    create = lib.mkl_cblas_jit_create_sgemm
+    create.restype = ctypes.c_int
+    create.argtypes = ([ctypes.POINTER(ctypes.c_void_p)] + [ctypes.c_int] * 6
+                       + [ctypes.c_float, ctypes.c_int, ctypes.c_int, ctypes.c_float,
+                          ctypes.c_int])
+    lib.mkl_jit_destroy.argtypes = [ctypes.c_void_p]
+    jitter = ctypes.c_void_p()
+    status = create(ctypes.byref(jitter), _MKL_ROW_MAJOR, _MKL_NO_TRANS, _MKL_NO_TRANS,
+                    4, 4, 4, 1.0, 4, 4, 0.0, 4)
+    if jitter.value:
+        lib.mkl_jit_destroy(jitter)
+    return status == _MKL_JIT_SUCCESS and bool(jitter.value)
+
+
 def _jit_functions(lib):
     """{pointer name: address} of MKL's JIT GEMM in lib, or all None when
-    lib is None or lacks one of them (the small products then stay on
-    OpenBLAS)."""
+    lib is None, lacks one of them or generates no kernels on this CPU
+    (the small products then stay on OpenBLAS)."""
     found = {}
     for function, pointer in _JIT_POINTERS.items():
         fn = getattr(lib, function, None) if lib is not None else None
         if fn is None:
             return dict.fromkeys(_JIT_POINTERS.values())
         found[pointer] = ctypes.cast(fn, ctypes.c_void_p).value
+    if not _jit_generates(lib):
+        return dict.fromkeys(_JIT_POINTERS.values())
     return found
 
 
@@ -170,11 +222,14 @@ def install_backend(requested=None):
         raise ValueError(f"PYNN_BLAS must be one of {', '.join(BACKENDS)}; "
                          f"got {requested!r}")
     lib = path = None
+    passed_over = None
     if requested in (None, "mkl"):
         lib, path = _load_mkl()
         if lib is None and requested == "mkl":
             raise ImportError("PYNN_BLAS=mkl but the mkl wheel is not installed "
                               "(pip install 'pynn[mkl]'), or holds no libmkl_rt")
+        if lib is not None and requested is None and not mkl_optimises_this_cpu(lib):
+            passed_over, lib, path = path, None, None
     if lib is not None:
         # the C entry point; lowercase mkl_set_num_threads_local is the
         # Fortran one, which takes its argument by reference
@@ -187,7 +242,7 @@ def install_backend(requested=None):
     else:
         wrapper = _set_pointers(None, None, None, _jit_functions(None))
         name = "openblas"
-    _state.update(name=name, lib=lib, path=path, threads=wrapper)
+    _state.update(name=name, lib=lib, path=path, threads=wrapper, passed_over=passed_over)
     local_thread_setter.cache_clear()
     thread_count_getter.cache_clear()
     return name
@@ -208,6 +263,10 @@ def backend_description():
         return (f"mkl (cblas_sgemm/cblas_dgemm from {Path(_state['path']).name}, the mkl "
                 f"wheel; products of at most {_gemm.SMALL_GEMM_MAX} multiply-adds on "
                 f"{small})")
+    if _state["passed_over"]:
+        return ("openblas (SciPy's BLAS through scipy.linalg.cython_blas; the mkl wheel "
+                "is installed, but MKL runs its compatible code path on this CPU, "
+                "slower than OpenBLAS: PYNN_BLAS=mkl takes it)")
     return "openblas (SciPy's BLAS through scipy.linalg.cython_blas)"
 
 

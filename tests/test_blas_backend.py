@@ -80,10 +80,54 @@ def test_forced_mkl_without_the_wheel_is_a_clear_error(monkeypatch):
     assert _threads.backend() == before    # a refused choice changes nothing
 
 
-def test_default_is_mkl_when_installed():
+def _mkl_is_optimised_here():
+    import ctypes
+    lib = ctypes.CDLL(_threads.mkl_library_path())
+    branch = lib.mkl_cbwr_get_auto_branch
+    branch.restype = ctypes.c_int
+    return branch() != 2        # MKL_CBWR_COMPATIBLE
+
+
+def test_default_is_mkl_when_installed_and_optimised_for_this_cpu():
     out = _run("import pynn; from pynn import _threads; print(_threads.backend())", "")
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == ("mkl" if "mkl" in INSTALLED else "openblas")
+    mkl = "mkl" in INSTALLED and _mkl_is_optimised_here()
+    assert out.stdout.strip() == ("mkl" if mkl else "openblas")
+
+
+class _Branch:
+    """A libmkl_rt stand-in whose mkl_cbwr_get_auto_branch answers `code`."""
+
+    def __init__(self, code):
+        import ctypes
+        self.mkl_cbwr_get_auto_branch = ctypes.CFUNCTYPE(ctypes.c_int)(lambda: code)
+
+
+@pytest.mark.parametrize("code, optimised", [(2, False), (10, True), (14, True)])
+def test_mkl_is_judged_by_the_code_path_it_takes(code, optimised):
+    # 2 MKL_CBWR_COMPATIBLE, 10 AVX2, 14 AVX512_E1
+    assert _threads.mkl_optimises_this_cpu(_Branch(code)) is optimised
+    assert _threads.mkl_optimises_this_cpu(object()) is True     # no such function
+
+
+# install_backend in a fresh process, MKL's answer replaced by `optimised`
+_CHOICE = """
+import sys
+from pynn import _threads
+_threads.mkl_optimises_this_cpu = lambda lib: {optimised}
+print(_threads.install_backend({requested!r}), "|", _threads.backend_description())
+"""
+
+
+@pytest.mark.skipif("mkl" not in INSTALLED, reason="the mkl wheel is not installed")
+@pytest.mark.parametrize("optimised", [True, False])
+@pytest.mark.parametrize("requested", [None, "mkl"])
+def test_mkl_on_its_compatible_path_is_taken_only_when_forced(optimised, requested):
+    out = _run(_CHOICE.format(optimised=optimised, requested=requested), "")
+    assert out.returncode == 0, out.stderr
+    name, description = out.stdout.strip().split(" | ")
+    assert name == ("mkl" if optimised or requested == "mkl" else "openblas")
+    assert ("compatible code path" in description) == (name == "openblas")
 
 
 @pytest.mark.skipif("mkl" not in INSTALLED, reason="the mkl wheel is not installed")

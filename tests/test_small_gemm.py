@@ -10,6 +10,7 @@ float64 (pynn/reference.py's form, op(A) @ op(B)) with a bound from the
 length of the sums, against every other library on the same operands, and
 routed as the rule says (bit for bit the library it names).
 """
+import ctypes
 import itertools
 import os
 import subprocess
@@ -134,8 +135,74 @@ def test_layer_products_match_the_reference_on_the_backend_in_use():
     assert _threads.backend() in ("openblas", "mkl")
 
 
+def _mkl_generates_a_kernel():
+    """Asked of MKL itself, apart from pynn's probe at import: does it
+    generate a kernel for a 16 x 32 x 64 float64 product (x @ W.T) here?"""
+    path = _threads.mkl_library_path()
+    if path is None:
+        return False
+    lib = ctypes.CDLL(path)
+    create = lib.mkl_cblas_jit_create_dgemm
+    create.restype = ctypes.c_int
+    create.argtypes = ([ctypes.POINTER(ctypes.c_void_p)] + [ctypes.c_int] * 6
+                       + [ctypes.c_double, ctypes.c_int, ctypes.c_int, ctypes.c_double,
+                          ctypes.c_int])
+    lib.mkl_jit_destroy.argtypes = [ctypes.c_void_p]
+    jitter = ctypes.c_void_p()
+    status = create(ctypes.byref(jitter), 101, 111, 112, 16, 32, 64, 1.0, 64, 64, 0.0, 32)
+    if jitter.value:
+        lib.mkl_jit_destroy(jitter)
+    return status == 0 and bool(jitter.value)
+
+
+def test_the_small_path_is_the_jit_only_where_mkl_generates_kernels():
+    # MKL answers MKL_NO_JIT for every shape on CPUs it has no generator
+    # for: there the small products must stay on OpenBLAS, and say so
+    expected = "mkl-jit" if _threads.backend() == "mkl" and _mkl_generates_a_kernel() \
+        else "openblas"
+    assert _gemm.small_path() == expected
+    assert ("JIT" in _threads.backend_description()) == (expected == "mkl-jit")
+
+
+class _FakeJit:
+    """MKL's five JIT functions as ctypes callbacks, create answering
+    `status` (and a jitter when it is not MKL_JIT_ERROR)."""
+
+    def __init__(self, status):
+        self.destroyed = []
+        create = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_void_p),
+                                  *[ctypes.c_int] * 6, ctypes.c_float, ctypes.c_int,
+                                  ctypes.c_int, ctypes.c_float, ctypes.c_int)
+
+        def make(jitter, *args):
+            if status != 2:
+                jitter[0] = 0x1000
+            return status
+
+        def destroy(jitter):
+            self.destroyed.append(jitter)
+            return 0
+
+        self.mkl_cblas_jit_create_sgemm = self.mkl_cblas_jit_create_dgemm = create(make)
+        getter = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p)(lambda j: 0x2000)
+        self.mkl_jit_get_sgemm_ptr = self.mkl_jit_get_dgemm_ptr = getter
+        self.mkl_jit_destroy = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)(destroy)
+
+
+@pytest.mark.parametrize("status, kept", [(0, True), (1, False), (2, False)])
+def test_the_jit_is_installed_only_when_the_probe_gets_a_kernel(status, kept):
+    # 0 MKL_JIT_SUCCESS, 1 MKL_NO_JIT, 2 MKL_JIT_ERROR
+    fake = _FakeJit(status)
+    found = _threads._jit_functions(fake)
+    assert set(found) == set(_threads._JIT_POINTERS.values())
+    assert all(found.values()) if kept else not any(found.values())
+    # the probe's jitter is destroyed whenever one was made
+    assert len(fake.destroyed) == (0 if status == 2 else 1)
+
+
 needs_jit = pytest.mark.skipif(_gemm.small_path() != "mkl-jit",
-                               reason="MKL is not the backend: no JIT kernels")
+                               reason="no JIT kernels: MKL is not the backend or "
+                                      "generates none on this CPU")
 
 
 _ONCE = """
