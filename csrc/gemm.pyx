@@ -5,13 +5,16 @@
 from cython cimport floating
 
 from pynn.kernels._blas cimport (
-    GEMM_BACKEND, GEMM_OPENBLAS, GEMM_SMALL, PYNN_SMALL_GEMM_MAX, gemm, gemm_on,
-    small_on_jit, small_product)
+    GEMM_BACKEND, GEMM_OPENBLAS, GEMM_SMALL, OPENBLAS_BLOCK_ALIGN, OPENBLAS_MIN_BLOCK_COLS,
+    OPENBLAS_SMALL_MNK, PYNN_SMALL_GEMM_MAX, gemm, gemm_on, small_on_jit, small_product,
+    tn_block_cols)
 
 # "small": the small-matrix path whatever the size (MKL's JIT kernels with
 # MKL, else SciPy's OpenBLAS)
 LIBRARIES = ("auto", "openblas", "backend", "small")
 SMALL_GEMM_MAX = PYNN_SMALL_GEMM_MAX
+BLOCK_MNK, BLOCK_MIN_COLS, BLOCK_ALIGN = (OPENBLAS_SMALL_MNK, OPENBLAS_MIN_BLOCK_COLS,
+                                          OPENBLAS_BLOCK_ALIGN)
 _WHERE = (GEMM_BACKEND, GEMM_OPENBLAS, GEMM_BACKEND, GEMM_SMALL)
 
 
@@ -19,6 +22,13 @@ def goes_to_small(int m, int n, int k):
     """True when gemm() hands an (m x k) @ (k x n) product to the
     small-matrix path (at most ``SMALL_GEMM_MAX`` multiply-adds)."""
     return small_product(m, n, k)
+
+
+def openblas_block_cols(bint trans_a, bint trans_b, int m, int n, int k):
+    """The columns of each block gemm() multiplies this product in when
+    OpenBLAS is the backend (a TN product past OpenBLAS's small-matrix
+    size: see _blas.pxd), or 0 when it is one call."""
+    return tn_block_cols(trans_a, trans_b, m, n, k)
 
 
 def small_path():

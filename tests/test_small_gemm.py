@@ -135,6 +135,52 @@ def test_layer_products_match_the_reference_on_the_backend_in_use():
     assert _threads.backend() in ("openblas", "mkl")
 
 
+@pytest.mark.parametrize("m, n, k", [(64, 784, 32), (64, 1024, 32), (128, 784, 32),
+                                     (64, 784, 64), (256, 784, 128), (16, 784, 32),
+                                     (64, 100, 200)])
+def test_the_weight_gradient_s_column_blocks_fit_openblas_s_small_kernels(m, n, k):
+    cols = _gemm.openblas_block_cols(True, False, m, n, k)
+    if m * n * k <= _gemm.BLOCK_MNK:
+        assert cols == 0                      # one call: already small
+    elif cols:
+        assert cols % _gemm.BLOCK_ALIGN == 0 and cols >= _gemm.BLOCK_MIN_COLS
+        assert m * cols * k <= _gemm.BLOCK_MNK < m * (cols + _gemm.BLOCK_ALIGN) * k
+    else:
+        # blocks would be narrower than the least worth taking
+        assert _gemm.BLOCK_MNK // (m * k) < _gemm.BLOCK_MIN_COLS
+    # only the TN form is blocked
+    for ta, tb in [(False, False), (False, True), (True, True)]:
+        assert _gemm.openblas_block_cols(ta, tb, m, n, k) == 0
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("beta", [0.0, 1.0])
+def test_a_blocked_weight_gradient_is_each_block_s_product(dtype, beta):
+    # 64 x 1000 x 32: blocks of 480, 480 and 40 columns on OpenBLAS
+    m, n, k = 64, 1000, 32
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((k, m)).astype(dtype)
+    b = rng.standard_normal((k, n)).astype(dtype)
+    c0 = rng.standard_normal((m, n)).astype(dtype)
+    got = c0.copy()
+    _gemm.matmul(True, False, 1.0, a, b, beta, got)
+    want, bound = expected(a, b, c0, True, False, 1.0, beta)
+    assert np.all(np.abs(got - want) <= bound)
+    cols = _gemm.openblas_block_cols(True, False, m, n, k)
+    assert cols == 480
+    if _threads.backend() == "openblas":
+        # bit for bit the blocks' products, each one OpenBLAS call
+        for j in range(0, n, cols):
+            block = np.ascontiguousarray(c0[:, j:j + cols])
+            _gemm.matmul(True, False, 1.0, a, np.ascontiguousarray(b[:, j:j + cols]), beta,
+                         block, "openblas")
+            np.testing.assert_array_equal(got[:, j:j + cols], block)
+    else:
+        whole = c0.copy()
+        _gemm.matmul(True, False, 1.0, a, b, beta, whole, "backend")
+        np.testing.assert_array_equal(got, whole)       # MKL: one call
+
+
 def _mkl_generates_a_kernel():
     """Asked of MKL itself, apart from pynn's probe at import: does it
     generate a kernel for a 16 x 32 x 64 float64 product (x @ W.T) here?"""
