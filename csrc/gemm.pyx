@@ -5,16 +5,16 @@
 from cython cimport floating
 
 from pynn.kernels._blas cimport (
-    GEMM_BACKEND, GEMM_OPENBLAS, GEMM_SMALL, OPENBLAS_BLOCK_ALIGN, OPENBLAS_MIN_BLOCK_COLS,
-    OPENBLAS_SMALL_MNK, PYNN_SMALL_GEMM_MAX, gemm, gemm_on, small_on_jit, small_product,
+    GEMM_BACKEND, GEMM_OPENBLAS, GEMM_SMALL, OPENBLAS_BLOCK_ALIGN, OPENBLAS_BLOCK_MAX_MNK,
+    OPENBLAS_MIN_BLOCK_COLS, OPENBLAS_SMALL_MNK, PYNN_SMALL_GEMM_MAX, gemm, gemm_on, small_on_jit, small_product,
     tn_block_cols)
 
 # "small": the small-matrix path whatever the size (MKL's JIT kernels with
 # MKL, else SciPy's OpenBLAS)
 LIBRARIES = ("auto", "openblas", "backend", "small")
 SMALL_GEMM_MAX = PYNN_SMALL_GEMM_MAX
-BLOCK_MNK, BLOCK_MIN_COLS, BLOCK_ALIGN = (OPENBLAS_SMALL_MNK, OPENBLAS_MIN_BLOCK_COLS,
-                                          OPENBLAS_BLOCK_ALIGN)
+BLOCK_MNK, BLOCK_MAX_MNK = OPENBLAS_SMALL_MNK, OPENBLAS_BLOCK_MAX_MNK
+BLOCK_MIN_COLS, BLOCK_ALIGN = OPENBLAS_MIN_BLOCK_COLS, OPENBLAS_BLOCK_ALIGN
 _WHERE = (GEMM_BACKEND, GEMM_OPENBLAS, GEMM_BACKEND, GEMM_SMALL)
 
 

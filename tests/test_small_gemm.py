@@ -137,11 +137,13 @@ def test_layer_products_match_the_reference_on_the_backend_in_use():
 
 @pytest.mark.parametrize("m, n, k", [(64, 784, 32), (64, 1024, 32), (128, 784, 32),
                                      (64, 784, 64), (256, 784, 128), (16, 784, 32),
-                                     (64, 100, 200)])
+                                     (64, 100, 200), (24, 4096, 256), (24, 3000, 256)])
 def test_the_weight_gradient_s_column_blocks_fit_openblas_s_small_kernels(m, n, k):
     cols = _gemm.openblas_block_cols(True, False, m, n, k)
     if m * n * k <= _gemm.BLOCK_MNK:
         assert cols == 0                      # one call: already small
+    elif m * n * k >= _gemm.BLOCK_MAX_MNK:
+        assert cols == 0                      # may run on the BLAS's threads
     elif cols:
         assert cols % _gemm.BLOCK_ALIGN == 0 and cols >= _gemm.BLOCK_MIN_COLS
         assert m * cols * k <= _gemm.BLOCK_MNK < m * (cols + _gemm.BLOCK_ALIGN) * k

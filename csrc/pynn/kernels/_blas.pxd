@@ -59,9 +59,13 @@ cdef inline bint small_product(int m, int n, int k) noexcept nogil:
 # AVX-512), 40.7 us whole and 29.6 us in two blocks; 64 x 1024 x 32, 63.8
 # and 38.8 us; float64 10-20% less; at batch 128 (256 x 784 x 128, blocks
 # of 30 columns) 6% less at most, so blocks narrower than
-# OPENBLAS_MIN_BLOCK_COLS are not taken.
+# OPENBLAS_MIN_BLOCK_COLS are not taken.  Nor are products from
+# OPENBLAS_BLOCK_MAX_MNK multiply-adds (4e7 flops, pynn/_threads.py's
+# MIN_PARALLEL_FLOPS): those may run on the BLAS's threads, which blocks on
+# the one-thread small kernels would give up.
 cdef enum:
     OPENBLAS_SMALL_MNK = 1000000
+    OPENBLAS_BLOCK_MAX_MNK = 20000000
     OPENBLAS_MIN_BLOCK_COLS = 64
     OPENBLAS_BLOCK_ALIGN = 16
 
@@ -71,7 +75,8 @@ cdef inline int tn_block_cols(bint trans_a, bint trans_b, int m, int n, int k) n
     OpenBLAS (a multiple of OPENBLAS_BLOCK_ALIGN), or 0 for none."""
     cdef long per_col = <long>m * k
     cdef long cols
-    if not trans_a or trans_b or per_col * n <= OPENBLAS_SMALL_MNK or per_col == 0:
+    if not trans_a or trans_b or per_col == 0 or per_col * n <= OPENBLAS_SMALL_MNK \
+            or per_col * n >= OPENBLAS_BLOCK_MAX_MNK:
         return 0
     cols = OPENBLAS_SMALL_MNK // per_col // OPENBLAS_BLOCK_ALIGN * OPENBLAS_BLOCK_ALIGN
     return <int>cols if cols >= OPENBLAS_MIN_BLOCK_COLS else 0
