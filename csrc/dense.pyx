@@ -38,7 +38,7 @@ import weakref
 import numpy as np
 from cpython.weakref cimport PyWeakref_GetObject
 
-from pynn.kernels._blas cimport PYNN_SMALL_GEMM_MAX, gemm
+from pynn.kernels._blas cimport PYNN_SMALL_GEMM_MAX, gemm, gemm_one_thread
 from pynn.kernels.fpenv cimport fpenv_enter, fpenv_exit, fpenv_t
 from pynn.kernels.activation_kernels cimport (
     ACT_PARALLEL_MIN_ELEMENTS as _ACT_PARALLEL_MIN_ELEMENTS, activation_backward,
@@ -190,8 +190,9 @@ cdef inline void _half_products(_Half* t, floating* kind) noexcept nogil:
         return
     # dW[r0:r1] = dZ[:, r0:r1].T @ X, db[r0:r1] its column sums, and this
     # half's share of dX, dZ[:, r0:r1] @ W[r0:r1]
-    gemm(True, False, m, n_in, n, <floating>1, dZ, n_out, X, n_in, <floating>0,
-         <floating*>t.dW + t.r0 * t.n_in, n_in)
+    # (on one BLAS thread, as every half: see _run_half)
+    gemm_one_thread(True, False, m, n_in, n, <floating>1, dZ, n_out, X, n_in, <floating>0,
+                    <floating*>t.dW + t.r0 * t.n_in, n_in)
     memset(db + t.r0, 0, m * sizeof(floating))
     for i in range(n):
         row = <const floating*>t.dZ + i * n_out

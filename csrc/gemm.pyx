@@ -5,17 +5,18 @@
 from cython cimport floating
 
 from pynn.kernels._blas cimport (
-    GEMM_BACKEND, GEMM_OPENBLAS, GEMM_SMALL, OPENBLAS_BLOCK_ALIGN, OPENBLAS_BLOCK_MAX_MNK,
-    OPENBLAS_MIN_BLOCK_COLS, OPENBLAS_SMALL_MNK, PYNN_SMALL_GEMM_MAX, gemm, gemm_on, small_on_jit, small_product,
-    tn_block_cols)
+    GEMM_BACKEND, GEMM_OPENBLAS, GEMM_SMALL, OPENBLAS_BLOCK_ALIGN, OPENBLAS_MIN_BLOCK_COLS,
+    OPENBLAS_SMALL_MNK, PYNN_SMALL_GEMM_MAX, gemm, gemm_on, gemm_one_thread,
+    pynn_openblas_small_kernels, small_on_jit, small_product, tn_block_cols)
 
 # "small": the small-matrix path whatever the size (MKL's JIT kernels with
-# MKL, else SciPy's OpenBLAS)
-LIBRARIES = ("auto", "openblas", "backend", "small")
+# MKL, else SciPy's OpenBLAS); "one-thread": gemm_one_thread, as a split
+# layer's half calls it
+LIBRARIES = ("auto", "openblas", "backend", "small", "one-thread")
 SMALL_GEMM_MAX = PYNN_SMALL_GEMM_MAX
-BLOCK_MNK, BLOCK_MAX_MNK = OPENBLAS_SMALL_MNK, OPENBLAS_BLOCK_MAX_MNK
-BLOCK_MIN_COLS, BLOCK_ALIGN = OPENBLAS_MIN_BLOCK_COLS, OPENBLAS_BLOCK_ALIGN
-_WHERE = (GEMM_BACKEND, GEMM_OPENBLAS, GEMM_BACKEND, GEMM_SMALL)
+BLOCK_MNK, BLOCK_MIN_COLS, BLOCK_ALIGN = (OPENBLAS_SMALL_MNK, OPENBLAS_MIN_BLOCK_COLS,
+                                          OPENBLAS_BLOCK_ALIGN)
+_WHERE = (GEMM_BACKEND, GEMM_OPENBLAS, GEMM_BACKEND, GEMM_SMALL, GEMM_BACKEND)
 
 
 def goes_to_small(int m, int n, int k):
@@ -25,10 +26,17 @@ def goes_to_small(int m, int n, int k):
 
 
 def openblas_block_cols(bint trans_a, bint trans_b, int m, int n, int k):
-    """The columns of each block gemm() multiplies this product in when
-    OpenBLAS is the backend (a TN product past OpenBLAS's small-matrix
-    size: see _blas.pxd), or 0 when it is one call."""
+    """The columns of each block gemm_one_thread multiplies this product in
+    on an OpenBLAS with small-matrix kernels (a TN product past their size:
+    see _blas.pxd), or 0 when it is one call."""
     return tn_block_cols(trans_a, trans_b, m, n, k)
+
+
+def openblas_small_kernels():
+    """True when the kernels were told that SciPy's OpenBLAS runs a core
+    with small-matrix kernels (pynn/_threads.py), so that gemm_one_thread
+    takes its column blocks."""
+    return pynn_openblas_small_kernels != 0
 
 
 def small_path():
@@ -49,8 +57,9 @@ def matmul(bint trans_a, bint trans_b, double alpha,
 
     ``library``: "auto" (gemm() as the network calls it), "openblas"
     (SciPy's, whatever the size), "backend" (the backend's GEMM, whatever
-    the size: MKL's when it is the backend) or "small" (the small-matrix
-    path, whatever the size: see small_path).
+    the size: MKL's when it is the backend), "small" (the small-matrix
+    path, whatever the size: see small_path) or "one-thread" (as a split
+    layer's half multiplies: see openblas_block_cols).
     """
     if library not in LIBRARIES:
         raise ValueError(f"library must be one of {LIBRARIES}, got {library!r}")
@@ -78,6 +87,9 @@ def matmul(bint trans_a, bint trans_b, double alpha,
         for r in range(repeat):
             if which == 0:
                 gemm(trans_a, trans_b, m, n, k, a, pa, lda, pb, ldb, b, &C[0, 0], ldc)
+            elif which == 4:
+                gemm_one_thread(trans_a, trans_b, m, n, k, a, pa, lda, pb, ldb, b,
+                                &C[0, 0], ldc)
             else:
                 gemm_on(where, trans_a, trans_b, m, n, k, a, pa, lda, pb, ldb, b,
                         &C[0, 0], ldc)

@@ -8,12 +8,12 @@ The kernels' GEMM goes through one function pointer per dtype
 - ``mkl``: ``cblas_sgemm``/``cblas_dgemm`` of Intel's oneMKL, from the ``mkl``
   wheel (``pip install pynn[mkl]``), loaded with dlopen here and never linked
   at build time.  The default when it is installed and takes one of its
-  optimised code paths on this CPU (`mkl_optimises_this_cpu`): on a 2-core
+  CPU-specific code paths here (`mkl_optimises_this_cpu`): on a 2-core
   AVX-512 Xeon its GEMM is 10-25% faster than OpenBLAS's on the benchmark's
-  shapes.  On a CPU where MKL reports its compatible path (seen: a 2-core
-  AMD EPYC with AVX-512) OpenBLAS stays the default: there MKL's GEMM was
-  slower on every benchmark configuration (a 784-512-512-10 step at batch
-  128, float32: 4.22 ms against 3.47) and it generates no JIT kernels.
+  shapes.  On a CPU where MKL names no such path (seen: a 2-core AMD EPYC
+  with AVX-512) OpenBLAS stays the default: there MKL's GEMM was slower on
+  every benchmark configuration (a 784-512-512-10 step at batch 128,
+  float32: 4.22 ms against 3.47) and it generates no JIT kernels.
   Products of at most ``pynn._gemm.SMALL_GEMM_MAX`` multiply-adds run on
   MKL's JIT GEMM, a kernel generated per shape (``mkl_cblas_jit_create_?gemm``,
   kept in a table of blas_backend.h), where MKL generates them (a probe at
@@ -72,7 +72,7 @@ _MKL_INTERFACE_LP64 = 0
 
 # the backend in use and its library once install_backend has run
 # (passed_over: the path of an installed libmkl_rt not taken by default, as
-# it runs its compatible code path on this CPU)
+# it takes none of its CPU-specific code paths here)
 _state = {"name": None, "lib": None, "path": None, "threads": 0, "passed_over": None}
 
 
@@ -103,21 +103,43 @@ def _load_mkl():
     return lib, path
 
 
-# mkl_cbwr_get_auto_branch()'s answer where MKL runs its generic code,
-# MKL_CBWR_COMPATIBLE (mkl_cbwr.h)
-_MKL_CBWR_COMPATIBLE = 2
+# mkl_cbwr.h: MKL_CBWR_AUTO 2, MKL_CBWR_COMPATIBLE 3; the instruction-set
+# branches from MKL_CBWR_SSE2, 4
+_MKL_CBWR_FIRST_ISA_BRANCH = 4
 
 
 def mkl_optimises_this_cpu(lib):
-    """True when MKL (``lib``, its libmkl_rt) takes an optimised code path on
-    this CPU: mkl_cbwr_get_auto_branch names an instruction set rather than
-    MKL_CBWR_COMPATIBLE.  True when MKL lacks the function."""
+    """True when MKL (``lib``, its libmkl_rt) takes one of its CPU-specific
+    code paths here: mkl_cbwr_get_auto_branch names an instruction-set
+    branch, not MKL_CBWR_AUTO or MKL_CBWR_COMPATIBLE (seen: AUTO on an AMD
+    EPYC with AVX-512).  True when MKL lacks the function."""
     branch = getattr(lib, "mkl_cbwr_get_auto_branch", None)
     if branch is None:
         return True
     branch.restype = ctypes.c_int
     branch.argtypes = []
-    return branch() != _MKL_CBWR_COMPATIBLE
+    return branch() >= _MKL_CBWR_FIRST_ISA_BRANCH
+
+
+# OpenBLAS cores with small-matrix kernels (kernel/x86_64's SkylakeX
+# family), for gemm_one_thread's column blocks (_blas.pxd)
+_SMALL_KERNEL_CORES = ("skylakex", "cooperlake", "sapphirerapids")
+_OPENBLAS_CORENAMES = ("openblas_get_corename", "scipy_openblas_get_corename")
+
+
+def openblas_has_small_kernels(corename):
+    """True when an OpenBLAS core of this name (``openblas_get_corename``)
+    has small-matrix kernels."""
+    return bool(corename) and corename.strip().lower() in _SMALL_KERNEL_CORES
+
+
+def openblas_corename():
+    """The core SciPy's OpenBLAS runs (``"SkylakeX"``, ``"Haswell"``, ...), or None."""
+    address = _openblas_function(_OPENBLAS_CORENAMES)
+    if not address:
+        return None
+    name = ctypes.CFUNCTYPE(ctypes.c_char_p)(address)()
+    return name.decode("ascii", "replace") if name else None
 
 
 def _kernel_modules():
@@ -181,8 +203,9 @@ def _jit_functions(lib):
     return found
 
 
-def _set_pointers(sgemm, dgemm, set_threads, jit):
-    """Write the backend's addresses into each kernel module's table.
+def _set_pointers(sgemm, dgemm, set_threads, jit, small_kernels):
+    """Write the backend's addresses, and whether SciPy's OpenBLAS has
+    small-matrix kernels, into each kernel module's table.
 
     Returns the address of the thread wrapper of csrc/pynn/kernels/blas_backend.h in the
     network's module (0 when no module holds one).
@@ -195,6 +218,7 @@ def _set_pointers(sgemm, dgemm, set_threads, jit):
             d = ctypes.c_void_p.in_dll(lib, "pynn_cblas_dgemm")
             t = ctypes.c_void_p.in_dll(lib, "pynn_mkl_set_num_threads_local")
             j = {name: ctypes.c_void_p.in_dll(lib, name) for name in jit}
+            small = ctypes.c_int.in_dll(lib, "pynn_openblas_small_kernels")
         except ValueError:
             continue   # a module without products
         # the JIT's pointers cleared first and its create set last: the
@@ -205,6 +229,7 @@ def _set_pointers(sgemm, dgemm, set_threads, jit):
                 j[name].value = address
         j["pynn_mkl_jit_create_sgemm"].value = jit["pynn_mkl_jit_create_sgemm"]
         s.value, d.value, t.value = sgemm, dgemm, set_threads
+        small.value = int(small_kernels)
         if path.name.startswith("_dense"):
             wrapper = ctypes.cast(lib.pynn_mkl_threads_local, ctypes.c_void_p).value
     return wrapper
@@ -237,10 +262,11 @@ def install_backend(requested=None):
                                 ctypes.cast(lib.cblas_dgemm, ctypes.c_void_p).value,
                                 ctypes.cast(lib.MKL_Set_Num_Threads_Local,
                                             ctypes.c_void_p).value,
-                                _jit_functions(lib))
+                                _jit_functions(lib), False)
         name = "mkl"
     else:
-        wrapper = _set_pointers(None, None, None, _jit_functions(None))
+        wrapper = _set_pointers(None, None, None, _jit_functions(None),
+                                openblas_has_small_kernels(openblas_corename()))
         name = "openblas"
     _state.update(name=name, lib=lib, path=path, threads=wrapper, passed_over=passed_over)
     local_thread_setter.cache_clear()
@@ -260,14 +286,19 @@ def backend_description():
         from pynn import _gemm
         small = ("MKL's JIT kernels, one per shape" if _gemm.small_path() == "mkl-jit"
                  else "SciPy's OpenBLAS")
+        generic = ("" if mkl_optimises_this_cpu(_state["lib"])
+                   else "; MKL takes none of its CPU-specific code paths here")
         return (f"mkl (cblas_sgemm/cblas_dgemm from {Path(_state['path']).name}, the mkl "
                 f"wheel; products of at most {_gemm.SMALL_GEMM_MAX} multiply-adds on "
-                f"{small})")
+                f"{small}{generic})")
     if _state["passed_over"]:
         return ("openblas (SciPy's BLAS through scipy.linalg.cython_blas; the mkl wheel "
-                "is installed, but MKL runs its compatible code path on this CPU, "
+                "is installed, but MKL takes none of its CPU-specific code paths here, "
                 "slower than OpenBLAS: PYNN_BLAS=mkl takes it)")
-    return "openblas (SciPy's BLAS through scipy.linalg.cython_blas)"
+    from pynn import _gemm
+    blocks = ("; its small-matrix kernels take a split layer's weight gradient in "
+              "column blocks" if _gemm.openblas_small_kernels() else "")
+    return f"openblas (SciPy's BLAS through scipy.linalg.cython_blas{blocks})"
 
 
 def _openblas_function(names):

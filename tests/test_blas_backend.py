@@ -85,7 +85,7 @@ def _mkl_is_optimised_here():
     lib = ctypes.CDLL(_threads.mkl_library_path())
     branch = lib.mkl_cbwr_get_auto_branch
     branch.restype = ctypes.c_int
-    return branch() != 2        # MKL_CBWR_COMPATIBLE
+    return branch() >= 4        # an instruction-set branch, not AUTO 2 or COMPATIBLE 3
 
 
 def test_default_is_mkl_when_installed_and_optimised_for_this_cpu():
@@ -103,9 +103,10 @@ class _Branch:
         self.mkl_cbwr_get_auto_branch = ctypes.CFUNCTYPE(ctypes.c_int)(lambda: code)
 
 
-@pytest.mark.parametrize("code, optimised", [(2, False), (10, True), (14, True)])
+@pytest.mark.parametrize("code, optimised", [(2, False), (3, False), (4, True), (10, True),
+                                             (14, True)])
 def test_mkl_is_judged_by_the_code_path_it_takes(code, optimised):
-    # 2 MKL_CBWR_COMPATIBLE, 10 AVX2, 14 AVX512_E1
+    # mkl_cbwr.h: 2 MKL_CBWR_AUTO, 3 COMPATIBLE, 4 SSE2, 10 AVX2, 14 AVX512_E1
     assert _threads.mkl_optimises_this_cpu(_Branch(code)) is optimised
     assert _threads.mkl_optimises_this_cpu(object()) is True     # no such function
 
@@ -122,12 +123,12 @@ print(_threads.install_backend({requested!r}), "|", _threads.backend_description
 @pytest.mark.skipif("mkl" not in INSTALLED, reason="the mkl wheel is not installed")
 @pytest.mark.parametrize("optimised", [True, False])
 @pytest.mark.parametrize("requested", [None, "mkl"])
-def test_mkl_on_its_compatible_path_is_taken_only_when_forced(optimised, requested):
+def test_mkl_without_a_path_for_the_cpu_is_taken_only_when_forced(optimised, requested):
     out = _run(_CHOICE.format(optimised=optimised, requested=requested), "")
     assert out.returncode == 0, out.stderr
     name, description = out.stdout.strip().split(" | ")
     assert name == ("mkl" if optimised or requested == "mkl" else "openblas")
-    assert ("compatible code path" in description) == (name == "openblas")
+    assert ("none of its CPU-specific code paths" in description) == (not optimised)
 
 
 @pytest.mark.skipif("mkl" not in INSTALLED, reason="the mkl wheel is not installed")

@@ -136,14 +136,12 @@ def test_layer_products_match_the_reference_on_the_backend_in_use():
 
 
 @pytest.mark.parametrize("m, n, k", [(64, 784, 32), (64, 1024, 32), (128, 784, 32),
-                                     (64, 784, 64), (256, 784, 128), (16, 784, 32),
-                                     (64, 100, 200), (24, 4096, 256), (24, 3000, 256)])
+                                     (64, 784, 64), (256, 784, 128), (256, 200, 128),
+                                     (16, 784, 32), (64, 100, 200), (24, 4096, 256)])
 def test_the_weight_gradient_s_column_blocks_fit_openblas_s_small_kernels(m, n, k):
     cols = _gemm.openblas_block_cols(True, False, m, n, k)
     if m * n * k <= _gemm.BLOCK_MNK:
         assert cols == 0                      # one call: already small
-    elif m * n * k >= _gemm.BLOCK_MAX_MNK:
-        assert cols == 0                      # may run on the BLAS's threads
     elif cols:
         assert cols % _gemm.BLOCK_ALIGN == 0 and cols >= _gemm.BLOCK_MIN_COLS
         assert m * cols * k <= _gemm.BLOCK_MNK < m * (cols + _gemm.BLOCK_ALIGN) * k
@@ -155,22 +153,46 @@ def test_the_weight_gradient_s_column_blocks_fit_openblas_s_small_kernels(m, n, 
         assert _gemm.openblas_block_cols(ta, tb, m, n, k) == 0
 
 
+@pytest.mark.parametrize("name, small", [("SkylakeX", True), ("Cooperlake", True),
+                                         ("SapphireRapids", True), ("Haswell", False),
+                                         ("Zen", False), ("NEOVERSEN1", False), (None, False)])
+def test_only_openblas_cores_with_small_kernels_take_the_blocks(name, small):
+    assert _threads.openblas_has_small_kernels(name) is small
+
+
+def test_the_kernels_know_whether_openblas_has_small_kernels():
+    from threadpoolctl import threadpool_info
+    import scipy.linalg  # noqa: F401  (SciPy's OpenBLAS loaded)
+    core = _threads.openblas_corename()
+    # the name as threadpoolctl reads it off SciPy's OpenBLAS
+    seen = [lib.get("architecture") for lib in threadpool_info()
+            if lib.get("internal_api") == "openblas" and "scipy.libs" in lib.get("filepath", "")
+            and "64_" not in lib.get("filepath", "")]
+    if seen and core is not None:
+        assert core.lower() == seen[0].lower()
+    expected = _threads.backend() == "openblas" and _threads.openblas_has_small_kernels(core)
+    assert _gemm.openblas_small_kernels() is expected
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("beta", [0.0, 1.0])
 def test_a_blocked_weight_gradient_is_each_block_s_product(dtype, beta):
-    # 64 x 1000 x 32: blocks of 480, 480 and 40 columns on OpenBLAS
+    # 64 x 1000 x 32 as a split layer's half multiplies it: blocks of 480,
+    # 480 and 40 columns on an OpenBLAS with small kernels, else one call.
+    # (float32's blocks give the whole call's bits on OpenBLAS 0.3.30's
+    # SkylakeX kernels; float64's do not, which tells the two apart.)
     m, n, k = 64, 1000, 32
     rng = np.random.default_rng(5)
     a = rng.standard_normal((k, m)).astype(dtype)
     b = rng.standard_normal((k, n)).astype(dtype)
     c0 = rng.standard_normal((m, n)).astype(dtype)
     got = c0.copy()
-    _gemm.matmul(True, False, 1.0, a, b, beta, got)
+    _gemm.matmul(True, False, 1.0, a, b, beta, got, "one-thread")
     want, bound = expected(a, b, c0, True, False, 1.0, beta)
     assert np.all(np.abs(got - want) <= bound)
     cols = _gemm.openblas_block_cols(True, False, m, n, k)
     assert cols == 480
-    if _threads.backend() == "openblas":
+    if _gemm.openblas_small_kernels():
         # bit for bit the blocks' products, each one OpenBLAS call
         for j in range(0, n, cols):
             block = np.ascontiguousarray(c0[:, j:j + cols])
@@ -179,8 +201,15 @@ def test_a_blocked_weight_gradient_is_each_block_s_product(dtype, beta):
             np.testing.assert_array_equal(got[:, j:j + cols], block)
     else:
         whole = c0.copy()
-        _gemm.matmul(True, False, 1.0, a, b, beta, whole, "backend")
-        np.testing.assert_array_equal(got, whole)       # MKL: one call
+        _gemm.matmul(True, False, 1.0, a, b, beta, whole)
+        np.testing.assert_array_equal(got, whole)       # one call, as gemm()
+    # gemm() itself never blocks: its products may run on the BLAS's threads
+    plain = c0.copy()
+    _gemm.matmul(True, False, 1.0, a, b, beta, plain)
+    unblocked = c0.copy()
+    _gemm.matmul(True, False, 1.0, a, b, beta, unblocked,
+                 "openblas" if _threads.backend() == "openblas" else "backend")
+    np.testing.assert_array_equal(plain, unblocked)
 
 
 def _mkl_generates_a_kernel():
