@@ -16,6 +16,8 @@ LIBRARIES = ("auto", "openblas", "backend", "small", "one-thread")
 SMALL_GEMM_MAX = PYNN_SMALL_GEMM_MAX
 BLOCK_MNK, BLOCK_MIN_COLS, BLOCK_ALIGN = (OPENBLAS_SMALL_MNK, OPENBLAS_MIN_BLOCK_COLS,
                                           OPENBLAS_BLOCK_ALIGN)
+# gemm_on's path for each library ("auto" and "one-thread" call gemm and
+# gemm_one_thread instead: their entries are not read)
 _WHERE = (GEMM_BACKEND, GEMM_OPENBLAS, GEMM_BACKEND, GEMM_SMALL, GEMM_BACKEND)
 
 

@@ -453,8 +453,9 @@ def blas_libraries():
 
 
 # mkl_cbwr_get_auto_branch(): the code path MKL chose for this CPU
-MKL_BRANCHES = {2: "AUTO (no branch of its own for this CPU)", 3: "COMPATIBLE", 4: "SSE2", 6: "SSSE3", 7: "SSE4_1", 8: "SSE4_2", 9: "AVX", 10: "AVX2",
-                11: "AVX512_MIC", 12: "AVX512", 13: "AVX512_MIC_E1", 14: "AVX512_E1"}
+MKL_BRANCHES = {2: "AUTO (no branch of its own for this CPU)", 3: "COMPATIBLE", 4: "SSE2",
+                6: "SSSE3", 7: "SSE4_1", 8: "SSE4_2", 9: "AVX", 10: "AVX2", 11: "AVX512_MIC",
+                12: "AVX512", 13: "AVX512_MIC_E1", 14: "AVX512_E1"}
 
 
 def mkl_kernel():

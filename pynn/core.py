@@ -801,8 +801,8 @@ class Model:
                                                                  sample_weight)
                 return loss, applied
             done = self._compiled_step(x, y, update, sample_weight)
-            if done[1] and update and sample_weight is None:
-                self._keep_hot_step(x, y)
+            if done[1] and update and sample_weight is None and self._can_step_hot(x, y):
+                self._keep_hot_step()
             return done
 
     def _hot_step(self, x: object, y: object) -> float | None:
@@ -834,27 +834,31 @@ class Model:
         saw, in C, and steps.
         """
         with self._lock:
-            loss, net = self.loss, self._net
-            if (loss is None or net is None or self._custom or self.metrics
-                    or not loss.accepts_any_real_targets or not net.accepts(x, y)):
+            if not self._can_step_hot(x, y):
                 return None
             done = self._compiled_step(x, y, True, None)
             if done[1]:
-                self._keep_hot_step(x, y)
+                self._keep_hot_step()
             return done
 
-    def _keep_hot_step(self, x, y):
-        # After an applied step on x and y with no sample weights, the lock
-        # held: the HotStep that repeats its checks, when the next steps can
-        # take it (a trained model, no metric, no custom part, arrays the
-        # network takes as they are).  It compares what the network was
-        # handed, not what the optimizer and the layers hold now: a change
-        # made by another thread during the step then sends the next one
-        # the checked way.
-        loss, net, opt = self.loss, self._net, self._optimizer
-        if (self._trained and not self._custom and not self.metrics
-                and loss.accepts_any_real_targets and net.accepts(x, y)):
-            self._hot = _dense.HotStep(net, self, opt, self._lock, settings_counter(),
+    def _can_step_hot(self, x: object, y: object) -> bool:
+        # True when a step on x and y needs nothing the compiled step does
+        # not do: a loss and a network, no metric, no custom part, targets
+        # of any real value, arrays the network takes as they are
+        loss, net = self.loss, self._net
+        return not (loss is None or net is None or self._custom or self.metrics
+                    or not loss.accepts_any_real_targets or not net.accepts(x, y))
+
+    def _keep_hot_step(self):
+        # After an applied step that _can_step_hot allowed, with no sample
+        # weights, the lock held: the HotStep that repeats its checks, once
+        # the model is trained.  It compares what the network was handed,
+        # not what the optimizer and the layers hold now: a change made by
+        # another thread during the step then sends the next one the
+        # checked way.
+        if self._trained:
+            opt = self._optimizer
+            self._hot = _dense.HotStep(self._net, self, opt, self._lock, settings_counter(),
                                        self._variables_revision, self._prepared[1],
                                        self._synced_revision, opt.scheduled)
 

@@ -691,16 +691,18 @@ cdef inline void _run_share(void* arg) noexcept nogil:
 
 cdef inline bint _run_range(_UpdateShare* t, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
     if t.is_double:
-        if not t.store:
-            return _check_descending(<double*>t.w, <const double*>t.g, <double*>t.state,
-                                     t.n_params, t.vars, t.n_vars, t.s, lo, hi)
-        return _dispatch_share(<double*>t.w, <const double*>t.g, <double*>t.state,
-                               t.n_params, t.vars, t.n_vars, t.s, True, lo, hi)
-    if not t.store:
-        return _check_descending(<float*>t.w, <const float*>t.g, <float*>t.state,
-                                 t.n_params, t.vars, t.n_vars, t.s, lo, hi)
-    return _dispatch_share(<float*>t.w, <const float*>t.g, <float*>t.state,
-                           t.n_params, t.vars, t.n_vars, t.s, True, lo, hi)
+        return _range_typed(t, <double*>t.w, lo, hi)
+    return _range_typed(t, <float*>t.w, lo, hi)
+
+
+cdef inline bint _range_typed(_UpdateShare* t, floating* w, Py_ssize_t lo,
+                              Py_ssize_t hi) noexcept nogil:
+    # a share's range in t's dtype: the update, or the check in descending blocks
+    if t.store:
+        return _dispatch_share(w, <const floating*>t.g, <floating*>t.state, t.n_params,
+                               t.vars, t.n_vars, t.s, True, lo, hi)
+    return _check_descending(w, <const floating*>t.g, <floating*>t.state, t.n_params,
+                             t.vars, t.n_vars, t.s, lo, hi)
 
 
 cdef inline bint _check_descending(floating* w, const floating* g, floating* state,
