@@ -184,13 +184,12 @@ cdef inline void _half_products(_Half* t, floating* kind) noexcept nogil:
     cdef Py_ssize_t i, j
     cdef const floating* row
     if not t.backward:
-        # A[:, r0:r1] = X @ W[r0:r1].T
-        gemm(False, True, n, m, n_in, <floating>1, X, n_in, W, n_in, <floating>0,
-             <floating*>t.A + t.r0, n_out)
+        # A[:, r0:r1] = X @ W[r0:r1].T (on one thread, as every half: see _run_half)
+        gemm_one_thread(False, True, n, m, n_in, <floating>1, X, n_in, W, n_in,
+                        <floating>0, <floating*>t.A + t.r0, n_out)
         return
     # dW[r0:r1] = dZ[:, r0:r1].T @ X, db[r0:r1] its column sums, and this
     # half's share of dX, dZ[:, r0:r1] @ W[r0:r1]
-    # (on one BLAS thread, as every half: see _run_half)
     gemm_one_thread(True, False, m, n_in, n, <floating>1, dZ, n_out, X, n_in, <floating>0,
                     <floating*>t.dW + t.r0 * t.n_in, n_in)
     memset(db + t.r0, 0, m * sizeof(floating))
@@ -202,8 +201,8 @@ cdef inline void _half_products(_Half* t, floating* kind) noexcept nogil:
         t.bound_w = sum_abs_if_finite(<floating*>t.dW + t.r0 * t.n_in, m * t.n_in)
         t.bound_b = sum_abs_if_finite(db + t.r0, m)
     if t.dX != NULL:
-        gemm(False, False, n, n_in, m, <floating>1, dZ, n_out, W, n_in, <floating>0,
-             <floating*>t.dX, n_in)
+        gemm_one_thread(False, False, n, n_in, m, <floating>1, dZ, n_out, W, n_in,
+                        <floating>0, <floating*>t.dX, n_in)
 
 
 cdef void _run_half(void* arg) noexcept nogil:

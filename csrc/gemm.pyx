@@ -5,17 +5,16 @@
 from cython cimport floating
 
 from pynn.kernels._blas cimport (
-    GEMM_BACKEND, GEMM_OPENBLAS, GEMM_SMALL, OPENBLAS_BLOCK_ALIGN, OPENBLAS_MIN_BLOCK_COLS,
-    OPENBLAS_SMALL_MNK, PYNN_SMALL_GEMM_MAX, gemm, gemm_on, gemm_one_thread,
-    pynn_openblas_small_kernels, small_on_jit, small_product, tn_block_cols)
+    GEMM_BACKEND, GEMM_OPENBLAS, GEMM_SMALL, PYNN_SMALL_GEMM_MAX, PYNN_TG_MAX_MNK,
+    PYNN_TG_NT_MAX_K, gemm, gemm_on, gemm_one_thread, pynn_tg_cpu_ok, pynn_tg_fits,
+    pynn_tg_run, pynn_tg_takes, pynn_tile_gemm, small_on_jit, small_product)
 
 # "small": the small-matrix path whatever the size (MKL's JIT kernels with
 # MKL, else SciPy's OpenBLAS); "one-thread": gemm_one_thread, as a split
 # layer's half calls it
 LIBRARIES = ("auto", "openblas", "backend", "small", "one-thread")
 SMALL_GEMM_MAX = PYNN_SMALL_GEMM_MAX
-BLOCK_MNK, BLOCK_MIN_COLS, BLOCK_ALIGN = (OPENBLAS_SMALL_MNK, OPENBLAS_MIN_BLOCK_COLS,
-                                          OPENBLAS_BLOCK_ALIGN)
+TILE_MAX_MNK, TILE_NT_MAX_K = PYNN_TG_MAX_MNK, PYNN_TG_NT_MAX_K
 # gemm_on's path for each library ("auto" and "one-thread" call gemm and
 # gemm_one_thread instead: their entries are not read)
 _WHERE = (GEMM_BACKEND, GEMM_OPENBLAS, GEMM_BACKEND, GEMM_SMALL, GEMM_BACKEND)
@@ -27,18 +26,27 @@ def goes_to_small(int m, int n, int k):
     return small_product(m, n, k)
 
 
-def openblas_block_cols(bint trans_a, bint trans_b, int m, int n, int k):
-    """The columns of each block gemm_one_thread multiplies this product in
-    on an OpenBLAS with small-matrix kernels (a TN product past their size:
-    see _blas.pxd), or 0 when it is one call."""
-    return tn_block_cols(trans_a, trans_b, m, n, k)
+def tile_gemm_cpu():
+    """True when the CPU runs the tile GEMM's code (AVX-512F and FMA)."""
+    return pynn_tg_cpu_ok() != 0
 
 
-def openblas_small_kernels():
-    """True when the kernels were told that SciPy's OpenBLAS runs a core
-    with small-matrix kernels (pynn/_threads.py), so that gemm_one_thread
-    takes its column blocks."""
-    return pynn_openblas_small_kernels != 0
+def tile_gemm_on():
+    """True when pynn._threads turned the tile GEMM on for the halves'
+    float32 products (tile_gemm.h)."""
+    return pynn_tile_gemm != 0
+
+
+def tile_gemm_fits(bint trans_a, bint trans_b, int m, int n, int k):
+    """True when the tile GEMM takes a product of this shape (not TT, at
+    most TILE_MAX_MNK multiply-adds, NT rows of at most TILE_NT_MAX_K)."""
+    return pynn_tg_fits(trans_a, trans_b, m, n, k) != 0
+
+
+def tile_gemm_takes(bint trans_a, bint trans_b, int m, int n, int k):
+    """True when gemm_one_thread multiplies this float32 product on the tile
+    GEMM (it is on, and fits the shape)."""
+    return pynn_tg_takes(trans_a, trans_b, m, n, k) != 0
 
 
 def small_path():
@@ -47,6 +55,40 @@ def small_path():
     kernels on this CPU, else ``"openblas"`` (SciPy's, its small-matrix
     kernels)."""
     return "mkl-jit" if small_on_jit() else "openblas"
+
+
+def tile_matmul(bint trans_a, bint trans_b, float alpha,
+                const float[:, ::1] A,   # IN  (m, k), or (k, m) with trans_a
+                const float[:, ::1] B,   # IN  (k, n), or (n, k) with trans_b
+                float beta,
+                float[:, ::1] C,         # IN/OUT (m, n)
+                Py_ssize_t repeat=1):
+    """matmul() on the tile GEMM, whether pynn._threads turned it on or
+    not: a CPU that runs it, a shape it fits (tile_gemm_fits)."""
+    if repeat < 0:
+        raise ValueError(f"repeat must be >= 0, got {repeat}")
+    cdef int m = C.shape[0], n = C.shape[1]
+    cdef int k = A.shape[0] if trans_a else A.shape[1]
+    _check_shapes(trans_a, trans_b, A.shape[0], A.shape[1], B.shape[0], B.shape[1], m, n)
+    if not pynn_tg_cpu_ok():
+        raise ValueError("the tile GEMM needs a CPU with AVX-512F and FMA")
+    if not pynn_tg_fits(trans_a, trans_b, m, n, k):
+        raise ValueError(f"the tile GEMM does not take an (m, n, k) = ({m}, {n}, {k}) "
+                         f"product with trans_a={trans_a}, trans_b={trans_b}")
+    cdef Py_ssize_t r
+    with nogil:
+        for r in range(repeat):
+            pynn_tg_run(trans_a, trans_b, m, n, k, alpha, &A[0, 0], A.shape[1], &B[0, 0],
+                        B.shape[1], beta, &C[0, 0], n)
+
+
+def _check_shapes(bint trans_a, bint trans_b, Py_ssize_t a0, Py_ssize_t a1, Py_ssize_t b0,
+                  Py_ssize_t b1, int m, int n):
+    cdef Py_ssize_t k = a0 if trans_a else a1
+    if (a1 if trans_a else a0) != m or (b1 if trans_b else b0) != k \
+            or (b0 if trans_b else b1) != n:
+        raise ValueError(f"shapes do not multiply: A ({a0}, {a1}), B ({b0}, {b1}), "
+                         f"C ({m}, {n}) with trans_a={trans_a}, trans_b={trans_b}")
 
 
 def matmul(bint trans_a, bint trans_b, double alpha,
@@ -61,7 +103,8 @@ def matmul(bint trans_a, bint trans_b, double alpha,
     (SciPy's, whatever the size), "backend" (the backend's GEMM, whatever
     the size: MKL's when it is the backend), "small" (the small-matrix
     path, whatever the size: see small_path) or "one-thread" (as a split
-    layer's half multiplies: see openblas_block_cols).
+    layer's half multiplies: float32 on the tile GEMM where it takes the
+    shape, see tile_gemm_takes).
     """
     if library not in LIBRARIES:
         raise ValueError(f"library must be one of {LIBRARIES}, got {library!r}")
@@ -69,12 +112,7 @@ def matmul(bint trans_a, bint trans_b, double alpha,
         raise ValueError(f"repeat must be >= 0, got {repeat}")
     cdef int m = C.shape[0], n = C.shape[1]
     cdef int k = A.shape[0] if trans_a else A.shape[1]
-    if (A.shape[1] if trans_a else A.shape[0]) != m \
-            or (B.shape[1] if trans_b else B.shape[0]) != k \
-            or (B.shape[0] if trans_b else B.shape[1]) != n:
-        raise ValueError(f"shapes do not multiply: A ({A.shape[0]}, {A.shape[1]}), "
-                         f"B ({B.shape[0]}, {B.shape[1]}), C ({m}, {n}) with "
-                         f"trans_a={trans_a}, trans_b={trans_b}")
+    _check_shapes(trans_a, trans_b, A.shape[0], A.shape[1], B.shape[0], B.shape[1], m, n)
     if m == 0 or n == 0:
         return
     # BLAS reads a leading dimension of at least 1 even for an empty operand
@@ -92,6 +130,7 @@ def matmul(bint trans_a, bint trans_b, double alpha,
             elif which == 4:
                 gemm_one_thread(trans_a, trans_b, m, n, k, a, pa, lda, pb, ldb, b,
                                 &C[0, 0], ldc)
+
             else:
                 gemm_on(where, trans_a, trans_b, m, n, k, a, pa, lda, pb, ldb, b,
                         &C[0, 0], ldc)

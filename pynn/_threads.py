@@ -121,27 +121,6 @@ def mkl_optimises_this_cpu(lib):
     return branch() >= _MKL_CBWR_FIRST_ISA_BRANCH
 
 
-# OpenBLAS cores with small-matrix kernels (kernel/x86_64's SkylakeX
-# family), for gemm_one_thread's column blocks (_blas.pxd)
-_SMALL_KERNEL_CORES = ("skylakex", "cooperlake", "sapphirerapids")
-_OPENBLAS_CORENAMES = ("openblas_get_corename", "scipy_openblas_get_corename")
-
-
-def openblas_has_small_kernels(corename):
-    """True when an OpenBLAS core of this name (``openblas_get_corename``)
-    has small-matrix kernels."""
-    return bool(corename) and corename.strip().lower() in _SMALL_KERNEL_CORES
-
-
-def openblas_corename():
-    """The core SciPy's OpenBLAS runs (``"SkylakeX"``, ``"Haswell"``, ...), or None."""
-    address = _openblas_function(_OPENBLAS_CORENAMES)
-    if not address:
-        return None
-    name = ctypes.CFUNCTYPE(ctypes.c_char_p)(address)()
-    return name.decode("ascii", "replace") if name else None
-
-
 def _kernel_modules():
     """The compiled modules of pynn that hold a GEMM pointer table: of the
     network kernels' per-instruction-set builds, only the one imported."""
@@ -203,9 +182,9 @@ def _jit_functions(lib):
     return found
 
 
-def _set_pointers(sgemm, dgemm, set_threads, jit, small_kernels):
-    """Write the backend's addresses, and whether SciPy's OpenBLAS has
-    small-matrix kernels, into each kernel module's table.
+def _set_pointers(sgemm, dgemm, set_threads, jit, tile_gemm):
+    """Write the backend's addresses, and whether the tile GEMM takes the
+    halves' float32 products, into each kernel module's table.
 
     Returns the address of the thread wrapper of csrc/pynn/kernels/blas_backend.h in the
     network's module (0 when no module holds one).
@@ -218,7 +197,7 @@ def _set_pointers(sgemm, dgemm, set_threads, jit, small_kernels):
             d = ctypes.c_void_p.in_dll(lib, "pynn_cblas_dgemm")
             t = ctypes.c_void_p.in_dll(lib, "pynn_mkl_set_num_threads_local")
             j = {name: ctypes.c_void_p.in_dll(lib, name) for name in jit}
-            small = ctypes.c_int.in_dll(lib, "pynn_openblas_small_kernels")
+            tile = ctypes.c_int.in_dll(lib, "pynn_tile_gemm")
         except ValueError:
             continue   # a module without products
         # the JIT's pointers cleared first and its create set last: the
@@ -229,10 +208,30 @@ def _set_pointers(sgemm, dgemm, set_threads, jit, small_kernels):
                 j[name].value = address
         j["pynn_mkl_jit_create_sgemm"].value = jit["pynn_mkl_jit_create_sgemm"]
         s.value, d.value, t.value = sgemm, dgemm, set_threads
-        small.value = int(small_kernels)
+        tile.value = int(tile_gemm)
         if path.name.startswith("_dense"):
             wrapper = ctypes.cast(lib.pynn_mkl_threads_local, ctypes.c_void_p).value
     return wrapper
+
+
+# PYNN_TILE_GEMM: "0" keeps the halves' products on the backend, "1" puts
+# them on the tile GEMM whatever the backend (where the CPU runs it)
+_TILE_GEMM_SETTINGS = ("", "0", "1")
+
+
+def tile_gemm_wanted(backend_name):
+    """True when a split layer's halves multiply float32 on the tile GEMM
+    (csrc/pynn/kernels/tile_gemm.h) with this backend: the CPU runs its
+    code (AVX-512F and FMA), and SciPy's OpenBLAS is the backend (measured
+    faster than its one-thread kernels on those shapes) unless
+    ``PYNN_TILE_GEMM`` says otherwise."""
+    from pynn import _gemm
+    setting = os.environ.get("PYNN_TILE_GEMM", "").strip()
+    if setting not in _TILE_GEMM_SETTINGS:
+        raise ValueError(f"PYNN_TILE_GEMM must be 0 or 1; got {setting!r}")
+    if not _gemm.tile_gemm_cpu() or setting == "0":
+        return False
+    return setting == "1" or backend_name == "openblas"
 
 
 def install_backend(requested=None):
@@ -262,11 +261,11 @@ def install_backend(requested=None):
                                 ctypes.cast(lib.cblas_dgemm, ctypes.c_void_p).value,
                                 ctypes.cast(lib.MKL_Set_Num_Threads_Local,
                                             ctypes.c_void_p).value,
-                                _jit_functions(lib), False)
+                                _jit_functions(lib), tile_gemm_wanted("mkl"))
         name = "mkl"
     else:
         wrapper = _set_pointers(None, None, None, _jit_functions(None),
-                                openblas_has_small_kernels(openblas_corename()))
+                                tile_gemm_wanted("openblas"))
         name = "openblas"
     _state.update(name=name, lib=lib, path=path, threads=wrapper, passed_over=passed_over)
     local_thread_setter.cache_clear()
@@ -290,15 +289,18 @@ def backend_description():
                    else "; MKL takes none of its CPU-specific code paths here")
         return (f"mkl (cblas_sgemm/cblas_dgemm from {Path(_state['path']).name}, the mkl "
                 f"wheel; products of at most {_gemm.SMALL_GEMM_MAX} multiply-adds on "
-                f"{small}{generic})")
+                f"{small}{generic}{_tile_gemm_words()})")
     if _state["passed_over"]:
         return ("openblas (SciPy's BLAS through scipy.linalg.cython_blas; the mkl wheel "
                 "is installed, but MKL takes none of its CPU-specific code paths here, "
-                "slower than OpenBLAS: PYNN_BLAS=mkl takes it)")
+                f"slower than OpenBLAS: PYNN_BLAS=mkl takes it{_tile_gemm_words()})")
+    return f"openblas (SciPy's BLAS through scipy.linalg.cython_blas{_tile_gemm_words()})"
+
+
+def _tile_gemm_words():
     from pynn import _gemm
-    blocks = ("; its small-matrix kernels take a split layer's weight gradient in "
-              "column blocks" if _gemm.openblas_small_kernels() else "")
-    return f"openblas (SciPy's BLAS through scipy.linalg.cython_blas{blocks})"
+    return ("; a split layer's float32 halves on pynn's AVX-512 tile GEMM"
+            if _gemm.tile_gemm_on() else "")
 
 
 def _openblas_function(names):

@@ -31,7 +31,6 @@ cdef extern from "blas_backend.h" nogil:
                                          double, double*, int) noexcept nogil
     pynn_cblas_sgemm_fn pynn_cblas_sgemm
     pynn_cblas_dgemm_fn pynn_cblas_dgemm
-    int pynn_openblas_small_kernels
     void* pynn_mkl_jit_create_sgemm
     int pynn_jit_gemm(int is_double, int trans_a, int trans_b, int m, int n, int k,
                       double alpha, const void* A, int lda, const void* B, int ldb,
@@ -52,32 +51,23 @@ cdef inline bint small_product(int m, int n, int k) noexcept nogil:
     return <long long>m * n * k <= PYNN_SMALL_GEMM_MAX
 
 
-# OpenBLAS's small-matrix kernels (its SkylakeX-class cores) take a
-# product of at most 100^3 multiply-adds, without packing its operands.
-# A weight gradient dW = dZ^T X of a layer's half at a small batch (TN, k
-# the batch) costs more on the packed path than in column blocks each
-# under that size, on one thread: 64 x 784 x 32 in float32 (a 2-core AMD
-# EPYC with AVX-512), 40.7 us whole and 29.6 us in two blocks; 64 x 1024
-# x 32, 63.8 and 38.8 us; float64 10-20% less; at batch 128 (256 x 784 x
-# 128 in blocks of 30 columns) 6% less at most, so blocks narrower than
-# OPENBLAS_MIN_BLOCK_COLS are not taken.  The blocks run on the small
-# kernels' one thread: gemm_one_thread takes them, for callers whose
-# products run on one BLAS thread anyway (a split layer's halves).
-cdef enum:
-    OPENBLAS_SMALL_MNK = 1000000
-    OPENBLAS_MIN_BLOCK_COLS = 64
-    OPENBLAS_BLOCK_ALIGN = 16
-
-
-cdef inline int tn_block_cols(bint trans_a, bint trans_b, int m, int n, int k) noexcept nogil:
-    """The columns of each block gemm_one_thread splits a TN product into
-    on OpenBLAS (a multiple of OPENBLAS_BLOCK_ALIGN), or 0 for none."""
-    cdef long long per_col = <long long>m * k
-    cdef long long cols
-    if not trans_a or trans_b or per_col == 0 or per_col * n <= OPENBLAS_SMALL_MNK:
-        return 0
-    cols = OPENBLAS_SMALL_MNK // per_col // OPENBLAS_BLOCK_ALIGN * OPENBLAS_BLOCK_ALIGN
-    return <int>cols if cols >= OPENBLAS_MIN_BLOCK_COLS else 0
+# A split layer's halves run on one thread each: there the float32
+# products go to the tile GEMM of tile_gemm.h when pynn._threads turned it
+# on (SciPy's OpenBLAS the backend, a CPU with AVX-512F) and it takes the
+# shape (pynn_tg_takes), else to gemm().
+cdef extern from "tile_gemm.h" nogil:
+    int pynn_tile_gemm
+    long long PYNN_TG_MAX_MNK
+    int PYNN_TG_NT_MAX_K
+    int pynn_tg_cpu_ok()
+    int pynn_tg_fits(int trans_a, int trans_b, int m, int n, int k)
+    int pynn_tg_takes(int trans_a, int trans_b, int m, int n, int k)
+    void pynn_tg_run(int trans_a, int trans_b, int m, int n, int k, float alpha,
+                     const float* A, int lda, const float* B, int ldb, float beta,
+                     float* C, int ldc)
+    int pynn_tg_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
+                      const float* A, int lda, const float* B, int ldb, float beta,
+                      float* C, int ldc)
 
 
 cdef inline bint small_on_jit() noexcept nogil:
@@ -107,21 +97,12 @@ cdef inline void gemm_one_thread(bint trans_a, bint trans_b,
                                  const floating* B, int ldb,
                                  floating beta,
                                  floating* C, int ldc) noexcept nogil:
-    """gemm() for a caller whose products run on one BLAS thread: on an
-    OpenBLAS with small-matrix kernels, a TN product past their size in
-    column blocks under it (tn_block_cols), each element the same dot
-    product over k."""
-    cdef int cols = 0, j = 0
-    if pynn_openblas_small_kernels \
-            and (pynn_cblas_sgemm == NULL if floating is float else pynn_cblas_dgemm == NULL):
-        cols = tn_block_cols(trans_a, trans_b, m, n, k)
-    if cols == 0:
-        gemm(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)
-        return
-    while j < n:
-        gemm_on(GEMM_OPENBLAS, trans_a, trans_b, m, min(cols, n - j), k, alpha, A, lda,
-                B + j, ldb, beta, C + j, ldc)
-        j += cols
+    """gemm() for a caller whose products run on one thread (a split
+    layer's halves): float32 on the tile GEMM where it takes the shape."""
+    if floating is float:
+        if pynn_tg_sgemm(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc):
+            return
+    gemm(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)
 
 
 cdef inline void gemm_on(int where, bint trans_a, bint trans_b,

@@ -29,10 +29,6 @@ typedef void (*pynn_cblas_dgemm_fn)(int layout, int trans_a, int trans_b,
 
 PYNN_EXPORT pynn_cblas_sgemm_fn pynn_cblas_sgemm = 0;
 PYNN_EXPORT pynn_cblas_dgemm_fn pynn_cblas_dgemm = 0;
-/* 1 when SciPy's OpenBLAS runs a core with small-matrix kernels (SkylakeX,
- * Cooperlake, SapphireRapids): set by pynn/_threads.py, read by
- * gemm_one_thread (_blas.pxd) */
-PYNN_EXPORT int pynn_openblas_small_kernels = 0;
 
 /* The per-thread thread count handed to the kernels' thread policy when MKL
  * multiplies.  MKL_Set_Num_Threads_Local is also how threadpoolctl limits
