@@ -4,6 +4,7 @@ the measurement behind PYNN_TG_MAX_MNK and PYNN_TG_NT_MAX_K.
 
     python benchmarks/tile_gemm.py            # mnist's and mid's halves
     python benchmarks/tile_gemm.py --wide     # wide's halves (slow)
+    python benchmarks/tile_gemm.py --dtype float64
 
 Each product is timed from compiled code (pynn._gemm.matmul and
 tile_matmul with repeat, one nogil loop), under threadpoolctl's limit of
@@ -33,7 +34,7 @@ HALVES = {
 }
 
 
-def worker(library, names):
+def worker(library, names, dtype):
     from threadpoolctl import threadpool_limits
 
     from pynn import _gemm
@@ -42,9 +43,9 @@ def worker(library, names):
     with threadpool_limits(1):
         for name in names:
             for m, n, k, ta, tb in HALVES[name]:
-                a = rng.standard_normal((k, m) if ta else (m, k)).astype(np.float32)
-                b = rng.standard_normal((n, k) if tb else (k, n)).astype(np.float32)
-                c = np.zeros((m, n), np.float32)
+                a = rng.standard_normal((k, m) if ta else (m, k)).astype(dtype)
+                b = rng.standard_normal((n, k) if tb else (k, n)).astype(dtype)
+                c = np.zeros((m, n), dtype)
                 repeat = max(3, int(1e8 / (m * n * k)))
 
                 def run(times):
@@ -65,12 +66,13 @@ def worker(library, names):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--wide", action="store_true", help="wide's halves instead")
+    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--names", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        worker(args.worker, args.names.split(","))
+        worker(args.worker, args.names.split(","), args.dtype)
         return
     from pynn import _gemm, _threads
     if not _gemm.tile_gemm_cpu():
@@ -80,13 +82,14 @@ def main():
     for lib in threadpool_info():
         print(f"BLAS {lib.get('internal_api')} {lib.get('version')}, kernel "
               f"{lib.get('architecture')}, {lib.get('filepath', '').split('/')[-1]}")
-    print(f"pynn's backend: {_threads.backend_description()}; timed on one thread")
+    print(f"pynn's backend: {_threads.backend_description()}; {args.dtype}, timed on one "
+          f"thread")
     names = ["wide"] if args.wide else ["mnist", "mid"]
     times = {"openblas": [], "tile": []}
     for _ in range(args.rounds):
         for library in times:
             done = subprocess.run([sys.executable, __file__, "--worker", library,
-                                   "--names", ",".join(names)],
+                                   "--names", ",".join(names), "--dtype", args.dtype],
                                   capture_output=True, text=True, check=True)
             times[library].append(json.loads(done.stdout.strip().splitlines()[-1]))
     print(f"{'product':32s} {'OpenBLAS':>12s} {'tile GEMM':>12s} {'ratio':>7s}")

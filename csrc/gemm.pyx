@@ -6,15 +6,17 @@ from cython cimport floating
 
 from pynn.kernels._blas cimport (
     GEMM_BACKEND, GEMM_OPENBLAS, GEMM_SMALL, PYNN_SMALL_GEMM_MAX, PYNN_TG_MAX_MNK,
-    PYNN_TG_NT_MAX_K, gemm, gemm_on, gemm_one_thread, pynn_tg_cpu_ok, pynn_tg_fits,
-    pynn_tg_run, pynn_tg_takes, pynn_tile_gemm, small_on_jit, small_product)
+    PYNN_TG_NT_MAX_K, PYNN_TG_NT_MAX_K_D, gemm, gemm_on, gemm_one_thread, pynn_tg_cpu_ok,
+    pynn_tg_fits, pynn_tg_run_d, pynn_tg_run_f, pynn_tg_takes, pynn_tile_gemm, small_on_jit,
+    small_product)
 
 # "small": the small-matrix path whatever the size (MKL's JIT kernels with
 # MKL, else SciPy's OpenBLAS); "one-thread": gemm_one_thread, as a split
 # layer's half calls it
 LIBRARIES = ("auto", "openblas", "backend", "small", "one-thread")
 SMALL_GEMM_MAX = PYNN_SMALL_GEMM_MAX
-TILE_MAX_MNK, TILE_NT_MAX_K = PYNN_TG_MAX_MNK, PYNN_TG_NT_MAX_K
+TILE_MAX_MNK = PYNN_TG_MAX_MNK
+TILE_NT_MAX_K = {"float32": PYNN_TG_NT_MAX_K, "float64": PYNN_TG_NT_MAX_K_D}
 # gemm_on's path for each library ("auto" and "one-thread" call gemm and
 # gemm_one_thread instead: their entries are not read)
 _WHERE = (GEMM_BACKEND, GEMM_OPENBLAS, GEMM_BACKEND, GEMM_SMALL, GEMM_BACKEND)
@@ -33,20 +35,27 @@ def tile_gemm_cpu():
 
 def tile_gemm_on():
     """True when pynn._threads turned the tile GEMM on for the halves'
-    float32 products (tile_gemm.h)."""
+    products (tile_gemm.h)."""
     return pynn_tile_gemm != 0
 
 
-def tile_gemm_fits(bint trans_a, bint trans_b, int m, int n, int k):
-    """True when the tile GEMM takes a product of this shape (not TT, at
-    most TILE_MAX_MNK multiply-adds, NT rows of at most TILE_NT_MAX_K)."""
-    return pynn_tg_fits(trans_a, trans_b, m, n, k) != 0
+def _is_double(dtype):
+    if dtype not in TILE_NT_MAX_K:
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    return dtype == "float64"
 
 
-def tile_gemm_takes(bint trans_a, bint trans_b, int m, int n, int k):
-    """True when gemm_one_thread multiplies this float32 product on the tile
-    GEMM (it is on, and fits the shape)."""
-    return pynn_tg_takes(trans_a, trans_b, m, n, k) != 0
+def tile_gemm_fits(dtype, bint trans_a, bint trans_b, int m, int n, int k):
+    """True when the tile GEMM takes a product of this dtype and shape (not
+    TT, at most TILE_MAX_MNK multiply-adds, NT rows of at most
+    TILE_NT_MAX_K[dtype])."""
+    return pynn_tg_fits(_is_double(dtype), trans_a, trans_b, m, n, k) != 0
+
+
+def tile_gemm_takes(dtype, bint trans_a, bint trans_b, int m, int n, int k):
+    """True when gemm_one_thread multiplies this product on the tile GEMM
+    (it is on, and fits the shape)."""
+    return pynn_tg_takes(_is_double(dtype), trans_a, trans_b, m, n, k) != 0
 
 
 def small_path():
@@ -57,11 +66,11 @@ def small_path():
     return "mkl-jit" if small_on_jit() else "openblas"
 
 
-def tile_matmul(bint trans_a, bint trans_b, float alpha,
-                const float[:, ::1] A,   # IN  (m, k), or (k, m) with trans_a
-                const float[:, ::1] B,   # IN  (k, n), or (n, k) with trans_b
-                float beta,
-                float[:, ::1] C,         # IN/OUT (m, n)
+def tile_matmul(bint trans_a, bint trans_b, double alpha,
+                const floating[:, ::1] A,   # IN  (m, k), or (k, m) with trans_a
+                const floating[:, ::1] B,   # IN  (k, n), or (n, k) with trans_b
+                double beta,
+                floating[:, ::1] C,         # IN/OUT (m, n)
                 Py_ssize_t repeat=1):
     """matmul() on the tile GEMM, whether pynn._threads turned it on or
     not: a CPU that runs it, a shape it fits (tile_gemm_fits)."""
@@ -72,14 +81,19 @@ def tile_matmul(bint trans_a, bint trans_b, float alpha,
     _check_shapes(trans_a, trans_b, A.shape[0], A.shape[1], B.shape[0], B.shape[1], m, n)
     if not pynn_tg_cpu_ok():
         raise ValueError("the tile GEMM needs a CPU with AVX-512F and FMA")
-    if not pynn_tg_fits(trans_a, trans_b, m, n, k):
+    if not pynn_tg_fits(floating is double, trans_a, trans_b, m, n, k):
         raise ValueError(f"the tile GEMM does not take an (m, n, k) = ({m}, {n}, {k}) "
                          f"product with trans_a={trans_a}, trans_b={trans_b}")
     cdef Py_ssize_t r
+    cdef floating a = <floating>alpha, b = <floating>beta
     with nogil:
         for r in range(repeat):
-            pynn_tg_run(trans_a, trans_b, m, n, k, alpha, &A[0, 0], A.shape[1], &B[0, 0],
-                        B.shape[1], beta, &C[0, 0], n)
+            if floating is float:
+                pynn_tg_run_f(trans_a, trans_b, m, n, k, a, &A[0, 0], A.shape[1], &B[0, 0],
+                              B.shape[1], b, &C[0, 0], n)
+            else:
+                pynn_tg_run_d(trans_a, trans_b, m, n, k, a, &A[0, 0], A.shape[1], &B[0, 0],
+                              B.shape[1], b, &C[0, 0], n)
 
 
 def _check_shapes(bint trans_a, bint trans_b, Py_ssize_t a0, Py_ssize_t a1, Py_ssize_t b0,

@@ -220,7 +220,7 @@ _TILE_GEMM_SETTINGS = ("", "0", "1")
 
 
 def tile_gemm_wanted(backend_name):
-    """True when a split layer's halves multiply float32 on the tile GEMM
+    """True when a split layer's halves multiply on the tile GEMM
     (csrc/pynn/kernels/tile_gemm.h) with this backend: the CPU runs its
     code (AVX-512F and FMA), and SciPy's OpenBLAS is the backend (measured
     faster than its one-thread kernels on those shapes) unless
@@ -299,7 +299,7 @@ def backend_description():
 
 def _tile_gemm_words():
     from pynn import _gemm
-    return ("; a split layer's float32 halves on pynn's AVX-512 tile GEMM"
+    return ("; a split layer's halves on pynn's AVX-512 tile GEMM"
             if _gemm.tile_gemm_on() else "")
 
 

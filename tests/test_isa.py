@@ -81,8 +81,8 @@ for dtype in ("float32", "float64"):
         out[f"{dtype}/{act}/{loss}"] = digest(
             model.params, model.optimizer.state, np.array(hist.history["loss"]), pred,
             np.array([ev]), *model.get_weights())
-    # a layer big enough for its products to run in halves (the tile GEMM
-    # in float32 where it is on)
+    # a layer big enough for its products to run in halves (on the tile
+    # GEMM where it is on)
     xs = rng.standard_normal((96, 512)).astype(dtype)
     ys = rng.standard_normal((96, 5)).astype(dtype)
     model = pynn.Sequential([pynn.Dense(64, activation="relu", input_dim=512),

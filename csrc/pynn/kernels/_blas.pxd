@@ -51,23 +51,29 @@ cdef inline bint small_product(int m, int n, int k) noexcept nogil:
     return <long long>m * n * k <= PYNN_SMALL_GEMM_MAX
 
 
-# A split layer's halves run on one thread each: there the float32
-# products go to the tile GEMM of tile_gemm.h when pynn._threads turned it
-# on (SciPy's OpenBLAS the backend, a CPU with AVX-512F) and it takes the
-# shape (pynn_tg_takes), else to gemm().
+# A split layer's halves run on one thread each: there the products go to
+# the tile GEMM of tile_gemm.h when pynn._threads turned it on (SciPy's
+# OpenBLAS the backend, a CPU with AVX-512F) and it takes the shape
+# (pynn_tg_takes), else to gemm().
 cdef extern from "tile_gemm.h" nogil:
     int pynn_tile_gemm
     long long PYNN_TG_MAX_MNK
-    int PYNN_TG_NT_MAX_K
+    int PYNN_TG_NT_MAX_K, PYNN_TG_NT_MAX_K_D
     int pynn_tg_cpu_ok()
-    int pynn_tg_fits(int trans_a, int trans_b, int m, int n, int k)
-    int pynn_tg_takes(int trans_a, int trans_b, int m, int n, int k)
-    void pynn_tg_run(int trans_a, int trans_b, int m, int n, int k, float alpha,
-                     const float* A, int lda, const float* B, int ldb, float beta,
-                     float* C, int ldc)
-    int pynn_tg_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
+    int pynn_tg_fits(int is_double, int trans_a, int trans_b, int m, int n, int k)
+    int pynn_tg_takes(int is_double, int trans_a, int trans_b, int m, int n, int k)
+    void pynn_tg_run_f(int trans_a, int trans_b, int m, int n, int k, float alpha,
+                       const float* A, int lda, const float* B, int ldb, float beta,
+                       float* C, int ldc)
+    void pynn_tg_run_d(int trans_a, int trans_b, int m, int n, int k, double alpha,
+                       const double* A, int lda, const double* B, int ldb, double beta,
+                       double* C, int ldc)
+    int pynn_tg_gemm_f(int trans_a, int trans_b, int m, int n, int k, float alpha,
                       const float* A, int lda, const float* B, int ldb, float beta,
                       float* C, int ldc)
+    int pynn_tg_gemm_d(int trans_a, int trans_b, int m, int n, int k, double alpha,
+                      const double* A, int lda, const double* B, int ldb, double beta,
+                      double* C, int ldc)
 
 
 cdef inline bint small_on_jit() noexcept nogil:
@@ -98,9 +104,12 @@ cdef inline void gemm_one_thread(bint trans_a, bint trans_b,
                                  floating beta,
                                  floating* C, int ldc) noexcept nogil:
     """gemm() for a caller whose products run on one thread (a split
-    layer's halves): float32 on the tile GEMM where it takes the shape."""
+    layer's halves): on the tile GEMM where it takes the shape."""
     if floating is float:
-        if pynn_tg_sgemm(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc):
+        if pynn_tg_gemm_f(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc):
+            return
+    else:
+        if pynn_tg_gemm_d(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc):
             return
     gemm(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)
 
