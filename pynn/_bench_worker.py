@@ -474,8 +474,9 @@ def environment(contender, backend=None):
         import pynn
         import scipy.linalg  # noqa: F401  (the BLAS pynn multiplies with)
         info["pynn"] = pynn.__version__
-        from pynn import _dense, _elementwise, _threads
+        from pynn import _dense, _elementwise, _gemm, _threads
         info["gemm"] = _threads.backend()
+        info["tile_gemm"] = _gemm.tile_gemm_on()
         info["kernels"] = _dense.ISA
         info["vmath"] = _elementwise.isa()
     elif contender == "torch":

@@ -91,7 +91,10 @@ def describe_blas(lib):
 def describe_worker(info):
     c = info["contender"]
     if c == "pynn":
-        head = (f"pynn {info['pynn']} (numpy {info['numpy']}), GEMM {info.get('gemm', '?')}, "
+        tiles = " (a split layer's halves on its AVX-512 tile GEMM)" if info.get("tile_gemm") \
+            else ""
+        head = (f"pynn {info['pynn']} (numpy {info['numpy']}), "
+                f"GEMM {info.get('gemm', '?')}{tiles}, "
                 f"kernels built for {info.get('kernels', '?')}, "
                 f"exp/tanh/sigmoid on the {info.get('vmath', '?')} path, n_threads="
                 f"{info['threads'] or 'None (training: big layers in halves on two cores, one BLAS thread each; else its BLAS decides, 1 for small calls)'}")

@@ -161,6 +161,10 @@ def test_pynn_worker_reports_its_gemm_and_element_wise_paths():
     (hello,) = _serve({"op": "hello", "contender": "pynn", "pynn_root": root})
     assert hello["info"]["vmath"] == _elementwise.isa()
     assert hello["info"]["gemm"] in ("openblas", "mkl")
+    from pynn import _gemm, bench
+    assert hello["info"]["tile_gemm"] is _gemm.tile_gemm_on()
+    line = bench.describe_worker(hello["info"])
+    assert ("tile GEMM" in line) is _gemm.tile_gemm_on()
 
 
 def test_elementwise_mode_prints_a_row_per_function_and_a_column_per_path(capsys):
