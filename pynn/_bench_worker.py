@@ -195,6 +195,37 @@ def gemm_sequence(sizes, batch):
     return seq
 
 
+# pynn's split of a Dense layer's products (csrc/dense.pyx): from this many
+# multiply-adds, for layers of at least 2 * _SPLIT_ALIGN units
+_SPLIT_MIN_MACS, _SPLIT_ALIGN = 1 << 19, 16
+
+
+def tile_plan(sizes, batch, dtype, threads):
+    """The GEMMs of one train step as pynn multiplies them with its tile
+    GEMM, as (m, n, k, trans_a, trans_b, on_tiles, calls): a split layer's
+    products as its larger half on the tiles where they take it, once when
+    the halves run side by side on two cores (threads >= 2), twice when one
+    core runs both; every other product whole on the BLAS."""
+    from pynn import _gemm
+    name = np.dtype(dtype).name
+    plan = []
+    for i, (m, n, k, ta, tb) in enumerate(gemm_sequence(sizes, batch)):
+        if tb:                          # forward: (batch, n_out, n_in)
+            n_in, n_out, half = k, n, (batch, None, k, False, True)
+        elif ta:                        # weight gradient: (n_out, n_in, batch)
+            n_in, n_out, half = n, m, (None, n, batch, True, False)
+        else:                           # input gradient: (batch, n_in, n_out)
+            n_in, n_out, half = n, k, (batch, n, None, False, False)
+        split = batch * n_in * n_out >= _SPLIT_MIN_MACS and n_out >= 2 * _SPLIT_ALIGN
+        larger = n_out - (n_out // 2) // _SPLIT_ALIGN * _SPLIT_ALIGN
+        shape = tuple(larger if v is None else v for v in half[:3])
+        if split and _gemm.tile_gemm_fits(name, half[3], half[4], *shape):
+            plan.append(shape + half[3:] + (True, 1 if threads >= 2 else 2))
+        else:
+            plan.append((m, n, k, ta, tb, False, 1))
+    return plan
+
+
 def n_params(sizes):
     return sum(n_in * n_out + n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
 
@@ -296,20 +327,34 @@ def copy_bandwidth(n_bytes, seconds=0.05):
     return 16 * n / max(best - overhead, 1e-9)
 
 
+def tile_gemm_call(a, b, c, trans_a, trans_b):
+    """A call doing c[...] = op(a) @ op(b) on pynn's tile GEMM."""
+    from pynn import _gemm
+    return lambda: _gemm.tile_matmul(trans_a, trans_b, 1.0, a, b, 0.0, c)
+
+
 class LimitCase:
-    """The step's GEMMs alone on one BLAS, plus the update's minimal traffic."""
+    """The step's GEMMs alone on one BLAS, plus the update's minimal traffic.
+
+    backend "tiles": the GEMMs as pynn multiplies them with its tile GEMM
+    (tile_plan), the others on SciPy's OpenBLAS."""
 
     def __init__(self, sizes, batch, dtype, backend, threads, block):
         self.block = block
-        bind = blas_gemm(backend, dtype)
+        bind = blas_gemm("openblas" if backend == "tiles" else backend, dtype)
         if bind is None:
             raise LookupError("MKL not installed (pip install mkl)")
         rng = np.random.default_rng(0)
+        plan = tile_plan(sizes, batch, dtype, threads) if backend == "tiles" else \
+            [(m, n, k, ta, tb, False, 1) for m, n, k, ta, tb in gemm_sequence(sizes, batch)]
         # the arrays stay referenced here while the bound calls point at them
-        self.operands = [(operands(m, n, k, ta, tb, dtype, rng), ta, tb)
-                         for m, n, k, ta, tb in gemm_sequence(sizes, batch)]
-        self.operands.append((operands(1, 1, 1, False, False, dtype, rng), False, False))
-        calls = [bind(*abc, ta, tb) for abc, ta, tb in self.operands]
+        self.operands = [(operands(m, n, k, ta, tb, dtype, rng), ta, tb, tiles, times)
+                         for m, n, k, ta, tb, tiles, times in plan]
+        self.operands.append((operands(1, 1, 1, False, False, dtype, rng), False, False,
+                              False, 1))
+        calls = []
+        for abc, ta, tb, tiles, times in self.operands:
+            calls += [(tile_gemm_call if tiles else bind)(*abc, ta, tb)] * times
         self.calls, self.one_tiny = calls[:-1], calls[-1]
         self.threads = threads
         itemsize = np.dtype(dtype).itemsize
@@ -491,7 +536,7 @@ def environment(contender, backend=None):
         info["mkldnn"] = bool(torch.backends.mkldnn.is_available())
     elif contender == "limit":
         info["backend"] = backend
-        if backend == "openblas":
+        if backend in ("openblas", "tiles"):
             import scipy.linalg  # noqa: F401
     info["blas"] = blas_libraries()
     return info
@@ -523,6 +568,15 @@ def serve(inp, out):
                     except ImportError:
                         reply = {"skip": "PyTorch not installed: no PyTorch column "
                                          "(pip install torch; its CPU build)"}
+                        out.write(json.dumps(reply) + "\n")
+                        out.flush()
+                        continue
+                if req["contender"] == "limit" and req.get("backend") == "tiles":
+                    sys.path.insert(0, req["pynn_root"])
+                    from pynn import _gemm
+                    if not _gemm.tile_gemm_cpu():
+                        reply = {"skip": "the CPU lacks AVX-512F or FMA: no limit on "
+                                         "pynn's tile GEMM"}
                         out.write(json.dumps(reply) + "\n")
                         out.flush()
                         continue

@@ -11,7 +11,9 @@ The step: a relu MLP with a linear output, MSE, SGD with Nesterov momentum
 (the Keras form).  The limit of a configuration is the time of that step's
 GEMMs alone on the fastest installed BLAS and thread count (SciPy's
 OpenBLAS, and MKL when the ``mkl`` wheel is installed; the Python wrapper's
-per-call cost subtracted) plus the update's least memory traffic (read w, v,
+per-call cost subtracted), or with pynn's tile GEMM where the CPU runs it
+(a split layer's products as its larger half on one core, the halves side
+by side on two, the other products on OpenBLAS), plus the update's least memory traffic (read w, v,
 g; write w, v) at the copy bandwidth measured for that many bytes.  The fit
 epoch runs several epochs in a row, reported apart, so that a slowdown in
 later epochs shows.
@@ -41,7 +43,9 @@ QUICK_FIT = ((64, 32, 10), 16, 1024)
 QUICK_BLOCK = (0.02, 0.02)  # seconds of settling calls, then of timed calls
 
 CONTENDERS = [("pynn", None), ("numpy", None), ("torch", None)]
-LIMITS = [("limit", "openblas"), ("limit", "mkl")]
+# the limit on each BLAS, and with pynn's tile GEMM for the split layers'
+# halves (the BLAS's threads for the rest)
+LIMITS = [("limit", "openblas"), ("limit", "mkl"), ("limit", "tiles")]
 LABELS = {"pynn": "pynn", "numpy": "NumPy loop", "torch": "PyTorch"}
 CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl",
              "avx512_vnni", "avx512_bf16", "amx_tile")

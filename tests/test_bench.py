@@ -1,6 +1,7 @@
 """The benchmark's contenders compute the same step, and its limit the right products."""
 import io
 import json
+import os
 
 import numpy as np
 import pytest
@@ -154,8 +155,6 @@ def test_worker_limit_on_a_tiny_config_gives_finite_positive_parts(dtype):
 
 
 def test_pynn_worker_reports_its_gemm_and_element_wise_paths():
-    import os
-
     from pynn import _elementwise
     root = os.path.dirname(os.path.dirname(work.__file__))
     (hello,) = _serve({"op": "hello", "contender": "pynn", "pynn_root": root})
@@ -178,3 +177,40 @@ def test_elementwise_mode_prints_a_row_per_function_and_a_column_per_path(capsys
         row = [line for line in text.splitlines() if line.startswith(f"| {name} |")][0]
         cells = [c.strip() for c in row.strip("|").split("|")][1:-1]
         assert all(float(c) > 0 for c in cells), row
+
+
+def test_the_tile_limit_plans_the_products_as_pynn_splits_them():
+    from pynn import _gemm
+    sizes, batch = (784, 128, 10), 32
+    for dtype in ("float32", "float64"):
+        two = work.tile_plan(sizes, batch, dtype, 2)
+        one = work.tile_plan(sizes, batch, dtype, 1)
+        whole = [(m, n, k, ta, tb, False, 1)
+                 for m, n, k, ta, tb in work.gemm_sequence(sizes, batch)]
+        assert len(two) == len(one) == len(whole)
+        # 784 -> 128 at batch 32 is split: its larger half (64 units) on the
+        # tiles, once with two cores, twice with one; 128 -> 10 is not
+        fits = _gemm.tile_gemm_fits(dtype, False, True, 32, 64, 784)
+        assert two[0] == ((32, 64, 784, False, True, True, 1) if fits else whole[0])
+        assert one[0][-1] == (2 if fits else 1)
+        assert two[1] == whole[1]                        # the 10-unit forward
+        assert two[2] == ((64, 784, 32, True, False, True, 1) if fits else whole[2])
+        assert two[3:] == whole[3:]
+    # wide's halves are past the tiles' sizes: every product whole on the BLAS
+    wide = work.tile_plan((1024, 2048, 2048, 1024), 256, "float32", 2)
+    assert all(not tiles for *_, tiles, times in wide)
+
+
+def test_the_tile_limit_times_the_step_where_the_cpu_runs_it():
+    from pynn import _gemm
+    root = os.path.dirname(os.path.dirname(work.__file__))
+    (hello,) = _serve({"op": "hello", "contender": "limit", "backend": "tiles",
+                       "pynn_root": root})
+    if not _gemm.tile_gemm_cpu():
+        assert "AVX-512F" in hello["skip"]
+        return
+    case = work.LimitCase((300, 256, 10), 32, np.float32, "tiles", 2, (0.0, 0.002))
+    result = case.run()
+    assert result["n_gemm"] == len(work.gemm_sequence((300, 256, 10), 32))
+    assert result["seconds"] == pytest.approx(result["gemm"] + result["update"])
+    assert result["gemm_measured"] > 0
