@@ -133,6 +133,12 @@ cdef enum:
 
 SPLIT_MIN_MACS = _SPLIT_MIN_MACS
 
+
+def split_units(Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out):
+    """The units of the first half of a Dense(n_out) layer's training
+    products on n_in inputs at batch n, or 0 when they are not split."""
+    return _split_units(n, n_in, n_out)
+
 cdef extern from "<pthread.h>" nogil:
     ctypedef unsigned long pthread_t
     pthread_t pthread_self()

@@ -117,8 +117,8 @@ def matmul(bint trans_a, bint trans_b, double alpha,
     (SciPy's, whatever the size), "backend" (the backend's GEMM, whatever
     the size: MKL's when it is the backend), "small" (the small-matrix
     path, whatever the size: see small_path) or "one-thread" (as a split
-    layer's half multiplies: float32 on the tile GEMM where it takes the
-    shape, see tile_gemm_takes).
+    layer's half multiplies: on the tile GEMM where it takes the shape, see
+    tile_gemm_takes).
     """
     if library not in LIBRARIES:
         raise ValueError(f"library must be one of {LIBRARIES}, got {library!r}")
@@ -144,7 +144,6 @@ def matmul(bint trans_a, bint trans_b, double alpha,
             elif which == 4:
                 gemm_one_thread(trans_a, trans_b, m, n, k, a, pa, lda, pb, ldb, b,
                                 &C[0, 0], ldc)
-
             else:
                 gemm_on(where, trans_a, trans_b, m, n, k, a, pa, lda, pb, ldb, b,
                         &C[0, 0], ldc)

@@ -195,31 +195,25 @@ def gemm_sequence(sizes, batch):
     return seq
 
 
-# pynn's split of a Dense layer's products (csrc/dense.pyx): from this many
-# multiply-adds, for layers of at least 2 * _SPLIT_ALIGN units
-_SPLIT_MIN_MACS, _SPLIT_ALIGN = 1 << 19, 16
-
-
 def tile_plan(sizes, batch, dtype, threads):
     """The GEMMs of one train step as pynn multiplies them with its tile
     GEMM, as (m, n, k, trans_a, trans_b, on_tiles, calls): a split layer's
     products as its larger half on the tiles where they take it, once when
     the halves run side by side on two cores (threads >= 2), twice when one
     core runs both; every other product whole on the BLAS."""
-    from pynn import _gemm
+    from pynn import _dense, _gemm
     name = np.dtype(dtype).name
     plan = []
-    for i, (m, n, k, ta, tb) in enumerate(gemm_sequence(sizes, batch)):
+    for m, n, k, ta, tb in gemm_sequence(sizes, batch):
         if tb:                          # forward: (batch, n_out, n_in)
             n_in, n_out, half = k, n, (batch, None, k, False, True)
         elif ta:                        # weight gradient: (n_out, n_in, batch)
             n_in, n_out, half = n, m, (None, n, batch, True, False)
         else:                           # input gradient: (batch, n_in, n_out)
             n_in, n_out, half = n, k, (batch, n, None, False, False)
-        split = batch * n_in * n_out >= _SPLIT_MIN_MACS and n_out >= 2 * _SPLIT_ALIGN
-        larger = n_out - (n_out // 2) // _SPLIT_ALIGN * _SPLIT_ALIGN
-        shape = tuple(larger if v is None else v for v in half[:3])
-        if split and _gemm.tile_gemm_fits(name, half[3], half[4], *shape):
+        first = _dense.split_units(batch, n_in, n_out)
+        shape = tuple(n_out - first if v is None else v for v in half[:3])
+        if first and _gemm.tile_gemm_fits(name, half[3], half[4], *shape):
             plan.append(shape + half[3:] + (True, 1 if threads >= 2 else 2))
         else:
             plan.append((m, n, k, ta, tb, False, 1))

@@ -48,6 +48,7 @@ HotStep = MODULE.HotStep
 CSRRows = MODULE.CSRRows
 dense_forward = MODULE.dense_forward
 dense_backward = MODULE.dense_backward
+split_units = MODULE.split_units
 LAYOUT_WIDTH = MODULE.LAYOUT_WIDTH
 SETTINGS_WIDTH = MODULE.SETTINGS_WIDTH
 

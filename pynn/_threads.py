@@ -184,7 +184,7 @@ def _jit_functions(lib):
 
 def _set_pointers(sgemm, dgemm, set_threads, jit, tile_gemm):
     """Write the backend's addresses, and whether the tile GEMM takes the
-    halves' float32 products, into each kernel module's table.
+    split layers' halves, into each kernel module's table.
 
     Returns the address of the thread wrapper of csrc/pynn/kernels/blas_backend.h in the
     network's module (0 when no module holds one).

@@ -13,8 +13,9 @@ GEMMs alone on the fastest installed BLAS and thread count (SciPy's
 OpenBLAS, and MKL when the ``mkl`` wheel is installed; the Python wrapper's
 per-call cost subtracted), or with pynn's tile GEMM where the CPU runs it
 (a split layer's products as its larger half on one core, the halves side
-by side on two, the other products on OpenBLAS), plus the update's least memory traffic (read w, v,
-g; write w, v) at the copy bandwidth measured for that many bytes.  The fit
+by side on two, the other products on OpenBLAS), plus the update's least
+memory traffic (read w, v, g; write w, v) at the copy bandwidth measured
+for that many bytes.  The fit
 epoch runs several epochs in a row, reported apart, so that a slowdown in
 later epochs shows.
 """
